@@ -1,0 +1,208 @@
+// SPDX-License-Identifier: BSL-1.0
+// memory_store: a complete storage policy that keeps sessions in memory.
+//
+// For hosts that want ephemeral sessions, and for tests. A memory_store is a handle:
+// copies share the same sessions (as two processes share a directory), and each copy is
+// a writer of its own, so a session opened through one copy is busy for the others.
+// All operations are thread-safe. Test hooks count operations and inject failures.
+#pragma once
+
+#include <dexter/sessions/id.hpp>
+#include <dexter/sessions/storage.hpp>
+
+#include <cerrno>
+#include <cstddef>
+#include <cstdint>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <optional>
+#include <string>
+#include <vector>
+
+namespace dexter::sessions {
+
+/// How many times each operation was called (all copies of a store together).
+struct operation_counts {
+    std::size_t create = 0, open = 0, append = 0, update = 0, close = 0, find = 0, list = 0,
+                load = 0, remove = 0;
+
+    friend bool operator==(const operation_counts&, const operation_counts&) = default;
+};
+
+class memory_store {
+public:
+    memory_store() : state_(std::make_shared<state>()), writer_(state_->next_writer++) {}
+    memory_store(const memory_store& other) : state_(other.state_), writer_(new_writer()) {}
+    memory_store(memory_store&& other) noexcept
+        : state_(std::move(other.state_)), writer_(other.writer_) {}
+    memory_store& operator=(memory_store other) noexcept {
+        release_all();
+        state_ = std::move(other.state_);
+        writer_ = other.writer_;
+        return *this;
+    }
+    ~memory_store() { release_all(); }
+
+    bool create(const session_meta& m) {
+        validate_session_id(m.id);
+        std::lock_guard lock(state_->mutex);
+        ++state_->counts.create;
+        auto [it, inserted] = state_->sessions.try_emplace(m.id);
+        if (!inserted) return false;
+        it->second.meta = m;
+        it->second.meta.exchange_count = 0;
+        it->second.writer = writer_;
+        return true;
+    }
+
+    session_meta open(const session_id& id) {
+        validate_session_id(id);
+        std::lock_guard lock(state_->mutex);
+        ++state_->counts.open;
+        auto& s = existing(id);
+        if (s.writer && *s.writer != writer_) throw session_busy(id, location, std::nullopt);
+        s.writer = writer_;
+        return s.meta;
+    }
+
+    void append(const session_meta& after, const exchange& ex) {
+        std::lock_guard lock(state_->mutex);
+        ++state_->counts.append;
+        auto& s = open_for_writing(after.id);
+        if (state_->fail_append_in && --*state_->fail_append_in == 0) {
+            state_->fail_append_in.reset();
+            throw storage_error("cannot save exchange " + std::to_string(ex.seq) +
+                                    " of session '" + after.id + "' (injected failure)",
+                                location, state_->fail_errno);
+        }
+        if (ex.seq != s.meta.exchange_count + 1)
+            throw storage_error("exchange " + std::to_string(ex.seq) + " does not follow " +
+                                    std::to_string(s.meta.exchange_count) + " in session '" +
+                                    after.id + "'",
+                                location);
+        s.exchanges.push_back(ex);
+        s.meta = after;
+    }
+
+    void update(const session_meta& m) {
+        std::lock_guard lock(state_->mutex);
+        ++state_->counts.update;
+        auto& s = open_for_writing(m.id);
+        const auto count = s.meta.exchange_count;
+        s.meta = m;
+        s.meta.exchange_count = count;
+    }
+
+    void close(const session_id& id) noexcept {
+        if (!state_) return;
+        std::lock_guard lock(state_->mutex);
+        ++state_->counts.close;
+        auto it = state_->sessions.find(id);
+        if (it != state_->sessions.end() && it->second.writer == writer_) it->second.writer.reset();
+    }
+
+    std::optional<session_meta> find(const session_id& id) {
+        validate_session_id(id);
+        std::lock_guard lock(state_->mutex);
+        ++state_->counts.find;
+        auto it = state_->sessions.find(id);
+        if (it == state_->sessions.end()) return std::nullopt;
+        return it->second.meta;
+    }
+
+    std::vector<session_meta> list() {
+        std::lock_guard lock(state_->mutex);
+        ++state_->counts.list;
+        std::vector<session_meta> out;
+        out.reserve(state_->sessions.size());
+        for (const auto& [id, s] : state_->sessions) out.push_back(s.meta);
+        return out;
+    }
+
+    loaded_session load(const session_id& id, std::size_t last = all_exchanges) {
+        validate_session_id(id);
+        std::lock_guard lock(state_->mutex);
+        ++state_->counts.load;
+        const auto& s = existing(id);
+        const std::size_t n = std::min(last, s.exchanges.size());
+        return {s.meta, {s.exchanges.end() - static_cast<std::ptrdiff_t>(n), s.exchanges.end()},
+                {}};
+    }
+
+    void remove(const session_id& id) {
+        validate_session_id(id);
+        std::lock_guard lock(state_->mutex);
+        ++state_->counts.remove;
+        auto& s = existing(id);
+        if (s.writer && *s.writer != writer_) throw session_busy(id, location, std::nullopt);
+        state_->sessions.erase(id);
+    }
+
+    // --- test hooks ---------------------------------------------------------------
+
+    /// Operation counts so far, over all copies of this store.
+    operation_counts counts() const {
+        std::lock_guard lock(state_->mutex);
+        return state_->counts;
+    }
+
+    /// Makes the `nth` append from now (1 = the next one) throw storage_error with
+    /// `errno_value`, storing nothing. Later appends succeed again.
+    void fail_append(std::size_t nth, int errno_value = EIO) {
+        std::lock_guard lock(state_->mutex);
+        state_->fail_append_in = nth;
+        state_->fail_errno = errno_value;
+    }
+
+private:
+    static constexpr const char* location = "memory store";
+
+    struct stored_session {
+        session_meta meta;
+        std::vector<exchange> exchanges;
+        std::optional<std::uint64_t> writer; // the copy holding the lease
+    };
+
+    struct state {
+        std::mutex mutex;
+        std::map<session_id, stored_session> sessions;
+        std::uint64_t next_writer = 1;
+        operation_counts counts;
+        std::optional<std::size_t> fail_append_in;
+        int fail_errno = EIO;
+    };
+
+    std::uint64_t new_writer() {
+        std::lock_guard lock(state_->mutex);
+        return state_->next_writer++;
+    }
+
+    stored_session& existing(const session_id& id) {
+        auto it = state_->sessions.find(id);
+        if (it == state_->sessions.end()) throw session_not_found(id, location);
+        return it->second;
+    }
+
+    stored_session& open_for_writing(const session_id& id) {
+        auto& s = existing(id);
+        if (s.writer != writer_)
+            throw storage_error("session '" + id + "' is not open for writing here; open it first",
+                                location);
+        return s;
+    }
+
+    void release_all() noexcept {
+        if (!state_) return;
+        std::lock_guard lock(state_->mutex);
+        for (auto& [id, s] : state_->sessions)
+            if (s.writer == writer_) s.writer.reset();
+    }
+
+    std::shared_ptr<state> state_;
+    std::uint64_t writer_;
+};
+
+static_assert(session_storage<memory_store>);
+
+} // namespace dexter::sessions

@@ -1,0 +1,321 @@
+// SPDX-License-Identifier: BSL-1.0
+// session_manager: the one class a host talks to.
+//
+// It owns every rule: ids, sequence numbers, timestamps, titles, what counts as saved.
+// The policies do small things: Storage keeps records, Clock tells the time,
+// IdGenerator makes ids, History holds the chat context that the model sees next.
+//
+//   session_manager<jsonl_store> sessions{jsonl_store{".dexter/sessions"}};
+//   sessions.start_new();                              // nothing stored yet
+//   sessions.save_exchange("question", "answer");      // now it exists, durably
+//   auto context = sessions.history().recent_turns();  // what the model sees next
+#pragma once
+
+#include <dexter/sessions/chat_history.hpp>
+#include <dexter/sessions/clock.hpp>
+#include <dexter/sessions/detail/utf8.hpp>
+#include <dexter/sessions/id.hpp>
+#include <dexter/sessions/memory_store.hpp>
+#include <dexter/sessions/storage.hpp>
+#include <dexter/sessions/types.hpp>
+
+#include <algorithm>
+#include <chrono>
+#include <cstddef>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <utility>
+#include <vector>
+
+namespace dexter::sessions {
+
+struct manager_options {
+    /// How many of the most recent exchanges resume() loads and replays into the history.
+    std::size_t context_exchanges = 10;
+    /// Longest default title (taken from the first query), in bytes.
+    std::size_t title_max_bytes = 80;
+    /// How many fresh ids to try when a new id is already taken.
+    int id_attempts = 16;
+    /// Shortest prefix that resume() and resolve() accept in place of a full id.
+    std::size_t min_prefix = 4;
+};
+
+template <session_storage Storage, clock Clock = std::chrono::system_clock,
+          id_generator IdGenerator = nanoid_generator, replay_target History = chat_history>
+class session_manager {
+public:
+    using storage_type = Storage;
+    using clock_type = Clock;
+    using id_generator_type = IdGenerator;
+    using history_type = History;
+
+    explicit session_manager(Storage storage, Clock clock = {}, IdGenerator ids = {},
+                             History history = {}, manager_options options = {})
+        : storage_(std::move(storage)), clock_(std::move(clock)), ids_(std::move(ids)),
+          history_(std::move(history)), options_(options) {}
+
+    session_manager()
+        requires std::default_initializable<Storage>
+        : session_manager(Storage{}) {}
+
+    session_manager(const session_manager&) = delete;
+    session_manager& operator=(const session_manager&) = delete;
+    session_manager(session_manager&& other) noexcept
+        : storage_(std::move(other.storage_)), clock_(std::move(other.clock_)),
+          ids_(std::move(other.ids_)), history_(std::move(other.history_)),
+          options_(other.options_), current_(std::move(other.current_)),
+          stored_(std::exchange(other.stored_, false)) {
+        other.current_.reset();
+    }
+    session_manager& operator=(session_manager&&) = delete;
+
+    ~session_manager() { close(); }
+
+    /// Starts a new session and makes it current. Nothing is stored until its first
+    /// exchange is saved, so a session left without one leaves no trace. The id may
+    /// still change at that first save if another writer has taken it meanwhile.
+    /// Closes the previous current session. Throws what the id generator throws.
+    const session_meta& start_new() {
+        session_id id = fresh_id();
+        close();
+        const time_point now = now_ms();
+        current_ = session_meta{std::move(id), {}, now, now, 0, {}};
+        stored_ = false;
+        history_.clear();
+        return *current_;
+    }
+
+    /// Opens an existing session for writing, makes it current and replays its most
+    /// recent `options().context_exchanges` exchanges into the history. Returns the
+    /// metadata (whose exchange_count counts every exchange), those exchanges and the
+    /// store's diagnostics. Accepts a full id or a unique prefix (resolve()).
+    /// Throws invalid_session_id, session_not_found, ambiguous_session_id,
+    /// session_busy, storage_error; on throw the previous current session stays current.
+    loaded_session resume(std::string_view id_or_prefix) {
+        const session_id id = resolve(id_or_prefix);
+        const bool reopening = current_ && stored_ && current_->id == id;
+        session_meta meta = storage_.open(id);
+        loaded_session loaded;
+        try {
+            loaded = storage_.load(id, options_.context_exchanges);
+        } catch (...) {
+            if (!reopening) storage_.close(id);
+            throw;
+        }
+        loaded.meta = std::move(meta);
+        if (!reopening) close();
+        current_ = loaded.meta;
+        stored_ = true;
+        history_.replay(std::span<const exchange>(loaded.exchanges));
+        return loaded;
+    }
+
+    /// The full id of the session that `id_or_prefix` names: a well-formed id of an
+    /// existing session, or a prefix of at least `options().min_prefix` characters that
+    /// exactly one session id starts with.
+    /// Throws invalid_session_id, session_not_found, ambiguous_session_id.
+    session_id resolve(std::string_view id_or_prefix) {
+        if (is_valid_session_id(id_or_prefix)) {
+            session_id id(id_or_prefix);
+            if (!storage_.find(id)) throw session_not_found(id);
+            return id;
+        }
+        if (id_or_prefix.size() < options_.min_prefix ||
+            !is_valid_session_id_prefix(id_or_prefix))
+            throw invalid_session_id(
+                id_or_prefix, "expected 8 characters of [0-9a-z], or a unique prefix of " +
+                                  std::to_string(options_.min_prefix) + " or more");
+        std::vector<session_id> matches;
+        for (auto& m : storage_.list())
+            if (m.exchange_count > 0 && m.id.starts_with(id_or_prefix))
+                matches.push_back(std::move(m.id));
+        if (matches.empty()) throw session_not_found(id_or_prefix);
+        if (matches.size() > 1) {
+            std::sort(matches.begin(), matches.end());
+            throw ambiguous_session_id(id_or_prefix, std::move(matches));
+        }
+        return std::move(matches.front());
+    }
+
+    /// Saves one completed exchange in the current session and adds it to the history.
+    /// Assigns `seq` (the next number) and `timestamp` (the clock's now), replacing what
+    /// `draft` held in them. Returns the saved exchange only once the store has
+    /// acknowledged it. The first save of a new session stores the session itself and
+    /// gives it a title from the query unless it has one.
+    /// Throws error if there is no current session, invalid_input for text that is not
+    /// UTF-8, and what the store throws; on throw nothing changed, here or in the store.
+    exchange save_exchange(exchange draft) {
+        if (!current_) throw error("no current session: call start_new() or resume() first");
+        check_text(draft);
+        session_meta after = *current_;
+        if (after.title.empty()) after.title = summarize_text(draft.query, options_.title_max_bytes);
+        draft.seq = after.exchange_count + 1;
+        draft.timestamp = now_ms();
+        if (!stored_) {
+            store_new(after, draft);
+        } else {
+            apply_exchange(after, draft);
+            storage_.append(after, draft);
+        }
+        current_ = std::move(after);
+        history_.append(draft);
+        return draft;
+    }
+
+    /// Shorthand for save_exchange() of an exchange with just a query and an answer.
+    exchange save_exchange(std::string query, std::string answer) {
+        exchange draft;
+        draft.query = std::move(query);
+        draft.answer = std::move(answer);
+        return save_exchange(std::move(draft));
+    }
+
+    /// Renames the current session. Throws error if there is none, invalid_input for text
+    /// that is not UTF-8, and what the store throws.
+    void set_title(std::string title) {
+        if (!current_) throw error("no current session: call start_new() or resume() first");
+        check_utf8(title, "title");
+        session_meta after = *current_;
+        after.title = std::move(title);
+        if (stored_) storage_.update(after);
+        current_ = std::move(after);
+    }
+
+    /// Every stored session with at least one exchange, most recently updated first,
+    /// ties broken by id.
+    std::vector<session_meta> list_sessions() {
+        auto all = storage_.list();
+        std::erase_if(all, [](const session_meta& m) { return m.exchange_count == 0; });
+        std::sort(all.begin(), all.end(), [](const session_meta& a, const session_meta& b) {
+            return a.updated_at != b.updated_at ? a.updated_at > b.updated_at : a.id < b.id;
+        });
+        return all;
+    }
+
+    /// Deletes session `id` (a full id; see resolve() for prefixes). Deleting the
+    /// current session leaves no current session. Throws invalid_session_id,
+    /// session_not_found, session_busy (another writer has it open), storage_error.
+    void delete_session(std::string_view id) {
+        validate_session_id(id);
+        const session_id sid(id);
+        if (current_ && current_->id == sid) {
+            if (stored_) {
+                storage_.close(sid);
+                stored_ = false;
+            }
+            current_.reset();
+            history_.clear();
+        }
+        storage_.remove(sid);
+    }
+
+    /// Ends the current session (releasing the store's lease on it). Never throws.
+    void close() noexcept {
+        if (current_ && stored_) storage_.close(current_->id);
+        current_.reset();
+        stored_ = false;
+    }
+
+    /// The current session, if any.
+    const std::optional<session_meta>& current() const noexcept { return current_; }
+    /// True once the current session has been stored (it has at least one exchange).
+    bool current_is_stored() const noexcept { return stored_; }
+
+    History& history() noexcept { return history_; }
+    const History& history() const noexcept { return history_; }
+    Storage& storage() noexcept { return storage_; }
+    const Storage& storage() const noexcept { return storage_; }
+    Clock& clock() noexcept { return clock_; }
+    IdGenerator& id_generator() noexcept { return ids_; }
+    const manager_options& options() const noexcept { return options_; }
+
+private:
+    time_point now_ms() { return std::chrono::floor<std::chrono::milliseconds>(clock_.now()); }
+
+    session_id fresh_id() {
+        for (int i = 0; i < options_.id_attempts; ++i) {
+            session_id id = ids_();
+            validate_session_id(id);
+            if (!storage_.find(id)) return id;
+        }
+        throw error("the id generator gave " + std::to_string(options_.id_attempts) +
+                    " ids in a row that are already taken");
+    }
+
+    // Creates the session (retrying with fresh ids on a collision) and appends its first
+    // exchange. If the append fails, the just-created session is removed again.
+    void store_new(session_meta& after, exchange& first) {
+        session_meta created = after;
+        created.exchange_count = 0;
+        for (int attempt = 0; !storage_.create(created); ++attempt) {
+            if (attempt + 1 >= options_.id_attempts)
+                throw error("could not find a free session id in " +
+                            std::to_string(options_.id_attempts) + " attempts");
+            created.id = fresh_id();
+        }
+        after.id = created.id;
+        apply_exchange(after, first);
+        try {
+            storage_.append(after, first);
+        } catch (...) {
+            try {
+                storage_.remove(created.id);
+            } catch (...) {
+                // The empty session stays behind; list_sessions() does not show it.
+            }
+            storage_.close(created.id);
+            throw;
+        }
+        stored_ = true;
+    }
+
+    static void check_utf8(std::string_view text, std::string_view field) {
+        const auto bad = detail::first_invalid_utf8(text);
+        if (bad != text.size())
+            throw invalid_input(std::string(field) + " is not valid UTF-8 (bad byte at offset " +
+                                std::to_string(bad) + "); nothing was saved");
+    }
+
+    static void check_json_utf8(const json::value& v, std::string_view field) {
+        switch (v.kind()) {
+        case json::kind::string: check_utf8(v.get_string(), field); break;
+        case json::kind::array:
+            for (const auto& e : v.get_array()) check_json_utf8(e, field);
+            break;
+        case json::kind::object:
+            for (const auto& kv : v.get_object()) {
+                check_utf8(kv.key(), field);
+                check_json_utf8(kv.value(), field);
+            }
+            break;
+        default: break;
+        }
+    }
+
+    static void check_text(const exchange& ex) {
+        check_utf8(ex.query, "query");
+        check_utf8(ex.answer, "answer");
+        if (ex.summary) check_utf8(*ex.summary, "summary");
+        if (ex.model) check_utf8(*ex.model, "model");
+        for (const auto& e : ex.tool_calls) check_json_utf8(e, "tool_calls");
+        for (const auto& kv : ex.extra) {
+            check_utf8(kv.key(), "extra");
+            check_json_utf8(kv.value(), "extra");
+        }
+    }
+
+    [[no_unique_address]] Storage storage_;
+    [[no_unique_address]] Clock clock_;
+    [[no_unique_address]] IdGenerator ids_;
+    [[no_unique_address]] History history_;
+    manager_options options_;
+    std::optional<session_meta> current_;
+    bool stored_ = false;
+};
+
+/// The composition unit tests use: everything in memory, time and ids under control.
+using test_session_manager =
+    session_manager<memory_store, manual_clock, sequential_ids, chat_history>;
+
+} // namespace dexter::sessions

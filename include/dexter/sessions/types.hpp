@@ -1,0 +1,309 @@
+// SPDX-License-Identifier: BSL-1.0
+// The values a session store keeps: session metadata, exchanges, loaded sessions, and
+// their JSON mapping (Boost.JSON, through tag_invoke overloads in this namespace).
+#pragma once
+
+#include <boost/json/conversion.hpp>
+#include <boost/json/value.hpp>
+#include <boost/json/value_from.hpp>
+#include <boost/json/value_to.hpp>
+#include <boost/system/result.hpp>
+
+#include <algorithm>
+#include <chrono>
+#include <cstdint>
+#include <cstdio>
+#include <optional>
+#include <stdexcept>
+#include <string>
+#include <string_view>
+#include <vector>
+
+namespace dexter::sessions {
+
+namespace json = boost::json;
+
+/// Wall-clock instants as stored: UTC, millisecond resolution.
+using time_point = std::chrono::sys_time<std::chrono::milliseconds>;
+
+/// A session id: exactly 8 characters of `[0-9a-z]` (see id.hpp for the rules).
+using session_id = std::string;
+
+/// Metadata of one session. `exchange_count` is the `seq` of the last exchange.
+struct session_meta {
+    session_id id;
+    std::string title;
+    time_point created_at{};
+    time_point updated_at{};
+    std::uint64_t exchange_count = 0;
+    /// Host-defined fields, kept as they are.
+    json::object extra;
+
+    friend bool operator==(const session_meta&, const session_meta&) = default;
+};
+
+/// One completed question/answer exchange. `seq` starts at 1 and grows by 1.
+struct exchange {
+    std::uint64_t seq = 0;
+    time_point timestamp{};
+    std::string query;
+    std::string answer;
+    std::optional<std::string> summary;
+    std::optional<std::string> model;
+    std::optional<std::uint64_t> duration_ms;
+    /// Tool invocations made while answering, as the host recorded them.
+    json::array tool_calls;
+    /// Host-defined fields, kept as they are.
+    json::object extra;
+
+    friend bool operator==(const exchange&, const exchange&) = default;
+};
+
+/// Something a loader skipped or repaired: where, and why.
+struct diagnostic {
+    std::uint64_t line = 0;   ///< 1-based line number in the source, 0 when not line-based
+    std::uint64_t offset = 0; ///< byte offset of the start of the skipped range
+    std::string reason;
+
+    friend bool operator==(const diagnostic&, const diagnostic&) = default;
+};
+
+/// A session as read back from storage: its metadata, the exchanges that were asked
+/// for (all of them, or the most recent ones), and what the loader had to skip.
+struct loaded_session {
+    session_meta meta;
+    std::vector<exchange> exchanges;
+    std::vector<diagnostic> diagnostics;
+};
+
+/// Folds a saved exchange into the session's metadata. `updated_at` never goes back.
+/// Every store derives metadata from its records through this one rule.
+inline void apply_exchange(session_meta& meta, const exchange& ex) {
+    meta.exchange_count = ex.seq;
+    meta.updated_at = std::max({meta.updated_at, meta.created_at, ex.timestamp});
+}
+
+// ---------------------------------------------------------------------------------
+// Timestamps: "2026-11-26T05:24:03.123Z"
+
+/// Formats `t` as UTC ISO-8601 with milliseconds and `Z`.
+/// Throws std::out_of_range for years outside 0000..9999.
+[[nodiscard]] inline std::string format_timestamp(time_point t) {
+    using namespace std::chrono;
+    const auto day = floor<days>(t);
+    const year_month_day ymd{day};
+    const hh_mm_ss<milliseconds> tod{t - day};
+    const int y = static_cast<int>(ymd.year());
+    if (y < 0 || y > 9999) throw std::out_of_range("timestamp year outside 0000..9999");
+    char buf[32];
+    std::snprintf(buf, sizeof buf, "%04d-%02u-%02uT%02d:%02d:%02d.%03dZ", y,
+                  static_cast<unsigned>(ymd.month()), static_cast<unsigned>(ymd.day()),
+                  static_cast<int>(tod.hours().count()), static_cast<int>(tod.minutes().count()),
+                  static_cast<int>(tod.seconds().count()),
+                  static_cast<int>(tod.subseconds().count()));
+    return buf;
+}
+
+/// Parses what format_timestamp writes. Also accepts no fraction or 1 to 9 fraction
+/// digits (cut to milliseconds), as other writers produce. Anything else, including an
+/// impossible date such as 2025-02-29, gives std::nullopt.
+[[nodiscard]] inline std::optional<time_point> parse_timestamp(std::string_view s) noexcept {
+    using namespace std::chrono;
+    auto digits = [&](std::size_t pos, std::size_t count, int& out) {
+        if (pos + count > s.size()) return false;
+        int v = 0;
+        for (std::size_t i = pos; i < pos + count; ++i) {
+            if (s[i] < '0' || s[i] > '9') return false;
+            v = v * 10 + (s[i] - '0');
+        }
+        out = v;
+        return true;
+    };
+    int y = 0, mo = 0, d = 0, h = 0, mi = 0, sec = 0;
+    if (s.size() < 20 || !digits(0, 4, y) || s[4] != '-' || !digits(5, 2, mo) || s[7] != '-' ||
+        !digits(8, 2, d) || s[10] != 'T' || !digits(11, 2, h) || s[13] != ':' ||
+        !digits(14, 2, mi) || s[16] != ':' || !digits(17, 2, sec))
+        return std::nullopt;
+    std::size_t pos = 19;
+    int ms = 0;
+    if (s[pos] == '.') {
+        std::size_t n = 0;
+        ++pos;
+        while (pos < s.size() && s[pos] >= '0' && s[pos] <= '9') {
+            if (n < 3) ms = ms * 10 + (s[pos] - '0');
+            ++n;
+            ++pos;
+        }
+        if (n == 0 || n > 9) return std::nullopt;
+        for (; n < 3; ++n) ms *= 10;
+    }
+    if (pos + 1 != s.size() || s[pos] != 'Z') return std::nullopt;
+    const year_month_day ymd{year{y}, month{static_cast<unsigned>(mo)},
+                             day{static_cast<unsigned>(d)}};
+    if (!ymd.ok() || h > 23 || mi > 59 || sec > 59) return std::nullopt;
+    return time_point{sys_days{ymd}} + hours{h} + minutes{mi} + seconds{sec} + milliseconds{ms};
+}
+
+// ---------------------------------------------------------------------------------
+// JSON mapping. Readers never throw: they return a result whose error says which
+// field is wrong, so that a loader can report a bad record and go on.
+
+namespace detail {
+
+/// Why a JSON value could not be read as one of our types.
+struct read_error {
+    std::string what;
+};
+
+template <class T>
+using read_result = boost::system::result<T, read_error>;
+
+inline const json::value* member(const json::object& o, std::string_view key) noexcept {
+    auto it = o.find(key);
+    return it == o.end() ? nullptr : &it->value();
+}
+
+inline read_error missing(std::string_view key, std::string_view want) {
+    return {"field '" + std::string(key) + "' is missing or not " + std::string(want)};
+}
+
+inline bool read_string(const json::object& o, std::string_view key, std::string& out) {
+    const auto* v = member(o, key);
+    if (!v || !v->is_string()) return false;
+    out.assign(v->get_string().data(), v->get_string().size());
+    return true;
+}
+
+inline bool read_uint(const json::object& o, std::string_view key, std::uint64_t& out) {
+    const auto* v = member(o, key);
+    if (!v) return false;
+    if (v->is_uint64()) {
+        out = v->get_uint64();
+        return true;
+    }
+    if (v->is_int64() && v->get_int64() >= 0) {
+        out = static_cast<std::uint64_t>(v->get_int64());
+        return true;
+    }
+    return false;
+}
+
+inline bool read_time(const json::object& o, std::string_view key, time_point& out) {
+    const auto* v = member(o, key);
+    if (!v || !v->is_string()) return false;
+    auto t = parse_timestamp(std::string_view(v->get_string()));
+    if (!t) return false;
+    out = *t;
+    return true;
+}
+
+/// An optional field: absent or null gives nullopt; present with the wrong type fails.
+inline bool read_optional_string(const json::object& o, std::string_view key,
+                                 std::optional<std::string>& out) {
+    const auto* v = member(o, key);
+    if (!v || v->is_null()) return true;
+    if (!v->is_string()) return false;
+    out.emplace(v->get_string().data(), v->get_string().size());
+    return true;
+}
+
+inline read_result<exchange> read_exchange(const json::object& o) {
+    exchange ex;
+    if (!read_uint(o, "seq", ex.seq) || ex.seq == 0) return missing("seq", "a positive integer");
+    if (!read_time(o, "timestamp", ex.timestamp))
+        return missing("timestamp", "an ISO-8601 UTC time");
+    if (!read_string(o, "query", ex.query)) return missing("query", "a string");
+    if (!read_string(o, "answer", ex.answer)) return missing("answer", "a string");
+    if (!read_optional_string(o, "summary", ex.summary)) return missing("summary", "a string");
+    if (!read_optional_string(o, "model", ex.model)) return missing("model", "a string");
+    if (const auto* v = member(o, "duration_ms"); v && !v->is_null()) {
+        std::uint64_t ms = 0;
+        if (!read_uint(o, "duration_ms", ms)) return missing("duration_ms", "an integer");
+        ex.duration_ms = ms;
+    }
+    if (const auto* v = member(o, "tool_calls"); v && !v->is_null()) {
+        if (!v->is_array()) return missing("tool_calls", "an array");
+        ex.tool_calls = v->get_array();
+    }
+    if (const auto* v = member(o, "extra"); v && !v->is_null()) {
+        if (!v->is_object()) return missing("extra", "an object");
+        ex.extra = v->get_object();
+    }
+    return ex;
+}
+
+inline read_result<session_meta> read_session_meta(const json::object& o) {
+    session_meta m;
+    if (!read_string(o, "id", m.id)) return missing("id", "a string");
+    if (const auto* v = member(o, "title"); v && !v->is_null()) {
+        if (!v->is_string()) return missing("title", "a string");
+        m.title.assign(v->get_string().data(), v->get_string().size());
+    }
+    if (!read_time(o, "created_at", m.created_at))
+        return missing("created_at", "an ISO-8601 UTC time");
+    if (!read_time(o, "updated_at", m.updated_at))
+        return missing("updated_at", "an ISO-8601 UTC time");
+    if (!read_uint(o, "exchange_count", m.exchange_count))
+        return missing("exchange_count", "a non-negative integer");
+    if (const auto* v = member(o, "extra"); v && !v->is_null()) {
+        if (!v->is_object()) return missing("extra", "an object");
+        m.extra = v->get_object();
+    }
+    return m;
+}
+
+template <class T>
+boost::system::result<T> to_json_result(read_result<T> r) {
+    if (r) return std::move(*r);
+    return boost::system::error_code(json::error::not_found); // a field is missing or wrong
+}
+
+} // namespace detail
+
+/// Writes the fields of `ex` into `o` (the record type tag is the store's business).
+inline void write_exchange_fields(json::object& o, const exchange& ex) {
+    o["seq"] = ex.seq;
+    o["timestamp"] = format_timestamp(ex.timestamp);
+    o["query"] = ex.query;
+    o["answer"] = ex.answer;
+    if (ex.summary) o["summary"] = *ex.summary;
+    if (ex.model) o["model"] = *ex.model;
+    if (ex.duration_ms) o["duration_ms"] = *ex.duration_ms;
+    if (!ex.tool_calls.empty()) o["tool_calls"] = ex.tool_calls;
+    if (!ex.extra.empty()) o["extra"] = ex.extra;
+}
+
+inline void tag_invoke(json::value_from_tag, json::value& v, const exchange& ex) {
+    auto& o = v.emplace_object();
+    write_exchange_fields(o, ex);
+}
+
+inline void tag_invoke(json::value_from_tag, json::value& v, const session_meta& m) {
+    auto& o = v.emplace_object();
+    o["id"] = m.id;
+    o["title"] = m.title;
+    o["created_at"] = format_timestamp(m.created_at);
+    o["updated_at"] = format_timestamp(m.updated_at);
+    o["exchange_count"] = m.exchange_count;
+    if (!m.extra.empty()) o["extra"] = m.extra;
+}
+
+inline void tag_invoke(json::value_from_tag, json::value& v, const diagnostic& d) {
+    v = {{"line", d.line}, {"offset", d.offset}, {"reason", d.reason}};
+}
+
+/// `json::try_value_to<exchange>(v)` fails without throwing on a malformed value;
+/// `json::value_to<exchange>(v)` throws boost::system::system_error.
+inline boost::system::result<exchange> tag_invoke(json::try_value_to_tag<exchange>,
+                                                  const json::value& v) {
+    if (!v.is_object()) return boost::system::error_code(json::error::not_object);
+    return detail::to_json_result(detail::read_exchange(v.get_object()));
+}
+
+inline boost::system::result<session_meta> tag_invoke(json::try_value_to_tag<session_meta>,
+                                                      const json::value& v) {
+    if (!v.is_object()) return boost::system::error_code(json::error::not_object);
+    return detail::to_json_result(detail::read_session_meta(v.get_object()));
+}
+
+} // namespace dexter::sessions
