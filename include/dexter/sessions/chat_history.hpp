@@ -94,8 +94,8 @@ public:
     static constexpr std::size_t default_full_answer_turns = 3;
     static constexpr std::size_t default_recent_turns = 10;
 
-    explicit chat_history(std::size_t full_answer_turns = default_full_answer_turns)
-        : full_answer_turns_(full_answer_turns) {}
+    chat_history() = default;
+    explicit chat_history(std::size_t full_answer_turns) : full_answer_turns_(full_answer_turns) {}
 
     /// Starts a turn whose answer is not known yet. It is left out of recent_turns()
     /// until complete_turn() gives its answer.
@@ -172,7 +172,7 @@ private:
     }
 
     std::vector<turn> turns_;
-    std::size_t full_answer_turns_;
+    std::size_t full_answer_turns_ = default_full_answer_turns;
 };
 
 static_assert(replay_target<chat_history>);

@@ -100,7 +100,8 @@ private:
 /// independently from where they were copied.
 class sequential_ids {
 public:
-    explicit sequential_ids(std::uint32_t first = 1) : next_(first) {}
+    sequential_ids() = default;
+    explicit sequential_ids(std::uint32_t first) : next_(first) {}
     session_id operator()() {
         char buf[16];
         std::snprintf(buf, sizeof buf, "s%07u", static_cast<unsigned>(next_++ % 10000000u));
@@ -108,7 +109,7 @@ public:
     }
 
 private:
-    std::uint32_t next_;
+    std::uint32_t next_ = 1;
 };
 
 static_assert(id_generator<nanoid_generator>);

@@ -4,6 +4,7 @@
 #pragma once
 
 #include <boost/json/conversion.hpp>
+#include <boost/json/serialize.hpp>
 #include <boost/json/value.hpp>
 #include <boost/json/value_from.hpp>
 #include <boost/json/value_to.hpp>
@@ -14,6 +15,7 @@
 #include <cstdint>
 #include <cstdio>
 #include <optional>
+#include <ostream>
 #include <stdexcept>
 #include <string>
 #include <string_view>
@@ -290,6 +292,17 @@ inline void tag_invoke(json::value_from_tag, json::value& v, const session_meta&
 
 inline void tag_invoke(json::value_from_tag, json::value& v, const diagnostic& d) {
     v = {{"line", d.line}, {"offset", d.offset}, {"reason", d.reason}};
+}
+
+/// Prints a value as its JSON (for logs and test failure messages).
+inline std::ostream& operator<<(std::ostream& os, const exchange& ex) {
+    return os << json::serialize(json::value_from(ex));
+}
+inline std::ostream& operator<<(std::ostream& os, const session_meta& m) {
+    return os << json::serialize(json::value_from(m));
+}
+inline std::ostream& operator<<(std::ostream& os, const diagnostic& d) {
+    return os << json::serialize(json::value_from(d));
 }
 
 /// `json::try_value_to<exchange>(v)` fails without throwing on a malformed value;

@@ -1,0 +1,315 @@
+// SPDX-License-Identifier: BSL-1.0
+// The storage contract test: what every storage policy must do, written once.
+//
+// A store passes this contract or it is not a store. To check one, write a factory
+// whose make() returns a new handle to one shared, initially empty store (two calls
+// give two writers over the same sessions, as two processes over one directory):
+//
+//   #define BOOST_TEST_MODULE my_store_contract
+//   #include <dexter/sessions/testing/storage_contract.hpp>
+//
+//   struct my_store_factory {
+//       my_store make() { return my_store{...}; }
+//   };
+//   DEXTER_SESSIONS_STORAGE_CONTRACT(my_store_contract, std::tuple<my_store_factory>)
+//
+// Needs Boost.Test; it includes <boost/test/unit_test.hpp> itself.
+#pragma once
+
+#include <dexter/sessions/session_manager.hpp>
+#include <dexter/sessions/storage.hpp>
+
+#include <boost/test/unit_test.hpp>
+
+#include <algorithm>
+#include <chrono>
+#include <concepts>
+#include <string>
+#include <vector>
+
+namespace dexter::sessions::testing {
+
+/// A factory of handles to one store. Every handle it makes sees the same sessions.
+template <class F>
+concept store_factory = std::default_initializable<F> && requires(F& f) {
+    { f.make() } -> session_storage;
+};
+
+template <store_factory F>
+using store_of = decltype(std::declval<F&>().make());
+
+inline time_point at(int seconds) {
+    return time_point{std::chrono::sys_days{std::chrono::year{2026} / 3 / 1}} +
+           std::chrono::seconds{seconds};
+}
+
+inline session_meta sample_meta(std::string id, int created = 0) {
+    session_meta m;
+    m.id = std::move(id);
+    m.title = "title of " + m.id;
+    m.created_at = at(created);
+    m.updated_at = at(created);
+    return m;
+}
+
+inline exchange sample_exchange(std::uint64_t seq, std::string tag = {}) {
+    exchange ex;
+    ex.seq = seq;
+    ex.timestamp = at(static_cast<int>(seq) * 10);
+    ex.query = "question " + std::to_string(seq) + tag;
+    ex.answer = "answer " + std::to_string(seq) + tag;
+    if (seq % 2 == 0) ex.summary = "summary " + std::to_string(seq);
+    return ex;
+}
+
+/// Appends `ex` to the open session whose metadata is `meta`, as the manager does.
+template <class Store>
+void append_to(Store& store, session_meta& meta, const exchange& ex) {
+    session_meta after = meta;
+    apply_exchange(after, ex);
+    store.append(after, ex);
+    meta = after;
+}
+
+/// Compares what matters of two metadata records, field by field (clear messages).
+inline void check_meta(const session_meta& got, const session_meta& want) {
+    BOOST_TEST(got.id == want.id);
+    BOOST_TEST(got.title == want.title);
+    BOOST_TEST(format_timestamp(got.created_at) == format_timestamp(want.created_at));
+    BOOST_TEST(format_timestamp(got.updated_at) == format_timestamp(want.updated_at));
+    BOOST_TEST(got.exchange_count == want.exchange_count);
+}
+
+inline void check_exchanges(const std::vector<exchange>& got, const std::vector<exchange>& want) {
+    BOOST_TEST_REQUIRE(got.size() == want.size());
+    for (std::size_t i = 0; i < got.size(); ++i) {
+        BOOST_TEST_CONTEXT("exchange #" << i) {
+            BOOST_TEST(got[i].seq == want[i].seq);
+            BOOST_TEST(got[i].query == want[i].query);
+            BOOST_TEST(got[i].answer == want[i].answer);
+            BOOST_TEST(got[i] == want[i]);
+        }
+    }
+}
+
+/// A string holding every hard case for a text field: quotes, escapes, controls,
+/// 2/3/4-byte characters, the JavaScript line separators, and an embedded NUL.
+inline std::string unicode_payload() {
+    std::string s = "\"quoted\" \\back\\slash\\ \n\r\t tab \x01\x1f "
+                    "\xC3\xA9 \xE2\x82\xAC \xF0\x9F\x98\x80 \xE2\x80\xA8 \xE2\x80\xA9 </script>";
+    s.push_back('\0');
+    s += "after NUL";
+    return s;
+}
+
+} // namespace dexter::sessions::testing
+
+// clang-format off
+#define DEXTER_SESSIONS_STORAGE_CONTRACT(suite_name, factories)                                    \
+BOOST_AUTO_TEST_SUITE(suite_name)                                                                  \
+                                                                                                   \
+BOOST_AUTO_TEST_CASE_TEMPLATE(create_then_find, F, factories) {                                   \
+    using namespace ::dexter::sessions; using namespace ::dexter::sessions::testing;               \
+    F factory; auto store = factory.make();                                                        \
+    BOOST_TEST(!store.find("abcd1234").has_value());                                               \
+    const auto meta = sample_meta("abcd1234", 5);                                                  \
+    BOOST_TEST(store.create(meta));                                                                \
+    const auto found = store.find("abcd1234");                                                     \
+    BOOST_TEST_REQUIRE(found.has_value());                                                         \
+    check_meta(*found, meta);                                                                      \
+    const auto loaded = store.load("abcd1234", all_exchanges);                                     \
+    check_meta(loaded.meta, meta);                                                                 \
+    BOOST_TEST(loaded.exchanges.empty());                                                          \
+    BOOST_TEST(loaded.diagnostics.empty());                                                        \
+}                                                                                                  \
+                                                                                                   \
+BOOST_AUTO_TEST_CASE_TEMPLATE(duplicate_create_changes_nothing, F, factories) {                   \
+    using namespace ::dexter::sessions; using namespace ::dexter::sessions::testing;               \
+    F factory; auto store = factory.make(); auto other = factory.make();                           \
+    auto meta = sample_meta("dup00001");                                                           \
+    BOOST_TEST_REQUIRE(store.create(meta));                                                        \
+    append_to(store, meta, sample_exchange(1));                                                    \
+    auto clash = sample_meta("dup00001", 99); clash.title = "other";                               \
+    BOOST_TEST(!store.create(clash));                                                              \
+    BOOST_TEST(!other.create(clash));                                                              \
+    const auto loaded = store.load("dup00001", all_exchanges);                                     \
+    check_meta(loaded.meta, meta);                                                                 \
+    BOOST_TEST(loaded.exchanges.size() == 1u);                                                     \
+}                                                                                                  \
+                                                                                                   \
+BOOST_AUTO_TEST_CASE_TEMPLATE(unknown_and_invalid_ids, F, factories) {                            \
+    using namespace ::dexter::sessions; using namespace ::dexter::sessions::testing;               \
+    F factory; auto store = factory.make();                                                        \
+    BOOST_CHECK_THROW(store.open("zz99zz99"), session_not_found);                                  \
+    BOOST_CHECK_THROW(store.load("zz99zz99", all_exchanges), session_not_found);                   \
+    BOOST_CHECK_THROW(store.remove("zz99zz99"), session_not_found);                                \
+    for (const std::string& bad : std::vector<std::string>{"../../etc/passwd", "..", "/abs/xyz",  \
+             "a/b", "", "ABCDEFGH", "abcdefghi", "-rf", std::string("abcd\0efg", 8)}) {         \
+        BOOST_TEST_CONTEXT("id " << bad.size() << " bytes") {                                      \
+            BOOST_CHECK_THROW(store.find(bad), invalid_session_id);                                \
+            BOOST_CHECK_THROW(store.open(bad), invalid_session_id);                                \
+            BOOST_CHECK_THROW(store.load(bad, 1), invalid_session_id);                             \
+            BOOST_CHECK_THROW(store.remove(bad), invalid_session_id);                              \
+            BOOST_CHECK_THROW(store.create(sample_meta(bad)), invalid_session_id);                 \
+        }                                                                                          \
+    }                                                                                              \
+    BOOST_TEST(store.list().empty());                                                              \
+}                                                                                                  \
+                                                                                                   \
+BOOST_AUTO_TEST_CASE_TEMPLATE(append_load_and_counts, F, factories) {                             \
+    using namespace ::dexter::sessions; using namespace ::dexter::sessions::testing;               \
+    F factory; auto store = factory.make();                                                        \
+    auto meta = sample_meta("app00001");                                                           \
+    BOOST_TEST_REQUIRE(store.create(meta));                                                        \
+    std::vector<exchange> saved;                                                                   \
+    for (std::uint64_t seq = 1; seq <= 25; ++seq) {                                                \
+        saved.push_back(sample_exchange(seq));                                                     \
+        append_to(store, meta, saved.back());                                                      \
+    }                                                                                              \
+    auto all = store.load("app00001", all_exchanges);                                              \
+    check_meta(all.meta, meta);                                                                    \
+    BOOST_TEST(all.meta.exchange_count == 25u);                                                    \
+    check_exchanges(all.exchanges, saved);                                                         \
+    BOOST_TEST(all.diagnostics.empty());                                                           \
+    for (std::size_t last : {0u, 1u, 3u, 24u, 25u, 26u, 1000u}) {                                  \
+        BOOST_TEST_CONTEXT("last " << last) {                                                      \
+            auto tail = store.load("app00001", last);                                              \
+            const std::size_t n = std::min<std::size_t>(last, saved.size());                       \
+            check_exchanges(tail.exchanges, {saved.end() - static_cast<std::ptrdiff_t>(n),         \
+                                             saved.end()});                                        \
+            BOOST_TEST(tail.meta.exchange_count == 25u);                                           \
+        }                                                                                          \
+    }                                                                                              \
+    const auto found = store.find("app00001");                                                     \
+    BOOST_TEST_REQUIRE(found.has_value());                                                         \
+    check_meta(*found, meta);                                                                      \
+}                                                                                                  \
+                                                                                                   \
+BOOST_AUTO_TEST_CASE_TEMPLATE(list_sees_every_session, F, factories) {                            \
+    using namespace ::dexter::sessions; using namespace ::dexter::sessions::testing;               \
+    F factory; auto store = factory.make();                                                        \
+    std::vector<session_meta> metas;                                                               \
+    for (int i = 0; i < 12; ++i) {                                                                 \
+        auto meta = sample_meta("lst000" + std::string(i < 10 ? "0" : "") + std::to_string(i), i); \
+        BOOST_TEST_REQUIRE(store.create(meta));                                                    \
+        for (int k = 1; k <= i % 4; ++k) append_to(store, meta, sample_exchange(k));               \
+        store.close(meta.id);                                                                      \
+        metas.push_back(meta);                                                                     \
+    }                                                                                              \
+    auto listed = factory.make().list();                                                           \
+    BOOST_TEST_REQUIRE(listed.size() == metas.size());                                             \
+    std::sort(listed.begin(), listed.end(),                                                        \
+              [](const auto& a, const auto& b) { return a.id < b.id; });                           \
+    for (std::size_t i = 0; i < metas.size(); ++i) check_meta(listed[i], metas[i]);                \
+}                                                                                                  \
+                                                                                                   \
+BOOST_AUTO_TEST_CASE_TEMPLATE(update_title, F, factories) {                                       \
+    using namespace ::dexter::sessions; using namespace ::dexter::sessions::testing;               \
+    F factory; auto store = factory.make();                                                        \
+    auto meta = sample_meta("tit00001");                                                           \
+    BOOST_TEST_REQUIRE(store.create(meta));                                                        \
+    append_to(store, meta, sample_exchange(1));                                                    \
+    meta.title = unicode_payload();                                                                \
+    store.update(meta);                                                                            \
+    append_to(store, meta, sample_exchange(2));                                                    \
+    store.close(meta.id);                                                                          \
+    auto reader = factory.make();                                                                  \
+    check_meta(*reader.find("tit00001"), meta);                                                    \
+    check_meta(reader.load("tit00001", 1).meta, meta);                                             \
+    const auto listed = reader.list();                                                             \
+    BOOST_TEST_REQUIRE(listed.size() == 1u);                                                       \
+    check_meta(listed[0], meta);                                                                   \
+}                                                                                                  \
+                                                                                                   \
+BOOST_AUTO_TEST_CASE_TEMPLATE(remove_deletes_everything, F, factories) {                          \
+    using namespace ::dexter::sessions; using namespace ::dexter::sessions::testing;               \
+    F factory; auto store = factory.make();                                                        \
+    auto keep = sample_meta("keep0001"); auto gone = sample_meta("gone0001");                      \
+    BOOST_TEST_REQUIRE(store.create(keep));                                                        \
+    append_to(store, keep, sample_exchange(1));                                                    \
+    BOOST_TEST_REQUIRE(store.create(gone));                                                        \
+    append_to(store, gone, sample_exchange(1));                                                    \
+    store.close(gone.id);                                                                          \
+    store.remove("gone0001");                                                                      \
+    BOOST_TEST(!store.find("gone0001").has_value());                                               \
+    BOOST_CHECK_THROW(store.load("gone0001", all_exchanges), session_not_found);                   \
+    BOOST_CHECK_THROW(store.remove("gone0001"), session_not_found);                                \
+    const auto listed = factory.make().list();                                                     \
+    BOOST_TEST_REQUIRE(listed.size() == 1u);                                                       \
+    BOOST_TEST(listed[0].id == "keep0001");                                                        \
+    BOOST_TEST(store.create(sample_meta("gone0001")));                                             \
+}                                                                                                  \
+                                                                                                   \
+BOOST_AUTO_TEST_CASE_TEMPLATE(one_writer_at_a_time, F, factories) {                               \
+    using namespace ::dexter::sessions; using namespace ::dexter::sessions::testing;               \
+    F factory; auto first = factory.make(); auto second = factory.make();                          \
+    auto meta = sample_meta("lock0001");                                                           \
+    BOOST_TEST_REQUIRE(first.create(meta));                                                        \
+    append_to(first, meta, sample_exchange(1));                                                    \
+    BOOST_CHECK_THROW(second.open("lock0001"), session_busy);                                      \
+    BOOST_CHECK_THROW(second.remove("lock0001"), session_busy);                                    \
+    BOOST_CHECK_THROW(append_to(second, meta, sample_exchange(2)), error);                         \
+    BOOST_TEST(second.load("lock0001", all_exchanges).exchanges.size() == 1u);                     \
+    first.close("lock0001");                                                                       \
+    check_meta(second.open("lock0001"), meta);                                                     \
+    append_to(second, meta, sample_exchange(2));                                                   \
+    BOOST_CHECK_THROW(first.open("lock0001"), session_busy);                                       \
+    second.close("lock0001");                                                                      \
+    second.close("lock0001");                                                                      \
+    BOOST_TEST(first.load("lock0001", all_exchanges).exchanges.size() == 2u);                      \
+}                                                                                                  \
+                                                                                                   \
+BOOST_AUTO_TEST_CASE_TEMPLATE(large_and_unicode_payloads, F, factories) {                         \
+    using namespace ::dexter::sessions; using namespace ::dexter::sessions::testing;               \
+    F factory; auto store = factory.make();                                                        \
+    auto meta = sample_meta("big00001");                                                           \
+    meta.title = unicode_payload();                                                                \
+    BOOST_TEST_REQUIRE(store.create(meta));                                                        \
+    exchange ex = sample_exchange(1);                                                              \
+    ex.query = unicode_payload();                                                                  \
+    ex.answer.clear();                                                                             \
+    while (ex.answer.size() < (1u << 20)) ex.answer += unicode_payload();                          \
+    ex.summary = unicode_payload();                                                                \
+    ex.model = "model-\xF0\x9F\xA4\x96";                                                           \
+    ex.duration_ms = 123456789;                                                                    \
+    ex.tool_calls = json::array{json::object{{"name", "search"}, {"args", unicode_payload()}}, 7}; \
+    ex.extra = json::object{{"nested", json::object{{"k", json::array{1, 2.5, nullptr, true}}}}};  \
+    append_to(store, meta, ex);                                                                    \
+    store.close(meta.id);                                                                          \
+    auto loaded = factory.make().load("big00001", all_exchanges);                                  \
+    check_meta(loaded.meta, meta);                                                                 \
+    check_exchanges(loaded.exchanges, {ex});                                                       \
+}                                                                                                  \
+                                                                                                   \
+BOOST_AUTO_TEST_CASE_TEMPLATE(manager_round_trip, F, factories) {                                 \
+    using namespace ::dexter::sessions; using namespace ::dexter::sessions::testing;               \
+    using manager = session_manager<store_of<F>, manual_clock, sequential_ids>;                    \
+    F factory;                                                                                     \
+    {                                                                                              \
+        manager m{factory.make()};                                                                 \
+        m.start_new();                                                                             \
+        BOOST_TEST(m.list_sessions().empty());                                                     \
+        m.save_exchange("first question", "first answer");                                         \
+        m.clock().advance(std::chrono::seconds{5});                                                \
+        m.save_exchange("second question", "second answer");                                       \
+        m.start_new();                                                                             \
+        m.clock().advance(std::chrono::seconds{5});                                                \
+        m.save_exchange("other session", "other answer");                                          \
+    }                                                                                              \
+    manager again{factory.make(), manual_clock{}, sequential_ids{100}};                            \
+    const auto listed = again.list_sessions();                                                     \
+    BOOST_TEST_REQUIRE(listed.size() == 2u);                                                       \
+    BOOST_TEST(listed[0].id == "s0000002");                                                        \
+    BOOST_TEST(listed[1].id == "s0000001");                                                        \
+    BOOST_TEST(listed[1].title == "first question");                                               \
+    const auto resumed = again.resume("s0000001");                                                 \
+    BOOST_TEST(resumed.meta.exchange_count == 2u);                                                 \
+    BOOST_TEST(again.history().recent_turns().size() == 4u);                                       \
+    const auto third = again.save_exchange("third question", "third answer");                      \
+    BOOST_TEST(third.seq == 3u);                                                                   \
+    again.delete_session("s0000002");                                                              \
+    BOOST_TEST(again.list_sessions().size() == 1u);                                                \
+}                                                                                                  \
+                                                                                                   \
+BOOST_AUTO_TEST_SUITE_END()
+// clang-format on
