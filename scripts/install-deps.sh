@@ -1,0 +1,58 @@
+#!/usr/bin/env bash
+# SPDX-License-Identifier: BSL-1.0
+# Installs the Debian packages dexter-sessions needs, skipping those present.
+# Boost 1.81's -dev packages conflict with other Boost -dev versions (e.g. the
+# default 1.74 ones); if apt would remove anything, this script stops unless
+# DEXTER_ALLOW_APT_REMOVALS=1 is set.
+set -euo pipefail
+
+packages=(
+    libboost-json1.81-dev
+    libboost-program-options1.81-dev
+    libboost-test1.81-dev
+    meson
+    ninja-build
+    cmake
+    g++
+)
+
+if ! command -v dpkg-query >/dev/null 2>&1 || ! command -v apt-get >/dev/null 2>&1; then
+    echo "install-deps: not a Debian system; install these yourself: ${packages[*]}" >&2
+    exit 0
+fi
+
+missing=()
+for pkg in "${packages[@]}"; do
+    status=$(dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null || true)
+    [[ $status == "install ok installed" ]] || missing+=("$pkg")
+done
+
+if ((${#missing[@]} == 0)); then
+    echo "install-deps: all dependencies present"
+    exit 0
+fi
+
+sudo=()
+if ((EUID != 0)); then
+    if command -v sudo >/dev/null 2>&1; then
+        sudo=(sudo)
+    else
+        echo "install-deps: need root (or sudo) to install: ${missing[*]}" >&2
+        exit 1
+    fi
+fi
+
+echo "install-deps: installing ${missing[*]}"
+export DEBIAN_FRONTEND=noninteractive
+"${sudo[@]}" apt-get update
+
+mapfile -t removals < <(apt-get install -s --no-install-recommends "${missing[@]}" |
+    awk '/^Remv /{print $2}')
+if ((${#removals[@]} > 0)) && [[ ${DEXTER_ALLOW_APT_REMOVALS:-0} != 1 ]]; then
+    echo "install-deps: installing would remove these conflicting packages:" >&2
+    printf '    %s\n' "${removals[@]}" >&2
+    echo "install-deps: re-run with DEXTER_ALLOW_APT_REMOVALS=1 to accept that." >&2
+    exit 1
+fi
+
+"${sudo[@]}" apt-get install -y --no-install-recommends "${missing[@]}"
