@@ -11,7 +11,7 @@
 //   struct my_store_factory {
 //       my_store make() { return my_store{...}; }
 //   };
-//   DEXTER_SESSIONS_STORAGE_CONTRACT(my_store_contract, std::tuple<my_store_factory>)
+//   DEXTER_SESSIONS_STORAGE_CONTRACT(my_store_contract, std::tuple<my_store_factory, ...>)
 //
 // Needs Boost.Test; it includes <boost/test/unit_test.hpp> itself.
 #pragma once
@@ -105,8 +105,9 @@ inline std::string unicode_payload() {
 } // namespace dexter::sessions::testing
 
 // clang-format off
-#define DEXTER_SESSIONS_STORAGE_CONTRACT(suite_name, factories)                                    \
+#define DEXTER_SESSIONS_STORAGE_CONTRACT(suite_name, ...)                                          \
 BOOST_AUTO_TEST_SUITE(suite_name)                                                                  \
+using factories = __VA_ARGS__;                                                                     \
                                                                                                    \
 BOOST_AUTO_TEST_CASE_TEMPLATE(create_then_find, F, factories) {                                   \
     using namespace ::dexter::sessions; using namespace ::dexter::sessions::testing;               \

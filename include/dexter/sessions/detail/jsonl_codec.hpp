@@ -1,0 +1,432 @@
+// SPDX-License-Identifier: BSL-1.0
+// history.jsonl, format v1: encoding records, and reading them back line by line
+// without ever giving up on a file (see docs/FORMAT.md).
+#pragma once
+
+#include <dexter/sessions/detail/posix.hpp>
+#include <dexter/sessions/detail/utf8.hpp>
+#include <dexter/sessions/types.hpp>
+
+#include <boost/json/monotonic_resource.hpp>
+#include <boost/json/parser.hpp>
+#include <boost/json/serialize.hpp>
+
+#include <algorithm>
+#include <array>
+#include <cstddef>
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+namespace dexter::sessions::detail {
+
+/// The history format version this library writes and reads.
+inline constexpr std::uint64_t history_format_version = 1;
+
+// ---------------------------------------------------------------------------------
+// Encoding. Each function appends one whole line, newline included.
+
+inline void encode_header(std::string& out, const session_meta& m) {
+    json::object o;
+    o["type"] = "session";
+    o["version"] = history_format_version;
+    o["id"] = m.id;
+    o["created_at"] = format_timestamp(m.created_at);
+    o["title"] = m.title;
+    if (!m.extra.empty()) o["extra"] = m.extra;
+    out += json::serialize(o);
+    out += '\n';
+}
+
+inline void encode_exchange(std::string& out, const exchange& ex) {
+    json::object o;
+    o["type"] = "exchange";
+    write_exchange_fields(o, ex);
+    out += json::serialize(o);
+    out += '\n';
+}
+
+/// A change of session metadata (title, extra), as an event.
+inline void encode_meta(std::string& out, const session_meta& m) {
+    json::object o;
+    o["type"] = "meta";
+    o["title"] = m.title;
+    o["extra"] = m.extra;
+    out += json::serialize(o);
+    out += '\n';
+}
+
+// ---------------------------------------------------------------------------------
+// Lone UTF-16 surrogates. JavaScript writers cut strings inside a surrogate pair and
+// write "\ud83d" alone; Boost.JSON (rightly) refuses it. We read such a line with
+// each lone surrogate escape replaced by \ufffd, and report it.
+
+inline int hex_value(char c) noexcept {
+    if (c >= '0' && c <= '9') return c - '0';
+    if (c >= 'a' && c <= 'f') return c - 'a' + 10;
+    if (c >= 'A' && c <= 'F') return c - 'A' + 10;
+    return -1;
+}
+
+/// The code unit of the escape "\uXXXX" at `line[i]`, or -1.
+inline long escape_unit(std::string_view line, std::size_t i) noexcept {
+    if (i + 6 > line.size() || line[i] != '\\' || line[i + 1] != 'u') return -1;
+    long v = 0;
+    for (std::size_t k = i + 2; k < i + 6; ++k) {
+        const int h = hex_value(line[k]);
+        if (h < 0) return -1;
+        v = v * 16 + h;
+    }
+    return v;
+}
+
+/// Copies `line` to `out` with every lone surrogate escape replaced by \ufffd.
+/// Returns how many were replaced (0: `out` is not touched).
+inline std::size_t repair_lone_surrogates(std::string_view line, std::string& out) {
+    std::size_t replaced = 0;
+    std::string result;
+    std::size_t copied = 0;
+    for (std::size_t i = 0; i + 1 < line.size();) {
+        if (line[i] != '\\') {
+            ++i;
+            continue;
+        }
+        const long u = escape_unit(line, i);
+        if (u < 0) {
+            i += 2; // some other escape: skip the escaped character
+            continue;
+        }
+        if (u >= 0xD800 && u <= 0xDBFF) {
+            const long low = escape_unit(line, i + 6);
+            if (low >= 0xDC00 && low <= 0xDFFF) {
+                i += 12; // a proper pair
+                continue;
+            }
+        } else if (u < 0xDC00 || u > 0xDFFF) {
+            i += 6;
+            continue;
+        }
+        result.append(line.substr(copied, i - copied));
+        result += "\\ufffd";
+        i += 6;
+        copied = i;
+        ++replaced;
+    }
+    if (replaced) {
+        result.append(line.substr(copied));
+        out = std::move(result);
+    }
+    return replaced;
+}
+
+// ---------------------------------------------------------------------------------
+// Reading.
+
+/// What a reader knows of a session after reading its file up to `consumed`.
+struct scan_state {
+    session_meta meta;
+    std::uint64_t consumed = 0; ///< end of the last complete line read
+    std::uint64_t lines = 0;    ///< complete lines read
+    bool have_header = false;
+    std::uint64_t newer_version = 0; ///< nonzero: the file's format version, unsupported
+};
+
+/// Parses single lines with a reused parser and a per-line arena.
+class line_parser {
+public:
+    line_parser() : parser_(json::storage_ptr(), parse_options()) {}
+
+    /// Parses `line`. On success calls `on_value(const json::value&)` and returns true;
+    /// on failure sets `why` and returns false. `repaired` tells that lone surrogates
+    /// had to be replaced.
+    template <class F>
+    bool parse(std::string_view line, std::string& why, bool& repaired, F&& on_value) {
+        repaired = false;
+        if (try_parse(line, on_value)) return true;
+        if (repair_lone_surrogates(line, repaired_) > 0 && try_parse(repaired_, on_value)) {
+            repaired = true;
+            return true;
+        }
+        const auto bad = first_invalid_utf8(line);
+        if (bad != line.size())
+            why = "invalid UTF-8 at byte " + std::to_string(bad) + " of the line";
+        else
+            why = "not valid JSON (" + last_error_.message() + ")";
+        return false;
+    }
+
+private:
+    static json::parse_options parse_options() {
+        json::parse_options o;
+        o.max_depth = 64;
+        return o;
+    }
+
+    template <class F>
+    bool try_parse(std::string_view line, F& on_value) {
+        json::monotonic_resource mr(arena_.data(), arena_.size());
+        parser_.reset(&mr);
+        boost::system::error_code ec;
+        parser_.write(line.data(), line.size(), ec);
+        if (ec) {
+            last_error_ = ec;
+            parser_.reset();
+            return false;
+        }
+        const json::value v = parser_.release();
+        on_value(v);
+        return true;
+    }
+
+    json::parser parser_;
+    alignas(16) std::array<unsigned char, 8192> arena_{};
+    std::string repaired_;
+    boost::system::error_code last_error_;
+};
+
+/// Reads records and folds them into a scan_state, reporting what it skips.
+class record_reader {
+public:
+    /// With `check_order` off, exchanges are taken whatever their seq (the caller
+    /// orders them: a backward reader sees them newest first).
+    explicit record_reader(std::vector<diagnostic>& diagnostics, bool check_order = true)
+        : diags_(diagnostics), check_order_(check_order) {}
+
+    /// Handles one complete line (without its newline) that starts at `offset`.
+    /// Calls on_exchange(exchange&&) for each accepted exchange when `want_exchanges`.
+    template <class F>
+    void read_line(scan_state& st, std::string_view line, std::uint64_t line_no,
+                   std::uint64_t offset, bool want_exchanges, F&& on_exchange) {
+        if (line.empty()) return;
+        std::string why;
+        bool repaired = false;
+        const bool ok = parser_.parse(line, why, repaired, [&](const json::value& v) {
+            apply(st, v, line_no, offset, want_exchanges, on_exchange);
+        });
+        if (!ok)
+            report(line_no, offset, why);
+        else if (repaired)
+            report(line_no, offset, "lone UTF-16 surrogate escape replaced by U+FFFD");
+    }
+
+    void report(std::uint64_t line_no, std::uint64_t offset, std::string why) {
+        diags_.push_back({line_no, offset, std::move(why)});
+    }
+
+private:
+    template <class F>
+    void apply(scan_state& st, const json::value& v, std::uint64_t line_no, std::uint64_t offset,
+               bool want_exchanges, F& on_exchange) {
+        if (!v.is_object()) return report(line_no, offset, "not a JSON object");
+        const auto& o = v.get_object();
+        const auto* type = detail::member(o, "type");
+        if (!type || !type->is_string()) return report(line_no, offset, "record has no type");
+        const std::string_view t = type->get_string();
+        if (t == "exchange") {
+            if (want_exchanges) {
+                auto ex = detail::read_exchange(o);
+                if (!ex) return report(line_no, offset, "bad exchange: " + ex.error().what);
+                if (accept_seq(st, ex->seq, ex->timestamp, line_no, offset))
+                    on_exchange(std::move(*ex));
+            } else {
+                std::uint64_t seq = 0;
+                time_point ts{};
+                if (!read_uint(o, "seq", seq) || seq == 0 || !read_time(o, "timestamp", ts))
+                    return report(line_no, offset, "bad exchange: no valid seq or timestamp");
+                accept_seq(st, seq, ts, line_no, offset);
+            }
+        } else if (t == "session") {
+            std::uint64_t version = 0;
+            if (!read_uint(o, "version", version) || version == 0)
+                return report(line_no, offset, "session header has no valid version");
+            if (version > history_format_version) {
+                st.newer_version = version;
+                return;
+            }
+            if (st.have_header || line_no != 1)
+                return report(line_no, offset, "second session header ignored");
+            st.have_header = true;
+            read_time(o, "created_at", st.meta.created_at);
+            st.meta.updated_at = std::max(st.meta.updated_at, st.meta.created_at);
+            read_string(o, "title", st.meta.title);
+            if (const auto* e = member(o, "extra"); e && e->is_object())
+                st.meta.extra = e->get_object();
+        } else if (t == "meta") {
+            read_string(o, "title", st.meta.title);
+            if (const auto* e = member(o, "extra"); e && e->is_object())
+                st.meta.extra = e->get_object();
+        }
+        // Records of other types are from a newer writer: skipped on purpose.
+    }
+
+    bool accept_seq(scan_state& st, std::uint64_t seq, time_point ts, std::uint64_t line_no,
+                    std::uint64_t offset) {
+        if (!check_order_) return true;
+        const auto last = st.meta.exchange_count;
+        if (seq <= last) {
+            report(line_no, offset,
+                   "exchange seq " + std::to_string(seq) + " repeats or goes back (last was " +
+                       std::to_string(last) + "): skipped");
+            return false;
+        }
+        if (seq != last + 1)
+            report(line_no, offset,
+                   "exchange seq " + std::to_string(seq) + " follows " + std::to_string(last) +
+                       ": exchanges " + std::to_string(last + 1) + " to " +
+                       std::to_string(seq - 1) + " are missing");
+        st.meta.exchange_count = seq;
+        st.meta.updated_at = std::max({st.meta.updated_at, st.meta.created_at, ts});
+        return true;
+    }
+
+    std::vector<diagnostic>& diags_;
+    bool check_order_;
+    line_parser parser_;
+};
+
+/// Size of the chunks files are read in: reading in fixed chunks keeps memory flat
+/// whatever the file size.
+inline constexpr std::size_t read_chunk = 64 * 1024;
+
+/// Reads `fd` forward from `st.consumed` to its end, line by line, into `st`. Lines
+/// longer than `max_record` are skipped without being held in memory. Bytes after the
+/// last newline (a torn tail) are reported and left unconsumed.
+template <class Ops, class F>
+void scan_forward(Ops& ops, int fd, const std::string& path, scan_state& st,
+                  std::vector<diagnostic>& diags, std::size_t max_record, bool want_exchanges,
+                  F&& on_exchange) {
+    record_reader reader(diags);
+    std::string buf(read_chunk, '\0');
+    std::string partial;  // a line that began in an earlier chunk
+    bool too_long = false; // the current line passed max_record: skipping to its end
+    std::uint64_t pos = st.consumed;
+    std::uint64_t line_start = st.consumed;
+    for (;;) {
+        const ssize_t n = pread_full(ops, fd, buf.data(), buf.size(), static_cast<off_t>(pos));
+        if (n < 0) throw_errno("cannot read", path);
+        if (n == 0) break;
+        std::string_view chunk(buf.data(), static_cast<std::size_t>(n));
+        std::size_t from = 0;
+        while (from < chunk.size()) {
+            const auto nl = chunk.find('\n', from);
+            const std::size_t to = nl == std::string_view::npos ? chunk.size() : nl;
+            const std::size_t piece = to - from;
+            if (!too_long && partial.size() + piece > max_record) {
+                too_long = true;
+                partial.clear();
+                partial.shrink_to_fit();
+            }
+            if (nl == std::string_view::npos) {
+                if (!too_long) partial.append(chunk.substr(from, piece));
+                break;
+            }
+            ++st.lines;
+            if (too_long) {
+                reader.report(st.lines, line_start,
+                              "line longer than the record limit of " +
+                                  std::to_string(max_record) + " bytes: skipped");
+            } else if (partial.empty()) {
+                reader.read_line(st, chunk.substr(from, piece), st.lines, line_start,
+                                 want_exchanges, on_exchange);
+            } else {
+                partial.append(chunk.substr(from, piece));
+                reader.read_line(st, partial, st.lines, line_start, want_exchanges, on_exchange);
+                partial.clear();
+            }
+            too_long = false;
+            from = nl + 1;
+            line_start = pos + from;
+            st.consumed = line_start;
+        }
+        pos += static_cast<std::uint64_t>(n);
+    }
+    if (pos > st.consumed)
+        reader.report(st.lines + 1, st.consumed,
+                      "incomplete last line (" + std::to_string(pos - st.consumed) +
+                          " bytes): a write that never finished; the next writer repairs it");
+}
+
+/// Reads the last `count` exchanges of the complete lines [0, end) of `fd`, walking
+/// backwards from `end`, in file order. `total_lines` is the number of lines in
+/// [0, end), for line numbers in diagnostics. Reads only as far back as needed.
+template <class Ops>
+std::vector<exchange> scan_backward(Ops& ops, int fd, const std::string& path, std::uint64_t end,
+                                    std::uint64_t total_lines, std::size_t count,
+                                    std::vector<diagnostic>& diags, std::size_t max_record) {
+    std::vector<exchange> found; // newest first
+    if (count == 0 || end == 0) return found;
+    record_reader reader(diags, false);
+    scan_state scratch; // tail lines are read on their own; seq order is fixed below
+    std::string buf(read_chunk, '\0');
+    std::vector<std::string> pieces; // later parts of the current line, last part first
+    std::size_t pieces_size = 0;
+    bool too_long = false;
+    std::uint64_t line_no = total_lines;
+    std::uint64_t chunk_hi = end - 1; // the newline that ends the last line is not content
+    std::string joined;
+
+    auto finish_line = [&](std::string_view head, std::uint64_t start) {
+        if (too_long || head.size() + pieces_size > max_record) {
+            reader.report(line_no, start,
+                          "line longer than the record limit of " + std::to_string(max_record) +
+                              " bytes: skipped");
+        } else {
+            std::string_view line = head;
+            if (!pieces.empty()) {
+                joined.assign(head);
+                for (auto it = pieces.rbegin(); it != pieces.rend(); ++it) joined += *it;
+                line = joined;
+            }
+            reader.read_line(scratch, line, line_no, start, true,
+                             [&](exchange&& ex) { found.push_back(std::move(ex)); });
+        }
+        pieces.clear();
+        pieces_size = 0;
+        too_long = false;
+        --line_no;
+    };
+
+    while (found.size() < count) {
+        const std::uint64_t chunk_lo = chunk_hi > read_chunk ? chunk_hi - read_chunk : 0;
+        const std::size_t len = static_cast<std::size_t>(chunk_hi - chunk_lo);
+        const ssize_t n = pread_full(ops, fd, buf.data(), len, static_cast<off_t>(chunk_lo));
+        if (n < 0) throw_errno("cannot read", path);
+        if (static_cast<std::size_t>(n) != len) break; // the file shrank under us
+        std::string_view chunk(buf.data(), len);
+        std::size_t hi = len; // end (exclusive) of the unread part of the current line
+        while (found.size() < count) {
+            const auto nl = hi == 0 ? std::string_view::npos : chunk.rfind('\n', hi - 1);
+            if (nl == std::string_view::npos) break;
+            finish_line(chunk.substr(nl + 1, hi - nl - 1), chunk_lo + nl + 1);
+            hi = nl;
+        }
+        if (found.size() >= count) break;
+        if (chunk_lo == 0) {
+            finish_line(chunk.substr(0, hi), 0);
+            break;
+        }
+        if (!too_long) {
+            pieces.emplace_back(chunk.substr(0, hi));
+            pieces_size += hi;
+            if (pieces_size > max_record) {
+                too_long = true;
+                pieces.clear();
+                pieces_size = 0;
+            }
+        }
+        chunk_hi = chunk_lo;
+    }
+    std::reverse(found.begin(), found.end());
+    // Keep seq strictly increasing, as a forward reader would.
+    std::vector<exchange> ordered;
+    ordered.reserve(found.size());
+    for (auto& ex : found)
+        if (ordered.empty() || ex.seq > ordered.back().seq) ordered.push_back(std::move(ex));
+    if (ordered.size() > count)
+        ordered.erase(ordered.begin(), ordered.end() - static_cast<std::ptrdiff_t>(count));
+    return ordered;
+}
+
+} // namespace dexter::sessions::detail

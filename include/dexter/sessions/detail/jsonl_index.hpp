@@ -1,0 +1,154 @@
+// SPDX-License-Identifier: BSL-1.0
+// index.json, the file store's listing cache: its contents, encoded and decoded.
+// The index is derived from the history files and may be lost at any time.
+#pragma once
+
+#include <dexter/sessions/id.hpp>
+#include <dexter/sessions/types.hpp>
+
+#include <boost/json/parse.hpp>
+#include <boost/json/serialize.hpp>
+
+#include <cstdint>
+#include <map>
+#include <string>
+#include <string_view>
+
+namespace dexter::sessions::detail {
+
+inline constexpr std::uint64_t index_format_version = 1;
+
+/// True for a channel name: 1 to 64 characters of [a-z0-9_-], not starting with '-'
+/// or '_', and not "quarantine".
+[[nodiscard]] inline bool is_valid_channel(std::string_view c) noexcept {
+    if (c.empty() || c.size() > 64 || c[0] == '-' || c[0] == '_' || c == "quarantine")
+        return false;
+    for (char ch : c)
+        if (!((ch >= 'a' && ch <= 'z') || (ch >= '0' && ch <= '9') || ch == '-' || ch == '_'))
+            return false;
+    return true;
+}
+
+/// What the index knows of one session: its metadata as of `size` bytes of its history
+/// (the end of the last complete line read) holding `lines` lines.
+struct index_entry {
+    session_meta meta;
+    std::uint64_t size = 0;
+    std::uint64_t lines = 0;
+    std::uint64_t newer_version = 0; ///< nonzero: the history's format is too new to read
+};
+
+struct index_data {
+    std::string boot_id;
+    std::uint64_t changes_inode = 0;
+    std::uint64_t changes_offset = 0;
+    /// channel -> (mtime of the channel directory in ns, sessions)
+    struct channel_data {
+        std::int64_t dir_mtime_ns = 0;
+        std::map<session_id, index_entry> sessions;
+    };
+    std::map<std::string, channel_data> channels;
+};
+
+inline std::string encode_index(const index_data& idx) {
+    json::object channels;
+    for (const auto& [name, ch] : idx.channels) {
+        json::object sessions;
+        for (const auto& [id, e] : ch.sessions) {
+            json::object o;
+            o["title"] = e.meta.title;
+            o["created_at"] = format_timestamp(e.meta.created_at);
+            o["updated_at"] = format_timestamp(e.meta.updated_at);
+            o["exchange_count"] = e.meta.exchange_count;
+            o["size"] = e.size;
+            o["lines"] = e.lines;
+            if (!e.meta.extra.empty()) o["extra"] = e.meta.extra;
+            if (e.newer_version) o["newer_version"] = e.newer_version;
+            sessions[id] = std::move(o);
+        }
+        channels[name] = json::object{{"dir_mtime_ns", ch.dir_mtime_ns},
+                                      {"sessions", std::move(sessions)}};
+    }
+    json::object root;
+    root["format"] = "dexter-sessions-index";
+    root["version"] = index_format_version;
+    root["boot_id"] = idx.boot_id;
+    root["changes"] = json::object{{"inode", idx.changes_inode}, {"offset", idx.changes_offset}};
+    root["channels"] = std::move(channels);
+    return json::serialize(root) + "\n";
+}
+
+/// The outcome of reading index.json.
+struct index_decode {
+    enum class status { ok, corrupt, newer } state = status::corrupt;
+    std::string why;             ///< for corrupt
+    std::uint64_t version = 0;   ///< for newer
+    index_data data;
+};
+
+inline index_decode decode_index(std::string_view text) {
+    index_decode out;
+    auto corrupt = [&](std::string why) {
+        out.state = index_decode::status::corrupt;
+        out.why = std::move(why);
+        return out;
+    };
+    boost::system::error_code ec;
+    json::parse_options po;
+    po.max_depth = 64;
+    const json::value v = json::parse(text, ec, {}, po);
+    if (ec) return corrupt("not valid JSON (" + ec.message() + ")");
+    if (!v.is_object()) return corrupt("not a JSON object");
+    const auto& root = v.get_object();
+    std::string format;
+    if (!read_string(root, "format", format) || format != "dexter-sessions-index")
+        return corrupt("not a dexter-sessions index");
+    std::uint64_t version = 0;
+    if (!read_uint(root, "version", version) || version == 0) return corrupt("no valid version");
+    if (version > index_format_version) {
+        out.state = index_decode::status::newer;
+        out.version = version;
+        return out;
+    }
+    read_string(root, "boot_id", out.data.boot_id);
+    const auto* changes = member(root, "changes");
+    if (!changes || !changes->is_object() ||
+        !read_uint(changes->get_object(), "inode", out.data.changes_inode) ||
+        !read_uint(changes->get_object(), "offset", out.data.changes_offset))
+        return corrupt("no valid 'changes' position");
+    const auto* channels = member(root, "channels");
+    if (!channels || !channels->is_object()) return corrupt("no 'channels' object");
+    for (const auto& ch : channels->get_object()) {
+        if (!is_valid_channel(ch.key()) || !ch.value().is_object())
+            return corrupt("bad channel entry");
+        auto& cd = out.data.channels[std::string(ch.key())];
+        const auto& co = ch.value().get_object();
+        if (const auto* m = member(co, "dir_mtime_ns"); m && m->is_int64())
+            cd.dir_mtime_ns = m->get_int64();
+        else if (m && m->is_uint64())
+            cd.dir_mtime_ns = static_cast<std::int64_t>(m->get_uint64());
+        const auto* sessions = member(co, "sessions");
+        if (!sessions || !sessions->is_object()) return corrupt("bad channel entry");
+        for (const auto& s : sessions->get_object()) {
+            if (!is_valid_session_id(s.key()) || !s.value().is_object())
+                return corrupt("bad session entry");
+            const auto& so = s.value().get_object();
+            index_entry e;
+            e.meta.id = std::string(s.key());
+            if (!read_string(so, "title", e.meta.title) ||
+                !read_time(so, "created_at", e.meta.created_at) ||
+                !read_time(so, "updated_at", e.meta.updated_at) ||
+                !read_uint(so, "exchange_count", e.meta.exchange_count) ||
+                !read_uint(so, "size", e.size) || !read_uint(so, "lines", e.lines))
+                return corrupt("bad entry for session " + e.meta.id);
+            if (const auto* x = member(so, "extra"); x && x->is_object())
+                e.meta.extra = x->get_object();
+            read_uint(so, "newer_version", e.newer_version);
+            cd.sessions.emplace(e.meta.id, std::move(e));
+        }
+    }
+    out.state = index_decode::status::ok;
+    return out;
+}
+
+} // namespace dexter::sessions::detail
