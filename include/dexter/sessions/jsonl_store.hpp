@@ -177,6 +177,8 @@ public:
             if (ops_.fstat(w.file.get(), &st) == 0) holder = detail::flock_holder(st.st_dev, st.st_ino);
             throw session_busy(id, history_path(id), holder);
         }
+        if (const auto v = header_version(id, w.file.get()); v > detail::history_format_version)
+            throw newer_format(id, v); // before any repair: never touch what we cannot read
         repair_tail(id, w.file.get());
         refresh_index(false);
         loaded_session state;
@@ -348,21 +350,30 @@ private:
         bool poisoned = false;
     };
 
-    // Holds LOCK_SH on changes.log and appends "<channel>/<id>\n" to it. Changes to
+    // Holds LOCK_SH on changes.log and appends "\n<channel>/<id>\n" to it. Changes to
     // history files happen under it; a reader takes LOCK_EX to see only finished ones.
+    // The leading newline ends any line torn by an earlier failed append, so a torn
+    // line can never swallow this one (empty lines are ignored).
     class change_lock {
     public:
         change_lock(basic_jsonl_store& s, const session_id& id) : s_(s) {
             const int fd = s_.log_fd_.get();
             if (fd < 0 || s_.ops_.flock(fd, LOCK_SH) < 0)
                 detail::throw_errno("cannot lock changes.log", s_.root_.string() + "/changes.log");
-            const std::string line = s_.channel_ + "/" + id + "\n";
-            struct stat st {};
-            const off_t before = s_.ops_.fstat(fd, &st) == 0 ? st.st_size : 0;
-            if (const int e = detail::append_all(s_.ops_, fd, line, before)) {
-                s_.ops_.flock(fd, LOCK_UN);
-                detail::throw_errno("cannot record a change of session '" + id + "'",
-                                    s_.root_.string() + "/changes.log", e);
+            const std::string line = "\n" + s_.channel_ + "/" + id + "\n";
+            std::size_t done = 0;
+            while (done < line.size()) {
+                const ssize_t n = s_.ops_.write(fd, line.data() + done, line.size() - done);
+                if (n > 0) {
+                    done += static_cast<std::size_t>(n);
+                } else if (n < 0 && errno == EINTR) {
+                    continue;
+                } else {
+                    const int e = n < 0 ? errno : EIO;
+                    s_.ops_.flock(fd, LOCK_UN);
+                    detail::throw_errno("cannot record a change of session '" + id + "'",
+                                        s_.root_.string() + "/changes.log", e);
+                }
             }
         }
         ~change_lock() { s_.ops_.flock(s_.log_fd_.get(), LOCK_UN); }
@@ -449,6 +460,25 @@ private:
                                     "' to disk; it is not saved",
                                 history_path(id));
         }
+    }
+
+    // The format version in the session header on the first line, 0 if there is none.
+    std::uint64_t header_version(const session_id& id, int fd) {
+        std::string buf(4096, '\0');
+        const ssize_t n = detail::pread_full(ops_, fd, buf.data(), buf.size(), 0);
+        if (n < 0) detail::throw_errno("cannot read", history_path(id));
+        buf.resize(static_cast<std::size_t>(n));
+        const auto nl = buf.find('\n');
+        if (nl == std::string::npos) return 0;
+        boost::system::error_code ec;
+        const json::value v = json::parse(std::string_view(buf).substr(0, nl), ec);
+        std::uint64_t version = 0;
+        if (!ec && v.is_object()) {
+            const auto* type = detail::member(v.get_object(), "type");
+            if (type && type->is_string() && type->get_string() == "session")
+                detail::read_uint(v.get_object(), "version", version);
+        }
+        return version;
     }
 
     // --- torn tails -----------------------------------------------------------------
@@ -554,12 +584,21 @@ private:
         return path;
     }
 
-    // Moves a file or directory of the root into quarantine; returns where, or "".
-    std::string quarantine_entry(const char* name, const std::string& label) {
+    // Moves the damaged index.json (whatever it is: file, directory, symbolic link) into
+    // quarantine, under the index lock, unless another process has replaced it since we
+    // looked. Returns where it went, or "" if it was not moved.
+    std::string quarantine_index(const struct stat& damaged) {
         try {
+            detail::unique_fd lock(ops_.openat(root_fd_.get(), "index.lock",
+                                               O_RDWR | O_CREAT | O_NOFOLLOW, 0644));
+            if (!lock || ops_.flock(lock.get(), LOCK_EX) < 0) return {};
+            struct stat now {};
+            if (ops_.fstatat(root_fd_.get(), "index.json", &now, AT_SYMLINK_NOFOLLOW) < 0 ||
+                now.st_ino != damaged.st_ino || now.st_dev != damaged.st_dev)
+                return {};
             auto q = quarantine_dir();
-            const std::string target = quarantine_name(label);
-            if (ops_.renameat(root_fd_.get(), name, q.get(), target.c_str()) < 0) return {};
+            const std::string target = quarantine_name("index.json");
+            if (ops_.renameat(root_fd_.get(), "index.json", q.get(), target.c_str()) < 0) return {};
             ops_.fsync(q.get());
             ops_.fsync(root_fd_.get());
             return root_.string() + "/quarantine/" + target;
@@ -659,7 +698,7 @@ private:
         }
         if (!S_ISREG(st.st_mode))
             return unusable_index(S_ISLNK(st.st_mode) ? "is a symbolic link" : "is not a file",
-                                  false);
+                                  false, st);
         if (index_loaded_ && same_file_version(st, index_seen_)) return false;
         detail::unique_fd fd(ops_.openat(root_fd_.get(), "index.json", O_RDONLY | O_NOFOLLOW));
         std::string text;
@@ -678,7 +717,7 @@ private:
             return true;
         }
         if (decoded.state == detail::index_decode::status::corrupt)
-            return unusable_index("is damaged: " + decoded.why, false);
+            return unusable_index("is damaged: " + decoded.why, false, st);
         index_ = std::move(decoded.data);
         index_loaded_ = true;
         index_seen_ = st;
@@ -687,7 +726,8 @@ private:
 
     // The index cannot be used. A file that could not be read is never written over;
     // one that was read and is damaged is moved to quarantine and rebuilt.
-    bool unusable_index(const std::string& why, bool unreadable) {
+    bool unusable_index(const std::string& why, bool unreadable,
+                        const struct stat& damaged = {}) {
         index_ = {};
         index_loaded_ = true;
         index_seen_ = {};
@@ -697,7 +737,7 @@ private:
                  "index is left as it is");
             return true;
         }
-        const std::string moved = quarantine_entry("index.json", "index.json");
+        const std::string moved = quarantine_index(damaged);
         if (moved.empty()) {
             index_writable_ = false;
             note("index.json " + why + ", and it could not be moved to quarantine: it is left "
