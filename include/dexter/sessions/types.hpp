@@ -92,12 +92,15 @@ inline void apply_exchange(session_meta& meta, const exchange& ex) {
 /// Throws std::out_of_range for years outside 0000..9999.
 [[nodiscard]] inline std::string format_timestamp(time_point t) {
     using namespace std::chrono;
+    // Range check first: floor<days>() overflows (undefined behaviour) near time_point::min().
+    constexpr time_point first{sys_days{year{0} / January / 1}};
+    constexpr time_point past_last{sys_days{year{10000} / January / 1}};
+    if (t < first || t >= past_last) throw std::out_of_range("timestamp year outside 0000..9999");
     const auto day = floor<days>(t);
     const year_month_day ymd{day};
     const hh_mm_ss<milliseconds> tod{t - day};
     const int y = static_cast<int>(ymd.year());
-    if (y < 0 || y > 9999) throw std::out_of_range("timestamp year outside 0000..9999");
-    char buf[32];
+    char buf[64]; // generous: the compiler cannot see that each field is in range
     std::snprintf(buf, sizeof buf, "%04d-%02u-%02uT%02d:%02d:%02d.%03dZ", y,
                   static_cast<unsigned>(ymd.month()), static_cast<unsigned>(ymd.day()),
                   static_cast<int>(tod.hours().count()), static_cast<int>(tod.minutes().count()),

@@ -1,0 +1,113 @@
+// SPDX-License-Identifier: BSL-1.0
+// The benchmark workload: deterministic exchanges shaped like an agent's (a ~200-byte
+// question, a ~4 KB markdown-ish answer with quotes, newlines, accents and emoji, a
+// ~200-byte summary), and stores of many sessions written straight to disk.
+#pragma once
+
+#include <dexter/sessions/detail/jsonl_codec.hpp>
+#include <dexter/sessions/types.hpp>
+
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <chrono>
+#include <cstdint>
+#include <filesystem>
+#include <stdexcept>
+#include <string>
+
+namespace bench {
+
+namespace ds = dexter::sessions;
+
+/// A small deterministic generator (xorshift64*), so every run writes the same bytes.
+class rng {
+public:
+    explicit rng(std::uint64_t seed) : s_(seed ? seed : 1) {}
+    std::uint64_t next() {
+        s_ ^= s_ >> 12;
+        s_ ^= s_ << 25;
+        s_ ^= s_ >> 27;
+        return s_ * 2685821657736338717ull;
+    }
+    std::size_t below(std::size_t n) { return static_cast<std::size_t>(next() % n); }
+
+private:
+    std::uint64_t s_;
+};
+
+inline std::string text(rng& r, std::size_t bytes, bool markdown) {
+    static const char* words[] = {"revenue", "quarter", "growth", "\"margin\"", "caf\xC3\xA9",
+                                  "analyst", "\xF0\x9F\x93\x88", "ratio", "cash", "flow",
+                                  "Apple's", "10-K", "guidance", "r\xC3\xA9sum\xC3\xA9", "EPS"};
+    std::string s;
+    while (s.size() < bytes) {
+        if (markdown && r.below(12) == 0) s += "\n\n## Section\n- ";
+        if (markdown && r.below(20) == 0) s += "\n| a | b |\n|---|---|\n";
+        s += words[r.below(std::size(words))];
+        s += ' ';
+    }
+    return s;
+}
+
+inline ds::exchange make_exchange(std::uint64_t seq) {
+    rng r(seq * 7919 + 17);
+    ds::exchange ex;
+    ex.seq = seq;
+    ex.timestamp = ds::time_point{std::chrono::sys_days{std::chrono::year{2026} / 1 / 1}} +
+                   std::chrono::seconds{static_cast<long>(seq)};
+    ex.query = text(r, 200, false);
+    ex.answer = text(r, 4000, true);
+    ex.summary = text(r, 200, false);
+    ex.model = "gpt-bench";
+    ex.duration_ms = 1000 + seq % 5000;
+    return ex;
+}
+
+/// The bytes of a history file of `exchanges` exchanges (format v1), as the store writes.
+inline std::string history_bytes(const std::string& id, std::uint64_t exchanges,
+                                 std::uint64_t first_seq = 1) {
+    ds::session_meta m;
+    m.id = id;
+    m.title = "bench session " + id;
+    m.created_at = ds::time_point{std::chrono::sys_days{std::chrono::year{2026} / 1 / 1}};
+    std::string out;
+    if (first_seq == 1) ds::detail::encode_header(out, m);
+    for (std::uint64_t s = first_seq; s < first_seq + exchanges; ++s)
+        ds::detail::encode_exchange(out, make_exchange(s));
+    return out;
+}
+
+inline void write_file(const std::filesystem::path& p, const std::string& bytes) {
+    const int fd = ::open(p.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+    if (fd < 0) throw std::runtime_error("cannot create " + p.string());
+    std::size_t done = 0;
+    while (done < bytes.size()) {
+        const ssize_t n = ::write(fd, bytes.data() + done, bytes.size() - done);
+        if (n <= 0) throw std::runtime_error("cannot write " + p.string());
+        done += static_cast<std::size_t>(n);
+    }
+    ::close(fd);
+}
+
+/// Session id number `i`: "b" + 7 digits.
+inline std::string bench_id(std::size_t i) {
+    char buf[32];
+    std::snprintf(buf, sizeof buf, "b%07zu", i % 10000000);
+    return buf;
+}
+
+/// Writes a store of `sessions` sessions of `exchanges` exchanges each, straight to disk
+/// (no index: the first listing builds it).
+inline void make_store(const std::filesystem::path& root, std::size_t sessions,
+                       std::uint64_t exchanges) {
+    std::filesystem::create_directories(root / "cli");
+    for (std::size_t i = 0; i < sessions; ++i) {
+        const auto id = bench_id(i);
+        std::filesystem::create_directories(root / "cli" / id);
+        write_file(root / "cli" / id / "history.jsonl", history_bytes(id, exchanges));
+    }
+}
+
+} // namespace bench
