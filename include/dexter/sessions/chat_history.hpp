@@ -99,7 +99,9 @@ public:
 
     /// Starts a turn whose answer is not known yet. It is left out of recent_turns()
     /// until complete_turn() gives its answer.
+    /// A turn still pending is dropped first.
     void begin_turn(std::string query) {
+        drop_pending();
         turns_.push_back({std::move(query), {}, std::nullopt, false});
     }
 

@@ -66,6 +66,15 @@ concept id_generator = std::movable<G> && requires(G& g) {
 /// Throws storage_error if the OS has no randomness to give.
 class nanoid_generator {
 public:
+    nanoid_generator() = default;
+    // A copy or move does not take the random bytes not used yet: it draws its own, or
+    // the two generators would hand out the same ids.
+    nanoid_generator(const nanoid_generator&) noexcept {}
+    nanoid_generator& operator=(const nanoid_generator&) noexcept {
+        next_ = pool_.size();
+        return *this;
+    }
+
     session_id operator()() {
         session_id id;
         id.reserve(session_id_length);

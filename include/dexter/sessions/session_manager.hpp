@@ -118,7 +118,8 @@ public:
     session_id resolve(std::string_view id_or_prefix) {
         if (is_valid_session_id(id_or_prefix)) {
             session_id id(id_or_prefix);
-            if (!storage_.find(id)) throw session_not_found(id);
+            const auto found = storage_.find(id);
+            if (!found || found->exchange_count == 0) throw session_not_found(id);
             return id;
         }
         if (id_or_prefix.size() < options_.min_prefix ||
@@ -142,14 +143,15 @@ public:
     /// Assigns `seq` (the next number) and `timestamp` (the clock's now), replacing what
     /// `draft` held in them. Returns the saved exchange only once the store has
     /// acknowledged it. The first save of a new session stores the session itself and
-    /// gives it a title from the query unless it has one.
+    /// gives it a title from the query unless set_title() gave it one.
     /// Throws error if there is no current session, invalid_input for text that is not
     /// UTF-8, and what the store throws; on throw nothing changed, here or in the store.
     exchange save_exchange(exchange draft) {
         if (!current_) throw error("no current session: call start_new() or resume() first");
         check_text(draft);
         session_meta after = *current_;
-        if (after.title.empty()) after.title = summarize_text(draft.query, options_.title_max_bytes);
+        if (!stored_ && after.title.empty())
+            after.title = summarize_text(draft.query, options_.title_max_bytes);
         draft.seq = after.exchange_count + 1;
         draft.timestamp = now_ms();
         if (!stored_) {
@@ -195,19 +197,17 @@ public:
 
     /// Deletes session `id` (a full id; see resolve() for prefixes). Deleting the
     /// current session leaves no current session. Throws invalid_session_id,
-    /// session_not_found, session_busy (another writer has it open), storage_error.
+    /// session_not_found, session_busy (another writer has it open), storage_error; on
+    /// throw nothing changed.
     void delete_session(std::string_view id) {
         validate_session_id(id);
         const session_id sid(id);
+        storage_.remove(sid); // allowed while we hold the session: the lease is ours
         if (current_ && current_->id == sid) {
-            if (stored_) {
-                storage_.close(sid);
-                stored_ = false;
-            }
             current_.reset();
+            stored_ = false;
             history_.clear();
         }
-        storage_.remove(sid);
     }
 
     /// Ends the current session (releasing the store's lease on it). Never throws.
