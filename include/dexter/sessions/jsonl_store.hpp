@@ -99,13 +99,14 @@ public:
                                 channel_path());
         log_fd_.reset(ops_.openat(root_fd_.get(), "changes.log",
                                   O_RDWR | O_APPEND | O_CREAT | O_NOFOLLOW, 0644));
-        if (!log_fd_) log_fd_.reset(ops_.openat(root_fd_.get(), "changes.log",
-                                                O_RDONLY | O_NOFOLLOW));
+        if (!log_fd_) {
+            log_errno_ = errno; // a read-only store: it can still list and load
+            log_fd_.reset(ops_.openat(root_fd_.get(), "changes.log", O_RDONLY | O_NOFOLLOW));
+        }
         struct statfs fs {};
         if (::fstatfs(root_fd_.get(), &fs) == 0 && fs.f_type == 0x6969) // NFS_SUPER_MAGIC
             note("the store is on NFS, where O_APPEND and flock() are unreliable: two "
                  "machines writing one session can corrupt it");
-        remove_leftover_deletions();
     }
 
     basic_jsonl_store(basic_jsonl_store&&) noexcept = default;
@@ -117,8 +118,8 @@ public:
         validate_session_id(m.id);
         require_channel();
         std::string header;
-        detail::encode_header(header, m);
-        check_record(header, "the session header of '" + m.id + "'");
+        check_record(header, detail::encode_header(header, m),
+                     "the session header of '" + m.id + "'");
         detail::unique_fd dir, file;
         {
             change_lock lock(*this, m.id);
@@ -200,9 +201,8 @@ public:
                                     after.id + "'",
                                 history_path(after.id));
         record_.clear();
-        detail::encode_exchange(record_, ex);
-        check_record(record_, "exchange " + std::to_string(ex.seq) + " of session '" +
-                                  after.id + "'");
+        check_record(record_, detail::encode_exchange(record_, ex),
+                     "exchange " + std::to_string(ex.seq) + " of session '" + after.id + "'");
         write_record(after.id, w, "exchange " + std::to_string(ex.seq));
         w.meta = after;
     }
@@ -210,8 +210,8 @@ public:
     void update(const session_meta& m) {
         writer& w = open_writer(m.id);
         record_.clear();
-        detail::encode_meta(record_, m);
-        check_record(record_, "the new metadata of session '" + m.id + "'");
+        check_record(record_, detail::encode_meta(record_, m),
+                     "the new metadata of session '" + m.id + "'");
         write_record(m.id, w, "the new metadata");
         w.meta.title = m.title;
         w.meta.extra = m.extra;
@@ -330,7 +330,8 @@ public:
         require_channel();
         if (!log_fd_ || (::fcntl(log_fd_.get(), F_GETFL) & O_ACCMODE) == O_RDONLY)
             throw storage_error("the session store is read-only (cannot write changes.log)",
-                                root_.string() + "/changes.log", EACCES);
+                                root_.string() + "/changes.log",
+                                log_errno_ ? log_errno_ : EACCES);
         const std::string probe = ".probe-" + std::to_string(::getpid());
         if (ops_.mkdirat(channel_fd_.get(), probe.c_str(), 0700) < 0 && errno != EEXIST)
             detail::throw_errno("the session store is read-only", channel_path());
@@ -358,6 +359,11 @@ private:
     public:
         change_lock(basic_jsonl_store& s, const session_id& id) : s_(s) {
             const int fd = s_.log_fd_.get();
+            if (s_.log_errno_) // opened read-only: say why, not EBADF from write()
+                throw storage_error("cannot record a change of session '" + id +
+                                        "': the session store is read-only (cannot write "
+                                        "changes.log)",
+                                    s_.root_.string() + "/changes.log", s_.log_errno_);
             if (fd < 0 || s_.ops_.flock(fd, LOCK_SH) < 0)
                 detail::throw_errno("cannot lock changes.log", s_.root_.string() + "/changes.log");
             const std::string line = "\n" + s_.channel_ + "/" + id + "\n";
@@ -419,6 +425,7 @@ private:
     }
 
     writer& open_writer(const session_id& id) {
+        validate_session_id(id); // before the id goes into any message or path
         auto it = writers_.find(id);
         if (it == writers_.end())
             throw storage_error("session '" + id + "' is not open for writing here; open it first",
@@ -431,16 +438,15 @@ private:
         return it->second;
     }
 
-    void check_record(std::string_view line, const std::string& what) const {
+    // Refuses a record over the size limit, or one whose encoder met invalid UTF-8.
+    void check_record(std::string_view line, bool valid_utf8, const std::string& what) const {
         if (line.size() > options_.max_record_bytes)
             throw invalid_input(what + " is " + std::to_string(line.size()) +
                                 " bytes, over the record limit of " +
                                 std::to_string(options_.max_record_bytes) +
                                 " bytes; nothing was saved");
-        const auto bad = detail::first_invalid_utf8(line);
-        if (bad != line.size())
-            throw invalid_input(what + " is not valid UTF-8 (bad byte at offset " +
-                                std::to_string(bad) + " of the record); nothing was saved");
+        if (!valid_utf8)
+            throw invalid_input(what + " holds text that is not valid UTF-8; nothing was saved");
     }
 
     // Appends record_ to the open session: steps 2 and 3 of the write protocol.
@@ -835,8 +841,12 @@ private:
         cd.dir_mtime_ns = mtime;
         bool changed = true;
         std::set<session_id> on_disk;
-        for (const auto& id : list_dir(chfd.get(), true))
-            if (is_valid_session_id(id)) on_disk.insert(id);
+        for (const auto& n : list_dir(chfd.get(), true)) {
+            if (is_valid_session_id(n))
+                on_disk.insert(n);
+            else if (n.starts_with(".deleted-") && name == channel_)
+                finish_deletion(n);
+        }
         std::erase_if(cd.sessions, [&](const auto& kv) { return !on_disk.count(kv.first); });
         for (const auto& id : on_disk)
             if (check_every_file || !cd.sessions.count(id)) refresh_entry(name, id);
@@ -947,19 +957,14 @@ private:
     }
 
     // A crash between renaming a deleted session aside and removing it leaves a
-    // ".deleted-*" directory: finish the job.
-    void remove_leftover_deletions() {
-        if (!channel_fd_) return;
-        for (const auto& n : list_dir(channel_fd_.get(), true)) {
-            if (!n.starts_with(".deleted-")) continue;
-            // Only directories whose deleting process is gone.
-            const auto dash = n.find('-', 9 + session_id_length + 1);
-            const long pid = dash == std::string::npos
-                                 ? 0
-                                 : std::strtol(n.c_str() + 9 + session_id_length + 1, nullptr, 10);
-            if (pid > 0 && pid != ::getpid() && ::kill(static_cast<pid_t>(pid), 0) == 0) continue;
-            remove_tree(n);
-        }
+    // ".deleted-<id>-<pid>-<n>" directory; the next reconciliation of the channel
+    // directory (its mtime changed with the rename) finishes the job, unless the
+    // deleting process is still alive and about to do it.
+    void finish_deletion(const std::string& name) {
+        constexpr std::size_t pid_at = sizeof(".deleted-") - 1 + session_id_length + 1;
+        const long pid = name.size() > pid_at ? std::strtol(name.c_str() + pid_at, nullptr, 10) : 0;
+        if (pid > 0 && pid != ::getpid() && ::kill(static_cast<pid_t>(pid), 0) == 0) return;
+        remove_tree(name);
     }
 
     std::filesystem::path root_;
@@ -969,6 +974,7 @@ private:
     detail::unique_fd root_fd_;
     detail::unique_fd channel_fd_;
     detail::unique_fd log_fd_;
+    int log_errno_ = 0; ///< why changes.log could not be opened for writing; 0: it could
     std::map<session_id, writer> writers_;
     detail::index_data index_;
     struct stat index_seen_ {};

@@ -3,6 +3,7 @@
 // without ever giving up on a file (see docs/FORMAT.md).
 #pragma once
 
+#include <dexter/sessions/detail/json_writer.hpp>
 #include <dexter/sessions/detail/posix.hpp>
 #include <dexter/sessions/detail/utf8.hpp>
 #include <dexter/sessions/types.hpp>
@@ -26,36 +27,67 @@ namespace dexter::sessions::detail {
 inline constexpr std::uint64_t history_format_version = 1;
 
 // ---------------------------------------------------------------------------------
-// Encoding. Each function appends one whole line, newline included.
+// Encoding. Each function appends one whole line, newline included, and returns false
+// if some text in it is not valid UTF-8 (the line must then not be written).
 
-inline void encode_header(std::string& out, const session_meta& m) {
-    json::object o;
-    o["type"] = "session";
-    o["version"] = history_format_version;
-    o["id"] = m.id;
-    o["created_at"] = format_timestamp(m.created_at);
-    o["title"] = m.title;
-    if (!m.extra.empty()) o["extra"] = m.extra;
-    out += json::serialize(o);
-    out += '\n';
+inline bool encode_header(std::string& out, const session_meta& m) {
+    out += R"({"type":"session","version":)";
+    append_uint(out, history_format_version);
+    out += R"(,"id":)";
+    bool ok = append_json_string(out, m.id);
+    out += R"(,"created_at":")";
+    out += format_timestamp(m.created_at);
+    out += R"(","title":)";
+    ok = append_json_string(out, m.title) && ok;
+    if (!m.extra.empty()) {
+        out += R"(,"extra":)";
+        ok = append_json_value(out, m.extra) && ok;
+    }
+    out += "}\n";
+    return ok;
 }
 
-inline void encode_exchange(std::string& out, const exchange& ex) {
-    json::object o;
-    o["type"] = "exchange";
-    write_exchange_fields(o, ex);
-    out += json::serialize(o);
-    out += '\n';
+inline bool encode_exchange(std::string& out, const exchange& ex) {
+    out += R"({"type":"exchange","seq":)";
+    append_uint(out, ex.seq);
+    out += R"(,"timestamp":")";
+    out += format_timestamp(ex.timestamp);
+    out += R"(","query":)";
+    bool ok = append_json_string(out, ex.query);
+    out += R"(,"answer":)";
+    ok = append_json_string(out, ex.answer) && ok;
+    if (ex.summary) {
+        out += R"(,"summary":)";
+        ok = append_json_string(out, *ex.summary) && ok;
+    }
+    if (ex.model) {
+        out += R"(,"model":)";
+        ok = append_json_string(out, *ex.model) && ok;
+    }
+    if (ex.duration_ms) {
+        out += R"(,"duration_ms":)";
+        append_uint(out, *ex.duration_ms);
+    }
+    if (!ex.tool_calls.empty()) {
+        out += R"(,"tool_calls":)";
+        ok = append_json_value(out, ex.tool_calls) && ok;
+    }
+    if (!ex.extra.empty()) {
+        out += R"(,"extra":)";
+        ok = append_json_value(out, ex.extra) && ok;
+    }
+    out += "}\n";
+    return ok;
 }
 
 /// A change of session metadata (title, extra), as an event.
-inline void encode_meta(std::string& out, const session_meta& m) {
-    json::object o;
-    o["type"] = "meta";
-    o["title"] = m.title;
-    o["extra"] = m.extra;
-    out += json::serialize(o);
-    out += '\n';
+inline bool encode_meta(std::string& out, const session_meta& m) {
+    out += R"({"type":"meta","title":)";
+    bool ok = append_json_string(out, m.title);
+    out += R"(,"extra":)";
+    ok = append_json_value(out, m.extra) && ok;
+    out += "}\n";
+    return ok;
 }
 
 // ---------------------------------------------------------------------------------
@@ -355,8 +387,15 @@ template <class Ops>
 std::vector<exchange> scan_backward(Ops& ops, int fd, const std::string& path, std::uint64_t end,
                                     std::uint64_t total_lines, std::size_t count,
                                     std::vector<diagnostic>& diags, std::size_t max_record) {
-    std::vector<exchange> found; // newest first
-    if (count == 0 || end == 0) return found;
+    // Newest first, seq strictly decreasing: a record whose seq does not exceed that of
+    // an earlier one is skipped, as a forward reader skips it (a duplicate keeps the
+    // first copy), so skipped records never use up the `count` asked for.
+    struct found_exchange {
+        exchange ex;
+        std::uint64_t line_no, offset;
+    };
+    std::vector<found_exchange> found;
+    if (count == 0 || end == 0) return {};
     record_reader reader(diags, false);
     scan_state scratch; // tail lines are read on their own; seq order is fixed below
     std::string buf(read_chunk, '\0');
@@ -379,8 +418,14 @@ std::vector<exchange> scan_backward(Ops& ops, int fd, const std::string& path, s
                 for (auto it = pieces.rbegin(); it != pieces.rend(); ++it) joined += *it;
                 line = joined;
             }
-            reader.read_line(scratch, line, line_no, start, true,
-                             [&](exchange&& ex) { found.push_back(std::move(ex)); });
+            reader.read_line(scratch, line, line_no, start, true, [&](exchange&& ex) {
+                for (; !found.empty() && found.back().ex.seq <= ex.seq; found.pop_back())
+                    reader.report(found.back().line_no, found.back().offset,
+                                  "exchange seq " + std::to_string(found.back().ex.seq) +
+                                      " repeats or goes back (last was " +
+                                      std::to_string(ex.seq) + "): skipped");
+                found.push_back({std::move(ex), line_no, start});
+            });
         }
         pieces.clear();
         pieces_size = 0;
@@ -418,14 +463,17 @@ std::vector<exchange> scan_backward(Ops& ops, int fd, const std::string& path, s
         }
         chunk_hi = chunk_lo;
     }
-    std::reverse(found.begin(), found.end());
-    // Keep seq strictly increasing, as a forward reader would.
     std::vector<exchange> ordered;
     ordered.reserve(found.size());
-    for (auto& ex : found)
-        if (ordered.empty() || ex.seq > ordered.back().seq) ordered.push_back(std::move(ex));
-    if (ordered.size() > count)
-        ordered.erase(ordered.begin(), ordered.end() - static_cast<std::ptrdiff_t>(count));
+    for (auto it = found.rbegin(); it != found.rend(); ++it) {
+        const auto last = ordered.empty() ? 0 : ordered.back().seq;
+        if (last != 0 && it->ex.seq != last + 1) // holes between the records read
+            reader.report(it->line_no, it->offset,
+                          "exchange seq " + std::to_string(it->ex.seq) + " follows " +
+                              std::to_string(last) + ": exchanges " + std::to_string(last + 1) +
+                              " to " + std::to_string(it->ex.seq - 1) + " are missing");
+        ordered.push_back(std::move(it->ex));
+    }
     return ordered;
 }
 

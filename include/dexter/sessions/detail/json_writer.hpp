@@ -1,0 +1,133 @@
+// SPDX-License-Identifier: BSL-1.0
+// Writes JSON text straight from our structs into a reused buffer: no intermediate
+// json::value, and UTF-8 validated in the same pass that escapes.
+#pragma once
+
+#include <dexter/sessions/detail/utf8.hpp>
+#include <dexter/sessions/types.hpp>
+
+#include <boost/json/serialize.hpp>
+
+#include <charconv>
+#include <cstdint>
+#include <cstring>
+#include <string>
+#include <string_view>
+
+namespace dexter::sessions::detail {
+
+/// Appends `s` as a JSON string literal (quotes included). Escapes what JSON requires
+/// (`"`, `\`, control characters) and nothing else, as Boost.JSON does. Returns false,
+/// having appended something unspecified, if `s` is not valid UTF-8.
+inline bool append_json_string(std::string& out, std::string_view s) {
+    static constexpr char hex[] = "0123456789abcdef";
+    const std::size_t start = out.size();
+    out.resize(start + s.size() + 2);
+    char* d = out.data() + start;
+    *d++ = '"';
+    const auto* p = reinterpret_cast<const unsigned char*>(s.data());
+    const auto* const end = p + s.size();
+    auto grow = [&](std::size_t extra) {
+        const std::size_t at = static_cast<std::size_t>(d - out.data());
+        out.resize(out.size() + extra);
+        d = out.data() + at;
+    };
+    while (p < end) {
+        // Plain ASCII in runs of 8 bytes: no quote, backslash, control or high byte.
+        while (end - p >= 8) {
+            std::uint64_t w;
+            std::memcpy(&w, p, 8);
+            const std::uint64_t high = w & 0x8080808080808080ull;
+            const std::uint64_t ctrl = (w - 0x2020202020202020ull) & ~w & 0x8080808080808080ull;
+            const std::uint64_t q = w ^ 0x2222222222222222ull;
+            const std::uint64_t quote = (q - 0x0101010101010101ull) & ~q & 0x8080808080808080ull;
+            const std::uint64_t b = w ^ 0x5c5c5c5c5c5c5c5cull;
+            const std::uint64_t bslash = (b - 0x0101010101010101ull) & ~b & 0x8080808080808080ull;
+            if (high | ctrl | quote | bslash) break;
+            std::memcpy(d, p, 8);
+            d += 8;
+            p += 8;
+        }
+        if (p == end) break;
+        const unsigned char c = *p;
+        if (c >= 0x20 && c < 0x80 && c != '"' && c != '\\') {
+            *d++ = static_cast<char>(c);
+            ++p;
+            continue;
+        }
+        if (c >= 0x80) {
+            const std::size_t rest = static_cast<std::size_t>(end - p);
+            std::size_t len = 0;
+            unsigned char lo = 0x80, hi = 0xBF;
+            if (c >= 0xC2 && c <= 0xDF) len = 2;
+            else if (c >= 0xE0 && c <= 0xEF) {
+                len = 3;
+                if (c == 0xE0) lo = 0xA0;
+                else if (c == 0xED) hi = 0x9F;
+            } else if (c >= 0xF0 && c <= 0xF4) {
+                len = 4;
+                if (c == 0xF0) lo = 0x90;
+                else if (c == 0xF4) hi = 0x8F;
+            } else {
+                return false;
+            }
+            if (rest < len || p[1] < lo || p[1] > hi) return false;
+            for (std::size_t k = 2; k < len; ++k)
+                if ((p[k] & 0xC0) != 0x80) return false;
+            std::memcpy(d, p, len);
+            d += len;
+            p += len;
+            continue;
+        }
+        // An escape: 2 or 6 bytes for 1.
+        char esc = 0;
+        switch (c) {
+        case '"': esc = '"'; break;
+        case '\\': esc = '\\'; break;
+        case '\b': esc = 'b'; break;
+        case '\f': esc = 'f'; break;
+        case '\n': esc = 'n'; break;
+        case '\r': esc = 'r'; break;
+        case '\t': esc = 't'; break;
+        default: break;
+        }
+        grow(esc ? 1 : 5);
+        *d++ = '\\';
+        if (esc) {
+            *d++ = esc;
+        } else {
+            *d++ = 'u';
+            *d++ = '0';
+            *d++ = '0';
+            *d++ = hex[c >> 4];
+            *d++ = hex[c & 15];
+        }
+        ++p;
+    }
+    *d++ = '"';
+    out.resize(static_cast<std::size_t>(d - out.data()));
+    return true;
+}
+
+inline void append_uint(std::string& out, std::uint64_t v) {
+    char buf[24];
+    const auto r = std::to_chars(buf, buf + sizeof buf, v);
+    out.append(buf, r.ptr);
+}
+
+/// Appends `"key":` (key is a trusted literal).
+inline void append_key(std::string& out, std::string_view key) {
+    out += '"';
+    out += key;
+    out += "\":";
+}
+
+/// Appends a JSON value serialised by Boost.JSON; returns false if it holds a string
+/// that is not valid UTF-8.
+inline bool append_json_value(std::string& out, const json::value& v) {
+    const std::size_t start = out.size();
+    out += json::serialize(v);
+    return is_valid_utf8(std::string_view(out).substr(start));
+}
+
+} // namespace dexter::sessions::detail
