@@ -21,11 +21,23 @@ namespace {
 // Random bytes biased towards what matters: ASCII runs, every control character,
 // quotes and backslashes, valid 2/3/4-byte sequences, and (when asked) invalid ones.
 std::string random_text(std::mt19937_64& rng, bool allow_invalid) {
-    static const char* pieces[] = {"plain ascii text ", "\"", "\\", "\n", "\t", "\x01", "\x1f",
-                                   "\x7f", "\xC3\xA9", "\xE2\x82\xAC", "\xF0\x9F\x98\x80",
-                                   "\xE2\x80\xA8", "</script>", "\xEF\xBF\xBF", "\xF4\x8F\xBF\xBF"};
-    static const char* bad[] = {"\xff", "\xC0\xAF", "\xED\xA0\x80", "\xF4\x90\x80\x80", "\xE2\x82",
-                                "\x80", "\xF0\x9F\x98"};
+    static const char* pieces[] = {"plain ascii text ",
+                                   "\"",
+                                   "\\",
+                                   "\n",
+                                   "\t",
+                                   "\x01",
+                                   "\x1f",
+                                   "\x7f",
+                                   "\xC3\xA9",
+                                   "\xE2\x82\xAC",
+                                   "\xF0\x9F\x98\x80",
+                                   "\xE2\x80\xA8",
+                                   "</script>",
+                                   "\xEF\xBF\xBF",
+                                   "\xF4\x8F\xBF\xBF"};
+    static const char* bad[] = {"\xff",     "\xC0\xAF", "\xED\xA0\x80", "\xF4\x90\x80\x80",
+                                "\xE2\x82", "\x80",     "\xF0\x9F\x98"};
     std::string s;
     const auto n = rng() % 40;
     for (unsigned i = 0; i < n; ++i) {
@@ -36,7 +48,8 @@ std::string random_text(std::mt19937_64& rng, bool allow_invalid) {
         else
             s += pieces[rng() % std::size(pieces)];
     }
-    if (rng() % 7 == 0) s.push_back('\0');
+    if (rng() % 7 == 0)
+        s.push_back('\0');
     return s;
 }
 
@@ -71,15 +84,20 @@ BOOST_AUTO_TEST_CASE(records_parse_to_the_same_exchange) {
     for (int i = 0; i < 2000; ++i) {
         ds::exchange ex;
         ex.seq = rng() % 1000000 + 1;
-        ex.timestamp = ds::time_point{std::chrono::milliseconds{
-            static_cast<std::int64_t>(rng() % 4102444800000ull)}};
+        ex.timestamp = ds::time_point{
+            std::chrono::milliseconds{static_cast<std::int64_t>(rng() % 4102444800000ull)}};
         ex.query = random_text(rng, false);
         ex.answer = random_text(rng, false);
-        if (rng() % 2) ex.summary = random_text(rng, false);
-        if (rng() % 2) ex.model = random_text(rng, false);
-        if (rng() % 2) ex.duration_ms = rng() % 100000;
-        if (rng() % 3 == 0) ex.tool_calls = json::array{json::object{{"name", random_text(rng, false)}}};
-        if (rng() % 3 == 0) ex.extra = json::object{{"k", random_text(rng, false)}, {"n", 1.5}};
+        if (rng() % 2)
+            ex.summary = random_text(rng, false);
+        if (rng() % 2)
+            ex.model = random_text(rng, false);
+        if (rng() % 2)
+            ex.duration_ms = rng() % 100000;
+        if (rng() % 3 == 0)
+            ex.tool_calls = json::array{json::object{{"name", random_text(rng, false)}}};
+        if (rng() % 3 == 0)
+            ex.extra = json::object{{"k", random_text(rng, false)}, {"n", 1.5}};
         std::string line;
         BOOST_TEST_REQUIRE(ds::detail::encode_exchange(line, ex));
         BOOST_TEST_REQUIRE(line.back() == '\n');
@@ -102,11 +120,16 @@ BOOST_AUTO_TEST_CASE(invalid_text_anywhere_in_a_record_is_reported) {
     for (int field = 0; field < 5; ++field) {
         ds::exchange bad = ex;
         const std::string junk = "x\xff";
-        if (field == 0) bad.query = junk;
-        if (field == 1) bad.answer = junk;
-        if (field == 2) bad.summary = junk;
-        if (field == 3) bad.model = junk;
-        if (field == 4) bad.tool_calls = json::array{json::string(junk)};
+        if (field == 0)
+            bad.query = junk;
+        if (field == 1)
+            bad.answer = junk;
+        if (field == 2)
+            bad.summary = junk;
+        if (field == 3)
+            bad.model = junk;
+        if (field == 4)
+            bad.tool_calls = json::array{json::string(junk)};
         line.clear();
         BOOST_TEST(!ds::detail::encode_exchange(line, bad), "field " << field);
     }

@@ -28,13 +28,13 @@ struct jsonl_store_factory {
 struct unsynced_jsonl_store_factory {
     dexter::sessions::test::temp_dir dir;
     dexter::sessions::jsonl_store make() {
-        return dexter::sessions::jsonl_store{dir.path(), "cli",
-                                             {dexter::sessions::durability::process_crash}};
+        return dexter::sessions::jsonl_store{
+            dir.path(), "cli", {dexter::sessions::durability::process_crash}};
     }
 };
 
 } // namespace
 
-DEXTER_SESSIONS_STORAGE_CONTRACT(storage_contract,
-                                 std::tuple<memory_store_factory, jsonl_store_factory,
-                                            unsynced_jsonl_store_factory>)
+DEXTER_SESSIONS_STORAGE_CONTRACT(
+    storage_contract,
+    std::tuple<memory_store_factory, jsonl_store_factory, unsynced_jsonl_store_factory>)

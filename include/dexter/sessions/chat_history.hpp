@@ -5,6 +5,9 @@
 // last `limit` completed turns as user/assistant messages: the newest 3 turns carry
 // their full answer, older ones their summary (or, when none was stored, a short
 // summary made from the answer), which keeps the context small as a session grows.
+//
+// Nothing here throws but std::bad_alloc; a chat_history that threw it is still valid,
+// holding some of its turns (the basic guarantee).
 #pragma once
 
 #include <dexter/sessions/detail/utf8.hpp>
@@ -40,7 +43,7 @@ struct chat_message {
 /// whitespace runs collapsed, cut at a character boundary to at most `max_bytes`
 /// bytes (an ellipsis marks a cut). Deterministic: the same text, the same summary.
 [[nodiscard]] inline std::string summarize_text(std::string_view text,
-                                                  std::size_t max_bytes = 200) {
+                                                std::size_t max_bytes = 200) {
     static constexpr std::string_view ellipsis = "\xE2\x80\xA6"; // U+2026
     std::string line;
     bool space = false;
@@ -48,11 +51,13 @@ struct chat_message {
     for (; i < text.size(); ++i) {
         const char c = text[i];
         if (c == '\n' || c == '\r') {
-            if (!line.empty()) break;
+            if (!line.empty())
+                break;
         } else if (c == ' ' || c == '\t') {
             space = !line.empty();
         } else {
-            if (space) line += ' ';
+            if (space)
+                line += ' ';
             space = false;
             line += c;
         }
@@ -61,7 +66,8 @@ struct chat_message {
     if (line.size() > max_bytes || (more && line.size() + ellipsis.size() > max_bytes)) {
         const std::size_t keep = max_bytes > ellipsis.size() ? max_bytes - ellipsis.size() : 0;
         line = std::string(detail::utf8_prefix(line, keep));
-        if (max_bytes >= ellipsis.size()) line += ellipsis;
+        if (max_bytes >= ellipsis.size())
+            line += ellipsis;
     } else if (more) {
         line += ellipsis;
     }
@@ -72,8 +78,8 @@ struct chat_message {
 /// with the exchanges it loaded (oldest first), append() after each saved exchange,
 /// and clear() when a new session starts.
 template <class H>
-concept replay_target = std::movable<H> && requires(H& h, std::span<const exchange> xs,
-                                                    const exchange& ex) {
+concept replay_target = std::movable<H> &&
+    requires(H& h, std::span<const exchange> xs, const exchange& ex) {
     h.replay(xs);
     h.append(ex);
     h.clear();
@@ -108,7 +114,8 @@ public:
     /// Completes the pending turn started by begin_turn(); if there is none, does nothing
     /// and returns false.
     bool complete_turn(std::string answer, std::optional<std::string> summary = std::nullopt) {
-        if (turns_.empty() || turns_.back().complete) return false;
+        if (turns_.empty() || turns_.back().complete)
+            return false;
         turns_.back().answer = std::move(answer);
         turns_.back().summary = std::move(summary);
         turns_.back().complete = true;
@@ -130,7 +137,8 @@ public:
     void replay(std::span<const exchange> exchanges) {
         turns_.clear();
         turns_.reserve(exchanges.size());
-        for (const auto& ex : exchanges) append(ex);
+        for (const auto& ex : exchanges)
+            append(ex);
     }
 
     void clear() noexcept { turns_.clear(); }
@@ -142,7 +150,8 @@ public:
     recent_turns(std::size_t limit = default_recent_turns) const {
         std::vector<const turn*> picked;
         for (auto it = turns_.rbegin(); it != turns_.rend() && picked.size() < limit; ++it)
-            if (it->complete) picked.push_back(&*it);
+            if (it->complete)
+                picked.push_back(&*it);
         std::vector<chat_message> out;
         out.reserve(picked.size() * 2);
         for (std::size_t i = picked.size(); i-- > 0;) {
@@ -163,14 +172,16 @@ public:
     /// Number of completed turns.
     [[nodiscard]] std::size_t size() const noexcept {
         std::size_t n = 0;
-        for (const auto& t : turns_) n += t.complete ? 1 : 0;
+        for (const auto& t : turns_)
+            n += t.complete ? 1 : 0;
         return n;
     }
     [[nodiscard]] bool empty() const noexcept { return size() == 0; }
 
 private:
     void drop_pending() {
-        if (!turns_.empty() && !turns_.back().complete) turns_.pop_back();
+        if (!turns_.empty() && !turns_.back().complete)
+            turns_.pop_back();
     }
 
     std::vector<turn> turns_;

@@ -30,16 +30,19 @@ inline constexpr std::string_view session_id_alphabet = "0123456789abcdefghijklm
 
 /// True when `text` is a well-formed session id.
 [[nodiscard]] constexpr bool is_valid_session_id(std::string_view text) noexcept {
-    if (text.size() != session_id_length) return false;
+    if (text.size() != session_id_length)
+        return false;
     for (char c : text)
-        if (!((c >= '0' && c <= '9') || (c >= 'a' && c <= 'z'))) return false;
+        if (!((c >= '0' && c <= '9') || (c >= 'a' && c <= 'z')))
+            return false;
     return true;
 }
 
 /// Throws invalid_session_id, naming the value and what is wrong with it, unless
 /// `text` is a well-formed session id.
 inline void validate_session_id(std::string_view text) {
-    if (is_valid_session_id(text)) return;
+    if (is_valid_session_id(text))
+        return;
     if (text.size() != session_id_length)
         throw invalid_session_id(text, "expected exactly 8 characters of [0-9a-z], got " +
                                            std::to_string(text.size()));
@@ -48,9 +51,11 @@ inline void validate_session_id(std::string_view text) {
 
 /// True when `text` could begin a session id (1 to 8 characters of [0-9a-z]).
 [[nodiscard]] constexpr bool is_valid_session_id_prefix(std::string_view text) noexcept {
-    if (text.empty() || text.size() > session_id_length) return false;
+    if (text.empty() || text.size() > session_id_length)
+        return false;
     for (char c : text)
-        if (!((c >= '0' && c <= '9') || (c >= 'a' && c <= 'z'))) return false;
+        if (!((c >= '0' && c <= '9') || (c >= 'a' && c <= 'z')))
+            return false;
     return true;
 }
 
@@ -63,7 +68,8 @@ concept id_generator = std::movable<G> && requires(G& g) {
 /// Draws ids from the operating system's CSPRNG (getrandom(2)). Each character comes
 /// from 6 random bits; values of 36 and above are rejected and redrawn, so every
 /// character is uniform over the alphabet (no modulo bias).
-/// Throws storage_error if the OS has no randomness to give.
+/// operator() throws storage_error if the OS has no randomness to give; the generator
+/// stays usable.
 class nanoid_generator {
 public:
     nanoid_generator() = default;
@@ -79,9 +85,11 @@ public:
         session_id id;
         id.reserve(session_id_length);
         while (id.size() < session_id_length) {
-            if (next_ == pool_.size()) refill();
+            if (next_ == pool_.size())
+                refill();
             const unsigned v = pool_[next_++] & 63u;
-            if (v < session_id_alphabet.size()) id += session_id_alphabet[v];
+            if (v < session_id_alphabet.size())
+                id += session_id_alphabet[v];
         }
         return id;
     }
@@ -92,7 +100,8 @@ private:
         while (got < pool_.size()) {
             const ssize_t n = ::getrandom(pool_.data() + got, pool_.size() - got, 0);
             if (n < 0) {
-                if (errno == EINTR) continue;
+                if (errno == EINTR)
+                    continue;
                 throw storage_error("cannot read the system's random source (getrandom)", {},
                                     errno);
             }
@@ -105,8 +114,9 @@ private:
     std::size_t next_ = pool_.size();
 };
 
-/// Deterministic ids for tests: "s0000001", "s0000002", ... Copies continue
-/// independently from where they were copied.
+/// Deterministic ids for tests: "s0000001", "s0000002", ... (after "s9999999" the
+/// numbers wrap around to "s0000000"). Copies continue independently from where they
+/// were copied. Never fails.
 class sequential_ids {
 public:
     sequential_ids() = default;

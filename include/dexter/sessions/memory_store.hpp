@@ -30,6 +30,12 @@ struct operation_counts {
     friend bool operator==(const operation_counts&, const operation_counts&) = default;
 };
 
+/// The in-memory storage policy (see storage.hpp for what each primitive does).
+/// Thread-safe. Throws: invalid_session_id (create, open, find, load, remove: before
+/// anything else), session_not_found (open, append, update, load, remove),
+/// session_busy (open, remove: another copy holds the session), storage_error
+/// (append, update: the session is not open through this copy, a seq that does not
+/// follow, an injected failure). On throw, nothing changed.
 class memory_store {
 public:
     memory_store() : state_(std::make_shared<state>()), writer_(state_->next_writer++) {}
@@ -49,7 +55,8 @@ public:
         std::lock_guard lock(state_->mutex);
         ++state_->counts.create;
         auto [it, inserted] = state_->sessions.try_emplace(m.id);
-        if (!inserted) return false;
+        if (!inserted)
+            return false;
         it->second.meta = m;
         it->second.meta.exchange_count = 0;
         it->second.writer = writer_;
@@ -61,7 +68,8 @@ public:
         std::lock_guard lock(state_->mutex);
         ++state_->counts.open;
         auto& s = existing(id);
-        if (s.writer && *s.writer != writer_) throw session_busy(id, location, std::nullopt);
+        if (s.writer && *s.writer != writer_)
+            throw session_busy(id, location, std::nullopt);
         s.writer = writer_;
         return s.meta;
     }
@@ -72,8 +80,8 @@ public:
         auto& s = open_for_writing(after.id);
         if (state_->fail_append_in && --*state_->fail_append_in == 0) {
             state_->fail_append_in.reset();
-            throw storage_error("cannot save exchange " + std::to_string(ex.seq) +
-                                    " of session '" + after.id + "' (injected failure)",
+            throw storage_error("cannot save exchange " + std::to_string(ex.seq) + " of session '" +
+                                    after.id + "' (injected failure)",
                                 location, state_->fail_errno);
         }
         if (ex.seq != s.meta.exchange_count + 1)
@@ -95,11 +103,13 @@ public:
     }
 
     void close(const session_id& id) noexcept {
-        if (!state_) return;
+        if (!state_)
+            return;
         std::lock_guard lock(state_->mutex);
         ++state_->counts.close;
         auto it = state_->sessions.find(id);
-        if (it != state_->sessions.end() && it->second.writer == writer_) it->second.writer.reset();
+        if (it != state_->sessions.end() && it->second.writer == writer_)
+            it->second.writer.reset();
     }
 
     std::optional<session_meta> find(const session_id& id) {
@@ -107,7 +117,8 @@ public:
         std::lock_guard lock(state_->mutex);
         ++state_->counts.find;
         auto it = state_->sessions.find(id);
-        if (it == state_->sessions.end()) return std::nullopt;
+        if (it == state_->sessions.end())
+            return std::nullopt;
         return it->second.meta;
     }
 
@@ -116,7 +127,8 @@ public:
         ++state_->counts.list;
         std::vector<session_meta> out;
         out.reserve(state_->sessions.size());
-        for (const auto& [id, s] : state_->sessions) out.push_back(s.meta);
+        for (const auto& [id, s] : state_->sessions)
+            out.push_back(s.meta);
         return out;
     }
 
@@ -126,8 +138,8 @@ public:
         ++state_->counts.load;
         const auto& s = existing(id);
         const std::size_t n = std::min(last, s.exchanges.size());
-        return {s.meta, {s.exchanges.end() - static_cast<std::ptrdiff_t>(n), s.exchanges.end()},
-                {}};
+        return {
+            s.meta, {s.exchanges.end() - static_cast<std::ptrdiff_t>(n), s.exchanges.end()}, {}};
     }
 
     void remove(const session_id& id) {
@@ -135,7 +147,8 @@ public:
         std::lock_guard lock(state_->mutex);
         ++state_->counts.remove;
         auto& s = existing(id);
-        if (s.writer && *s.writer != writer_) throw session_busy(id, location, std::nullopt);
+        if (s.writer && *s.writer != writer_)
+            throw session_busy(id, location, std::nullopt);
         state_->sessions.erase(id);
     }
 
@@ -180,7 +193,8 @@ private:
 
     stored_session& existing(const session_id& id) {
         auto it = state_->sessions.find(id);
-        if (it == state_->sessions.end()) throw session_not_found(id, location);
+        if (it == state_->sessions.end())
+            throw session_not_found(id, location);
         return it->second;
     }
 
@@ -193,10 +207,12 @@ private:
     }
 
     void release_all() noexcept {
-        if (!state_) return;
+        if (!state_)
+            return;
         std::lock_guard lock(state_->mutex);
         for (auto& [id, s] : state_->sessions)
-            if (s.writer == writer_) s.writer.reset();
+            if (s.writer == writer_)
+                s.writer.reset();
     }
 
     std::shared_ptr<state> state_;

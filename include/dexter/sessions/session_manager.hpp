@@ -30,6 +30,7 @@
 
 namespace dexter::sessions {
 
+/// Tunables of a session_manager.
 struct manager_options {
     /// How many of the most recent exchanges resume() loads and replays into the history.
     std::size_t context_exchanges = 10;
@@ -41,6 +42,9 @@ struct manager_options {
     std::size_t min_prefix = 4;
 };
 
+/// One conversation's view of a store: the current session, and the rules for saving
+/// into it. Not thread-safe: use one manager per conversation, from one thread at a
+/// time. Not copyable (it holds the current session's lease); move-constructible only.
 template <session_storage Storage, clock Clock = std::chrono::system_clock,
           id_generator IdGenerator = nanoid_generator, replay_target History = chat_history>
 class session_manager {
@@ -50,14 +54,14 @@ public:
     using id_generator_type = IdGenerator;
     using history_type = History;
 
+    /// Takes the policies by value; no session is current. Touches no storage, and
+    /// throws only what the policies' move constructors throw.
     explicit session_manager(Storage storage, Clock clock = {}, IdGenerator ids = {},
                              History history = {}, manager_options options = {})
         : storage_(std::move(storage)), clock_(std::move(clock)), ids_(std::move(ids)),
           history_(std::move(history)), options_(options) {}
 
-    session_manager()
-        requires std::default_initializable<Storage>
-        : session_manager(Storage{}) {}
+    session_manager() requires std::default_initializable<Storage> : session_manager(Storage{}) {}
 
     session_manager(const session_manager&) = delete;
     session_manager& operator=(const session_manager&) = delete;
@@ -70,12 +74,15 @@ public:
     }
     session_manager& operator=(session_manager&&) = delete;
 
+    /// Closes the current session (close()). Never throws.
     ~session_manager() { close(); }
 
     /// Starts a new session and makes it current. Nothing is stored until its first
     /// exchange is saved, so a session left without one leaves no trace. The id may
     /// still change at that first save if another writer has taken it meanwhile.
-    /// Closes the previous current session. Throws what the id generator throws.
+    /// Closes the previous current session. Throws what the id generator and the store's
+    /// find() throw, and error if `options().id_attempts` fresh ids in a row are taken;
+    /// on throw the previous session stays current.
     const session_meta& start_new() {
         session_id id = fresh_id();
         close();
@@ -100,11 +107,13 @@ public:
         try {
             loaded = storage_.load(id, options_.context_exchanges);
         } catch (...) {
-            if (!reopening) storage_.close(id);
+            if (!reopening)
+                storage_.close(id);
             throw;
         }
         loaded.meta = std::move(meta);
-        if (!reopening) close();
+        if (!reopening)
+            close();
         current_ = loaded.meta;
         stored_ = true;
         history_.replay(std::span<const exchange>(loaded.exchanges));
@@ -113,25 +122,27 @@ public:
 
     /// The full id of the session that `id_or_prefix` names: a well-formed id of an
     /// existing session, or a prefix of at least `options().min_prefix` characters that
-    /// exactly one session id starts with.
-    /// Throws invalid_session_id, session_not_found, ambiguous_session_id.
+    /// exactly one session id starts with. Changes nothing.
+    /// Throws invalid_session_id, session_not_found, ambiguous_session_id, and what the
+    /// store's find() and list() throw.
     session_id resolve(std::string_view id_or_prefix) {
         if (is_valid_session_id(id_or_prefix)) {
             session_id id(id_or_prefix);
             const auto found = storage_.find(id);
-            if (!found || found->exchange_count == 0) throw session_not_found(id);
+            if (!found || found->exchange_count == 0)
+                throw session_not_found(id);
             return id;
         }
-        if (id_or_prefix.size() < options_.min_prefix ||
-            !is_valid_session_id_prefix(id_or_prefix))
-            throw invalid_session_id(
-                id_or_prefix, "expected 8 characters of [0-9a-z], or a unique prefix of " +
-                                  std::to_string(options_.min_prefix) + " or more");
+        if (id_or_prefix.size() < options_.min_prefix || !is_valid_session_id_prefix(id_or_prefix))
+            throw invalid_session_id(id_or_prefix,
+                                     "expected 8 characters of [0-9a-z], or a unique prefix of " +
+                                         std::to_string(options_.min_prefix) + " or more");
         std::vector<session_id> matches;
         for (auto& m : storage_.list())
             if (m.exchange_count > 0 && m.id.starts_with(id_or_prefix))
                 matches.push_back(std::move(m.id));
-        if (matches.empty()) throw session_not_found(id_or_prefix);
+        if (matches.empty())
+            throw session_not_found(id_or_prefix);
         if (matches.size() > 1) {
             std::sort(matches.begin(), matches.end());
             throw ambiguous_session_id(id_or_prefix, std::move(matches));
@@ -145,9 +156,14 @@ public:
     /// acknowledged it. The first save of a new session stores the session itself and
     /// gives it a title from the query unless set_title() gave it one.
     /// Throws error if there is no current session, invalid_input for text that is not
-    /// UTF-8, and what the store throws; on throw nothing changed, here or in the store.
+    /// UTF-8, and what the store throws; on throw the exchange is not acknowledged and
+    /// nothing changed here or in the store, except that a failed sync to disk
+    /// (jsonl_store: storage_error from fdatasync) leaves it unknown whether the record
+    /// reached the disk; the store then refuses more saves until the session is closed
+    /// and resumed.
     exchange save_exchange(exchange draft) {
-        if (!current_) throw error("no current session: call start_new() or resume() first");
+        if (!current_)
+            throw error("no current session: call start_new() or resume() first");
         check_text(draft);
         session_meta after = *current_;
         if (!stored_ && after.title.empty())
@@ -173,19 +189,22 @@ public:
         return save_exchange(std::move(draft));
     }
 
-    /// Renames the current session. Throws error if there is none, invalid_input for text
-    /// that is not UTF-8, and what the store throws.
+    /// Renames the current session (stored with the next exchange if it has none yet).
+    /// Throws error if there is none, invalid_input for text that is not UTF-8, and what
+    /// the store throws; on throw the title is unchanged.
     void set_title(std::string title) {
-        if (!current_) throw error("no current session: call start_new() or resume() first");
+        if (!current_)
+            throw error("no current session: call start_new() or resume() first");
         check_utf8(title, "title");
         session_meta after = *current_;
         after.title = std::move(title);
-        if (stored_) storage_.update(after);
+        if (stored_)
+            storage_.update(after);
         current_ = std::move(after);
     }
 
     /// Every stored session with at least one exchange, most recently updated first,
-    /// ties broken by id.
+    /// ties broken by id. Throws what the store's list() throws.
     std::vector<session_meta> list_sessions() {
         auto all = storage_.list();
         std::erase_if(all, [](const session_meta& m) { return m.exchange_count == 0; });
@@ -212,7 +231,8 @@ public:
 
     /// Ends the current session (releasing the store's lease on it). Never throws.
     void close() noexcept {
-        if (current_ && stored_) storage_.close(current_->id);
+        if (current_ && stored_)
+            storage_.close(current_->id);
         current_.reset();
         stored_ = false;
     }
@@ -222,6 +242,7 @@ public:
     /// True once the current session has been stored (it has at least one exchange).
     bool current_is_stored() const noexcept { return stored_; }
 
+    /// The policies, held by value.
     History& history() noexcept { return history_; }
     const History& history() const noexcept { return history_; }
     Storage& storage() noexcept { return storage_; }
@@ -237,7 +258,8 @@ private:
         for (int i = 0; i < options_.id_attempts; ++i) {
             session_id id = ids_();
             validate_session_id(id);
-            if (!storage_.find(id)) return id;
+            if (!storage_.find(id))
+                return id;
         }
         throw error("the id generator gave " + std::to_string(options_.id_attempts) +
                     " ids in a row that are already taken");
@@ -279,9 +301,12 @@ private:
 
     static void check_json_utf8(const json::value& v, std::string_view field) {
         switch (v.kind()) {
-        case json::kind::string: check_utf8(v.get_string(), field); break;
+        case json::kind::string:
+            check_utf8(v.get_string(), field);
+            break;
         case json::kind::array:
-            for (const auto& e : v.get_array()) check_json_utf8(e, field);
+            for (const auto& e : v.get_array())
+                check_json_utf8(e, field);
             break;
         case json::kind::object:
             for (const auto& kv : v.get_object()) {
@@ -289,16 +314,20 @@ private:
                 check_json_utf8(kv.value(), field);
             }
             break;
-        default: break;
+        default:
+            break;
         }
     }
 
     static void check_text(const exchange& ex) {
         check_utf8(ex.query, "query");
         check_utf8(ex.answer, "answer");
-        if (ex.summary) check_utf8(*ex.summary, "summary");
-        if (ex.model) check_utf8(*ex.model, "model");
-        for (const auto& e : ex.tool_calls) check_json_utf8(e, "tool_calls");
+        if (ex.summary)
+            check_utf8(*ex.summary, "summary");
+        if (ex.model)
+            check_utf8(*ex.model, "model");
+        for (const auto& e : ex.tool_calls)
+            check_json_utf8(e, "tool_calls");
         for (const auto& kv : ex.extra) {
             check_utf8(kv.key(), "extra");
             check_json_utf8(kv.value(), "extra");

@@ -17,7 +17,9 @@
 namespace dexter::sessions {
 
 // ---------------------------------------------------------------------------------
-// Errors. One root, so that a host can catch everything of ours in one place.
+// Errors. One root, so that a host can catch everything of ours in one place. (Beyond
+// it: std::bad_alloc when memory runs out, std::invalid_argument for a jsonl_store
+// channel name that breaks the rules, std::out_of_range from format_timestamp.)
 
 /// Root of every exception the library throws.
 class error : public std::runtime_error {
@@ -62,7 +64,8 @@ private:
     static std::string make_message(std::string_view prefix, const std::vector<session_id>& c) {
         std::string m = "session prefix '" + std::string(prefix) + "' matches " +
                         std::to_string(c.size()) + " sessions (";
-        for (std::size_t i = 0; i < c.size(); ++i) m += (i ? ", " : "") + c[i];
+        for (std::size_t i = 0; i < c.size(); ++i)
+            m += (i ? ", " : "") + c[i];
         return m + "); give more characters";
     }
     std::vector<session_id> candidates_;
@@ -82,8 +85,10 @@ public:
 private:
     static std::string make_message(const std::string& what, const std::string& path, int e) {
         std::string m = what;
-        if (!path.empty()) m += ": " + path;
-        if (e != 0) m += ": " + std::string(std::strerror(e));
+        if (!path.empty())
+            m += ": " + path;
+        if (e != 0)
+            m += ": " + std::string(std::strerror(e));
         return m;
     }
     std::string path_;
@@ -100,11 +105,14 @@ public:
                                         : std::string(" by another writer")) +
                             "; close it there first",
                         std::move(path)),
-          holder_pid_(holder_pid) {}
+          id_(id), holder_pid_(holder_pid) {}
+    /// The session that is busy.
+    const std::string& id() const noexcept { return id_; }
     /// The process id of the holder, when the store can tell.
     std::optional<long> holder_pid() const noexcept { return holder_pid_; }
 
 private:
+    std::string id_;
     std::optional<long> holder_pid_;
 };
 
@@ -141,7 +149,8 @@ inline std::string quote_untrusted(std::string_view v) {
         }
     }
     out += '\'';
-    if (v.size() > shown) out += "... (" + std::to_string(v.size()) + " bytes)";
+    if (v.size() > shown)
+        out += "... (" + std::to_string(v.size()) + " bytes)";
     return out;
 }
 
@@ -191,19 +200,22 @@ inline invalid_session_id::invalid_session_id(std::string_view value, std::strin
 /// Passed as `last` to load() to ask for every exchange.
 inline constexpr std::size_t all_exchanges = std::numeric_limits<std::size_t>::max();
 
+/// A storage policy: the primitives listed above, checked where a session_manager is
+/// instantiated (a type that lacks one fails there, naming this concept).
 template <class S>
-concept session_storage =
-    std::movable<S> && requires(S& s, const session_id& id, const session_meta& m,
-                                const exchange& ex, std::size_t last) {
-        { s.create(m) } -> std::same_as<bool>;
-        { s.open(id) } -> std::same_as<session_meta>;
-        { s.append(m, ex) } -> std::same_as<void>;
-        { s.update(m) } -> std::same_as<void>;
-        { s.close(id) } noexcept -> std::same_as<void>;
-        { s.find(id) } -> std::same_as<std::optional<session_meta>>;
-        { s.list() } -> std::same_as<std::vector<session_meta>>;
-        { s.load(id, last) } -> std::same_as<loaded_session>;
-        { s.remove(id) } -> std::same_as<void>;
-    };
+concept session_storage = std::movable<S> &&
+    requires(S& s, const session_id& id, const session_meta& m, const exchange& ex,
+             std::size_t last) {
+    { s.create(m) } -> std::same_as<bool>;
+    { s.open(id) } -> std::same_as<session_meta>;
+    { s.append(m, ex) } -> std::same_as<void>;
+    { s.update(m) } -> std::same_as<void>;
+    { s.close(id) }
+    noexcept->std::same_as<void>;
+    { s.find(id) } -> std::same_as<std::optional<session_meta>>;
+    { s.list() } -> std::same_as<std::vector<session_meta>>;
+    { s.load(id, last) } -> std::same_as<loaded_session>;
+    { s.remove(id) } -> std::same_as<void>;
+};
 
 } // namespace dexter::sessions

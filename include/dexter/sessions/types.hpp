@@ -3,6 +3,8 @@
 // their JSON mapping (Boost.JSON, through tag_invoke overloads in this namespace).
 #pragma once
 
+#include <dexter/sessions/detail/utf8.hpp>
+
 #include <boost/json/conversion.hpp>
 #include <boost/json/serialize.hpp>
 #include <boost/json/value.hpp>
@@ -27,6 +29,9 @@ namespace json = boost::json;
 
 /// Wall-clock instants as stored: UTC, millisecond resolution.
 using time_point = std::chrono::sys_time<std::chrono::milliseconds>;
+
+/// True when `text` is well-formed UTF-8 (what every text field must be).
+using detail::is_valid_utf8;
 
 /// A session id: exactly 8 characters of `[0-9a-z]` (see id.hpp for the rules).
 using session_id = std::string;
@@ -79,7 +84,7 @@ struct loaded_session {
 };
 
 /// Folds a saved exchange into the session's metadata. `updated_at` never goes back.
-/// Every store derives metadata from its records through this one rule.
+/// Every store derives metadata from its records through this one rule. Never throws.
 inline void apply_exchange(session_meta& meta, const exchange& ex) {
     meta.exchange_count = ex.seq;
     meta.updated_at = std::max({meta.updated_at, meta.created_at, ex.timestamp});
@@ -95,7 +100,8 @@ inline void apply_exchange(session_meta& meta, const exchange& ex) {
     // Range check first: floor<days>() overflows (undefined behaviour) near time_point::min().
     constexpr time_point first{sys_days{year{0} / January / 1}};
     constexpr time_point past_last{sys_days{year{10000} / January / 1}};
-    if (t < first || t >= past_last) throw std::out_of_range("timestamp year outside 0000..9999");
+    if (t < first || t >= past_last)
+        throw std::out_of_range("timestamp year outside 0000..9999");
     const auto day = floor<days>(t);
     const year_month_day ymd{day};
     const hh_mm_ss<milliseconds> tod{t - day};
@@ -115,10 +121,12 @@ inline void apply_exchange(session_meta& meta, const exchange& ex) {
 [[nodiscard]] inline std::optional<time_point> parse_timestamp(std::string_view s) noexcept {
     using namespace std::chrono;
     auto digits = [&](std::size_t pos, std::size_t count, int& out) {
-        if (pos + count > s.size()) return false;
+        if (pos + count > s.size())
+            return false;
         int v = 0;
         for (std::size_t i = pos; i < pos + count; ++i) {
-            if (s[i] < '0' || s[i] > '9') return false;
+            if (s[i] < '0' || s[i] > '9')
+                return false;
             v = v * 10 + (s[i] - '0');
         }
         out = v;
@@ -135,17 +143,22 @@ inline void apply_exchange(session_meta& meta, const exchange& ex) {
         std::size_t n = 0;
         ++pos;
         while (pos < s.size() && s[pos] >= '0' && s[pos] <= '9') {
-            if (n < 3) ms = ms * 10 + (s[pos] - '0');
+            if (n < 3)
+                ms = ms * 10 + (s[pos] - '0');
             ++n;
             ++pos;
         }
-        if (n == 0 || n > 9) return std::nullopt;
-        for (; n < 3; ++n) ms *= 10;
+        if (n == 0 || n > 9)
+            return std::nullopt;
+        for (; n < 3; ++n)
+            ms *= 10;
     }
-    if (pos + 1 != s.size() || s[pos] != 'Z') return std::nullopt;
+    if (pos + 1 != s.size() || s[pos] != 'Z')
+        return std::nullopt;
     const year_month_day ymd{year{y}, month{static_cast<unsigned>(mo)},
                              day{static_cast<unsigned>(d)}};
-    if (!ymd.ok() || h > 23 || mi > 59 || sec > 59) return std::nullopt;
+    if (!ymd.ok() || h > 23 || mi > 59 || sec > 59)
+        return std::nullopt;
     return time_point{sys_days{ymd}} + hours{h} + minutes{mi} + seconds{sec} + milliseconds{ms};
 }
 
@@ -174,14 +187,16 @@ inline read_error missing(std::string_view key, std::string_view want) {
 
 inline bool read_string(const json::object& o, std::string_view key, std::string& out) {
     const auto* v = member(o, key);
-    if (!v || !v->is_string()) return false;
+    if (!v || !v->is_string())
+        return false;
     out.assign(v->get_string().data(), v->get_string().size());
     return true;
 }
 
 inline bool read_uint(const json::object& o, std::string_view key, std::uint64_t& out) {
     const auto* v = member(o, key);
-    if (!v) return false;
+    if (!v)
+        return false;
     if (v->is_uint64()) {
         out = v->get_uint64();
         return true;
@@ -195,9 +210,11 @@ inline bool read_uint(const json::object& o, std::string_view key, std::uint64_t
 
 inline bool read_time(const json::object& o, std::string_view key, time_point& out) {
     const auto* v = member(o, key);
-    if (!v || !v->is_string()) return false;
+    if (!v || !v->is_string())
+        return false;
     auto t = parse_timestamp(std::string_view(v->get_string()));
-    if (!t) return false;
+    if (!t)
+        return false;
     out = *t;
     return true;
 }
@@ -206,32 +223,42 @@ inline bool read_time(const json::object& o, std::string_view key, time_point& o
 inline bool read_optional_string(const json::object& o, std::string_view key,
                                  std::optional<std::string>& out) {
     const auto* v = member(o, key);
-    if (!v || v->is_null()) return true;
-    if (!v->is_string()) return false;
+    if (!v || v->is_null())
+        return true;
+    if (!v->is_string())
+        return false;
     out.emplace(v->get_string().data(), v->get_string().size());
     return true;
 }
 
 inline read_result<exchange> read_exchange(const json::object& o) {
     exchange ex;
-    if (!read_uint(o, "seq", ex.seq) || ex.seq == 0) return missing("seq", "a positive integer");
+    if (!read_uint(o, "seq", ex.seq) || ex.seq == 0)
+        return missing("seq", "a positive integer");
     if (!read_time(o, "timestamp", ex.timestamp))
         return missing("timestamp", "an ISO-8601 UTC time");
-    if (!read_string(o, "query", ex.query)) return missing("query", "a string");
-    if (!read_string(o, "answer", ex.answer)) return missing("answer", "a string");
-    if (!read_optional_string(o, "summary", ex.summary)) return missing("summary", "a string");
-    if (!read_optional_string(o, "model", ex.model)) return missing("model", "a string");
+    if (!read_string(o, "query", ex.query))
+        return missing("query", "a string");
+    if (!read_string(o, "answer", ex.answer))
+        return missing("answer", "a string");
+    if (!read_optional_string(o, "summary", ex.summary))
+        return missing("summary", "a string");
+    if (!read_optional_string(o, "model", ex.model))
+        return missing("model", "a string");
     if (const auto* v = member(o, "duration_ms"); v && !v->is_null()) {
         std::uint64_t ms = 0;
-        if (!read_uint(o, "duration_ms", ms)) return missing("duration_ms", "an integer");
+        if (!read_uint(o, "duration_ms", ms))
+            return missing("duration_ms", "an integer");
         ex.duration_ms = ms;
     }
     if (const auto* v = member(o, "tool_calls"); v && !v->is_null()) {
-        if (!v->is_array()) return missing("tool_calls", "an array");
+        if (!v->is_array())
+            return missing("tool_calls", "an array");
         ex.tool_calls = v->get_array();
     }
     if (const auto* v = member(o, "extra"); v && !v->is_null()) {
-        if (!v->is_object()) return missing("extra", "an object");
+        if (!v->is_object())
+            return missing("extra", "an object");
         ex.extra = v->get_object();
     }
     return ex;
@@ -239,9 +266,11 @@ inline read_result<exchange> read_exchange(const json::object& o) {
 
 inline read_result<session_meta> read_session_meta(const json::object& o) {
     session_meta m;
-    if (!read_string(o, "id", m.id)) return missing("id", "a string");
+    if (!read_string(o, "id", m.id))
+        return missing("id", "a string");
     if (const auto* v = member(o, "title"); v && !v->is_null()) {
-        if (!v->is_string()) return missing("title", "a string");
+        if (!v->is_string())
+            return missing("title", "a string");
         m.title.assign(v->get_string().data(), v->get_string().size());
     }
     if (!read_time(o, "created_at", m.created_at))
@@ -251,7 +280,8 @@ inline read_result<session_meta> read_session_meta(const json::object& o) {
     if (!read_uint(o, "exchange_count", m.exchange_count))
         return missing("exchange_count", "a non-negative integer");
     if (const auto* v = member(o, "extra"); v && !v->is_null()) {
-        if (!v->is_object()) return missing("extra", "an object");
+        if (!v->is_object())
+            return missing("extra", "an object");
         m.extra = v->get_object();
     }
     return m;
@@ -259,25 +289,35 @@ inline read_result<session_meta> read_session_meta(const json::object& o) {
 
 template <class T>
 boost::system::result<T> to_json_result(read_result<T> r) {
-    if (r) return std::move(*r);
+    if (r)
+        return std::move(*r);
     return boost::system::error_code(json::error::not_found); // a field is missing or wrong
 }
 
 } // namespace detail
 
 /// Writes the fields of `ex` into `o` (the record type tag is the store's business).
+/// Throws std::out_of_range (from format_timestamp) for a timestamp outside the years
+/// 0000..9999; `o` may then hold some of the fields.
 inline void write_exchange_fields(json::object& o, const exchange& ex) {
     o["seq"] = ex.seq;
     o["timestamp"] = format_timestamp(ex.timestamp);
     o["query"] = ex.query;
     o["answer"] = ex.answer;
-    if (ex.summary) o["summary"] = *ex.summary;
-    if (ex.model) o["model"] = *ex.model;
-    if (ex.duration_ms) o["duration_ms"] = *ex.duration_ms;
-    if (!ex.tool_calls.empty()) o["tool_calls"] = ex.tool_calls;
-    if (!ex.extra.empty()) o["extra"] = ex.extra;
+    if (ex.summary)
+        o["summary"] = *ex.summary;
+    if (ex.model)
+        o["model"] = *ex.model;
+    if (ex.duration_ms)
+        o["duration_ms"] = *ex.duration_ms;
+    if (!ex.tool_calls.empty())
+        o["tool_calls"] = ex.tool_calls;
+    if (!ex.extra.empty())
+        o["extra"] = ex.extra;
 }
 
+/// `json::value_from(ex)`, `json::value_from(meta)`, `json::value_from(diag)`: the JSON
+/// of a value. Throw std::out_of_range for a timestamp outside the years 0000..9999.
 inline void tag_invoke(json::value_from_tag, json::value& v, const exchange& ex) {
     auto& o = v.emplace_object();
     write_exchange_fields(o, ex);
@@ -290,14 +330,16 @@ inline void tag_invoke(json::value_from_tag, json::value& v, const session_meta&
     o["created_at"] = format_timestamp(m.created_at);
     o["updated_at"] = format_timestamp(m.updated_at);
     o["exchange_count"] = m.exchange_count;
-    if (!m.extra.empty()) o["extra"] = m.extra;
+    if (!m.extra.empty())
+        o["extra"] = m.extra;
 }
 
 inline void tag_invoke(json::value_from_tag, json::value& v, const diagnostic& d) {
     v = {{"line", d.line}, {"offset", d.offset}, {"reason", d.reason}};
 }
 
-/// Prints a value as its JSON (for logs and test failure messages).
+/// Prints a value as its JSON (for logs and test failure messages). Throws as
+/// json::value_from does, before anything is printed.
 inline std::ostream& operator<<(std::ostream& os, const exchange& ex) {
     return os << json::serialize(json::value_from(ex));
 }
@@ -312,13 +354,15 @@ inline std::ostream& operator<<(std::ostream& os, const diagnostic& d) {
 /// `json::value_to<exchange>(v)` throws boost::system::system_error.
 inline boost::system::result<exchange> tag_invoke(json::try_value_to_tag<exchange>,
                                                   const json::value& v) {
-    if (!v.is_object()) return boost::system::error_code(json::error::not_object);
+    if (!v.is_object())
+        return boost::system::error_code(json::error::not_object);
     return detail::to_json_result(detail::read_exchange(v.get_object()));
 }
 
 inline boost::system::result<session_meta> tag_invoke(json::try_value_to_tag<session_meta>,
                                                       const json::value& v) {
-    if (!v.is_object()) return boost::system::error_code(json::error::not_object);
+    if (!v.is_object())
+        return boost::system::error_code(json::error::not_object);
     return detail::to_json_result(detail::read_session_meta(v.get_object()));
 }
 

@@ -9,10 +9,12 @@
 #include <boost/json/serialize.hpp>
 
 #include <charconv>
+#include <cmath>
 #include <cstdint>
 #include <cstring>
 #include <string>
 #include <string_view>
+#include <utility>
 
 namespace dexter::sessions::detail {
 
@@ -43,12 +45,14 @@ inline bool append_json_string(std::string& out, std::string_view s) {
             const std::uint64_t quote = (q - 0x0101010101010101ull) & ~q & 0x8080808080808080ull;
             const std::uint64_t b = w ^ 0x5c5c5c5c5c5c5c5cull;
             const std::uint64_t bslash = (b - 0x0101010101010101ull) & ~b & 0x8080808080808080ull;
-            if (high | ctrl | quote | bslash) break;
+            if (high | ctrl | quote | bslash)
+                break;
             std::memcpy(d, p, 8);
             d += 8;
             p += 8;
         }
-        if (p == end) break;
+        if (p == end)
+            break;
         const unsigned char c = *p;
         if (c >= 0x20 && c < 0x80 && c != '"' && c != '\\') {
             *d++ = static_cast<char>(c);
@@ -59,21 +63,28 @@ inline bool append_json_string(std::string& out, std::string_view s) {
             const std::size_t rest = static_cast<std::size_t>(end - p);
             std::size_t len = 0;
             unsigned char lo = 0x80, hi = 0xBF;
-            if (c >= 0xC2 && c <= 0xDF) len = 2;
+            if (c >= 0xC2 && c <= 0xDF)
+                len = 2;
             else if (c >= 0xE0 && c <= 0xEF) {
                 len = 3;
-                if (c == 0xE0) lo = 0xA0;
-                else if (c == 0xED) hi = 0x9F;
+                if (c == 0xE0)
+                    lo = 0xA0;
+                else if (c == 0xED)
+                    hi = 0x9F;
             } else if (c >= 0xF0 && c <= 0xF4) {
                 len = 4;
-                if (c == 0xF0) lo = 0x90;
-                else if (c == 0xF4) hi = 0x8F;
+                if (c == 0xF0)
+                    lo = 0x90;
+                else if (c == 0xF4)
+                    hi = 0x8F;
             } else {
                 return false;
             }
-            if (rest < len || p[1] < lo || p[1] > hi) return false;
+            if (rest < len || p[1] < lo || p[1] > hi)
+                return false;
             for (std::size_t k = 2; k < len; ++k)
-                if ((p[k] & 0xC0) != 0x80) return false;
+                if ((p[k] & 0xC0) != 0x80)
+                    return false;
             std::memcpy(d, p, len);
             d += len;
             p += len;
@@ -82,14 +93,29 @@ inline bool append_json_string(std::string& out, std::string_view s) {
         // An escape: 2 or 6 bytes for 1.
         char esc = 0;
         switch (c) {
-        case '"': esc = '"'; break;
-        case '\\': esc = '\\'; break;
-        case '\b': esc = 'b'; break;
-        case '\f': esc = 'f'; break;
-        case '\n': esc = 'n'; break;
-        case '\r': esc = 'r'; break;
-        case '\t': esc = 't'; break;
-        default: break;
+        case '"':
+            esc = '"';
+            break;
+        case '\\':
+            esc = '\\';
+            break;
+        case '\b':
+            esc = 'b';
+            break;
+        case '\f':
+            esc = 'f';
+            break;
+        case '\n':
+            esc = 'n';
+            break;
+        case '\r':
+            esc = 'r';
+            break;
+        case '\t':
+            esc = 't';
+            break;
+        default:
+            break;
         }
         grow(esc ? 1 : 5);
         *d++ = '\\';
@@ -122,12 +148,53 @@ inline void append_key(std::string& out, std::string_view key) {
     out += "\":";
 }
 
-/// Appends a JSON value serialised by Boost.JSON; returns false if it holds a string
-/// that is not valid UTF-8.
+/// Appends `v` as standard JSON; returns false if it holds a string (or key) that is
+/// not valid UTF-8. Boost.JSON 1.81 writes an infinite double as `Infinity` and NaN as
+/// `NaN`, which no JSON parser (Boost.JSON included) reads back: a record holding one
+/// would be unreadable, and the next writer would cut it off as a torn tail. So an
+/// infinity is written as 1e99999 (read back as the same infinity) and NaN as null.
 inline bool append_json_value(std::string& out, const json::value& v) {
-    const std::size_t start = out.size();
-    out += json::serialize(v);
-    return is_valid_utf8(std::string_view(out).substr(start));
+    switch (v.kind()) {
+    case json::kind::string:
+        return append_json_string(out, v.get_string());
+    case json::kind::double_: {
+        const double d = v.get_double();
+        if (std::isnan(d))
+            out += "null";
+        else if (std::isinf(d))
+            out += d > 0 ? "1e99999" : "-1e99999";
+        else
+            out += json::serialize(v);
+        return true;
+    }
+    case json::kind::array: {
+        bool ok = true, first = true;
+        out += '[';
+        for (const auto& e : v.get_array()) {
+            if (!std::exchange(first, false))
+                out += ',';
+            ok = append_json_value(out, e) && ok;
+        }
+        out += ']';
+        return ok;
+    }
+    case json::kind::object: {
+        bool ok = true, first = true;
+        out += '{';
+        for (const auto& kv : v.get_object()) {
+            if (!std::exchange(first, false))
+                out += ',';
+            ok = append_json_string(out, kv.key()) && ok;
+            out += ':';
+            ok = append_json_value(out, kv.value()) && ok;
+        }
+        out += '}';
+        return ok;
+    }
+    default:
+        out += json::serialize(v);
+        return true; // null, bool, integers
+    }
 }
 
 } // namespace dexter::sessions::detail

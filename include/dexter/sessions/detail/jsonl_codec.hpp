@@ -96,19 +96,24 @@ inline bool encode_meta(std::string& out, const session_meta& m) {
 // each lone surrogate escape replaced by \ufffd, and report it.
 
 inline int hex_value(char c) noexcept {
-    if (c >= '0' && c <= '9') return c - '0';
-    if (c >= 'a' && c <= 'f') return c - 'a' + 10;
-    if (c >= 'A' && c <= 'F') return c - 'A' + 10;
+    if (c >= '0' && c <= '9')
+        return c - '0';
+    if (c >= 'a' && c <= 'f')
+        return c - 'a' + 10;
+    if (c >= 'A' && c <= 'F')
+        return c - 'A' + 10;
     return -1;
 }
 
 /// The code unit of the escape "\uXXXX" at `line[i]`, or -1.
 inline long escape_unit(std::string_view line, std::size_t i) noexcept {
-    if (i + 6 > line.size() || line[i] != '\\' || line[i + 1] != 'u') return -1;
+    if (i + 6 > line.size() || line[i] != '\\' || line[i + 1] != 'u')
+        return -1;
     long v = 0;
     for (std::size_t k = i + 2; k < i + 6; ++k) {
         const int h = hex_value(line[k]);
-        if (h < 0) return -1;
+        if (h < 0)
+            return -1;
         v = v * 16 + h;
     }
     return v;
@@ -176,7 +181,8 @@ public:
     template <class F>
     bool parse(std::string_view line, std::string& why, bool& repaired, F&& on_value) {
         repaired = false;
-        if (try_parse(line, on_value)) return true;
+        if (try_parse(line, on_value))
+            return true;
         if (repair_lone_surrogates(line, repaired_) > 0 && try_parse(repaired_, on_value)) {
             repaired = true;
             return true;
@@ -231,7 +237,8 @@ public:
     template <class F>
     void read_line(scan_state& st, std::string_view line, std::uint64_t line_no,
                    std::uint64_t offset, bool want_exchanges, F&& on_exchange) {
-        if (line.empty()) return;
+        if (line.empty())
+            return;
         std::string why;
         bool repaired = false;
         const bool ok = parser_.parse(line, why, repaired, [&](const json::value& v) {
@@ -251,24 +258,21 @@ private:
     template <class F>
     void apply(scan_state& st, const json::value& v, std::uint64_t line_no, std::uint64_t offset,
                bool want_exchanges, F& on_exchange) {
-        if (!v.is_object()) return report(line_no, offset, "not a JSON object");
+        if (!v.is_object())
+            return report(line_no, offset, "not a JSON object");
         const auto& o = v.get_object();
         const auto* type = detail::member(o, "type");
-        if (!type || !type->is_string()) return report(line_no, offset, "record has no type");
+        if (!type || !type->is_string())
+            return report(line_no, offset, "record has no type");
         const std::string_view t = type->get_string();
         if (t == "exchange") {
-            if (want_exchanges) {
-                auto ex = detail::read_exchange(o);
-                if (!ex) return report(line_no, offset, "bad exchange: " + ex.error().what);
-                if (accept_seq(st, ex->seq, ex->timestamp, line_no, offset))
-                    on_exchange(std::move(*ex));
-            } else {
-                std::uint64_t seq = 0;
-                time_point ts{};
-                if (!read_uint(o, "seq", seq) || seq == 0 || !read_time(o, "timestamp", ts))
-                    return report(line_no, offset, "bad exchange: no valid seq or timestamp");
-                accept_seq(st, seq, ts, line_no, offset);
-            }
+            // Fully checked even when only counting, so that every reader agrees on
+            // which records exist.
+            auto ex = detail::read_exchange(o);
+            if (!ex)
+                return report(line_no, offset, "bad exchange: " + ex.error().what);
+            if (accept_seq(st, ex->seq, ex->timestamp, line_no, offset) && want_exchanges)
+                on_exchange(std::move(*ex));
         } else if (t == "session") {
             std::uint64_t version = 0;
             if (!read_uint(o, "version", version) || version == 0)
@@ -295,7 +299,8 @@ private:
 
     bool accept_seq(scan_state& st, std::uint64_t seq, time_point ts, std::uint64_t line_no,
                     std::uint64_t offset) {
-        if (!check_order_) return true;
+        if (!check_order_)
+            return true;
         const auto last = st.meta.exchange_count;
         if (seq <= last) {
             report(line_no, offset,
@@ -331,14 +336,16 @@ void scan_forward(Ops& ops, int fd, const std::string& path, scan_state& st,
                   F&& on_exchange) {
     record_reader reader(diags);
     std::string buf(read_chunk, '\0');
-    std::string partial;  // a line that began in an earlier chunk
+    std::string partial;   // a line that began in an earlier chunk
     bool too_long = false; // the current line passed max_record: skipping to its end
     std::uint64_t pos = st.consumed;
     std::uint64_t line_start = st.consumed;
     for (;;) {
         const ssize_t n = pread_full(ops, fd, buf.data(), buf.size(), static_cast<off_t>(pos));
-        if (n < 0) throw_errno("cannot read", path);
-        if (n == 0) break;
+        if (n < 0)
+            throw_errno("cannot read", path);
+        if (n == 0)
+            break;
         std::string_view chunk(buf.data(), static_cast<std::size_t>(n));
         std::size_t from = 0;
         while (from < chunk.size()) {
@@ -351,14 +358,15 @@ void scan_forward(Ops& ops, int fd, const std::string& path, scan_state& st,
                 partial.shrink_to_fit();
             }
             if (nl == std::string_view::npos) {
-                if (!too_long) partial.append(chunk.substr(from, piece));
+                if (!too_long)
+                    partial.append(chunk.substr(from, piece));
                 break;
             }
             ++st.lines;
             if (too_long) {
                 reader.report(st.lines, line_start,
-                              "line longer than the record limit of " +
-                                  std::to_string(max_record) + " bytes: skipped");
+                              "line longer than the record limit of " + std::to_string(max_record) +
+                                  " bytes: skipped");
             } else if (partial.empty()) {
                 reader.read_line(st, chunk.substr(from, piece), st.lines, line_start,
                                  want_exchanges, on_exchange);
@@ -395,7 +403,8 @@ std::vector<exchange> scan_backward(Ops& ops, int fd, const std::string& path, s
         std::uint64_t line_no, offset;
     };
     std::vector<found_exchange> found;
-    if (count == 0 || end == 0) return {};
+    if (count == 0 || end == 0)
+        return {};
     record_reader reader(diags, false);
     scan_state scratch; // tail lines are read on their own; seq order is fixed below
     std::string buf(read_chunk, '\0');
@@ -415,15 +424,16 @@ std::vector<exchange> scan_backward(Ops& ops, int fd, const std::string& path, s
             std::string_view line = head;
             if (!pieces.empty()) {
                 joined.assign(head);
-                for (auto it = pieces.rbegin(); it != pieces.rend(); ++it) joined += *it;
+                for (auto it = pieces.rbegin(); it != pieces.rend(); ++it)
+                    joined += *it;
                 line = joined;
             }
             reader.read_line(scratch, line, line_no, start, true, [&](exchange&& ex) {
                 for (; !found.empty() && found.back().ex.seq <= ex.seq; found.pop_back())
                     reader.report(found.back().line_no, found.back().offset,
                                   "exchange seq " + std::to_string(found.back().ex.seq) +
-                                      " repeats or goes back (last was " +
-                                      std::to_string(ex.seq) + "): skipped");
+                                      " repeats or goes back (last was " + std::to_string(ex.seq) +
+                                      "): skipped");
                 found.push_back({std::move(ex), line_no, start});
             });
         }
@@ -437,17 +447,21 @@ std::vector<exchange> scan_backward(Ops& ops, int fd, const std::string& path, s
         const std::uint64_t chunk_lo = chunk_hi > read_chunk ? chunk_hi - read_chunk : 0;
         const std::size_t len = static_cast<std::size_t>(chunk_hi - chunk_lo);
         const ssize_t n = pread_full(ops, fd, buf.data(), len, static_cast<off_t>(chunk_lo));
-        if (n < 0) throw_errno("cannot read", path);
-        if (static_cast<std::size_t>(n) != len) break; // the file shrank under us
+        if (n < 0)
+            throw_errno("cannot read", path);
+        if (static_cast<std::size_t>(n) != len)
+            break; // the file shrank under us
         std::string_view chunk(buf.data(), len);
         std::size_t hi = len; // end (exclusive) of the unread part of the current line
         while (found.size() < count) {
             const auto nl = hi == 0 ? std::string_view::npos : chunk.rfind('\n', hi - 1);
-            if (nl == std::string_view::npos) break;
+            if (nl == std::string_view::npos)
+                break;
             finish_line(chunk.substr(nl + 1, hi - nl - 1), chunk_lo + nl + 1);
             hi = nl;
         }
-        if (found.size() >= count) break;
+        if (found.size() >= count)
+            break;
         if (chunk_lo == 0) {
             finish_line(chunk.substr(0, hi), 0);
             break;

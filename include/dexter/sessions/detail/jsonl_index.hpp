@@ -3,6 +3,7 @@
 // The index is derived from the history files and may be lost at any time.
 #pragma once
 
+#include <dexter/sessions/detail/json_writer.hpp>
 #include <dexter/sessions/id.hpp>
 #include <dexter/sessions/types.hpp>
 
@@ -63,12 +64,14 @@ inline std::string encode_index(const index_data& idx) {
             o["exchange_count"] = e.meta.exchange_count;
             o["size"] = e.size;
             o["lines"] = e.lines;
-            if (!e.meta.extra.empty()) o["extra"] = e.meta.extra;
-            if (e.newer_version) o["newer_version"] = e.newer_version;
+            if (!e.meta.extra.empty())
+                o["extra"] = e.meta.extra;
+            if (e.newer_version)
+                o["newer_version"] = e.newer_version;
             sessions[id] = std::move(o);
         }
-        channels[name] = json::object{{"dir_mtime_ns", ch.dir_mtime_ns},
-                                      {"sessions", std::move(sessions)}};
+        channels[name] =
+            json::object{{"dir_mtime_ns", ch.dir_mtime_ns}, {"sessions", std::move(sessions)}};
     }
     json::object root;
     root["format"] = "dexter-sessions-index";
@@ -76,14 +79,17 @@ inline std::string encode_index(const index_data& idx) {
     root["boot_id"] = idx.boot_id;
     root["changes"] = json::object{{"inode", idx.changes_inode}, {"offset", idx.changes_offset}};
     root["channels"] = std::move(channels);
-    return json::serialize(root) + "\n";
+    std::string out;
+    append_json_value(out, root); // standard JSON even for an infinite number in `extra`
+    out += '\n';
+    return out;
 }
 
 /// The outcome of reading index.json.
 struct index_decode {
     enum class status { ok, corrupt, newer } state = status::corrupt;
-    std::string why;             ///< for corrupt
-    std::uint64_t version = 0;   ///< for newer
+    std::string why;           ///< for corrupt
+    std::uint64_t version = 0; ///< for newer
     index_data data;
 };
 
@@ -101,14 +107,17 @@ inline index_decode decode_index(std::string_view text) {
     // allocation per string for an index of thousands of entries.
     json::monotonic_resource arena(text.size() * 2 + 1024);
     const json::value v = json::parse(text, ec, &arena, po);
-    if (ec) return corrupt("not valid JSON (" + ec.message() + ")");
-    if (!v.is_object()) return corrupt("not a JSON object");
+    if (ec)
+        return corrupt("not valid JSON (" + ec.message() + ")");
+    if (!v.is_object())
+        return corrupt("not a JSON object");
     const auto& root = v.get_object();
     std::string format;
     if (!read_string(root, "format", format) || format != "dexter-sessions-index")
         return corrupt("not a dexter-sessions index");
     std::uint64_t version = 0;
-    if (!read_uint(root, "version", version) || version == 0) return corrupt("no valid version");
+    if (!read_uint(root, "version", version) || version == 0)
+        return corrupt("no valid version");
     if (version > index_format_version) {
         out.state = index_decode::status::newer;
         out.version = version;
@@ -121,7 +130,8 @@ inline index_decode decode_index(std::string_view text) {
         !read_uint(changes->get_object(), "offset", out.data.changes_offset))
         return corrupt("no valid 'changes' position");
     const auto* channels = member(root, "channels");
-    if (!channels || !channels->is_object()) return corrupt("no 'channels' object");
+    if (!channels || !channels->is_object())
+        return corrupt("no 'channels' object");
     for (const auto& ch : channels->get_object()) {
         if (!is_valid_channel(ch.key()) || !ch.value().is_object())
             return corrupt("bad channel entry");
@@ -132,7 +142,8 @@ inline index_decode decode_index(std::string_view text) {
         else if (m && m->is_uint64())
             cd.dir_mtime_ns = static_cast<std::int64_t>(m->get_uint64());
         const auto* sessions = member(co, "sessions");
-        if (!sessions || !sessions->is_object()) return corrupt("bad channel entry");
+        if (!sessions || !sessions->is_object())
+            return corrupt("bad channel entry");
         for (const auto& s : sessions->get_object()) {
             if (!is_valid_session_id(s.key()) || !s.value().is_object())
                 return corrupt("bad session entry");

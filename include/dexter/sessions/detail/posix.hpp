@@ -36,7 +36,8 @@ public:
     explicit unique_fd(int fd) noexcept : fd_(fd) {}
     unique_fd(unique_fd&& o) noexcept : fd_(std::exchange(o.fd_, -1)) {}
     unique_fd& operator=(unique_fd&& o) noexcept {
-        if (this != &o) reset(std::exchange(o.fd_, -1));
+        if (this != &o)
+            reset(std::exchange(o.fd_, -1));
         return *this;
     }
     unique_fd(const unique_fd&) = delete;
@@ -46,7 +47,8 @@ public:
     int get() const noexcept { return fd_; }
     explicit operator bool() const noexcept { return fd_ >= 0; }
     void reset(int fd = -1) noexcept {
-        if (fd_ >= 0) ::close(fd_);
+        if (fd_ >= 0)
+            ::close(fd_);
         fd_ = fd;
     }
 
@@ -58,7 +60,8 @@ private:
 struct posix_ops {
     int openat(int dirfd, const char* path, int flags, mode_t mode = 0) {
         int fd;
-        do fd = ::openat(dirfd, path, flags | O_CLOEXEC, mode);
+        do
+            fd = ::openat(dirfd, path, flags | O_CLOEXEC, mode);
         while (fd < 0 && errno == EINTR);
         return fd;
     }
@@ -71,7 +74,8 @@ struct posix_ops {
     int ftruncate(int fd, off_t size) { return ::ftruncate(fd, size); }
     int flock(int fd, int op) {
         int r;
-        do r = ::flock(fd, op);
+        do
+            r = ::flock(fd, op);
         while (r < 0 && errno == EINTR);
         return r;
     }
@@ -104,7 +108,8 @@ int append_all(Ops& ops, int fd, std::string_view data, off_t size_before) {
             done += static_cast<std::size_t>(n);
             continue;
         }
-        if (n < 0 && errno == EINTR) continue;
+        if (n < 0 && errno == EINTR)
+            continue;
         const int e = n < 0 ? errno : EIO;
         if (done > 0 || n < 0) {
             while (ops.ftruncate(fd, size_before) < 0 && errno == EINTR) {
@@ -123,10 +128,12 @@ ssize_t pread_full(Ops& ops, int fd, char* out, std::size_t n, off_t offset) {
     while (done < n) {
         const ssize_t r = ops.pread(fd, out + done, n - done, offset + static_cast<off_t>(done));
         if (r < 0) {
-            if (errno == EINTR) continue;
+            if (errno == EINTR)
+                continue;
             return -1;
         }
-        if (r == 0) break;
+        if (r == 0)
+            break;
         done += static_cast<std::size_t>(r);
     }
     return static_cast<ssize_t>(done);
@@ -151,12 +158,16 @@ inline std::optional<long> flock_holder(dev_t dev, ino_t ino) {
         std::istringstream f(line);
         std::string num, kind, mode, access, where;
         long pid = 0;
-        if (!(f >> num >> kind >> mode >> access >> pid >> where)) continue;
-        if (kind != "FLOCK" || num == "->") continue;
+        if (!(f >> num >> kind >> mode >> access >> pid >> where))
+            continue;
+        if (kind != "FLOCK" || num == "->")
+            continue;
         unsigned maj = 0, min = 0;
         unsigned long long inode = 0;
-        if (std::sscanf(where.c_str(), "%x:%x:%llu", &maj, &min, &inode) != 3) continue;
-        if (inode == ino && makedev(maj, min) == dev) return pid;
+        if (std::sscanf(where.c_str(), "%x:%x:%llu", &maj, &min, &inode) != 3)
+            continue;
+        if (inode == ino && makedev(maj, min) == dev)
+            return pid;
     }
     return std::nullopt;
 }

@@ -25,19 +25,26 @@ namespace dexter::sessions::detail {
             len = 2;
         } else if (c >= 0xE0 && c <= 0xEF) {
             len = 3;
-            if (c == 0xE0) lo = 0xA0;        // overlong
-            else if (c == 0xED) hi = 0x9F;   // UTF-16 surrogates
+            if (c == 0xE0)
+                lo = 0xA0; // overlong
+            else if (c == 0xED)
+                hi = 0x9F; // UTF-16 surrogates
         } else if (c >= 0xF0 && c <= 0xF4) {
             len = 4;
-            if (c == 0xF0) lo = 0x90;        // overlong
-            else if (c == 0xF4) hi = 0x8F;   // above U+10FFFF
+            if (c == 0xF0)
+                lo = 0x90; // overlong
+            else if (c == 0xF4)
+                hi = 0x8F; // above U+10FFFF
         } else {
             return i;
         }
-        if (n - i < len) return i;
-        if (s(i + 1) < lo || s(i + 1) > hi) return i;
+        if (n - i < len)
+            return i;
+        if (s(i + 1) < lo || s(i + 1) > hi)
+            return i;
         for (std::size_t k = 2; k < len; ++k)
-            if ((s(i + k) & 0xC0) != 0x80) return i;
+            if ((s(i + k) & 0xC0) != 0x80)
+                return i;
         i += len;
     }
     return n;
@@ -51,9 +58,11 @@ namespace dexter::sessions::detail {
 /// UTF-8 sequence in two (text is assumed valid).
 [[nodiscard]] constexpr std::string_view utf8_prefix(std::string_view text,
                                                      std::size_t max_bytes) noexcept {
-    if (text.size() <= max_bytes) return text;
+    if (text.size() <= max_bytes)
+        return text;
     std::size_t end = max_bytes;
-    while (end > 0 && (static_cast<unsigned char>(text[end]) & 0xC0) == 0x80) --end;
+    while (end > 0 && (static_cast<unsigned char>(text[end]) & 0xC0) == 0x80)
+        --end;
     return text.substr(0, end);
 }
 

@@ -3,17 +3,28 @@
 //
 // A store passes this contract or it is not a store. To check one, write a factory
 // whose make() returns a new handle to one shared, initially empty store (two calls
-// give two writers over the same sessions, as two processes over one directory):
+// give two writers over the same sessions, as two processes over one directory), in a
+// test file of its own:
 //
-//   #define BOOST_TEST_MODULE my_store_contract
-//   #include <dexter/sessions/testing/storage_contract.hpp>
+//   #include "my_store.hpp"
 //
-//   struct my_store_factory {
+//   #define BOOST_TEST_MODULE my_store_contract   // before this header: it includes
+//   #include <dexter/sessions/testing/storage_contract.hpp>   // Boost.Test itself
+//
+//   struct my_store_factory {                     // default-constructible
 //       my_store make() { return my_store{...}; }
 //   };
 //   DEXTER_SESSIONS_STORAGE_CONTRACT(my_store_contract, std::tuple<my_store_factory, ...>)
 //
-// Needs Boost.Test; it includes <boost/test/unit_test.hpp> itself.
+// Each factory type in the tuple runs every case of the contract (a fresh factory per
+// case); a failed check names the case and the factory.
+//
+// Linking: the test needs Boost.Test's shared library and BOOST_TEST_DYN_LINK, which
+// the build files provide (do not #define it in the source):
+//   CMake   find_package(dexter_sessions 0.1 REQUIRED COMPONENTS testing), or
+//           add_subdirectory; then link dexter::sessions_testing
+//   meson   dependency('dexter-sessions-testing')
+// examples/custom_store/ is a complete example; docs/EMBEDDING.md explains more.
 #pragma once
 
 #include <dexter/sessions/session_manager.hpp>
@@ -58,7 +69,8 @@ inline exchange sample_exchange(std::uint64_t seq, std::string tag = {}) {
     ex.timestamp = at(static_cast<int>(seq) * 10);
     ex.query = "question " + std::to_string(seq) + tag;
     ex.answer = "answer " + std::to_string(seq) + tag;
-    if (seq % 2 == 0) ex.summary = "summary " + std::to_string(seq);
+    if (seq % 2 == 0)
+        ex.summary = "summary " + std::to_string(seq);
     return ex;
 }
 

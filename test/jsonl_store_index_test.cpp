@@ -1,0 +1,538 @@
+// SPDX-License-Identifier: BSL-1.0
+// jsonl_store's index.json when it is damaged, replaced or out of step with the history
+// files (RELIABILITY.md matrix rows 4 and 5): the history files always win.
+#include <dexter/sessions/jsonl_store.hpp>
+
+#define BOOST_TEST_MODULE jsonl_store_index
+#include <boost/test/unit_test.hpp>
+
+#include "support/history_files.hpp"
+#include "support/temp_dir.hpp"
+
+#include <boost/json/parse.hpp>
+#include <boost/json/serialize.hpp>
+
+#include <grp.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cstdint>
+#include <filesystem>
+#include <map>
+#include <random>
+#include <string>
+#include <utility>
+#include <vector>
+
+namespace ds = dexter::sessions;
+namespace fs = std::filesystem;
+namespace json = boost::json;
+using namespace dexter::sessions::test;
+
+namespace {
+
+// A store with three sessions and the index.json that listing them wrote.
+struct indexed_store {
+    ds::test::temp_dir dir;
+    std::map<std::string, ds::session_meta> sessions;
+
+    indexed_store() {
+        sessions["aaaa0001"] = save_session(dir.path(), "aaaa0001", 3);
+        sessions["bbbb0002"] = save_session(dir.path(), "bbbb0002", 1);
+        sessions["cccc0003"] = save_session(dir.path(), "cccc0003", 5);
+        ds::jsonl_store{dir.path(), "cli", unsynced}.list();
+        BOOST_TEST_REQUIRE(fs::is_regular_file(index()));
+    }
+    fs::path index() const { return dir / "index.json"; }
+    fs::path quarantine() const { return dir / "quarantine"; }
+    ds::jsonl_store store() const { return ds::jsonl_store{dir.path(), "cli", unsynced}; }
+};
+
+// The listing is exactly `want`: same ids, titles, times and counts.
+void check_listed(std::vector<ds::session_meta> got,
+                  const std::map<std::string, ds::session_meta>& want) {
+    std::sort(got.begin(), got.end(), [](const auto& a, const auto& b) { return a.id < b.id; });
+    BOOST_TEST_REQUIRE(got.size() == want.size());
+    for (const auto& m : got) {
+        BOOST_TEST_CONTEXT("session " << m.id) {
+            BOOST_TEST_REQUIRE(want.count(m.id) == 1u);
+            BOOST_TEST(m == want.at(m.id));
+        }
+    }
+}
+
+// index.json is a valid index of this library again.
+void check_index_rebuilt(const fs::path& index) {
+    BOOST_TEST_REQUIRE(fs::is_regular_file(fs::symlink_status(index)));
+    const auto decoded = ds::detail::decode_index(read_bytes(index));
+    BOOST_TEST((decoded.state == ds::detail::index_decode::status::ok), decoded.why);
+}
+
+// Files of the store, with their bytes: what must not change while the index is redone.
+std::map<std::string, std::string> history_bytes(const fs::path& root) {
+    std::map<std::string, std::string> out;
+    for (const auto& e : fs::directory_iterator(root / "cli"))
+        if (fs::is_regular_file(e.path() / "history.jsonl"))
+            out[e.path().filename().string()] = read_bytes(e.path() / "history.jsonl");
+    return out;
+}
+
+// Waits until the file system's clock has moved past `p`'s modification time, so that
+// a change made now gives `p` a different one (the store notices sessions added or
+// removed behind its back through the channel directory's mtime; coarse timestamps
+// would hide a change made within the same tick).
+void wait_past_mtime(const fs::path& p) {
+    struct stat st {};
+    ::stat(p.c_str(), &st);
+    for (;;) {
+        struct timespec now {};
+        ::clock_gettime(CLOCK_REALTIME_COARSE, &now);
+        if (now.tv_sec > st.st_mtim.tv_sec ||
+            (now.tv_sec == st.st_mtim.tv_sec && now.tv_nsec > st.st_mtim.tv_nsec))
+            return;
+        const struct timespec ms { 0, 1'000'000 };
+        ::nanosleep(&ms, nullptr);
+    }
+}
+
+} // namespace
+
+// =====================================================================================
+// Row 4: index.json damaged, missing, or not a file
+// =====================================================================================
+
+namespace {
+
+// Puts `bytes` in index.json, then checks that a new store lists every session from the
+// history files, moves the damaged index to quarantine, says so, and writes a good one.
+void check_damaged_index(indexed_store& s, const std::string& bytes) {
+    const auto histories = history_bytes(s.dir.path());
+    write_bytes(s.index(), bytes);
+    auto store = s.store();
+    check_listed(store.list(), s.sessions);
+    const auto notes = store.take_diagnostics();
+    BOOST_TEST_REQUIRE(notes.size() == 1u, show(notes));
+    BOOST_TEST(contains(notes[0].reason, "index.json is damaged"), notes[0].reason);
+    const auto moved = added({}, entries(s.quarantine()));
+    BOOST_TEST_REQUIRE(moved.size() == 1u);
+    BOOST_TEST(contains(notes[0].reason, "moved to " + moved[0].string()), notes[0].reason);
+    BOOST_TEST((read_bytes(moved[0]) == bytes), "the quarantined index is not what was there");
+    check_index_rebuilt(s.index());
+    BOOST_TEST(store.find("aaaa0001").has_value());
+    // The rebuilt index is trusted by the next store: nothing more to report.
+    auto next = s.store();
+    check_listed(next.list(), s.sessions);
+    BOOST_TEST(next.take_diagnostics().empty());
+    BOOST_TEST(entries(s.quarantine()).size() == 1u);
+    BOOST_TEST(history_bytes(s.dir.path()) == histories);
+}
+
+} // namespace
+
+BOOST_AUTO_TEST_CASE(damaged_index_contents) {
+    const std::vector<std::pair<std::string, std::string>> cases = {
+        {"empty", ""},
+        {"an opening brace", "{"},
+        {"not JSON at all", "\177ELF\x02\x01\x01"},
+        {"a JSON array", "[1,2,3]\n"},
+        {"someone else's JSON", R"({"hello":"world"})"},
+        {"another format", R"({"format":"other-index","version":1,"channels":{}})"},
+        {"no changes position", R"({"format":"dexter-sessions-index","version":1,"channels":{}})"},
+        {"a bad session id in it",
+         R"({"format":"dexter-sessions-index","version":1,"boot_id":"","changes":{"inode":1,"offset":0},"channels":{"cli":{"dir_mtime_ns":0,"sessions":{"../../etc":{}}}}})"},
+        {"version 0", R"({"format":"dexter-sessions-index","version":0})"},
+        {"JSON nested too deep", std::string(100, '[') + std::string(100, ']')},
+    };
+    for (const auto& [what, bytes] : cases) {
+        BOOST_TEST_CONTEXT(what) {
+            indexed_store s;
+            check_damaged_index(s, bytes);
+        }
+    }
+}
+
+BOOST_AUTO_TEST_CASE(truncated_index) {
+    indexed_store probe;
+    const std::string good = read_bytes(probe.index());
+    BOOST_TEST_REQUIRE(good.size() > 100u);
+    // Every cut shorter than the closing brace; the first, middle and last, and a seeded
+    // random sample of the rest.
+    std::vector<std::size_t> cuts = {0, 1, good.size() / 2, good.size() - 2};
+    const unsigned seed = 20261126;
+    std::mt19937 rng(seed);
+    std::uniform_int_distribution<std::size_t> pick(0, good.size() - 2);
+    for (int i = 0; i < 16; ++i)
+        cuts.push_back(pick(rng));
+    for (const auto cut : cuts) {
+        BOOST_TEST_CONTEXT("index.json cut to " << cut << " of " << good.size() << " bytes (seed "
+                                                << seed << ")") {
+            indexed_store s;
+            // Same sessions, same sizes: the index differs only in times and inodes.
+            const std::string mine = read_bytes(s.index());
+            check_damaged_index(s, mine.substr(0, std::min(cut, mine.size() - 2)));
+        }
+    }
+}
+
+BOOST_AUTO_TEST_CASE(missing_index_is_rebuilt_quietly) {
+    indexed_store s;
+    fs::remove(s.index());
+    auto store = s.store();
+    check_listed(store.list(), s.sessions);
+    // A missing index is the normal state of a new store: nothing to report or keep.
+    BOOST_TEST(store.take_diagnostics().empty());
+    BOOST_TEST(!fs::exists(s.quarantine()));
+    check_index_rebuilt(s.index());
+}
+
+BOOST_AUTO_TEST_CASE(index_that_is_a_directory) {
+    indexed_store s;
+    fs::remove(s.index());
+    fs::create_directory(s.index());
+    write_bytes(s.index() / "keep.txt", "something of the user's");
+    auto store = s.store();
+    check_listed(store.list(), s.sessions);
+    const auto notes = store.take_diagnostics();
+    BOOST_TEST(mentions(notes, "index.json is not a file"), show(notes));
+    const auto moved = added({}, entries(s.quarantine()));
+    BOOST_TEST_REQUIRE(moved.size() == 1u);
+    BOOST_TEST(fs::is_directory(moved[0]));
+    BOOST_TEST(read_bytes(moved[0] / "keep.txt") == "something of the user's");
+    check_index_rebuilt(s.index());
+}
+
+BOOST_AUTO_TEST_CASE(index_that_is_a_symlink_to_etc_passwd) {
+    indexed_store s;
+    const std::string passwd = read_bytes("/etc/passwd");
+    struct stat before {};
+    BOOST_TEST_REQUIRE(::stat("/etc/passwd", &before) == 0);
+    fs::remove(s.index());
+    fs::create_symlink("/etc/passwd", s.index());
+
+    auto store = s.store();
+    check_listed(store.list(), s.sessions);
+    const auto notes = store.take_diagnostics();
+    BOOST_TEST(mentions(notes, "index.json is a symbolic link"), show(notes));
+    // The link itself went to quarantine, still pointing where it did.
+    const auto moved = added({}, entries(s.quarantine()));
+    BOOST_TEST_REQUIRE(moved.size() == 1u);
+    BOOST_TEST(fs::is_symlink(moved[0]));
+    BOOST_TEST(fs::read_symlink(moved[0]) == fs::path("/etc/passwd"));
+    check_index_rebuilt(s.index());
+    // Its target was neither read into the index nor written.
+    BOOST_TEST(!contains(read_bytes(s.index()), "root:"));
+    BOOST_TEST(read_bytes("/etc/passwd") == passwd);
+    struct stat after {};
+    ::stat("/etc/passwd", &after);
+    BOOST_TEST(after.st_mtim.tv_sec == before.st_mtim.tv_sec);
+    BOOST_TEST(after.st_mtim.tv_nsec == before.st_mtim.tv_nsec);
+    BOOST_TEST(after.st_size == before.st_size);
+}
+
+BOOST_AUTO_TEST_CASE(index_that_is_a_fifo) {
+    // Opening a FIFO for reading would block until a writer comes: the store must look
+    // before it opens. It is not a file, so it is moved aside like a directory.
+    indexed_store s;
+    fs::remove(s.index());
+    BOOST_TEST_REQUIRE(::mkfifo(s.index().c_str(), 0644) == 0);
+    auto store = s.store();
+    check_listed(store.list(), s.sessions);
+    BOOST_TEST(mentions(store.take_diagnostics(), "index.json is not a file"));
+    const auto moved = added({}, entries(s.quarantine()));
+    BOOST_TEST_REQUIRE(moved.size() == 1u);
+    BOOST_TEST(fs::is_fifo(moved[0]));
+    check_index_rebuilt(s.index());
+}
+
+BOOST_AUTO_TEST_CASE(index_of_a_newer_version_is_left_untouched) {
+    indexed_store s;
+    std::string newer = read_bytes(s.index());
+    const auto v = newer.find("\"version\":1,");
+    BOOST_TEST_REQUIRE(v != std::string::npos);
+    newer.replace(v, 12, "\"version\":999,\"future\":[1,2,3],");
+    write_bytes(s.index(), newer);
+    struct stat before {};
+    ::stat(s.index().c_str(), &before);
+
+    auto store = s.store();
+    check_listed(store.list(), s.sessions);
+    const auto notes = store.take_diagnostics();
+    BOOST_TEST_REQUIRE(notes.size() == 1u, show(notes));
+    BOOST_TEST(contains(notes[0].reason, "format version 999"), notes[0].reason);
+    BOOST_TEST(contains(notes[0].reason, "left untouched"), notes[0].reason);
+    // Even when sessions change and the listing would normally be saved.
+    auto meta = store.open("bbbb0002");
+    append_exchange(store, meta, make_exchange(2));
+    store.close("bbbb0002");
+    s.sessions["bbbb0002"] = meta;
+    s.sessions["dddd0004"] = save_session(s.dir.path(), "dddd0004", 2);
+    check_listed(store.list(), s.sessions);
+    check_listed(s.store().list(), s.sessions);
+    store.remove("dddd0004");
+
+    BOOST_TEST((read_bytes(s.index()) == newer), "the newer index was written over");
+    struct stat after {};
+    ::stat(s.index().c_str(), &after);
+    BOOST_TEST(after.st_ino == before.st_ino);
+    BOOST_TEST(after.st_mtim.tv_nsec == before.st_mtim.tv_nsec);
+    BOOST_TEST(!fs::exists(s.quarantine()));
+}
+
+BOOST_AUTO_TEST_CASE(index_that_cannot_be_read) {
+    // As root, permissions do not stop reading: run the store as another user in a child.
+    if (::geteuid() != 0) {
+        BOOST_TEST_MESSAGE("skipped: needs root to run a child as user nobody (65534)");
+        return;
+    }
+    indexed_store s;
+    for (const auto& e : fs::recursive_directory_iterator(s.dir.path()))
+        BOOST_TEST_REQUIRE(::lchown(e.path().c_str(), 65534, 65534) == 0);
+    BOOST_TEST_REQUIRE(::chown(s.dir.path().c_str(), 65534, 65534) == 0);
+    // index.json stays root's, readable by nobody else.
+    BOOST_TEST_REQUIRE(::chown(s.index().c_str(), 0, 0) == 0);
+    BOOST_TEST_REQUIRE(::chmod(s.index().c_str(), 0600) == 0);
+    const std::string bytes = read_bytes(s.index());
+
+    const std::string result = in_child([&]() -> std::string {
+        if (::setgroups(0, nullptr) != 0 || ::setgid(65534) != 0 || ::setuid(65534) != 0)
+            return "cannot become nobody";
+        ds::jsonl_store store{s.dir.path(), "cli", unsynced};
+        auto listed = store.list();
+        std::sort(listed.begin(), listed.end(),
+                  [](const auto& a, const auto& b) { return a.id < b.id; });
+        std::string out;
+        for (const auto& m : listed)
+            out += m.id + ":" + std::to_string(m.exchange_count) + " ";
+        for (const auto& d : store.take_diagnostics())
+            out += "| " + d.reason;
+        // Saving still works, and does not write over the index it could not read.
+        ds::session_meta meta = make_meta("dddd0004");
+        if (!store.create(meta))
+            return "cannot create dddd0004";
+        append_exchange(store, meta, make_exchange(1));
+        store.close("dddd0004");
+        store.list();
+        return out;
+    });
+    if (result == "cannot become nobody") {
+        BOOST_TEST_MESSAGE("skipped: this container does not allow setuid(65534)");
+        return;
+    }
+    BOOST_TEST_MESSAGE("child: " << result);
+    BOOST_TEST(contains(result, "aaaa0001:3 bbbb0002:1 cccc0003:5 |"), result);
+    BOOST_TEST(contains(result, "index.json cannot be read (Permission denied)"), result);
+    BOOST_TEST(contains(result, "left as it is"), result);
+    BOOST_TEST((read_bytes(s.index()) == bytes), "the unreadable index was written over");
+    struct stat st {};
+    ::stat(s.index().c_str(), &st);
+    BOOST_TEST(st.st_uid == 0u);
+    BOOST_TEST((st.st_mode & 07777) == 0600u);
+    BOOST_TEST(!fs::exists(s.quarantine()));
+    BOOST_TEST(fs::exists(history(s.dir.path(), "dddd0004")));
+}
+
+// =====================================================================================
+// Row 5: index.json and the history files disagree
+// =====================================================================================
+
+BOOST_AUTO_TEST_CASE(session_directory_copied_in_behind_the_index) {
+    indexed_store s;
+    ds::test::temp_dir other;
+    const auto copied = save_session(other.path(), "dddd0004", 4);
+    auto store = s.store(); // holds the index in memory
+    check_listed(store.list(), s.sessions);
+    wait_past_mtime(s.dir / "cli");
+    fs::copy(other / "cli" / "dddd0004", s.dir / "cli" / "dddd0004", fs::copy_options::recursive);
+    s.sessions["dddd0004"] = copied;
+
+    check_listed(s.store().list(), s.sessions); // a new store, from the old index.json
+    check_listed(store.list(), s.sessions);     // the store that had it in memory
+    BOOST_TEST(store.find("dddd0004").has_value());
+    file_manager sessions{s.store()};
+    const auto loaded = sessions.resume("dddd0004");
+    BOOST_TEST(seqs(loaded) == range(1, 4));
+    BOOST_TEST(sessions.save_exchange("q5", "a5").seq == 5u);
+    sessions.close();
+    BOOST_TEST(store.find("dddd0004")->exchange_count == 5u);
+}
+
+BOOST_AUTO_TEST_CASE(session_directory_removed_behind_the_index) {
+    indexed_store s;
+    auto store = s.store();
+    check_listed(store.list(), s.sessions);
+    wait_past_mtime(s.dir / "cli");
+    fs::remove_all(s.dir / "cli" / "bbbb0002");
+    s.sessions.erase("bbbb0002");
+
+    check_listed(s.store().list(), s.sessions);
+    check_listed(store.list(), s.sessions);
+    BOOST_TEST(!store.find("bbbb0002").has_value());
+    BOOST_CHECK_THROW(store.load("bbbb0002"), ds::session_not_found);
+    BOOST_CHECK_THROW(store.open("bbbb0002"), ds::session_not_found);
+    file_manager sessions{s.store()};
+    BOOST_CHECK_THROW(sessions.resume("bbbb0002"), ds::session_not_found);
+    BOOST_TEST(!contains(read_bytes(s.index()), "bbbb0002"));
+}
+
+namespace {
+
+// index.json with the exchange_count of `id` replaced by `count` (one digit: the file
+// keeps its size).
+void edit_count(const fs::path& index, const std::string& id, char count) {
+    std::string text = read_bytes(index);
+    const auto entry = text.find("\"" + id + "\":{");
+    const auto at = text.find("\"exchange_count\":", entry);
+    BOOST_TEST_REQUIRE(at != std::string::npos);
+    BOOST_TEST_REQUIRE(text[at + 18] == ',');
+    text[at + 17] = count;
+    write_bytes(index, text);
+}
+
+} // namespace
+
+BOOST_AUTO_TEST_CASE(stale_exchange_count_in_the_index) {
+    // Session aaaa0001 has 3 exchanges; its entry says 9 (a writer trusting it would
+    // leave a hole 4..8) or 1 (one would repeat seq 2, which a reader then skips).
+    for (const char count : {'9', '1'}) {
+        BOOST_TEST_CONTEXT("the index says " << count) {
+            indexed_store s;
+            edit_count(s.index(), "aaaa0001", count);
+            {
+                // What a listing shows before any writer has opened the session: the index
+                // is trusted while the history keeps the size it recorded (reported, not
+                // asserted: it is a cache).
+                const auto found = s.store().find("aaaa0001");
+                BOOST_TEST_REQUIRE(found.has_value());
+                BOOST_TEST_MESSAGE("index says " << count << ", find() says "
+                                                 << found->exchange_count);
+            }
+            // load(id, n) and the writer take the count from the history.
+            BOOST_TEST(s.store().load("aaaa0001", 2).meta.exchange_count == 3u);
+            file_manager sessions{s.store()};
+            const auto loaded = sessions.resume("aaaa0001");
+            BOOST_TEST(loaded.meta.exchange_count == 3u);
+            BOOST_TEST(seqs(loaded) == range(1, 3));
+            BOOST_TEST(sessions.save_exchange("q4", "a4").seq == 4u);
+            sessions.close();
+            const auto all = s.store().load("aaaa0001");
+            BOOST_TEST(seqs(all) == range(1, 4));
+            BOOST_TEST(all.diagnostics.empty(), show(all.diagnostics));
+            // And the index is right again.
+            BOOST_TEST(s.store().find("aaaa0001")->exchange_count == 4u);
+            auto fresh = s.store();
+            for (const auto& m : fresh.list())
+                BOOST_TEST(m.exchange_count ==
+                           (m.id == "aaaa0001" ? 4u : s.sessions.at(m.id).exchange_count));
+        }
+    }
+}
+
+BOOST_AUTO_TEST_CASE(history_shorter_than_the_index_says) {
+    // history.jsonl put back from an older copy, behind the store's back.
+    indexed_store s;
+    const fs::path file = history(s.dir.path(), "cccc0003");
+    const auto lines = lines_of(read_bytes(file));
+    write_bytes(file, joined({lines.begin(), lines.begin() + 3})); // header, 1, 2
+    file_manager sessions{s.store()};
+    const auto loaded = sessions.resume("cccc0003");
+    BOOST_TEST(loaded.meta.exchange_count == 2u);
+    BOOST_TEST(sessions.save_exchange("q3", "a3").seq == 3u);
+    sessions.close();
+    const auto all = s.store().load("cccc0003");
+    BOOST_TEST(seqs(all) == range(1, 3));
+    BOOST_TEST(all.diagnostics.empty(), show(all.diagnostics));
+    BOOST_TEST(s.store().find("cccc0003")->exchange_count == 3u);
+}
+
+namespace {
+
+// The system calls of the store, counting the bytes it reads.
+struct counting_ops : ds::detail::posix_ops {
+    std::uint64_t bytes_read = 0;
+    ssize_t pread(int fd, void* data, std::size_t n, off_t offset) {
+        const ssize_t r = posix_ops::pread(fd, data, n, offset);
+        if (r > 0)
+            bytes_read += static_cast<std::uint64_t>(r);
+        return r;
+    }
+};
+
+} // namespace
+
+BOOST_AUTO_TEST_CASE(history_appended_by_another_store_is_refreshed_from_its_tail) {
+    indexed_store s;
+    {
+        ds::jsonl_store store = s.store();
+        ds::session_meta meta = make_meta("bigg0005");
+        BOOST_TEST_REQUIRE(store.create(meta));
+        for (std::uint64_t seq = 1; seq <= 40; ++seq) {
+            ds::exchange ex = make_exchange(seq);
+            ex.answer.assign(20000, 'b');
+            append_exchange(store, meta, ex);
+        }
+        store.close("bigg0005");
+    }
+    auto first = s.store();
+    first.list(); // index.json now knows bigg0005 at 40 exchanges
+    const auto big = fs::file_size(history(s.dir.path(), "bigg0005"));
+    {
+        auto other = s.store(); // another writer, as another process
+        auto meta = other.open("bigg0005");
+        append_exchange(other, meta, make_exchange(41));
+        append_exchange(other, meta, make_exchange(42));
+        other.close("bigg0005");
+    }
+    ds::basic_jsonl_store<counting_ops> reader{s.dir.path(), "cli", unsynced};
+    const auto found = reader.find("bigg0005");
+    BOOST_TEST_REQUIRE(found.has_value());
+    BOOST_TEST(found->exchange_count == 42u);
+    BOOST_TEST(ds::format_timestamp(found->updated_at) ==
+               ds::format_timestamp(make_exchange(42).timestamp));
+    BOOST_TEST(reader.ops().bytes_read < big / 4, reader.ops().bytes_read << " bytes read");
+    BOOST_TEST(first.find("bigg0005")->exchange_count == 42u);
+
+    // The measure can fail: without the index, the whole history is read.
+    fs::remove(s.index());
+    ds::basic_jsonl_store<counting_ops> rebuilding{s.dir.path(), "cli", unsynced};
+    BOOST_TEST(rebuilding.find("bigg0005")->exchange_count == 42u);
+    BOOST_TEST(rebuilding.ops().bytes_read > big);
+}
+
+BOOST_AUTO_TEST_CASE(history_is_never_deleted_or_hidden_on_the_index_word) {
+    indexed_store s;
+    const auto histories = history_bytes(s.dir.path());
+    // An index that leaves out aaaa0001 and names eeee0005, which does not exist.
+    json::value idx = json::parse(read_bytes(s.index()));
+    auto& sessions_obj = idx.at("channels").at("cli").at("sessions").as_object();
+    sessions_obj["eeee0005"] = sessions_obj.at("bbbb0002");
+    sessions_obj.erase("aaaa0001");
+    write_bytes(s.index(), json::serialize(idx) + "\n");
+
+    auto store = s.store();
+    {
+        std::string ids;
+        for (const auto& m : store.list())
+            ids += m.id + " ";
+        BOOST_TEST_MESSAGE("listed from the edited index: " << ids);
+    }
+    // aaaa0001 is found and resumed: the history is asked when the index does not know.
+    BOOST_TEST(store.find("aaaa0001").has_value());
+    BOOST_TEST(seqs(store.load("aaaa0001")) == range(1, 3));
+    file_manager sessions{s.store()};
+    BOOST_TEST(seqs(sessions.resume("aaaa0001")) == range(1, 3));
+    sessions.close();
+    BOOST_CHECK_THROW(store.open("eeee0005"), ds::session_not_found);
+    BOOST_CHECK_THROW(store.load("eeee0005"), ds::session_not_found);
+    BOOST_CHECK_THROW(store.remove("eeee0005"), ds::session_not_found);
+
+    // Once the channel directory changes, the listing is whole again.
+    wait_past_mtime(s.dir / "cli");
+    s.sessions["dddd0004"] = save_session(s.dir.path(), "dddd0004", 1);
+    check_listed(store.list(), s.sessions);
+    check_listed(s.store().list(), s.sessions);
+    auto now = history_bytes(s.dir.path());
+    now.erase("dddd0004");
+    BOOST_TEST(now == histories);
+}

@@ -1,0 +1,257 @@
+// SPDX-License-Identifier: BSL-1.0
+// A real process for the crash and concurrency tests of jsonl_store: it drives a
+// session_manager over the file store and reports on stdout, one line per event, each in one
+// write(), so that the parent that kills it knows exactly what was acknowledged.
+//
+//   store_child append <root> <id|new> <count> [--no-sync] [--die-in-write K:PERMILLE]
+//       READY (store constructed); opens the session or starts a new one; OPEN; then saves
+//       exchanges n+1, n+2, ... (query_for, answer_for) and, after each save_exchange
+//       returns, prints "ACK <seq> <writes>": <writes> is the number of write() calls that
+//       reached history.jsonl in that save, one per record ("ID <id>" comes first for a new
+//       session). --no-sync: durability::process_crash. --die-in-write: the K-th write()
+//       to a history.jsonl writes PERMILLE/1000 of its bytes (at least one, never all;
+//       none for 0), then the process SIGKILLs itself: a named kill point, leaving the
+//       short write that a kill inside write() leaves.
+//   store_child contend <root> <id>
+//       READY; waits for a line on stdin (the barrier); resume + one save; prints
+//       "WON <seq>" or "BUSY <holder pid or 0> <message>"; then waits for EOF on stdin.
+//   store_child create <root> <n>
+//       READY; waits for a line on stdin; creates n sessions with one exchange each,
+//       printing "ID <id>" for each; then "LIST <id> <id> ..." of list_sessions().
+//   store_child hold <root> <id>
+//       resumes the session, prints "HELD", sleeps until killed.
+//   store_child spawn-and-hold <root> <id>
+//       resumes the session, starts `sleep 30`, prints "SLEEP <pid>" and "HELD", sleeps
+//       until killed. The sleep must not inherit the session lock.
+// Errors are printed as "ERROR <what>" (exit status 1); bad usage exits with 2.
+#include <dexter/sessions/jsonl_store.hpp>
+#include <dexter/sessions/session_manager.hpp>
+
+#include <signal.h>
+#include <spawn.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cerrno>
+#include <cstdint>
+#include <cstdlib>
+#include <cstring>
+#include <exception>
+#include <stdexcept>
+#include <string>
+#include <string_view>
+#include <vector>
+
+extern char** environ;
+
+namespace ds = dexter::sessions;
+using manager = ds::session_manager<ds::jsonl_store>;
+
+namespace {
+
+// The content of exchange `seq`. jsonl_store_crash_test.cpp has the same two
+// functions: it checks every loaded exchange against them.
+std::string query_for(std::uint64_t seq) {
+    return "question " + std::to_string(seq);
+}
+
+// Mostly small answers, every third or so 20-200 KB (a write that takes time, so that
+// kills land inside it), with characters that JSON escapes and a non-ASCII one.
+std::string answer_for(std::uint64_t seq) {
+    std::uint64_t h = seq * 0x9E3779B97F4A7C15ull;
+    h ^= h >> 29;
+    const std::size_t size = h % 3 == 0 ? 20'000 + h % 180'000 : 40 + h % 2'000;
+    const std::string unit =
+        "answer " + std::to_string(seq) + ": \"quoted\", tab\t, newline\n, é; ";
+    std::string a;
+    while (a.size() < size)
+        a += unit;
+    return a;
+}
+
+// One line on stdout in one write(): a kill cannot leave half of it in the pipe.
+void say(std::string line) {
+    line += '\n';
+    std::size_t done = 0;
+    while (done < line.size()) {
+        const ssize_t n = ::write(1, line.data() + done, line.size() - done);
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n <= 0)
+            std::_Exit(3);
+        done += static_cast<std::size_t>(n);
+    }
+}
+
+// Reads one line from stdin; false at EOF.
+bool wait_line() {
+    char c;
+    for (;;) {
+        const ssize_t n = ::read(0, &c, 1);
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n <= 0)
+            return false;
+        if (c == '\n')
+            return true;
+    }
+}
+
+void wait_eof() {
+    while (wait_line()) {
+    }
+}
+
+[[noreturn]] void sleep_forever() {
+    for (;;)
+        ::pause();
+}
+
+manager make_manager(const std::string& root) {
+    return manager{ds::jsonl_store{root}};
+}
+
+// The system calls of the store, with one kill point in write() (see --die-in-write),
+// counting the write() calls that reach a history file.
+struct kill_point_ops : ds::detail::posix_ops {
+    int die_at = 0; // the die_at-th write() to a history.jsonl kills the process; 0: never
+    int permille = 0;
+    int writes = 0;
+    std::uint64_t history_writes = 0;
+
+    ssize_t write(int fd, const void* data, std::size_t n) {
+        const bool history = is_history(fd);
+        history_writes += history;
+        if (die_at > 0 && n > 1 && history && ++writes == die_at) {
+            const std::size_t part =
+                permille == 0 ? 0 : std::clamp<std::size_t>(n * permille / 1000, 1, n - 1);
+            if (part > 0 && posix_ops::write(fd, data, part) != static_cast<ssize_t>(part))
+                std::_Exit(4);
+            ::kill(::getpid(), SIGKILL);
+        }
+        return posix_ops::write(fd, data, n);
+    }
+
+    static bool is_history(int fd) {
+        char target[4096];
+        const std::string link = "/proc/self/fd/" + std::to_string(fd);
+        const ssize_t len = ::readlink(link.c_str(), target, sizeof target);
+        return len > 0 &&
+               std::string_view(target, static_cast<std::size_t>(len)).ends_with("/history.jsonl");
+    }
+};
+
+int append(const std::string& root, const std::string& id, std::uint64_t count,
+           const std::vector<std::string>& options) {
+    ds::jsonl_options o;
+    kill_point_ops ops;
+    for (std::size_t i = 0; i < options.size(); ++i) {
+        if (options[i] == "--no-sync") {
+            o.sync = ds::durability::process_crash;
+        } else if (options[i] == "--die-in-write" && i + 1 < options.size()) {
+            const std::string& v = options[++i];
+            ops.die_at = std::stoi(v);
+            ops.permille = std::stoi(v.substr(v.find(':') + 1));
+        } else {
+            throw std::invalid_argument("unknown option " + options[i]);
+        }
+    }
+    ds::session_manager<ds::basic_jsonl_store<kill_point_ops>> m{
+        ds::basic_jsonl_store<kill_point_ops>{root, "cli", o, ops}};
+    say("READY");
+    if (id == "new")
+        m.start_new();
+    else
+        m.resume(id);
+    say("OPEN");
+    for (std::uint64_t i = 0; i < count; ++i) {
+        const std::uint64_t next = m.current()->exchange_count + 1;
+        const bool first = !m.current_is_stored();
+        const std::uint64_t writes_before = m.storage().ops().history_writes;
+        const ds::exchange ex = m.save_exchange(query_for(next), answer_for(next));
+        if (ex.seq != next) {
+            say("ERROR saved seq " + std::to_string(ex.seq) + ", expected " + std::to_string(next));
+            return 1;
+        }
+        if (first)
+            say("ID " + m.current()->id);
+        say("ACK " + std::to_string(ex.seq) + " " +
+            std::to_string(m.storage().ops().history_writes - writes_before));
+    }
+    return 0;
+}
+
+int contend(const std::string& root, const std::string& id) {
+    manager m = make_manager(root);
+    say("READY");
+    if (!wait_line())
+        return 2;
+    try {
+        m.resume(id);
+        const ds::exchange ex = m.save_exchange("contended", "won");
+        say("WON " + std::to_string(ex.seq));
+    } catch (const ds::session_busy& e) {
+        say("BUSY " + std::to_string(e.holder_pid().value_or(0)) + " " + e.what());
+    }
+    wait_eof(); // the winner keeps the session open until every contender has reported
+    return 0;
+}
+
+int create(const std::string& root, int n) {
+    manager m = make_manager(root);
+    say("READY");
+    if (!wait_line())
+        return 2;
+    for (int i = 0; i < n; ++i) {
+        m.start_new();
+        m.save_exchange("created " + std::to_string(i), "by process " + std::to_string(::getpid()));
+        say("ID " + m.current()->id);
+    }
+    std::string list = "LIST";
+    for (const auto& s : m.list_sessions())
+        list += " " + s.id;
+    say(list);
+    return 0;
+}
+
+int hold(const std::string& root, const std::string& id, bool spawn_sleep) {
+    manager m = make_manager(root);
+    m.resume(id);
+    if (spawn_sleep) {
+        // posix_spawn, like a host running an agent command: only descriptors without
+        // FD_CLOEXEC reach the sleep.
+        char arg0[] = "sleep", arg1[] = "30";
+        char* argv[] = {arg0, arg1, nullptr};
+        pid_t pid = 0;
+        if (const int e = ::posix_spawnp(&pid, "sleep", nullptr, nullptr, argv, environ)) {
+            say(std::string("ERROR cannot start sleep: ") + std::strerror(e));
+            return 1;
+        }
+        say("SLEEP " + std::to_string(pid));
+    }
+    say("HELD");
+    sleep_forever();
+}
+
+} // namespace
+
+int main(int argc, char** argv) {
+    const std::vector<std::string> a(argv + 1, argv + argc);
+    try {
+        if (a.size() >= 4 && a[0] == "append")
+            return append(a[1], a[2], std::stoull(a[3]), {a.begin() + 4, a.end()});
+        if (a.size() == 3 && a[0] == "contend")
+            return contend(a[1], a[2]);
+        if (a.size() == 3 && a[0] == "create")
+            return create(a[1], std::stoi(a[2]));
+        if (a.size() == 3 && a[0] == "hold")
+            return hold(a[1], a[2], false);
+        if (a.size() == 3 && a[0] == "spawn-and-hold")
+            return hold(a[1], a[2], true);
+    } catch (const std::exception& e) {
+        say(std::string("ERROR ") + e.what());
+        return 1;
+    }
+    say("ERROR usage: store_child append|contend|create|hold|spawn-and-hold <root> ...");
+    return 2;
+}
