@@ -1,0 +1,87 @@
+// SPDX-License-Identifier: BSL-1.0
+// dexter: ask an agent questions; every answered question is saved in a session that
+// can be listed, resumed and deleted. This file wires the parts together and turns
+// errors into messages and exit statuses (0 ok, 1 error, 2 usage, 128+N signal N).
+//
+// Reading order: options.hpp (what can be asked for), repl.hpp (the conversation),
+// agent.hpp (who answers), session_commands.hpp (list, delete), store.hpp (the store),
+// interrupts.hpp (Ctrl-C).
+#include "agent.hpp"
+#include "interrupts.hpp"
+#include "options.hpp"
+#include "repl.hpp"
+#include "session_commands.hpp"
+#include "store.hpp"
+
+#include <dexter/sessions/storage.hpp>
+#include <dexter/sessions/version.hpp>
+
+#include <fcntl.h>
+#include <signal.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <exception>
+#include <iostream>
+#include <variant>
+
+namespace cli = dexter::cli;
+
+namespace {
+
+// A closed standard descriptor would be handed out by the next open(), and a session
+// file could end up as "standard output": point any closed one at /dev/null.
+void ensure_standard_descriptors() {
+    for (int fd = 0; fd <= 2; ++fd)
+        if (::fcntl(fd, F_GETFD) < 0 && errno == EBADF)
+            ::open("/dev/null", fd == 0 ? O_RDONLY : O_WRONLY); // takes the lowest free: fd
+}
+
+int run(const cli::options& o) {
+    switch (o.what) {
+    case cli::command::show_help:
+        std::cout << cli::help_text();
+        return 0;
+    case cli::command::show_version:
+        std::cout << "dexter " DEXTER_SESSIONS_VERSION "\n";
+        return 0;
+    case cli::command::list_sessions:
+        return cli::list_sessions(o);
+    case cli::command::delete_session: {
+        cli::interrupt_pipe interrupts;
+        return cli::delete_session(o, interrupts);
+    }
+    case cli::command::interactive:
+    case cli::command::one_shot: {
+        cli::interrupt_pipe interrupts;
+        // An agent that exits without reading all of its request must give dexter an
+        // EPIPE error, not kill it. (The agent itself starts with SIGPIPE restored.)
+        ::signal(SIGPIPE, SIG_IGN);
+        const auto answerer = cli::make_agent(o.agent_command, interrupts);
+        return o.what == cli::command::one_shot ? cli::run_one_shot(o, *answerer)
+                                                : cli::run_interactive(o, *answerer, interrupts);
+    }
+    }
+    return 1;
+}
+
+} // namespace
+
+int main(int argc, char* argv[]) {
+    ensure_standard_descriptors();
+    const auto parsed = cli::parse_options(argc, argv, cli::process_environment);
+    if (const auto* bad = std::get_if<cli::usage_error>(&parsed)) {
+        std::cerr << "dexter: " << bad->message << " (see dexter --help)\n";
+        return 2;
+    }
+    const auto& o = std::get<cli::options>(parsed);
+    try {
+        return run(o);
+    } catch (const dexter::sessions::session_not_found& e) {
+        std::cerr << "dexter: no session '" << e.id() << "' in " << cli::store_name(o)
+                  << " (see --list-sessions)\n";
+    } catch (const std::exception& e) {
+        std::cerr << "dexter: " << e.what() << '\n';
+    }
+    return 1;
+}

@@ -1,0 +1,230 @@
+// SPDX-License-Identifier: BSL-1.0
+// dexter's command line, with Boost.Program_options.
+#include "options.hpp"
+
+#include <dexter/sessions/id.hpp>
+#include <dexter/sessions/session_manager.hpp>
+
+#include <boost/program_options.hpp>
+
+#include <cstdlib>
+#include <sstream>
+
+namespace dexter::cli {
+
+namespace po = boost::program_options;
+
+namespace {
+
+po::options_description describe_options() {
+    po::options_description d("Options");
+    // clang-format off
+    d.add_options()
+        ("session,s", po::value<std::string>()->value_name("ID"),
+         "resume session ID (a unique prefix of 4+ characters also works)")
+        ("continue,c", "resume the most recently updated session")
+        ("prompt,p", po::value<std::string>()->value_name("TEXT"),
+         "one-shot: answer TEXT, save the exchange, print the answer, exit")
+        ("list-sessions", "list sessions, newest first, then exit")
+        ("json", "with --list-sessions or --prompt: print JSON")
+        ("delete-session", po::value<std::string>()->value_name("ID"),
+         "delete session ID (asks on a terminal)")
+        ("yes,y", "with --delete-session: do not ask")
+        ("sessions-dir", po::value<std::string>()->value_name("DIR"),
+         "store root (default ./.dexter/sessions, or $DEXTER_SESSIONS_DIR)")
+        ("store", po::value<std::string>()->value_name("URI|DIR"),
+         "where sessions are kept: postgresql://... (a PostgreSQL database) or a "
+         "directory (as --sessions-dir); default $DEXTER_STORE")
+        ("agent-cmd", po::value<std::string>()->value_name("CMD"),
+         "answer with CMD, run by /bin/sh -c (default $DEXTER_AGENT_CMD, else the "
+         "built-in offline agent)")
+        ("history-limit", po::value<std::string>()->value_name("N"),
+         "turns of context sent to the agent (default 10)")
+        ("help,h", "show this help and exit")
+        ("version", "show the version and exit");
+    // clang-format on
+    return d;
+}
+
+// A session id or prefix as the library accepts it, checked before it goes anywhere.
+std::optional<usage_error> check_session_arg(const std::string& value) {
+    const std::size_t min_prefix = sessions::manager_options{}.min_prefix;
+    if (value.size() >= min_prefix && sessions::is_valid_session_id_prefix(value))
+        return std::nullopt;
+    // The library's wording, which quotes a hostile value safely.
+    const sessions::invalid_session_id bad(
+        value, "expected 8 characters of [0-9a-z], or a unique prefix of " +
+                   std::to_string(min_prefix) + " or more");
+    return usage_error{bad.what()};
+}
+
+std::optional<std::size_t> parse_history_limit(const std::string& text) {
+    if (text.empty() || text.size() > 6)
+        return std::nullopt;
+    std::size_t n = 0;
+    for (char c : text) {
+        if (c < '0' || c > '9')
+            return std::nullopt;
+        n = n * 10 + static_cast<std::size_t>(c - '0');
+    }
+    if (n > max_history_limit)
+        return std::nullopt;
+    return n;
+}
+
+} // namespace
+
+bool is_postgres_uri(const std::string& store) {
+    return store.starts_with("postgresql://") || store.starts_with("postgres://");
+}
+
+std::optional<std::string> process_environment(const std::string& name) {
+    if (const char* v = std::getenv(name.c_str()))
+        return std::string(v);
+    return std::nullopt;
+}
+
+std::variant<options, usage_error> parse_options(int argc, const char* const argv[],
+                                                 const env_lookup& env) {
+    const po::options_description described = describe_options();
+    const po::positional_options_description no_positional; // a bare word is an error
+    // No abbreviations (--sess): an option means exactly what its name says.
+    const int style =
+        po::command_line_style::default_style & ~po::command_line_style::allow_guessing;
+    po::variables_map given;
+    try {
+        po::store(po::command_line_parser(argc, argv)
+                      .options(described)
+                      .style(style)
+                      .positional(no_positional)
+                      .run(),
+                  given);
+    } catch (const po::too_many_positional_options_error&) {
+        return usage_error{"unexpected argument; to ask a question give it with -p TEXT, or "
+                           "start dexter and type it"};
+    } catch (const po::error& e) {
+        return usage_error{e.what()};
+    }
+    const auto has = [&](const char* name) { return given.count(name) > 0; };
+    const auto text = [&](const char* name) { return given[name].as<std::string>(); };
+
+    options o;
+    if (has("help")) {
+        o.what = command::show_help;
+        return o;
+    }
+    if (has("version")) {
+        o.what = command::show_version;
+        return o;
+    }
+
+    // Which command, and which options go together.
+    const bool list = has("list-sessions"), del = has("delete-session"), prompt = has("prompt");
+    const bool session = has("session"), cont = has("continue");
+    if (session && cont)
+        return usage_error{"--session and --continue cannot be used together"};
+    if (list && del)
+        return usage_error{"--list-sessions and --delete-session cannot be used together"};
+    for (const char* other : {"prompt", "session", "continue"}) {
+        if (list && has(other))
+            return usage_error{std::string("--list-sessions cannot be used with --") + other};
+        if (del && has(other))
+            return usage_error{std::string("--delete-session cannot be used with --") + other};
+    }
+    if (has("json") && !list && !prompt)
+        return usage_error{"--json needs --list-sessions or --prompt"};
+    if (has("yes") && !del)
+        return usage_error{"--yes needs --delete-session"};
+
+    o.what = list     ? command::list_sessions
+             : del    ? command::delete_session
+             : prompt ? command::one_shot
+                      : command::interactive;
+    o.continue_last = cont;
+    o.json = has("json");
+    o.yes = has("yes");
+    if (session || del) {
+        o.session = text(session ? "session" : "delete-session");
+        if (auto bad = check_session_arg(o.session))
+            return *bad;
+    }
+    if (prompt) {
+        o.prompt = text("prompt");
+        if (o.prompt.find_first_not_of(" \t\r\n") == std::string::npos)
+            return usage_error{"--prompt needs a question, not an empty text"};
+    }
+
+    // Values that may also come from the environment; the command line wins.
+    auto set_store = [&](const std::string& store) {
+        if (is_postgres_uri(store))
+            o.store_uri = store;
+        else
+            o.sessions_dir = store;
+    };
+    if (has("store") && has("sessions-dir"))
+        return usage_error{"--store and --sessions-dir both say where sessions are: give one"};
+    if (has("store")) {
+        if (text("store").empty())
+            return usage_error{"--store needs a postgresql:// URI or a directory"};
+        set_store(text("store"));
+    } else if (has("sessions-dir")) {
+        if (text("sessions-dir").empty())
+            return usage_error{"--sessions-dir needs a directory"};
+        o.sessions_dir = text("sessions-dir");
+    } else if (auto store = env("DEXTER_STORE"); store && !store->empty()) {
+        set_store(*store);
+    } else if (auto dir = env("DEXTER_SESSIONS_DIR"); dir && !dir->empty()) {
+        o.sessions_dir = *dir;
+    }
+    if (has("agent-cmd")) {
+        if (text("agent-cmd").empty())
+            return usage_error{"--agent-cmd needs a command"};
+        o.agent_command = text("agent-cmd");
+    } else if (auto cmd = env("DEXTER_AGENT_CMD"); cmd && !cmd->empty()) {
+        o.agent_command = *cmd;
+    }
+    if (has("history-limit")) {
+        auto n = parse_history_limit(text("history-limit"));
+        if (!n)
+            return usage_error{"--history-limit: expected a whole number from 0 to " +
+                               std::to_string(max_history_limit) + ", got '" +
+                               text("history-limit") + "'"};
+        o.history_limit = *n;
+    }
+    return o;
+}
+
+std::string help_text() {
+    std::ostringstream out;
+    out << "Usage:\n"
+           "  dexter                          start a new session, interactive\n"
+           "  dexter -s ID | --session ID     resume ID (a unique prefix of 4+ chars also "
+           "works)\n"
+           "  dexter -c | --continue          resume the most recently updated session\n"
+           "  dexter -p TEXT | --prompt TEXT  one-shot: answer TEXT, save the exchange, print "
+           "the\n"
+           "                                  answer, exit (with -s or -c: in that session)\n"
+           "  dexter --list-sessions [--json] list sessions, newest first, then exit\n"
+           "  dexter --delete-session ID [-y] delete ID (asks on a terminal; refuses without "
+           "-y\n"
+           "                                  otherwise)\n"
+           "\n"
+           "Interactive mode reads one question per line until end of input, 'exit', 'quit'\n"
+           "or '/exit'. Every answered question is saved before its answer is shown.\n"
+           "Ctrl-C while the agent works stops it and saves nothing for that question;\n"
+           "Ctrl-C at the prompt (or twice) leaves.\n"
+           "\n"
+        << describe_options()
+        << "\n"
+           "The agent command reads one JSON object on standard input,\n"
+           "  {\"session_id\":\"...\",\"messages\":[{\"role\":\"user\"|\"assistant\","
+           "\"content\":\"...\"},...]}\n"
+           "(the recent context, then the new question) and prints the answer on standard\n"
+           "output. A non-zero exit or an empty answer is an error and nothing is saved.\n"
+           "\n"
+           "Environment: DEXTER_STORE, DEXTER_SESSIONS_DIR, DEXTER_AGENT_CMD.\n"
+           "Exit status: 0 success, 1 error, 2 usage error, 130 interrupted.\n";
+    return out.str();
+}
+
+} // namespace dexter::cli

@@ -1,0 +1,83 @@
+// SPDX-License-Identifier: BSL-1.0
+// dexter's command line: what the user asked for, parsed and checked, nothing done yet.
+#pragma once
+
+#include <cstddef>
+#include <filesystem>
+#include <functional>
+#include <optional>
+#include <string>
+#include <variant>
+
+namespace dexter::cli {
+
+/// What one run of dexter does.
+enum class command {
+    interactive,    ///< a conversation, one question per line of standard input
+    one_shot,       ///< -p TEXT: answer one question and exit
+    list_sessions,  ///< --list-sessions
+    delete_session, ///< --delete-session ID
+    show_help,      ///< -h, --help
+    show_version,   ///< --version
+};
+
+/// Where sessions are kept when neither --sessions-dir nor DEXTER_SESSIONS_DIR says.
+inline const std::filesystem::path default_sessions_dir = "./.dexter/sessions";
+
+/// Turns of context sent to the agent unless --history-limit says otherwise.
+inline constexpr std::size_t default_history_limit = 10;
+
+/// The largest --history-limit accepted.
+inline constexpr std::size_t max_history_limit = 1000;
+
+/// A parsed and checked command line (environment variables already applied).
+struct options {
+    command what = command::interactive;
+    /// -s: the session to resume (a full id or a unique prefix of 4+ characters), or
+    /// for --delete-session the session to delete. Empty: none given.
+    std::string session;
+    /// -c: resume the most recently updated session.
+    bool continue_last = false;
+    /// -p: the one-shot question.
+    std::string prompt;
+    /// --json: machine-readable output (with --list-sessions or --prompt).
+    bool json = false;
+    /// -y: delete without asking.
+    bool yes = false;
+    std::filesystem::path sessions_dir = default_sessions_dir;
+    /// --store postgresql://... (or $DEXTER_STORE): the sessions are in that PostgreSQL
+    /// database instead of sessions_dir. Empty: in sessions_dir. (--store DIR sets
+    /// sessions_dir.)
+    std::string store_uri;
+    /// The agent command run through /bin/sh -c; empty: the built-in offline agent.
+    std::string agent_command;
+    std::size_t history_limit = default_history_limit;
+};
+
+/// True when a --store value names a PostgreSQL database (postgresql:// or postgres://)
+/// rather than a directory.
+bool is_postgres_uri(const std::string& store);
+
+/// A command line dexter cannot run: what is wrong, in one line (exit status 2).
+struct usage_error {
+    std::string message;
+};
+
+/// Reads an environment variable: its value, or nullopt when it is not set.
+using env_lookup = std::function<std::optional<std::string>(const std::string& name)>;
+
+/// The env_lookup of this process (std::getenv).
+std::optional<std::string> process_environment(const std::string& name);
+
+/// Parses and checks a command line. Reads nothing but its arguments (the environment
+/// only through `env`: DEXTER_STORE, DEXTER_SESSIONS_DIR, DEXTER_AGENT_CMD; empty values count as
+/// unset), and touches no file. Every unknown option, bad value or conflicting
+/// combination gives a usage_error; -h and --version win over everything but an
+/// unknown option or a missing value.
+std::variant<options, usage_error> parse_options(int argc, const char* const argv[],
+                                                 const env_lookup& env);
+
+/// The text of dexter --help.
+std::string help_text();
+
+} // namespace dexter::cli

@@ -1,0 +1,172 @@
+// SPDX-License-Identifier: BSL-1.0
+// --list-sessions and --delete-session.
+#include "session_commands.hpp"
+
+#include "store.hpp"
+
+#include <boost/json/array.hpp>
+#include <boost/json/object.hpp>
+#include <boost/json/serialize.hpp>
+
+#include <sys/ioctl.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cctype>
+#include <chrono>
+#include <cstdio>
+#include <cstdlib>
+#include <ctime>
+#include <iostream>
+#include <stdexcept>
+#include <string>
+
+namespace dexter::cli {
+
+namespace {
+
+// Width of the table's columns before the title: "ab12cd34  2026-01-02 13:45  ......12  "
+constexpr std::size_t title_column = 8 + 2 + 16 + 2 + 9 + 2;
+constexpr std::size_t min_title_width = 10;
+
+std::size_t terminal_width() {
+    winsize ws{};
+    if (::isatty(STDOUT_FILENO) && ::ioctl(STDOUT_FILENO, TIOCGWINSZ, &ws) == 0 && ws.ws_col > 0)
+        return ws.ws_col;
+    if (const char* columns = std::getenv("COLUMNS")) {
+        char* end = nullptr;
+        const long n = std::strtol(columns, &end, 10);
+        if (end != columns && *end == '\0' && n > 0 && n < 10000)
+            return static_cast<std::size_t>(n);
+    }
+    return 80;
+}
+
+std::string local_time(sessions::time_point t) {
+    const std::time_t secs = std::chrono::system_clock::to_time_t(
+        std::chrono::time_point_cast<std::chrono::system_clock::duration>(t));
+    std::tm tm{};
+    char buf[32] = "(unknown time)";
+    if (::localtime_r(&secs, &tm))
+        std::strftime(buf, sizeof buf, "%Y-%m-%d %H:%M", &tm);
+    return buf;
+}
+
+// `text` made safe for a terminal (control characters shown as '?') and cut to at most
+// `width` characters, an ellipsis marking the cut. Counts code points, not bytes.
+std::string fit(const std::string& text, std::size_t width) {
+    std::string out;
+    std::size_t chars = 0, cut = std::string::npos;
+    for (const char ch : text) {
+        const auto c = static_cast<unsigned char>(ch);
+        const bool starts_char = (c & 0xC0) != 0x80;
+        if (starts_char) {
+            if (chars + 1 == width)
+                cut = out.size(); // room for the ellipsis
+            if (++chars > width)
+                return out.substr(0, cut) + "…";
+        }
+        out += (c < 0x20 || c == 0x7f) ? '?' : ch;
+    }
+    return out;
+}
+
+std::string plural(std::uint64_t n, const char* one, const char* many) {
+    return std::to_string(n) + ' ' + (n == 1 ? one : many);
+}
+
+bool is_yes(const std::string& reply) {
+    std::string word;
+    for (const char c : reply)
+        if (c != ' ' && c != '\t' && c != '\r')
+            word += static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+    return word == "y" || word == "yes";
+}
+
+void print_table(const std::vector<sessions::session_meta>& all) {
+    const std::size_t width = std::max(terminal_width(), title_column + min_title_width);
+    char row[128];
+    std::snprintf(row, sizeof row, "%-8s  %-16s  %9s  ", "ID", "UPDATED", "EXCHANGES");
+    std::cout << row << "TITLE\n";
+    for (const auto& m : all) {
+        std::snprintf(row, sizeof row, "%-8s  %-16s  %9llu  ", m.id.c_str(),
+                      local_time(m.updated_at).c_str(),
+                      static_cast<unsigned long long>(m.exchange_count));
+        std::cout << row << fit(m.title, width - title_column) << '\n';
+    }
+}
+
+void print_json(const std::vector<sessions::session_meta>& all) {
+    boost::json::array out;
+    for (const auto& m : all)
+        out.push_back(boost::json::object{{"id", m.id},
+                                          {"title", m.title},
+                                          {"created_at", sessions::format_timestamp(m.created_at)},
+                                          {"updated_at", sessions::format_timestamp(m.updated_at)},
+                                          {"exchange_count", m.exchange_count}});
+    std::cout << boost::json::serialize(out) << '\n';
+}
+
+} // namespace
+
+int list_sessions(const options& o) {
+    std::vector<sessions::session_meta> all;
+    if (store_exists(o)) {
+        session_manager manager = open_store(o);
+        all = manager.list_sessions();
+        warn_about_store(manager);
+    }
+    if (o.json)
+        print_json(all);
+    else if (all.empty())
+        std::cout << "no sessions in " << store_name(o) << '\n';
+    else
+        print_table(all);
+    if (!std::cout.flush())
+        throw std::runtime_error("cannot write to standard output");
+    return 0;
+}
+
+int delete_session(const options& o, interrupt_pipe& interrupts) {
+    session_manager manager = open_store(o);
+    const sessions::session_id id = manager.resolve(o.session);
+    const auto meta = manager.storage().find(id);
+    if (!meta)
+        throw sessions::session_not_found(id);
+    warn_about_store(manager);
+    std::cout << "session " << id << " \"" << fit(meta->title, 60)
+              << "\": " << plural(meta->exchange_count, "exchange", "exchanges")
+              << ", last updated " << local_time(meta->updated_at) << '\n';
+
+    if (!o.yes) {
+        if (!::isatty(STDIN_FILENO))
+            throw std::runtime_error("not deleting session " + id +
+                                     " without confirmation: standard input is not a terminal "
+                                     "(add -y to delete without asking)");
+        std::cout << "Delete? [y/N] " << std::flush;
+        line_reader input(STDIN_FILENO, interrupts);
+        const input_event answer = input.next();
+        if (answer.what == input_event::kind::signal) {
+            std::cout << "\nkept session " << id << '\n';
+            return 128 + answer.signal;
+        }
+        if (answer.what != input_event::kind::line || !is_yes(answer.text)) {
+            if (answer.what != input_event::kind::line)
+                std::cout << '\n';
+            std::cout << "kept session " << id << '\n';
+            return 0;
+        }
+    }
+    try {
+        manager.delete_session(id);
+    } catch (const sessions::session_busy& e) {
+        throw std::runtime_error(busy_message(id, e));
+    }
+    warn_about_store(manager);
+    std::cout << "deleted session " << id << '\n';
+    if (!std::cout.flush())
+        throw std::runtime_error("cannot write to standard output");
+    return 0;
+}
+
+} // namespace dexter::cli

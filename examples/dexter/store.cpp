@@ -1,0 +1,110 @@
+// SPDX-License-Identifier: BSL-1.0
+// Opening the store and the session of a conversation; store warnings.
+#include "store.hpp"
+
+#include <algorithm>
+#include <filesystem>
+#include <iostream>
+#include <stdexcept>
+#include <string>
+
+namespace dexter::cli {
+
+namespace {
+
+std::string no_sessions_to_continue(const options& o) {
+    return "no sessions in " + store_name(o) + " to continue (start one with dexter)";
+}
+
+} // namespace
+
+bool store_exists(const options& o) {
+    if (!o.store_uri.empty())
+        return true;
+    std::error_code ec;
+    return std::filesystem::exists(o.sessions_dir, ec);
+}
+
+std::string store_name(const options& o) {
+    if (o.store_uri.empty())
+        return o.sessions_dir.string();
+#ifdef DEXTER_WITH_POSTGRES
+    return "PostgreSQL " + sessions::detail::pg_server_label(o.store_uri);
+#else
+    return "a PostgreSQL database";
+#endif
+}
+
+session_manager open_store(const options& o) {
+    if (!store_exists(o)) {
+        if (!o.session.empty())
+            throw sessions::session_not_found(o.session);
+        if (o.continue_last)
+            throw std::runtime_error(no_sessions_to_continue(o));
+    }
+    sessions::manager_options mo;
+    mo.context_exchanges = std::max(o.history_limit, exchanges_shown_on_resume);
+    if (!o.store_uri.empty()) {
+#ifdef DEXTER_WITH_POSTGRES
+        return session_manager(any_store(sessions::postgres_store(o.store_uri)), {}, {}, {}, mo);
+#else
+        throw std::runtime_error("this dexter was built without PostgreSQL support: --store "
+                                 "postgresql://... needs libpq (DEXTER_SESSIONS_WITH_POSTGRES)");
+#endif
+    }
+    return session_manager(any_store(sessions::jsonl_store(o.sessions_dir)), {}, {}, {}, mo);
+}
+
+std::optional<sessions::loaded_session> open_session(session_manager& manager, const options& o) {
+    if (o.session.empty() && !o.continue_last) {
+        manager.start_new();
+        return std::nullopt;
+    }
+    sessions::session_id id;
+    if (o.continue_last) {
+        const auto all = manager.list_sessions();
+        warn_about_store(manager);
+        if (all.empty())
+            throw std::runtime_error(no_sessions_to_continue(o));
+        id = all.front().id;
+    } else {
+        id = manager.resolve(o.session);
+    }
+    try {
+        auto loaded = manager.resume(id);
+        warn_about_store(manager);
+        warn_about_session(loaded);
+        return loaded;
+    } catch (const sessions::session_busy& e) {
+        throw std::runtime_error(busy_message(id, e));
+    }
+}
+
+std::string busy_message(const sessions::session_id& id, const sessions::session_busy& e) {
+    const std::string where = e.holder_pid() ? "in process " + std::to_string(*e.holder_pid())
+                                             : std::string("in another process");
+    return "session '" + id + "' is open " + where + "; close it there first";
+}
+
+void warn_about_store(session_manager& manager) {
+    const auto events = manager.storage().take_diagnostics();
+    if (events.empty())
+        return;
+    std::cerr << "dexter: warning: " << events.front().reason;
+    if (events.size() > 1)
+        std::cerr << " (and " << events.size() - 1 << " more store repairs)";
+    std::cerr << '\n';
+}
+
+void warn_about_session(const sessions::loaded_session& loaded) {
+    const auto& d = loaded.diagnostics;
+    if (d.empty())
+        return;
+    std::cerr << "dexter: warning: session " << loaded.meta.id << ": " << d.size()
+              << (d.size() == 1 ? " damaged line" : " damaged lines") << " skipped (first: ";
+    if (d.front().line != 0)
+        std::cerr << "line " << d.front().line << ": ";
+    std::cerr << d.front().reason << ")\n";
+}
+
+} // namespace dexter::cli

@@ -1,0 +1,120 @@
+// SPDX-License-Identifier: BSL-1.0
+// The session store as dexter uses it: opening it, choosing the session a
+// conversation continues, and showing what the store had to skip or repair.
+#pragma once
+
+#include "options.hpp"
+
+#include <dexter/sessions.hpp>
+#include <dexter/sessions/jsonl_store.hpp>
+#ifdef DEXTER_WITH_POSTGRES
+#include <dexter/sessions/postgres_store.hpp>
+#endif
+
+#include <cstddef>
+#include <optional>
+#include <string>
+#include <utility>
+#include <variant>
+#include <vector>
+
+namespace dexter::cli {
+
+/// How many of the last exchanges a resumed conversation shows before the first prompt.
+inline constexpr std::size_t exchanges_shown_on_resume = 3;
+
+/// The store dexter was pointed at: files (--sessions-dir, --store DIR) or, when built
+/// with PostgreSQL support, a database (--store postgresql://...). A storage policy
+/// that forwards each primitive to the one it holds.
+class any_store {
+    template <class F>
+    decltype(auto) on(F&& f) {
+        return std::visit(std::forward<F>(f), store_);
+    }
+
+public:
+    explicit any_store(sessions::jsonl_store s) : store_(std::move(s)) {}
+#ifdef DEXTER_WITH_POSTGRES
+    explicit any_store(sessions::postgres_store s) : store_(std::move(s)) {}
+#endif
+
+    bool create(const sessions::session_meta& m) {
+        return on([&](auto& s) { return s.create(m); });
+    }
+    sessions::session_meta open(const sessions::session_id& id) {
+        return on([&](auto& s) { return s.open(id); });
+    }
+    void append(const sessions::session_meta& after, const sessions::exchange& ex) {
+        on([&](auto& s) { s.append(after, ex); });
+    }
+    void update(const sessions::session_meta& m) {
+        on([&](auto& s) { s.update(m); });
+    }
+    void close(const sessions::session_id& id) noexcept {
+        on([&](auto& s) { s.close(id); });
+    }
+    std::optional<sessions::session_meta> find(const sessions::session_id& id) {
+        return on([&](auto& s) { return s.find(id); });
+    }
+    std::vector<sessions::session_meta> list() {
+        return on([](auto& s) { return s.list(); });
+    }
+    sessions::loaded_session load(const sessions::session_id& id, std::size_t last) {
+        return on([&](auto& s) { return s.load(id, last); });
+    }
+    void remove(const sessions::session_id& id) {
+        on([&](auto& s) { s.remove(id); });
+    }
+
+    std::vector<sessions::diagnostic> take_diagnostics() {
+        return on([](auto& s) { return s.take_diagnostics(); });
+    }
+    void check_writable() {
+        on([](auto& s) { s.check_writable(); });
+    }
+
+private:
+#ifdef DEXTER_WITH_POSTGRES
+    std::variant<sessions::jsonl_store, sessions::postgres_store> store_;
+#else
+    std::variant<sessions::jsonl_store> store_;
+#endif
+};
+
+/// The composition dexter runs on: the store it was pointed at, the system clock,
+/// random ids, Dexter's chat history.
+using session_manager = sessions::session_manager<any_store>;
+
+/// The store at `o.store_uri` (a PostgreSQL database) or else `o.sessions_dir`
+/// (created if missing), keeping enough exchanges in memory after a resume for
+/// `o.history_limit` turns of context and for the exchanges shown on resume. Throws
+/// sessions::storage_error, and std::runtime_error for a postgresql:// store when dexter
+/// was built without PostgreSQL support.
+session_manager open_store(const options& o);
+
+/// True if the store exists: the store root, or any PostgreSQL database (it is checked
+/// when opened). Commands that only read or delete check this first, so that a
+/// mistyped --sessions-dir is not created as an empty store.
+bool store_exists(const options& o);
+
+/// The store as messages name it: the directory, or host:port/dbname of the database
+/// (never the connection string, which may hold a password).
+std::string store_name(const options& o);
+
+/// Makes a session current for a conversation: resumes -s ID, or the most recently
+/// updated session for -c, or starts a new one. Returns what was loaded when resuming.
+/// Throws std::runtime_error when -c finds no session, and what resume() throws; a
+/// session held by another process gives a runtime_error naming that process.
+std::optional<sessions::loaded_session> open_session(session_manager& manager, const options& o);
+
+/// The message for a session another process holds open.
+std::string busy_message(const sessions::session_id& id, const sessions::session_busy& e);
+
+/// Prints one warning line on standard error if the store has reported events (an
+/// index rebuilt, a torn tail moved to quarantine, ...) since the last call.
+void warn_about_store(session_manager& manager);
+
+/// Prints one warning line on standard error if loading `loaded` skipped anything.
+void warn_about_session(const sessions::loaded_session& loaded);
+
+} // namespace dexter::cli

@@ -1,0 +1,1200 @@
+// SPDX-License-Identifier: BSL-1.0
+// The dexter example CLI end to end: the real binary, driven through pipes and a
+// pseudo-terminal, its store inspected with the library.
+#include <dexter/sessions/jsonl_store.hpp>
+
+#define BOOST_TEST_MODULE dexter_cli
+#include <boost/test/unit_test.hpp>
+
+#include "support/temp_dir.hpp"
+
+#include <dexter/sessions/version.hpp>
+
+#include <boost/json/parse.hpp>
+#include <boost/json/serialize.hpp>
+
+#include <fcntl.h>
+#include <poll.h>
+#include <pty.h>
+#include <signal.h>
+#include <spawn.h>
+#include <sys/resource.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <chrono>
+#include <cstring>
+#include <filesystem>
+#include <fstream>
+#include <map>
+#include <optional>
+#include <random>
+#include <regex>
+#include <sstream>
+#include <stdexcept>
+#include <string>
+#include <thread>
+#include <vector>
+
+#ifndef DEXTER_BINARY
+#error "DEXTER_BINARY must name the dexter executable (the build passes it)"
+#endif
+
+extern char** environ;
+
+namespace fs = std::filesystem;
+namespace ds = dexter::sessions;
+namespace json = boost::json;
+using dexter::sessions::test::temp_dir;
+
+namespace {
+
+// Only against hangs: no test expects anything to be fast.
+constexpr auto hang_guard = std::chrono::seconds(60);
+
+[[noreturn]] void throw_errno(const std::string& what) {
+    throw std::runtime_error(what + ": " + std::strerror(errno));
+}
+
+std::string describe_status(int status) {
+    if (WIFEXITED(status))
+        return "exit " + std::to_string(WEXITSTATUS(status));
+    if (WIFSIGNALED(status))
+        return "killed by signal " + std::to_string(WTERMSIG(status));
+    return "status " + std::to_string(status);
+}
+
+// --- environment and arguments ---------------------------------------------------------
+
+using env_changes = std::map<std::string, std::optional<std::string>>; // nullopt: unset
+
+class c_strings {
+public:
+    explicit c_strings(std::vector<std::string> strings) : strings_(std::move(strings)) {
+        for (auto& s : strings_)
+            pointers_.push_back(s.data());
+        pointers_.push_back(nullptr);
+    }
+    char** get() { return pointers_.data(); }
+
+private:
+    std::vector<std::string> strings_;
+    std::vector<char*> pointers_;
+};
+
+// This process's environment without anything that could change dexter's behaviour,
+// plus TZ=UTC, then `changes`.
+std::vector<std::string> child_environment(const env_changes& changes) {
+    std::map<std::string, std::string> env;
+    for (char** e = environ; *e; ++e) {
+        const std::string_view kv(*e);
+        const auto eq = kv.find('=');
+        if (eq == std::string_view::npos)
+            continue;
+        const std::string name(kv.substr(0, eq));
+        if (name.starts_with("DEXTER_") || name == "COLUMNS" || name == "LINES")
+            continue;
+        env[name] = std::string(kv.substr(eq + 1));
+    }
+    env["TZ"] = "UTC";
+    for (const auto& [name, value] : changes)
+        if (value)
+            env[name] = *value;
+        else
+            env.erase(name);
+    std::vector<std::string> out;
+    for (const auto& [name, value] : env)
+        out.push_back(name + "=" + value);
+    return out;
+}
+
+std::vector<std::string> dexter_argv(const std::vector<std::string>& args) {
+    std::vector<std::string> argv{DEXTER_BINARY};
+    argv.insert(argv.end(), args.begin(), args.end());
+    return argv;
+}
+
+// --- dexter through pipes ----------------------------------------------------------------
+
+// A running dexter with its standard input, output and error on pipes.
+class dexter_process {
+public:
+    dexter_process(const std::vector<std::string>& args, const env_changes& env,
+                   const fs::path& cwd = {}) {
+        int in[2], out[2], err[2];
+        if (::pipe2(in, O_CLOEXEC) < 0 || ::pipe2(out, O_CLOEXEC) < 0 ||
+            ::pipe2(err, O_CLOEXEC) < 0)
+            throw_errno("pipe2");
+        posix_spawn_file_actions_t files;
+        posix_spawn_file_actions_init(&files);
+        posix_spawn_file_actions_adddup2(&files, in[0], 0);
+        posix_spawn_file_actions_adddup2(&files, out[1], 1);
+        posix_spawn_file_actions_adddup2(&files, err[1], 2);
+        if (!cwd.empty())
+            posix_spawn_file_actions_addchdir_np(&files, cwd.c_str());
+        posix_spawnattr_t attr;
+        posix_spawnattr_init(&attr);
+        sigset_t defaults;
+        sigemptyset(&defaults);
+        sigaddset(&defaults, SIGPIPE); // this test ignores it; dexter must start as usual
+        posix_spawnattr_setsigdefault(&attr, &defaults);
+        posix_spawnattr_setflags(&attr, POSIX_SPAWN_SETSIGDEF);
+        c_strings argv(dexter_argv(args)), envp(child_environment(env));
+        const int rc = ::posix_spawn(&pid_, DEXTER_BINARY, &files, &attr, argv.get(), envp.get());
+        posix_spawnattr_destroy(&attr);
+        posix_spawn_file_actions_destroy(&files);
+        ::close(in[0]);
+        ::close(out[1]);
+        ::close(err[1]);
+        in_ = in[1];
+        out_ = out[0];
+        err_ = err[0];
+        if (rc != 0) {
+            errno = rc;
+            throw_errno("posix_spawn " DEXTER_BINARY);
+        }
+    }
+    dexter_process(const dexter_process&) = delete;
+    dexter_process& operator=(const dexter_process&) = delete;
+    ~dexter_process() {
+        if (pid_ > 0) {
+            ::kill(pid_, SIGKILL);
+            ::waitpid(pid_, nullptr, 0);
+        }
+        for (int fd : {in_, out_, err_})
+            if (fd >= 0)
+                ::close(fd);
+    }
+
+    pid_t pid() const { return pid_; }
+    const std::string& out() const { return out_text_; }
+    const std::string& err() const { return err_text_; }
+
+    /// Writes to dexter's standard input; stops quietly if dexter has closed it (EPIPE),
+    /// as it does when it exits without reading.
+    void write(std::string_view text) {
+        while (!text.empty()) {
+            const ssize_t n = ::write(in_, text.data(), text.size());
+            if (n < 0) {
+                if (errno == EINTR)
+                    continue;
+                if (errno == EPIPE)
+                    return;
+                throw_errno("writing to dexter");
+            }
+            text.remove_prefix(static_cast<std::size_t>(n));
+        }
+    }
+
+    void close_input() {
+        if (in_ >= 0)
+            ::close(in_);
+        in_ = -1;
+    }
+
+    /// Waits until standard output shows `needle` after what earlier expectations
+    /// consumed; consumes up to its end.
+    void expect_out(std::string_view needle) { expect(out_text_, out_mark_, needle, "output"); }
+    void expect_err(std::string_view needle) { expect(err_text_, err_mark_, needle, "error"); }
+
+    /// Closes standard input, reads everything, and returns the wait status.
+    int wait() {
+        close_input();
+        const auto deadline = std::chrono::steady_clock::now() + hang_guard;
+        while (pump(deadline)) {
+        }
+        int status = 0;
+        while (::waitpid(pid_, &status, 0) < 0)
+            if (errno != EINTR)
+                throw_errno("waitpid");
+        pid_ = -1;
+        return status;
+    }
+
+private:
+    void expect(std::string& text, std::size_t& mark, std::string_view needle, const char* which) {
+        const auto deadline = std::chrono::steady_clock::now() + hang_guard;
+        for (;;) {
+            if (const auto pos = text.find(needle, mark); pos != std::string::npos) {
+                mark = pos + needle.size();
+                return;
+            }
+            if (!pump(deadline))
+                throw std::runtime_error("dexter's standard " + std::string(which) +
+                                         " ended without \"" + std::string(needle) +
+                                         "\"\n--- stdout:\n" + out_text_ + "--- stderr:\n" +
+                                         err_text_);
+        }
+    }
+
+    // Reads what is available from stdout and stderr; false once both are at their end.
+    bool pump(std::chrono::steady_clock::time_point deadline) {
+        if (out_ < 0 && err_ < 0)
+            return false;
+        pollfd fds[2] = {{out_, POLLIN, 0}, {err_, POLLIN, 0}};
+        const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(
+            deadline - std::chrono::steady_clock::now());
+        if (left.count() <= 0)
+            throw std::runtime_error("dexter seems to hang\n--- stdout:\n" + out_text_ +
+                                     "--- stderr:\n" + err_text_);
+        if (::poll(fds, 2, static_cast<int>(left.count())) < 0 && errno != EINTR)
+            throw_errno("poll");
+        read_from(fds[0], out_, out_text_);
+        read_from(fds[1], err_, err_text_);
+        return true;
+    }
+
+    static void read_from(const pollfd& p, int& fd, std::string& into) {
+        if (p.revents == 0)
+            return;
+        char buf[65536];
+        const ssize_t n = ::read(fd, buf, sizeof buf);
+        if (n > 0) {
+            into.append(buf, static_cast<std::size_t>(n));
+        } else if (n == 0 || errno != EINTR) {
+            ::close(fd);
+            fd = -1;
+        }
+    }
+
+    pid_t pid_ = -1;
+    int in_ = -1, out_ = -1, err_ = -1;
+    std::string out_text_, err_text_;
+    std::size_t out_mark_ = 0, err_mark_ = 0;
+};
+
+struct run_result {
+    int status = 0;
+    std::string out, err;
+};
+
+// --- dexter on a pseudo-terminal ------------------------------------------------------------
+
+class pty_dexter {
+public:
+    pty_dexter(const std::vector<std::string>& args, const env_changes& env) {
+        c_strings argv(dexter_argv(args)), envp(child_environment(env));
+        pid_ = ::forkpty(&master_, nullptr, nullptr, nullptr);
+        if (pid_ < 0)
+            throw_errno("forkpty");
+        if (pid_ == 0) {
+            ::signal(SIGPIPE, SIG_DFL);
+            ::execve(DEXTER_BINARY, argv.get(), envp.get());
+            ::_exit(127);
+        }
+    }
+    pty_dexter(const pty_dexter&) = delete;
+    pty_dexter& operator=(const pty_dexter&) = delete;
+    ~pty_dexter() {
+        if (pid_ > 0) {
+            ::kill(pid_, SIGKILL);
+            ::waitpid(pid_, nullptr, 0);
+        }
+        if (master_ >= 0)
+            ::close(master_);
+    }
+
+    const std::string& output() const { return text_; }
+
+    void type(std::string_view keys) {
+        if (::write(master_, keys.data(), keys.size()) != static_cast<ssize_t>(keys.size()))
+            throw_errno("writing to the terminal");
+    }
+
+    void expect(std::string_view needle) {
+        const auto deadline = std::chrono::steady_clock::now() + hang_guard;
+        for (;;) {
+            if (const auto pos = text_.find(needle, mark_); pos != std::string::npos) {
+                mark_ = pos + needle.size();
+                return;
+            }
+            if (!pump(deadline))
+                throw std::runtime_error("the terminal closed without \"" + std::string(needle) +
+                                         "\"\n--- terminal:\n" + text_);
+        }
+    }
+
+    int wait() {
+        const auto deadline = std::chrono::steady_clock::now() + hang_guard;
+        while (pump(deadline)) {
+        }
+        int status = 0;
+        while (::waitpid(pid_, &status, 0) < 0)
+            if (errno != EINTR)
+                throw_errno("waitpid");
+        pid_ = -1;
+        return status;
+    }
+
+private:
+    bool pump(std::chrono::steady_clock::time_point deadline) {
+        if (master_ < 0)
+            return false;
+        const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(
+            deadline - std::chrono::steady_clock::now());
+        if (left.count() <= 0)
+            throw std::runtime_error("dexter seems to hang\n--- terminal:\n" + text_);
+        pollfd p{master_, POLLIN, 0};
+        if (::poll(&p, 1, static_cast<int>(left.count())) < 0 && errno != EINTR)
+            throw_errno("poll");
+        if (p.revents == 0)
+            return true;
+        char buf[4096];
+        const ssize_t n = ::read(master_, buf, sizeof buf);
+        if (n > 0) {
+            text_.append(buf, static_cast<std::size_t>(n));
+        } else if (n == 0 || errno != EINTR) { // EIO: the other side is closed
+            ::close(master_);
+            master_ = -1;
+        }
+        return true;
+    }
+
+    pid_t pid_ = -1;
+    int master_ = -1;
+    std::string text_;
+    std::size_t mark_ = 0;
+};
+
+// --- helpers -------------------------------------------------------------------------------
+
+// What the offline agent answers (its documented format).
+std::string offline(std::size_t earlier, const std::string& previous, const std::string& asked) {
+    std::string s = "[offline agent] I was given ";
+    if (earlier == 0)
+        s += "no earlier turns";
+    else
+        s += std::to_string(earlier) + (earlier == 1 ? " earlier turn" : " earlier turns") +
+             "; your previous question was \"" + previous + "\"";
+    return s + ". You asked: \"" + asked + "\"";
+}
+
+std::string banner_id(const std::string& out) {
+    static const std::regex banner("dexter " DEXTER_SESSIONS_VERSION
+                                   " \xE2\x80\x94 (?:new|resumed) session ([0-9a-z]{8})");
+    std::smatch m;
+    if (!std::regex_search(out, m, banner))
+        throw std::runtime_error("no banner in dexter's output:\n" + out);
+    return m[1];
+}
+
+std::vector<std::string> lines_of(const std::string& text) {
+    std::vector<std::string> lines;
+    std::istringstream in(text);
+    for (std::string line; std::getline(in, line);)
+        lines.push_back(line);
+    return lines;
+}
+
+std::size_t count_of(const std::string& text, std::string_view needle) {
+    std::size_t n = 0;
+    for (auto pos = text.find(needle); pos != std::string::npos; pos = text.find(needle, pos + 1))
+        ++n;
+    return n;
+}
+
+std::size_t code_points(const std::string& s) {
+    return static_cast<std::size_t>(std::count_if(
+        s.begin(), s.end(), [](char c) { return (static_cast<unsigned char>(c) & 0xC0) != 0x80; }));
+}
+
+// True while some process of group `pgid` is still alive (zombies do not count: in a
+// container, PID 1 may never reap the orphans it inherits).
+bool group_has_live_processes(pid_t pgid) {
+    std::error_code ec;
+    for (const auto& entry : fs::directory_iterator("/proc", ec)) {
+        const std::string name = entry.path().filename();
+        if (name.empty() || name.find_first_not_of("0123456789") != std::string::npos)
+            continue;
+        std::ifstream in(entry.path() / "stat");
+        std::string stat;
+        if (!std::getline(in, stat))
+            continue;
+        const auto close = stat.rfind(')');
+        if (close == std::string::npos)
+            continue;
+        std::istringstream rest(stat.substr(close + 1));
+        char state = 0;
+        long ppid = 0, pgrp = 0;
+        if (!(rest >> state >> ppid >> pgrp))
+            continue;
+        if (pgrp == pgid && state != 'Z' && state != 'X')
+            return true;
+    }
+    return false;
+}
+
+void wait_until_group_gone(pid_t pgid) {
+    const auto deadline = std::chrono::steady_clock::now() + hang_guard;
+    while (group_has_live_processes(pgid)) {
+        if (std::chrono::steady_clock::now() > deadline)
+            throw std::runtime_error("the agent's process group " + std::to_string(pgid) +
+                                     " is still alive");
+        std::this_thread::sleep_for(std::chrono::milliseconds(10));
+    }
+}
+
+std::string wait_for_file(const fs::path& path) {
+    const auto deadline = std::chrono::steady_clock::now() + hang_guard;
+    while (!fs::exists(path)) {
+        if (std::chrono::steady_clock::now() > deadline)
+            throw std::runtime_error(path.string() + " never appeared");
+        std::this_thread::sleep_for(std::chrono::milliseconds(10));
+    }
+    std::ifstream in(path);
+    return std::string(std::istreambuf_iterator<char>(in), {});
+}
+
+std::string shell_quote(const std::string& s) {
+    std::string q = "'";
+    for (char c : s)
+        q += c == '\'' ? std::string("'\\''") : std::string(1, c);
+    return q + "'";
+}
+
+// --- the fixture -----------------------------------------------------------------------------
+
+struct cli {
+    temp_dir tmp;
+    fs::path sessions = tmp.path() / "sessions";
+
+    env_changes env(env_changes extra = {}) const {
+        extra.try_emplace("DEXTER_SESSIONS_DIR", sessions.string());
+        return extra;
+    }
+
+    run_result run(const std::vector<std::string>& args, const std::string& input = {},
+                   const env_changes& extra = {}, const fs::path& cwd = {}) const {
+        dexter_process p(args, env(extra), cwd);
+        p.write(input);
+        run_result r;
+        r.status = p.wait();
+        r.out = p.out();
+        r.err = p.err();
+        return r;
+    }
+
+    // A test agent: a shell script in the temporary directory; returns the command.
+    std::string agent(const std::string& name, const std::string& body) const {
+        const fs::path path = tmp.path() / (name + ".sh");
+        std::ofstream(path) << "#!/bin/sh\n" << body;
+        fs::permissions(path, fs::perms::owner_all);
+        return shell_quote(path.string());
+    }
+
+    std::string dir() const { return shell_quote(tmp.path().string()); }
+
+    // Makes a session with the offline agent; returns its id.
+    std::string make_session(const std::vector<std::string>& questions) const {
+        std::string input;
+        for (const auto& q : questions)
+            input += q + "\n";
+        const auto r = run({}, input);
+        BOOST_TEST_REQUIRE(describe_status(r.status) == "exit 0", r.err);
+        return banner_id(r.out);
+    }
+
+    std::vector<ds::session_meta> stored_sessions() const {
+        ds::jsonl_store store(sessions);
+        auto all = store.list();
+        std::erase_if(all, [](const ds::session_meta& m) { return m.exchange_count == 0; });
+        return all;
+    }
+
+    ds::loaded_session stored(const std::string& id) const {
+        ds::jsonl_store store(sessions);
+        return store.load(id);
+    }
+};
+
+std::vector<std::string> queries_of(const ds::loaded_session& s) {
+    std::vector<std::string> q;
+    for (const auto& ex : s.exchanges)
+        q.push_back(ex.query);
+    return q;
+}
+
+struct ignore_sigpipe {
+    ignore_sigpipe() { ::signal(SIGPIPE, SIG_IGN); }
+};
+BOOST_TEST_GLOBAL_FIXTURE(ignore_sigpipe);
+
+} // namespace
+
+// --- conversations ---------------------------------------------------------------------------
+
+BOOST_FIXTURE_TEST_CASE(new_session_through_a_pipe, cli) {
+    const auto r = run({}, "hello there\nsecond question\n");
+    BOOST_TEST(describe_status(r.status) == "exit 0");
+    BOOST_TEST(r.err == "");
+    const std::string id = banner_id(r.out);
+    BOOST_TEST(r.out == "dexter " DEXTER_SESSIONS_VERSION " \xE2\x80\x94 new session " + id + "\n" +
+                            offline(0, "", "hello there") + "\n" +
+                            offline(1, "hello there", "second question") + "\n");
+    const auto all = stored_sessions();
+    BOOST_TEST_REQUIRE(all.size() == 1u);
+    BOOST_TEST(all[0].id == id);
+    BOOST_TEST(all[0].exchange_count == 2u);
+    BOOST_TEST(all[0].title == "hello there");
+    const auto s = stored(id);
+    BOOST_TEST(queries_of(s) == (std::vector<std::string>{"hello there", "second question"}),
+               boost::test_tools::per_element());
+    BOOST_TEST(s.exchanges[1].answer == offline(1, "hello there", "second question"));
+}
+
+BOOST_FIXTURE_TEST_CASE(exit_words_end_the_loop_and_blank_lines_are_ignored, cli) {
+    for (const auto* word : {"exit", "quit", "/exit", "  quit  "}) {
+        const auto r = run({}, std::string("\n   \none\n\n") + word + "\nnever asked\n");
+        BOOST_TEST(describe_status(r.status) == "exit 0");
+        BOOST_TEST(count_of(r.out, "[offline agent]") == 1u, word);
+        BOOST_TEST(r.out.find("never asked") == std::string::npos);
+    }
+    // A session without a question leaves nothing behind.
+    const auto r = run({}, "quit\n");
+    BOOST_TEST(describe_status(r.status) == "exit 0");
+    BOOST_TEST(stored_sessions().size() == 4u);
+}
+
+BOOST_FIXTURE_TEST_CASE(the_offline_agent_sees_the_context, cli) {
+    const auto r = run({}, "alpha\nbeta\ngamma\n");
+    BOOST_TEST(describe_status(r.status) == "exit 0");
+    BOOST_TEST(r.out.find(offline(0, "", "alpha")) != std::string::npos);
+    BOOST_TEST(r.out.find(offline(1, "alpha", "beta")) != std::string::npos);
+    BOOST_TEST(r.out.find(offline(2, "beta", "gamma")) != std::string::npos);
+    // ... limited by --history-limit
+    const auto limited = run({"-c", "--history-limit", "1", "-p", "delta"});
+    BOOST_TEST(limited.out == offline(1, "gamma", "delta") + "\n");
+    const auto none = run({"-c", "--history-limit", "0", "-p", "epsilon"});
+    BOOST_TEST(none.out == offline(0, "", "epsilon") + "\n");
+}
+
+BOOST_FIXTURE_TEST_CASE(resume_by_id_by_prefix_and_by_continue, cli) {
+    const std::string a = make_session({"a1", "a2"});
+    const std::string b = make_session({"b1"});
+
+    auto r = run({"-s", a}, "a3\n");
+    BOOST_TEST(describe_status(r.status) == "exit 0", r.err);
+    BOOST_TEST(
+        r.out.starts_with("dexter " DEXTER_SESSIONS_VERSION " \xE2\x80\x94 resumed session " + a +
+                          " (2 exchanges)\n> a1\n" + offline(0, "", "a1") + "\n> a2\n" +
+                          offline(1, "a1", "a2") + "\n\xE2\x80\x94 continuing \xE2\x80\x94\n"),
+        r.out);
+    BOOST_TEST(r.out.ends_with(offline(2, "a2", "a3") + "\n"));
+
+    // A prefix of four or more characters, if only one session starts with it.
+    std::size_t n = 4;
+    while (n < 8 && a.compare(0, n, b, 0, n) == 0)
+        ++n;
+    r = run({"--session", a.substr(0, n)}, "a4\n");
+    BOOST_TEST(describe_status(r.status) == "exit 0", r.err);
+    BOOST_TEST(banner_id(r.out) == a);
+    BOOST_TEST(r.out.find("(3 exchanges)") != std::string::npos);
+    BOOST_TEST(r.out.ends_with(offline(3, "a3", "a4") + "\n"));
+
+    // --continue takes the most recently updated: a, just now; then b once it moved.
+    r = run({"-c"}, "a5\n");
+    BOOST_TEST(banner_id(r.out) == a);
+    run({"-s", b}, "b2\n");
+    r = run({"--continue"}, "b3\n");
+    BOOST_TEST(banner_id(r.out) == b);
+    BOOST_TEST(r.out.ends_with(offline(2, "b2", "b3") + "\n"));
+
+    BOOST_TEST(stored(a).exchanges.size() == 5u);
+    BOOST_TEST(stored(b).exchanges.size() == 3u);
+}
+
+BOOST_FIXTURE_TEST_CASE(resume_shows_the_last_three_exchanges_and_counts_the_others, cli) {
+    const std::string id = make_session({"q1", "q2", "q3", "q4"});
+    const std::string long_answer(2000, 'x');
+    const auto longer = agent("long", "cat >/dev/null\nprintf '%s\\n' '" + long_answer + "'\n");
+    BOOST_TEST(describe_status(run({"-c", "-p", "q5", "--agent-cmd", longer}).status) == "exit 0");
+
+    const auto r = run({"-c"});
+    BOOST_TEST(describe_status(r.status) == "exit 0");
+    const auto lines = lines_of(r.out);
+    BOOST_TEST_REQUIRE(lines.size() == 9u, r.out);
+    BOOST_TEST(lines[0].ends_with("resumed session " + id + " (5 exchanges)"));
+    BOOST_TEST(lines[1] == "\xE2\x80\xA6 2 earlier exchanges");
+    BOOST_TEST(lines[2] == "> q3");
+    BOOST_TEST(lines[4] == "> q4");
+    BOOST_TEST(lines[6] == "> q5");
+    // The long answer is shortened, and says so.
+    BOOST_TEST(lines[7].size() < 400u);
+    BOOST_TEST(lines[7].starts_with("xxxxxxxx"));
+    BOOST_TEST(lines[7].ends_with("\xE2\x80\xA6"));
+    BOOST_TEST(lines[8] == "\xE2\x80\x94 continuing \xE2\x80\x94");
+    BOOST_TEST(stored(id).exchanges.back().answer == long_answer);
+    // Shown the same whatever the context sent to the agent.
+    BOOST_TEST(run({"-c", "--history-limit", "0"}).out == r.out);
+}
+
+BOOST_FIXTURE_TEST_CASE(one_shot_answers_saves_and_continues, cli) {
+    auto r = run({"-p", "first question"});
+    BOOST_TEST(describe_status(r.status) == "exit 0");
+    BOOST_TEST(r.out == offline(0, "", "first question") + "\n");
+    BOOST_TEST(r.err == "");
+    r = run({"-c", "-p", "and the next quarter?"});
+    BOOST_TEST(r.out == offline(1, "first question", "and the next quarter?") + "\n");
+
+    r = run({"-c", "-p", "as json", "--json"});
+    BOOST_TEST(describe_status(r.status) == "exit 0");
+    const json::value v = json::parse(r.out);
+    const auto all = stored_sessions();
+    BOOST_TEST_REQUIRE(all.size() == 1u);
+    BOOST_TEST(v.at("session_id").as_string() == all[0].id);
+    BOOST_TEST(v.at("seq").to_number<int>() == 3);
+    BOOST_TEST(v.at("answer").as_string() == offline(2, "and the next quarter?", "as json"));
+    BOOST_TEST(v.as_object().size() == 3u);
+
+    // Without --sessions-dir or DEXTER_SESSIONS_DIR: ./.dexter/sessions.
+    r = run({"-p", "here"}, {}, {{"DEXTER_SESSIONS_DIR", std::nullopt}}, tmp.path());
+    BOOST_TEST(describe_status(r.status) == "exit 0", r.err);
+    ds::jsonl_store local(tmp.path() / ".dexter" / "sessions");
+    BOOST_TEST(local.list().size() == 1u);
+}
+
+BOOST_FIXTURE_TEST_CASE(the_agent_receives_exactly_the_expected_messages, cli) {
+    const std::string record = agent("record", "cat >> " + dir() +
+                                                   "/requests.jsonl\n"
+                                                   "n=$(wc -l < " +
+                                                   dir() +
+                                                   "/requests.jsonl)\n"
+                                                   "echo \"answer $n\"\n");
+    const auto r = run({"--agent-cmd", record}, "q1\nq2\n");
+    BOOST_TEST(describe_status(r.status) == "exit 0", r.err);
+    const std::string id = banner_id(r.out);
+    BOOST_TEST(r.out.ends_with("\nanswer 1\nanswer 2\n"));
+    // Through the environment this time, with one turn of context.
+    BOOST_TEST(describe_status(run({"-c", "--history-limit", "1", "-p", "q3"}, {},
+                                   {{"DEXTER_AGENT_CMD", record}})
+                                   .status) == "exit 0");
+
+    std::ifstream in(tmp.path() / "requests.jsonl");
+    std::vector<json::value> requests;
+    for (std::string line; std::getline(in, line);)
+        requests.push_back(json::parse(line));
+    BOOST_TEST_REQUIRE(requests.size() == 3u);
+    const auto user = [](const char* text) {
+        return json::object{{"role", "user"}, {"content", text}};
+    };
+    const auto assistant = [](const char* text) {
+        return json::object{{"role", "assistant"}, {"content", text}};
+    };
+    const json::value expected[] = {
+        json::object{{"session_id", id}, {"messages", json::array{user("q1")}}},
+        json::object{{"session_id", id},
+                     {"messages", json::array{user("q1"), assistant("answer 1"), user("q2")}}},
+        json::object{{"session_id", id},
+                     {"messages", json::array{user("q2"), assistant("answer 2"), user("q3")}}},
+    };
+    for (std::size_t i = 0; i < 3; ++i)
+        BOOST_TEST(requests[i] == expected[i],
+                   "request " << i + 1 << ": " << json::serialize(requests[i]));
+    // One trailing newline of the agent's output is not part of the answer.
+    const auto s = stored(id);
+    BOOST_TEST_REQUIRE(s.exchanges.size() == 3u);
+    BOOST_TEST(s.exchanges[2].answer == "answer 3");
+}
+
+BOOST_FIXTURE_TEST_CASE(a_failing_agent_saves_nothing, cli) {
+    const std::string moody =
+        agent("moody", "input=$(cat)\n"
+                       "case $input in\n"
+                       "*please-fail*) echo '  model exploded  ' >&2; exit 3;;\n"
+                       "*say-nothing*) echo 'no words' >&2; exit 0;;\n"
+                       "esac\n"
+                       "echo fine\n");
+    auto r = run({"--agent-cmd", moody}, "ok\nplease-fail\nsay-nothing\nstill ok\n");
+    BOOST_TEST(describe_status(r.status) == "exit 0");
+    BOOST_TEST(r.out.ends_with("\nfine\nfine\n"));
+    const auto errors = lines_of(r.err);
+    BOOST_TEST_REQUIRE(errors.size() == 2u, r.err);
+    BOOST_TEST(errors[0] ==
+               "dexter: the agent failed (exit status 3): model exploded; nothing saved");
+    BOOST_TEST(errors[1] == "dexter: the agent gave an empty answer: no words; nothing saved");
+    const std::string id = banner_id(r.out);
+    BOOST_TEST(queries_of(stored(id)) == (std::vector<std::string>{"ok", "still ok"}),
+               boost::test_tools::per_element());
+
+    // One-shot: exit status 1, and no session at all.
+    r = run({"--agent-cmd", moody, "-p", "please-fail"});
+    BOOST_TEST(describe_status(r.status) == "exit 1");
+    BOOST_TEST(r.out == "");
+    BOOST_TEST(stored_sessions().size() == 1u);
+    // An agent killed by a signal, and a command that does not exist.
+    r = run({"--agent-cmd", "kill -SEGV $$", "-p", "q"});
+    BOOST_TEST(describe_status(r.status) == "exit 1");
+    BOOST_TEST(r.err == "dexter: the agent was killed by SIGSEGV; nothing saved\n");
+    r = run({"--agent-cmd", "/nonexistent/agent", "-p", "q"});
+    BOOST_TEST(describe_status(r.status) == "exit 1");
+    BOOST_TEST(r.err.starts_with("dexter: the agent failed (exit status 127): "), r.err);
+    BOOST_TEST(stored_sessions().size() == 1u);
+}
+
+BOOST_FIXTURE_TEST_CASE(a_question_that_is_not_utf8_is_not_asked, cli) {
+    const std::string record = agent("record", "cat >> " + dir() + "/requests.jsonl\necho ok\n");
+    const auto r = run({"--agent-cmd", record}, "caf\xE9\nfine\n");
+    BOOST_TEST(describe_status(r.status) == "exit 0");
+    BOOST_TEST(r.err == "dexter: the question is not valid UTF-8; nothing asked\n");
+    BOOST_TEST(r.out.ends_with("\nok\n"));
+    BOOST_TEST(queries_of(stored(banner_id(r.out))) == std::vector<std::string>{"fine"},
+               boost::test_tools::per_element());
+    std::ifstream in(tmp.path() / "requests.jsonl");
+    std::string line;
+    int requests = 0;
+    while (std::getline(in, line))
+        ++requests;
+    BOOST_TEST(requests == 1);
+}
+
+BOOST_FIXTURE_TEST_CASE(an_agent_that_ignores_a_large_request_or_gives_a_large_answer, cli) {
+    // 300 KB in, 1 MB out, through pipes much smaller than that, and the agent writes
+    // its answer before it reads its request: both must flow at the same time.
+    const std::string big_question(300000, 'q');
+    const std::string echo_back =
+        agent("big", "head -c 1000000 /dev/zero | tr '\\0' a\ncat >/dev/null\n");
+    auto r = run({"--agent-cmd", echo_back}, big_question + "\n");
+    BOOST_TEST(describe_status(r.status) == "exit 0", r.err);
+    BOOST_TEST(r.out.ends_with("\n" + std::string(1000000, 'a') + "\n"));
+    // The next request carries that answer as context: 1.3 MB to an agent that never
+    // reads it.
+    const std::string deaf = agent("deaf", "echo not listening\n");
+    r = run({"--agent-cmd", deaf, "-c"}, big_question + "\n");
+    BOOST_TEST(describe_status(r.status) == "exit 0", r.err);
+    BOOST_TEST(r.out.ends_with("\nnot listening\n"));
+    BOOST_TEST(stored_sessions().at(0).exchange_count == 2u);
+}
+
+// --- listing and deleting ------------------------------------------------------------------
+
+BOOST_FIXTURE_TEST_CASE(list_as_a_table, cli) {
+    const std::string older = make_session({"short title", "more"});
+    const std::string newer = make_session(
+        {"a rather long question that goes on and on about quarterly revenue figures"});
+    const auto r = run({"--list-sessions"}, {}, {{"COLUMNS", "60"}});
+    BOOST_TEST(describe_status(r.status) == "exit 0");
+    const auto lines = lines_of(r.out);
+    BOOST_TEST_REQUIRE(lines.size() == 3u, r.out);
+    BOOST_TEST(lines[0] == "ID        UPDATED           EXCHANGES  TITLE");
+    static const std::regex row(
+        "([0-9a-z]{8})  (\\d{4}-\\d\\d-\\d\\d \\d\\d:\\d\\d)  +(\\d+)  (.*)");
+    std::smatch m;
+    const auto metas = stored_sessions();
+    for (std::size_t i = 1; i < 3; ++i) {
+        BOOST_TEST_REQUIRE(std::regex_match(lines[i], m, row), lines[i]);
+        BOOST_TEST(code_points(lines[i]) <= 60u, lines[i]);
+        const std::string id = m[1];
+        BOOST_TEST(id == (i == 1 ? newer : older)); // newest first
+        const auto meta = std::find_if(metas.begin(), metas.end(),
+                                       [&](const ds::session_meta& s) { return s.id == id; });
+        BOOST_TEST_REQUIRE((meta != metas.end()));
+        std::string utc = ds::format_timestamp(meta->updated_at).substr(0, 16); // TZ=UTC
+        utc[10] = ' ';
+        BOOST_TEST(m[2] == utc);
+        BOOST_TEST(std::stoull(m[3]) == meta->exchange_count);
+    }
+    BOOST_TEST(lines[1].ends_with("  a rather long questi\xE2\x80\xA6"), lines[1]);
+    BOOST_TEST(lines[2].ends_with("  short title"));
+}
+
+BOOST_FIXTURE_TEST_CASE(list_as_json, cli) {
+    const std::string older = make_session({"first \"quoted\" title", "x"});
+    const std::string newer = make_session({"second"});
+    const auto r = run({"--list-sessions", "--json"});
+    BOOST_TEST(describe_status(r.status) == "exit 0");
+    const json::value v = json::parse(r.out);
+    BOOST_TEST_REQUIRE(v.is_array());
+    const auto& a = v.as_array();
+    BOOST_TEST_REQUIRE(a.size() == 2u);
+    BOOST_TEST(a[0].at("id").as_string() == newer);
+    BOOST_TEST(a[1].at("id").as_string() == older);
+    BOOST_TEST(a[1].at("title").as_string() == "first \"quoted\" title");
+    BOOST_TEST(a[1].at("exchange_count").to_number<int>() == 2);
+    BOOST_TEST(a[0].at("exchange_count").to_number<int>() == 1);
+    for (const auto& e : a) {
+        BOOST_TEST(e.as_object().size() == 5u);
+        const auto created = ds::parse_timestamp(std::string(e.at("created_at").as_string()));
+        const auto updated = ds::parse_timestamp(std::string(e.at("updated_at").as_string()));
+        BOOST_TEST_REQUIRE((created && updated));
+        BOOST_TEST((*created <= *updated));
+        BOOST_TEST(std::string(e.at("updated_at").as_string()).ends_with("Z"));
+    }
+}
+
+BOOST_FIXTURE_TEST_CASE(listing_a_store_that_does_not_exist_creates_nothing, cli) {
+    auto r = run({"--list-sessions"});
+    BOOST_TEST(describe_status(r.status) == "exit 0");
+    BOOST_TEST(r.out == "no sessions in " + sessions.string() + "\n");
+    r = run({"--list-sessions", "--json"});
+    BOOST_TEST(r.out == "[]\n");
+    r = run({"-c"});
+    BOOST_TEST(describe_status(r.status) == "exit 1");
+    r = run({"--delete-session", "ab12cd34", "-y"});
+    BOOST_TEST(describe_status(r.status) == "exit 1");
+    BOOST_TEST(!fs::exists(sessions));
+}
+
+BOOST_FIXTURE_TEST_CASE(delete_with_yes, cli) {
+    const std::string keep = make_session({"keep me"});
+    const std::string gone = make_session({"delete me", "twice"});
+    std::size_t n = 4;
+    while (n < 8 && keep.compare(0, n, gone, 0, n) == 0)
+        ++n;
+    const auto r = run({"--delete-session", gone.substr(0, n), "-y"});
+    BOOST_TEST(describe_status(r.status) == "exit 0", r.err);
+    BOOST_TEST(r.out.find("session " + gone + " \"delete me\": 2 exchanges") != std::string::npos,
+               r.out);
+    BOOST_TEST(r.out.ends_with("deleted session " + gone + "\n"));
+    const auto all = stored_sessions();
+    BOOST_TEST_REQUIRE(all.size() == 1u);
+    BOOST_TEST(all[0].id == keep);
+    // Deleting it again: no such session.
+    const auto again = run({"--delete-session", gone, "-y"});
+    BOOST_TEST(describe_status(again.status) == "exit 1");
+    BOOST_TEST(again.err == "dexter: no session '" + gone + "' in " + sessions.string() +
+                                " (see --list-sessions)\n");
+}
+
+BOOST_FIXTURE_TEST_CASE(delete_without_a_terminal_is_refused_unless_yes, cli) {
+    const std::string id = make_session({"precious"});
+    const auto r = run({"--delete-session", id}, "y\n");
+    BOOST_TEST(describe_status(r.status) == "exit 1");
+    BOOST_TEST(r.out.find("session " + id + " \"precious\": 1 exchange") != std::string::npos);
+    BOOST_TEST(r.err == "dexter: not deleting session " + id +
+                            " without confirmation: standard input is not a terminal (add -y to "
+                            "delete without asking)\n");
+    BOOST_TEST(stored_sessions().size() == 1u);
+}
+
+BOOST_FIXTURE_TEST_CASE(delete_asks_on_a_terminal, cli) {
+    const std::string id = make_session({"on a terminal"});
+    {
+        pty_dexter t({"--delete-session", id}, env());
+        t.expect("session " + id + " \"on a terminal\": 1 exchange");
+        t.expect("Delete? [y/N] ");
+        t.type("n\n");
+        t.expect("kept session " + id);
+        BOOST_TEST(describe_status(t.wait()) == "exit 0");
+    }
+    BOOST_TEST(stored_sessions().size() == 1u);
+    {
+        pty_dexter t({"--delete-session", id}, env());
+        t.expect("Delete? [y/N] ");
+        t.type("\n"); // the default is no
+        t.expect("kept session " + id);
+        BOOST_TEST(describe_status(t.wait()) == "exit 0");
+    }
+    BOOST_TEST(stored_sessions().size() == 1u);
+    {
+        pty_dexter t({"--delete-session", id}, env());
+        t.expect("Delete? [y/N] ");
+        t.type("y\n");
+        t.expect("deleted session " + id);
+        BOOST_TEST(describe_status(t.wait()) == "exit 0");
+    }
+    BOOST_TEST(stored_sessions().empty());
+}
+
+BOOST_FIXTURE_TEST_CASE(interactive_on_a_terminal_prompts, cli) {
+    pty_dexter t({}, env());
+    t.expect("new session ");
+    t.expect("> ");
+    t.type("hello from a terminal\n");
+    t.expect(offline(0, "", "hello from a terminal"));
+    t.expect("> ");
+    t.type("\x04"); // Ctrl-D: end of input
+    BOOST_TEST(describe_status(t.wait()) == "exit 0");
+    BOOST_TEST(stored_sessions().size() == 1u);
+}
+
+// --- errors and exit statuses ----------------------------------------------------------------
+
+BOOST_FIXTURE_TEST_CASE(errors_have_one_line_and_their_exit_status, cli) {
+    make_session({"exists"});
+    const std::vector<std::pair<std::vector<std::string>, std::string>> cases{
+        {{"-s", "zz99zz99"},
+         "exit 1 dexter: no session 'zz99zz99' in " + sessions.string() + " (see --list-sessions)"},
+        {{"-s", "zz99"},
+         "exit 1 dexter: no session 'zz99' in " + sessions.string() + " (see --list-sessions)"},
+        {{"-s", "../x"},
+         "exit 2 dexter: invalid session id '../x': expected 8 characters of "
+         "[0-9a-z], or a unique prefix of 4 or more (see dexter --help)"},
+        {{"-s", "ABCD1234", "-p", "q"},
+         "exit 2 dexter: invalid session id 'ABCD1234': expected 8 "
+         "characters of [0-9a-z], or a unique prefix of 4 or "
+         "more (see dexter --help)"},
+        {{"-s", "ab12cd34", "-c"},
+         "exit 2 dexter: --session and --continue cannot be used together (see dexter --help)"},
+        {{"--list-sessions", "-p", "q"},
+         "exit 2 dexter: --list-sessions cannot be used with --prompt (see dexter --help)"},
+        {{"--delete-session", "ab12cd34", "-p", "q"},
+         "exit 2 dexter: --delete-session cannot be used with --prompt (see dexter --help)"},
+        {{"--json"}, "exit 2 dexter: --json needs --list-sessions or --prompt (see dexter --help)"},
+        {{"-y"}, "exit 2 dexter: --yes needs --delete-session (see dexter --help)"},
+        {{"--frobnicate"}, "exit 2 dexter: unrecognised option '--frobnicate' (see dexter --help)"},
+        {{"--history-limit", "lots"},
+         "exit 2 dexter: --history-limit: expected a whole number "
+         "from 0 to 1000, got 'lots' (see dexter --help)"},
+    };
+    for (const auto& [args, expected] : cases) {
+        const auto r = run(args, "should not be asked\n");
+        BOOST_TEST(describe_status(r.status) + " " + r.err == expected + "\n");
+    }
+    // A store root that is a file: an error before any question is read.
+    std::ofstream(tmp.path() / "a-file") << "x";
+    const auto r = run({"--sessions-dir", (tmp.path() / "a-file").string()}, "q\n");
+    BOOST_TEST(describe_status(r.status) == "exit 1");
+    BOOST_TEST(r.err.starts_with("dexter: "));
+    BOOST_TEST(lines_of(r.err).size() == 1u, r.err);
+    BOOST_TEST(r.out == "");
+}
+
+BOOST_FIXTURE_TEST_CASE(continue_without_any_session, cli) {
+    fs::create_directories(sessions);
+    const auto r = run({"-c"}, "q\n");
+    BOOST_TEST(describe_status(r.status) == "exit 1");
+    BOOST_TEST(r.err == "dexter: no sessions in " + sessions.string() +
+                            " to continue (start one with dexter)\n");
+}
+
+BOOST_FIXTURE_TEST_CASE(version_and_help, cli) {
+    auto r = run({"--version"});
+    BOOST_TEST(describe_status(r.status) == "exit 0");
+    BOOST_TEST(r.out == "dexter " DEXTER_SESSIONS_VERSION "\n");
+    r = run({"--help"});
+    BOOST_TEST(describe_status(r.status) == "exit 0");
+    BOOST_TEST(r.out.starts_with("Usage:"));
+    BOOST_TEST(r.out.find("--agent-cmd") != std::string::npos);
+}
+
+BOOST_FIXTURE_TEST_CASE(store_problems_are_one_warning_line, cli) {
+    const std::string id = make_session({"one", "two", "three"});
+    // Damage the second exchange (line 3) in place.
+    const fs::path history = sessions / "cli" / id / "history.jsonl";
+    std::string text;
+    {
+        std::ifstream in(history);
+        text.assign(std::istreambuf_iterator<char>(in), {});
+    }
+    auto lines = lines_of(text);
+    BOOST_TEST_REQUIRE(lines.size() == 4u, text);
+    lines[2] = std::string(lines[2].size(), '#');
+    {
+        std::ofstream out(history, std::ios::trunc);
+        for (const auto& l : lines)
+            out << l << '\n';
+    }
+    auto r = run({"-s", id});
+    BOOST_TEST(describe_status(r.status) == "exit 0");
+    BOOST_TEST_REQUIRE(lines_of(r.err).size() == 1u, r.err);
+    BOOST_TEST(r.err.starts_with("dexter: warning: session " + id + ": "), r.err);
+    BOOST_TEST(r.err.find("skipped (first: line 3: ") != std::string::npos, r.err);
+    BOOST_TEST(r.out.find("> one\n") != std::string::npos);
+    BOOST_TEST(r.out.find("> three\n") != std::string::npos);
+    BOOST_TEST(r.out.find("> two\n") == std::string::npos);
+
+    // A broken index: rebuilt from the histories, with a warning, nothing lost.
+    std::ofstream(sessions / "index.json", std::ios::trunc) << "{";
+    r = run({"--list-sessions", "--json"});
+    BOOST_TEST(describe_status(r.status) == "exit 0");
+    BOOST_TEST_REQUIRE(lines_of(r.err).size() == 1u, r.err);
+    BOOST_TEST(r.err.starts_with("dexter: warning: "), r.err);
+    BOOST_TEST(json::parse(r.out).as_array().size() == 1u);
+}
+
+// --- crashes, locks and signals ----------------------------------------------------------------
+
+BOOST_FIXTURE_TEST_CASE(an_answer_that_cannot_be_saved_is_not_shown, cli) {
+    const std::string id = make_session({"first"});
+    // A real write failure: a file size limit just above what the store holds now, so
+    // that appending the next (long) exchange fails with EFBIG. SIGXFSZ is ignored (and
+    // inherited as ignored) so that the write fails instead of killing dexter.
+    std::uintmax_t largest = 0;
+    for (const auto& e : fs::recursive_directory_iterator(sessions))
+        if (e.is_regular_file())
+            largest = std::max(largest, e.file_size());
+    rlimit old{};
+    ::getrlimit(RLIMIT_FSIZE, &old);
+    const rlimit small{largest + 300, old.rlim_max};
+    ::signal(SIGXFSZ, SIG_IGN);
+    ::setrlimit(RLIMIT_FSIZE, &small);
+    std::optional<dexter_process> p;
+    try {
+        p.emplace(std::vector<std::string>{"-c"}, env());
+    } catch (...) {
+        ::setrlimit(RLIMIT_FSIZE, &old);
+        throw;
+    }
+    ::setrlimit(RLIMIT_FSIZE, &old);
+    ::signal(SIGXFSZ, SIG_DFL);
+
+    p->write(std::string(2000, 'w') + "\nnever asked\n");
+    BOOST_TEST(describe_status(p->wait()) == "exit 1");
+    BOOST_TEST(p->out().find(std::string(50, 'w')) == std::string::npos, p->out());
+    BOOST_TEST_REQUIRE(lines_of(p->err()).size() == 1u, p->err());
+    BOOST_TEST(p->err().starts_with("dexter: "));
+    BOOST_TEST(p->err().find(std::strerror(EFBIG)) != std::string::npos, p->err());
+    BOOST_TEST(queries_of(stored(id)) == std::vector<std::string>{"first"},
+               boost::test_tools::per_element());
+}
+
+BOOST_FIXTURE_TEST_CASE(sigkill_mid_session_loses_no_printed_exchange, cli) {
+    const unsigned seed = std::random_device{}();
+    BOOST_TEST_MESSAGE("seed " << seed);
+    std::mt19937 rng(seed);
+    for (int round = 0; round < 4; ++round) {
+        BOOST_TEST_CONTEXT("seed " << seed << ", round " << round) {
+            const fs::path store = tmp.path() / ("round-" + std::to_string(round));
+            const env_changes here{{"DEXTER_SESSIONS_DIR", store.string()}};
+            const int answered = std::uniform_int_distribution<int>(1, 6)(rng);
+            dexter_process p({}, env(here));
+            p.expect_out("new session ");
+            std::string previous;
+            for (int i = 1; i <= answered; ++i) {
+                const std::string q = "question " + std::to_string(i);
+                p.write(q + "\n");
+                p.expect_out(offline(static_cast<std::size_t>(i - 1), previous, q) + "\n");
+                previous = q;
+            }
+            // One more question in flight, then SIGKILL at a random moment.
+            p.write("question " + std::to_string(answered + 1) + "\n");
+            std::this_thread::sleep_for(
+                std::chrono::microseconds(std::uniform_int_distribution<int>(0, 5000)(rng)));
+            ::kill(p.pid(), SIGKILL);
+            BOOST_TEST(describe_status(p.wait()) == "killed by signal 9");
+            const std::size_t printed = count_of(p.out(), "[offline agent]");
+
+            const auto r = run({"--continue"}, {}, here);
+            BOOST_TEST_REQUIRE(describe_status(r.status) == "exit 0", r.err);
+            ds::jsonl_store inspect(store);
+            const auto s = inspect.load(banner_id(r.out));
+            // Every printed exchange is there, in order, as printed; at most the one in
+            // flight beyond them.
+            BOOST_TEST_REQUIRE(s.exchanges.size() >= printed);
+            BOOST_TEST(s.exchanges.size() <= printed + 1);
+            for (std::size_t i = 0; i < s.exchanges.size(); ++i) {
+                BOOST_TEST(s.exchanges[i].seq == i + 1);
+                BOOST_TEST(s.exchanges[i].query == "question " + std::to_string(i + 1));
+                if (i < printed)
+                    BOOST_TEST(p.out().find(s.exchanges[i].answer + "\n") != std::string::npos);
+            }
+            BOOST_TEST(r.out.find("(" + std::to_string(s.exchanges.size()) + " exchange") !=
+                       std::string::npos);
+            for (std::size_t i = s.exchanges.size() > 3 ? s.exchanges.size() - 3 : 0;
+                 i < s.exchanges.size(); ++i)
+                BOOST_TEST(r.out.find("> " + s.exchanges[i].query + "\n" + s.exchanges[i].answer +
+                                      "\n") != std::string::npos);
+        }
+    }
+}
+
+BOOST_FIXTURE_TEST_CASE(a_second_dexter_on_the_same_session_is_refused, cli) {
+    dexter_process first({}, env());
+    first.write("mine\n");
+    first.expect_out(offline(0, "", "mine") + "\n");
+    const std::string id = banner_id(first.out());
+    const std::string refusal = "dexter: session '" + id + "' is open in process " +
+                                std::to_string(first.pid()) + "; close it there first\n";
+
+    auto r = run({"-s", id, "-p", "mine too?"});
+    BOOST_TEST(describe_status(r.status) == "exit 1");
+    BOOST_TEST(r.err == refusal);
+    r = run({"-c"}, "mine too?\n");
+    BOOST_TEST(describe_status(r.status) == "exit 1");
+    BOOST_TEST(r.err == refusal);
+    BOOST_TEST(r.out == "");
+    r = run({"--delete-session", id, "-y"});
+    BOOST_TEST(describe_status(r.status) == "exit 1");
+    BOOST_TEST(r.err == refusal);
+
+    // The first one still works, and once it has gone the session is free.
+    first.write("still mine\n");
+    first.expect_out(offline(1, "mine", "still mine") + "\n");
+    BOOST_TEST(describe_status(first.wait()) == "exit 0");
+    r = run({"-s", id, "-p", "now mine"});
+    BOOST_TEST(describe_status(r.status) == "exit 0", r.err);
+    BOOST_TEST(stored(id).exchanges.size() == 3u);
+}
+
+namespace {
+// An agent that answers "fast answer", except for a question with "slow" (sleeps) or
+// "stubborn" (ignores SIGTERM, and writes to ticks while it lives on after one): those
+// first write their process group id to agent.pgid.
+std::string slow_agent(const cli& c) {
+    std::string script = R"(input=$(cat)
+read -r _ _ _ _ pgid _ < /proc/$$/stat
+case $input in
+*stubborn*)
+    trap 'echo term >> @DIR@/terms' TERM
+    echo $pgid > @DIR@/pgid.tmp; mv @DIR@/pgid.tmp @DIR@/agent.pgid
+    while :; do sleep 0.1; [ -f @DIR@/terms ] && echo tick >> @DIR@/ticks; done;;
+*slow*)
+    echo $pgid > @DIR@/pgid.tmp; mv @DIR@/pgid.tmp @DIR@/agent.pgid
+    sleep 300; echo too late;;
+esac
+echo fast answer
+)";
+    for (auto at = script.find("@DIR@"); at != std::string::npos; at = script.find("@DIR@"))
+        script.replace(at, 5, c.dir());
+    return c.agent("slow", script);
+}
+} // namespace
+
+BOOST_FIXTURE_TEST_CASE(sigint_while_the_agent_runs_stops_it_and_saves_nothing, cli) {
+    dexter_process p({"--agent-cmd", slow_agent(*this)}, env());
+    p.expect_out("new session ");
+    p.write("a slow question\n");
+    const pid_t pgid = std::stoi(wait_for_file(tmp.path() / "agent.pgid"));
+    BOOST_TEST(pgid != p.pid()); // its own group
+    ::kill(p.pid(), SIGINT);
+    p.expect_err("dexter: interrupted; nothing saved for this question\n");
+    wait_until_group_gone(pgid);
+
+    // The loop goes on.
+    p.write("a quick question\n");
+    p.expect_out("fast answer\n");
+    BOOST_TEST(describe_status(p.wait()) == "exit 0");
+    BOOST_TEST(p.out().find("too late") == std::string::npos);
+    const auto all = stored_sessions();
+    BOOST_TEST_REQUIRE(all.size() == 1u);
+    BOOST_TEST(queries_of(stored(all[0].id)) == std::vector<std::string>{"a quick question"},
+               boost::test_tools::per_element());
+}
+
+BOOST_FIXTURE_TEST_CASE(a_second_sigint_while_the_agent_is_stopped_exits_130, cli) {
+    dexter_process p({"--agent-cmd", slow_agent(*this)}, env());
+    p.expect_out("new session ");
+    p.write("a stubborn question\n");
+    const pid_t pgid = std::stoi(wait_for_file(tmp.path() / "agent.pgid"));
+    ::kill(p.pid(), SIGINT);
+    wait_for_file(tmp.path() / "ticks"); // it got SIGTERM, and lives on (the grace)
+    ::kill(p.pid(), SIGINT);
+    BOOST_TEST(describe_status(p.wait()) == "exit 130");
+    BOOST_TEST(p.err() == "dexter: interrupted; nothing saved for this question\n");
+    wait_until_group_gone(pgid);
+    BOOST_TEST(stored_sessions().empty());
+}
+
+BOOST_FIXTURE_TEST_CASE(sigint_at_the_prompt_exits_130_and_keeps_what_was_answered, cli) {
+    dexter_process p({}, env());
+    p.write("before ctrl-c\n");
+    p.expect_out(offline(0, "", "before ctrl-c") + "\n");
+    ::kill(p.pid(), SIGINT);
+    BOOST_TEST(describe_status(p.wait()) == "exit 130");
+    const auto all = stored_sessions();
+    BOOST_TEST_REQUIRE(all.size() == 1u);
+    BOOST_TEST(all[0].exchange_count == 1u);
+}
+
+BOOST_FIXTURE_TEST_CASE(sigint_during_a_one_shot_exits_130, cli) {
+    dexter_process p({"--agent-cmd", slow_agent(*this), "-p", "a slow one"}, env());
+    const pid_t pgid = std::stoi(wait_for_file(tmp.path() / "agent.pgid"));
+    ::kill(p.pid(), SIGINT);
+    BOOST_TEST(describe_status(p.wait()) == "exit 130");
+    BOOST_TEST(p.err() == "dexter: interrupted; nothing saved for this question\n");
+    BOOST_TEST(p.out() == "");
+    wait_until_group_gone(pgid);
+    BOOST_TEST(stored_sessions().empty());
+}
