@@ -1,0 +1,105 @@
+// SPDX-License-Identifier: BSL-1.0
+// logging_store: a storage policy written by a host, in one file. It wraps another store
+// (memory_store unless told otherwise) and writes one line to a std::ostream before each
+// operation, and one more when the operation fails:
+//
+//   create k3v9x0ab
+//   append k3v9x0ab seq 1
+//   open k3v9x0ab
+//     failed: session 'k3v9x0ab' is open by another writer; close it there first: ...
+//
+// A storage policy is any movable type with the nine members of the session_storage
+// concept (dexter/sessions/storage.hpp, which says what each must do); the manager owns
+// every rule, so a store only keeps records. contract_test.cpp proves that this one
+// passes the library's storage contract.
+//
+// Thread safety: as much as the wrapped store's and the stream's together (memory_store
+// is thread-safe; a std::ostringstream is not).
+#pragma once
+
+#include <dexter/sessions/id.hpp>
+#include <dexter/sessions/memory_store.hpp>
+#include <dexter/sessions/storage.hpp>
+
+#include <cstddef>
+#include <exception>
+#include <optional>
+#include <ostream>
+#include <string>
+#include <utility>
+#include <vector>
+
+namespace example {
+
+namespace ds = dexter::sessions;
+
+template <ds::session_storage Inner = ds::memory_store>
+class logging_store {
+public:
+    /// Logs to `log`, which must outlive the store (and every store moved from it).
+    logging_store(Inner inner, std::ostream& log) : inner_(std::move(inner)), log_(&log) {}
+
+    bool create(const ds::session_meta& m) {
+        return logged("create " + shown(m.id), [&] { return inner_.create(m); });
+    }
+    ds::session_meta open(const ds::session_id& id) {
+        return logged("open " + shown(id), [&] { return inner_.open(id); });
+    }
+    void append(const ds::session_meta& after, const ds::exchange& ex) {
+        logged("append " + shown(after.id) + " seq " + std::to_string(ex.seq),
+               [&] { inner_.append(after, ex); });
+    }
+    void update(const ds::session_meta& m) {
+        logged("update " + shown(m.id), [&] { inner_.update(m); });
+    }
+    void close(const ds::session_id& id) noexcept {
+        try {
+            *log_ << "close " << shown(id) << '\n';
+        } catch (...) {
+            // A stream that throws must not keep the lease from being released.
+        }
+        inner_.close(id);
+    }
+    std::optional<ds::session_meta> find(const ds::session_id& id) {
+        return logged("find " + shown(id), [&] { return inner_.find(id); });
+    }
+    std::vector<ds::session_meta> list() {
+        return logged("list", [&] { return inner_.list(); });
+    }
+    ds::loaded_session load(const ds::session_id& id, std::size_t last = ds::all_exchanges) {
+        return logged("load " + shown(id) +
+                          (last == ds::all_exchanges ? "" : " last " + std::to_string(last)),
+                      [&] { return inner_.load(id, last); });
+    }
+    void remove(const ds::session_id& id) {
+        logged("remove " + shown(id), [&] { inner_.remove(id); });
+    }
+
+    /// The wrapped store.
+    Inner& inner() noexcept { return inner_; }
+
+private:
+    // An id from outside may hold anything (newlines, escape sequences): only
+    // well-formed ids go into the log as they are.
+    static std::string shown(const ds::session_id& id) {
+        return ds::is_valid_session_id(id) ? id : "(invalid id)";
+    }
+
+    template <class Operation>
+    decltype(auto) logged(const std::string& what, Operation&& operation) {
+        *log_ << what << '\n';
+        try {
+            return operation();
+        } catch (const std::exception& e) {
+            *log_ << "  failed: " << e.what() << '\n';
+            throw;
+        }
+    }
+
+    Inner inner_;
+    std::ostream* log_;
+};
+
+static_assert(ds::session_storage<logging_store<>>);
+
+} // namespace example
