@@ -1,0 +1,33 @@
+// SPDX-License-Identifier: BSL-1.0
+// The storage contract, unchanged, against postgres_store on a real PostgreSQL server.
+#include <dexter/sessions/postgres_store.hpp>
+
+#define BOOST_TEST_MODULE postgres_store_contract // before the first Boost.Test include
+#include <dexter/sessions/testing/storage_contract.hpp>
+
+#include "support/postgres_server.hpp"
+
+#include <string>
+#include <tuple>
+
+namespace {
+
+// Every handle is a separate connection (a separate writer) to one channel that no
+// other test uses, so each test starts from an empty store.
+struct postgres_store_factory {
+    std::string channel = dexter::sessions::test::fresh_channel();
+    dexter::sessions::postgres_store make() {
+        return dexter::sessions::postgres_store{dexter::sessions::test::test_server(), channel};
+    }
+};
+
+using announce_skip = dexter::sessions::test::announce_skip;
+
+} // namespace
+
+BOOST_TEST_GLOBAL_FIXTURE(announce_skip);
+
+BOOST_AUTO_TEST_SUITE(postgres,
+                      *boost::unit_test::precondition(dexter::sessions::test::have_test_server{}))
+DEXTER_SESSIONS_STORAGE_CONTRACT(postgres_store_contract, std::tuple<postgres_store_factory>)
+BOOST_AUTO_TEST_SUITE_END()
