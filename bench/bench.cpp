@@ -49,7 +49,9 @@ struct sizes {
 constexpr sizes full_sizes{200, 3000, 10000, 100000, 100, 10000, 15};
 constexpr sizes tiny_sizes{10, 50, 50, 500, 20, 200, 3};
 
-double seconds_of(clock_type::duration d) { return std::chrono::duration<double>(d).count(); }
+double seconds_of(clock_type::duration d) {
+    return std::chrono::duration<double>(d).count();
+}
 
 double median(std::vector<double> v) {
     std::sort(v.begin(), v.end());
@@ -106,22 +108,27 @@ long status_kb(const char* field) {
     std::ifstream in("/proc/self/status");
     std::string line;
     while (std::getline(in, line))
-        if (line.rfind(field, 0) == 0) return std::atol(line.c_str() + std::strlen(field));
+        if (line.rfind(field, 0) == 0)
+            return std::atol(line.c_str() + std::strlen(field));
     return -1;
 }
 
-void reset_peak() { std::ofstream("/proc/self/clear_refs") << "5"; }
+void reset_peak() {
+    std::ofstream("/proc/self/clear_refs") << "5";
+}
 
 // Runs `self --child <args>` and returns its "baseline_kb peak_kb" line.
 std::pair<long, long> child_memory(const std::string& self, std::vector<std::string> args) {
     args.insert(args.begin(), {self, "--child"});
     int p[2];
-    if (::pipe(p) < 0) return {-1, -1};
+    if (::pipe(p) < 0)
+        return {-1, -1};
     const pid_t pid = ::fork();
     if (pid == 0) {
         ::dup2(p[1], 1);
         std::vector<char*> argv;
-        for (auto& a : args) argv.push_back(a.data());
+        for (auto& a : args)
+            argv.push_back(a.data());
         argv.push_back(nullptr);
         ::execv(self.c_str(), argv.data());
         ::_exit(127);
@@ -129,7 +136,8 @@ std::pair<long, long> child_memory(const std::string& self, std::vector<std::str
     ::close(p[1]);
     std::string out;
     char buf[256];
-    for (ssize_t n; (n = ::read(p[0], buf, sizeof buf)) > 0;) out.append(buf, n);
+    for (ssize_t n; (n = ::read(p[0], buf, sizeof buf)) > 0;)
+        out.append(buf, n);
     ::close(p[0]);
     int status = 0;
     ::waitpid(pid, &status, 0);
@@ -140,7 +148,8 @@ std::pair<long, long> child_memory(const std::string& self, std::vector<std::str
 
 int child_main(int argc, char** argv) {
     // --child resume|load|floor-load <root> <id>
-    if (argc < 5) return 2;
+    if (argc < 5)
+        return 2;
     const std::string mode = argv[2];
     const fs::path root = argv[3];
     const std::string id = argv[4];
@@ -183,11 +192,12 @@ void figures_1_2(const fs::path& dir, const sizes& z) {
         ds::session_manager<ds::jsonl_store> m{ds::jsonl_store{root, "cli", {sync}}};
         m.start_new();
         m.save_exchange(bench::make_exchange(1));
-        const int floor_fd = ::open((root / "floor.jsonl").c_str(),
-                                    O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0600);
+        const int floor_fd =
+            ::open((root / "floor.jsonl").c_str(), O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0600);
         const std::size_t n = synced ? z.saves_synced : z.saves_unsynced;
         std::vector<ds::exchange> drafts;
-        for (std::size_t i = 0; i < n; ++i) drafts.push_back(bench::make_exchange(i + 2));
+        for (std::size_t i = 0; i < n; ++i)
+            drafts.push_back(bench::make_exchange(i + 2));
         std::vector<double> ours, floor;
         // Interleaved in blocks, so that both see the same state of the disk.
         for (std::size_t i = 0; i < n; ++i) {
@@ -238,8 +248,9 @@ void figure_3(const fs::path& dir, const sizes& z) {
         }
         per_store.push_back(median(std::move(t)));
     }
-    add("3", "save_exchange in a store of " + std::to_string(z.many_sessions) +
-                 " sessions vs 1 session (durability off)",
+    add("3",
+        "save_exchange in a store of " + std::to_string(z.many_sessions) +
+            " sessions vs 1 session (durability off)",
         per_store[1], per_store[0], 1.1);
 }
 
@@ -262,18 +273,21 @@ void figures_4_7(const fs::path& dir, const sizes& z, const std::string& self) {
         per_length.push_back(time_median(z.repeats, [&] {
             ds::session_manager<ds::jsonl_store> m{ds::jsonl_store{root}};
             m.resume(bench::bench_id(0));
-            if (m.history().recent_turns(10).empty()) throw std::runtime_error("empty resume");
+            if (m.history().recent_turns(10).empty())
+                throw std::runtime_error("empty resume");
         }));
         memory.push_back(child_memory(self, {"resume", root.string(), bench::bench_id(0)}));
     }
-    add("4", "resume + recent_turns(10): " + std::to_string(z.long_session) + " vs " +
-                 std::to_string(z.short_session) + " exchanges",
+    add("4",
+        "resume + recent_turns(10): " + std::to_string(z.long_session) + " vs " +
+            std::to_string(z.short_session) + " exchanges",
         per_length[1], per_length[0], 2.0);
     const double extra_mib = (memory[1].second - memory[1].first) / 1024.0;
-    table.push_back({"7", "peak memory of figure 4 at " + std::to_string(z.long_session) +
-                              " exchanges, above the process baseline",
-                     fmt(extra_mib, "MiB"), fmt(memory[1].first / 1024.0, "MiB") + " baseline",
-                     "", "≤ 16 MiB", extra_mib <= 16 ? "met" : "MISSED"});
+    table.push_back({"7",
+                     "peak memory of figure 4 at " + std::to_string(z.long_session) +
+                         " exchanges, above the process baseline",
+                     fmt(extra_mib, "MiB"), fmt(memory[1].first / 1024.0, "MiB") + " baseline", "",
+                     "≤ 16 MiB", extra_mib <= 16 ? "met" : "MISSED"});
     std::cerr << "  7: " << extra_mib << " MiB above baseline\n";
 }
 
@@ -284,8 +298,7 @@ void figure_5(const fs::path& dir, const sizes& z, const std::string& self) {
     const double bytes = static_cast<double>(fs::file_size(file));
     ds::jsonl_store store{root};
     const double ours = time_median(z.repeats, [&] {
-        if (store.load(bench::bench_id(0), ds::all_exchanges).exchanges.size() !=
-            z.load_exchanges)
+        if (store.load(bench::bench_id(0), ds::all_exchanges).exchanges.size() != z.load_exchanges)
             throw std::runtime_error("bad load");
     });
     // Floor: fixed-size chunks, every line parsed by one reused parser into an arena.
@@ -324,10 +337,12 @@ void figure_5(const fs::path& dir, const sizes& z, const std::string& self) {
             }
         }
         ::close(fd);
-        if (lines != z.load_exchanges + 1) throw std::runtime_error("bad floor");
+        if (lines != z.load_exchanges + 1)
+            throw std::runtime_error("bad floor");
     });
-    add("5", "full load of " + std::to_string(z.load_exchanges) + " exchanges (" +
-                 fmt(bytes / ours / 1e6, "MB/s") + ")",
+    add("5",
+        "full load of " + std::to_string(z.load_exchanges) + " exchanges (" +
+            fmt(bytes / ours / 1e6, "MB/s") + ")",
         ours, floor, 1.3);
     const auto mem = child_memory(self, {"load", root.string(), bench::bench_id(0)});
     const double peak_ratio = (mem.second - mem.first) * 1024.0 / bytes;
@@ -345,19 +360,23 @@ void figure_6(const fs::path& dir, const sizes& z) {
     const auto cold_start = clock_type::now();
     const auto n = ds::jsonl_store{root}.list().size();
     const double cold = seconds_of(clock_type::now() - cold_start);
-    if (n != z.many_sessions) throw std::runtime_error("bad list");
+    if (n != z.many_sessions)
+        throw std::runtime_error("bad list");
     const double ours = time_median(z.repeats, [&] {
         ds::jsonl_store store{root}; // a new process would start like this
-        if (store.list().size() != z.many_sessions) throw std::runtime_error("bad list");
+        if (store.list().size() != z.many_sessions)
+            throw std::runtime_error("bad list");
     });
     const double floor = time_median(z.repeats, [&] {
         std::ifstream in(root / "index.json", std::ios::binary);
         std::string text((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
         json::value v = json::parse(text);
-        if (!v.is_object()) throw std::runtime_error("bad index");
+        if (!v.is_object())
+            throw std::runtime_error("bad index");
     });
-    add("6", "list_sessions of " + std::to_string(z.many_sessions) +
-                 " sessions, index warm (cold, index rebuilt: " + fmt(cold, "s") + ")",
+    add("6",
+        "list_sessions of " + std::to_string(z.many_sessions) +
+            " sessions, index warm (cold, index rebuilt: " + fmt(cold, "s") + ")",
         ours, floor, 1.5);
 }
 
@@ -381,27 +400,32 @@ double run_dexter(const std::string& dexter, const fs::path& root) {
 
 void figure_8(const fs::path& dir, const sizes& z, const std::string& dexter) {
     if (dexter.empty() || !fs::exists(dexter)) {
-        table.push_back({"8", "dexter -c -p wall time", "not run (no --dexter PATH)", "", "",
-                         "≤ 1.50×", "-"});
+        table.push_back(
+            {"8", "dexter -c -p wall time", "not run (no --dexter PATH)", "", "", "≤ 1.50×", "-"});
         return;
     }
-    std::vector<double> per_length;
-    for (const std::size_t length : {z.short_session, z.long_session}) {
-        const fs::path root = dir / ("f4-" + std::to_string(length)); // reuse figure 4's
-        std::vector<double> t;
-        run_dexter(dexter, root); // warm the page cache and the index
-        for (std::size_t i = 0; i < z.repeats; ++i) t.push_back(run_dexter(dexter, root));
-        per_length.push_back(median(std::move(t)));
+    // Interleaved, so that both see the same machine.
+    const fs::path short_root = dir / ("f4-" + std::to_string(z.short_session));
+    const fs::path long_root = dir / ("f4-" + std::to_string(z.long_session));
+    run_dexter(dexter, short_root); // warm the page cache and the index
+    run_dexter(dexter, long_root);
+    std::vector<double> short_t, long_t;
+    for (std::size_t i = 0; i < z.repeats * 2; ++i) {
+        short_t.push_back(run_dexter(dexter, short_root));
+        long_t.push_back(run_dexter(dexter, long_root));
     }
-    add("8", "dexter -c -p, whole process: " + std::to_string(z.long_session) + " vs " +
-                 std::to_string(z.short_session) + " exchanges",
+    const std::vector<double> per_length{median(std::move(short_t)), median(std::move(long_t))};
+    add("8",
+        "dexter -c -p, whole process: " + std::to_string(z.long_session) + " vs " +
+            std::to_string(z.short_session) + " exchanges",
         per_length[1], per_length[0], 1.5);
 }
 
 } // namespace
 
 int main(int argc, char** argv) {
-    if (argc > 1 && std::string(argv[1]) == "--child") return child_main(argc, argv);
+    if (argc > 1 && std::string(argv[1]) == "--child")
+        return child_main(argc, argv);
     sizes z = full_sizes;
     fs::path dir;
     std::string dexter;
@@ -421,7 +445,8 @@ int main(int argc, char** argv) {
     const bool own_dir = dir.empty();
     if (own_dir) {
         std::string pattern = (fs::temp_directory_path() / "dexter-bench-XXXXXX").string();
-        if (!::mkdtemp(pattern.data())) return 1;
+        if (!::mkdtemp(pattern.data()))
+            return 1;
         dir = pattern;
     } else {
         fs::remove_all(dir);
@@ -443,10 +468,14 @@ int main(int argc, char** argv) {
         figure_8(dir, z, dexter);
     } catch (const std::exception& e) {
         std::cerr << "bench: " << e.what() << "\n";
-        if (own_dir) fs::remove_all(dir);
+        if (own_dir)
+            fs::remove_all(dir);
         return 1;
     }
-    if (own_dir) fs::remove_all(dir);
+    if (own_dir)
+        fs::remove_all(dir);
+    std::stable_sort(table.begin(), table.end(),
+                     [](const row& a, const row& b) { return a.figure < b.figure; });
     std::cout << "| # | figure | ours | floor | ratio | target | |\n"
                  "|---|---|---|---|---|---|---|\n";
     bool all_met = true;

@@ -38,13 +38,27 @@ private:
 };
 
 inline std::string text(rng& r, std::size_t bytes, bool markdown) {
-    static const char* words[] = {"revenue", "quarter", "growth", "\"margin\"", "caf\xC3\xA9",
-                                  "analyst", "\xF0\x9F\x93\x88", "ratio", "cash", "flow",
-                                  "Apple's", "10-K", "guidance", "r\xC3\xA9sum\xC3\xA9", "EPS"};
+    static const char* words[] = {"revenue",
+                                  "quarter",
+                                  "growth",
+                                  "\"margin\"",
+                                  "caf\xC3\xA9",
+                                  "analyst",
+                                  "\xF0\x9F\x93\x88",
+                                  "ratio",
+                                  "cash",
+                                  "flow",
+                                  "Apple's",
+                                  "10-K",
+                                  "guidance",
+                                  "r\xC3\xA9sum\xC3\xA9",
+                                  "EPS"};
     std::string s;
     while (s.size() < bytes) {
-        if (markdown && r.below(12) == 0) s += "\n\n## Section\n- ";
-        if (markdown && r.below(20) == 0) s += "\n| a | b |\n|---|---|\n";
+        if (markdown && r.below(12) == 0)
+            s += "\n\n## Section\n- ";
+        if (markdown && r.below(20) == 0)
+            s += "\n| a | b |\n|---|---|\n";
         s += words[r.below(std::size(words))];
         s += ' ';
     }
@@ -73,7 +87,8 @@ inline std::string history_bytes(const std::string& id, std::uint64_t exchanges,
     m.title = "bench session " + id;
     m.created_at = ds::time_point{std::chrono::sys_days{std::chrono::year{2026} / 1 / 1}};
     std::string out;
-    if (first_seq == 1) ds::detail::encode_header(out, m);
+    if (first_seq == 1)
+        ds::detail::encode_header(out, m);
     for (std::uint64_t s = first_seq; s < first_seq + exchanges; ++s)
         ds::detail::encode_exchange(out, make_exchange(s));
     return out;
@@ -81,11 +96,13 @@ inline std::string history_bytes(const std::string& id, std::uint64_t exchanges,
 
 inline void write_file(const std::filesystem::path& p, const std::string& bytes) {
     const int fd = ::open(p.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
-    if (fd < 0) throw std::runtime_error("cannot create " + p.string());
+    if (fd < 0)
+        throw std::runtime_error("cannot create " + p.string());
     std::size_t done = 0;
     while (done < bytes.size()) {
         const ssize_t n = ::write(fd, bytes.data() + done, bytes.size() - done);
-        if (n <= 0) throw std::runtime_error("cannot write " + p.string());
+        if (n <= 0)
+            throw std::runtime_error("cannot write " + p.string());
         done += static_cast<std::size_t>(n);
     }
     ::close(fd);

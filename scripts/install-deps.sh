@@ -1,6 +1,9 @@
 #!/usr/bin/env bash
 # SPDX-License-Identifier: BSL-1.0
 # Installs the Debian packages dexter-sessions needs, skipping those present.
+#   scripts/install-deps.sh             the build: Boost, compilers, build tools
+#   scripts/install-deps.sh --postgres  also libpq-dev (postgres_store.hpp) and the
+#                                       postgresql server (scripts/with-postgres.sh)
 # Boost 1.81's -dev packages conflict with other Boost -dev versions (e.g. the
 # default 1.74 ones); if apt would remove anything, this script stops unless
 # DEXTER_ALLOW_APT_REMOVALS=1 is set.
@@ -14,7 +17,19 @@ packages=(
     ninja-build
     cmake
     g++
+    make
+    pkg-config
 )
+
+for arg in "$@"; do
+    case $arg in
+    --postgres) packages+=(libpq-dev postgresql) ;;
+    *)
+        echo "usage: $0 [--postgres]" >&2
+        exit 2
+        ;;
+    esac
+done
 
 if ! command -v dpkg-query >/dev/null 2>&1 || ! command -v apt-get >/dev/null 2>&1; then
     echo "install-deps: not a Debian system; install these yourself: ${packages[*]}" >&2
