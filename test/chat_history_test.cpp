@@ -10,6 +10,8 @@
 
 #include <dexter/sessions/detail/utf8.hpp>
 
+#include "support/printable.hpp"
+
 #include <algorithm>
 #include <cstddef>
 #include <optional>
@@ -20,25 +22,11 @@
 
 namespace ds = dexter::sessions;
 namespace bdata = boost::unit_test::data;
+using ds::test::show;
 
 namespace {
 
 constexpr std::string_view ellipsis = "\xE2\x80\xA6"; // U+2026
-
-std::string show(std::string_view s) {
-    std::string out;
-    for (unsigned char c : s) {
-        if (c >= 0x20 && c < 0x7f) {
-            out += static_cast<char>(c);
-        } else {
-            static constexpr char hex[] = "0123456789abcdef";
-            out += "\\x";
-            out += hex[c >> 4];
-            out += hex[c & 15];
-        }
-    }
-    return out;
-}
 
 std::string query_of(std::size_t i) {
     return "question " + std::to_string(i);

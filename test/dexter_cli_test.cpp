@@ -66,6 +66,25 @@ std::string describe_status(int status) {
     return "status " + std::to_string(status);
 }
 
+// Waits for `pid` to end (retrying on EINTR), sets it to -1, and returns its wait status.
+int reap(pid_t& pid) {
+    int status = 0;
+    while (::waitpid(pid, &status, 0) < 0)
+        if (errno != EINTR)
+            throw_errno("waitpid");
+    pid = -1;
+    return status;
+}
+
+// True when `text` shows `needle` at or after `mark`; then moves `mark` past it.
+bool consume(const std::string& text, std::size_t& mark, std::string_view needle) {
+    const auto pos = text.find(needle, mark);
+    if (pos == std::string::npos)
+        return false;
+    mark = pos + needle.size();
+    return true;
+}
+
 // --- environment and arguments ---------------------------------------------------------
 
 using env_changes = std::map<std::string, std::optional<std::string>>; // nullopt: unset
@@ -205,22 +224,15 @@ public:
         const auto deadline = std::chrono::steady_clock::now() + hang_guard;
         while (pump(deadline)) {
         }
-        int status = 0;
-        while (::waitpid(pid_, &status, 0) < 0)
-            if (errno != EINTR)
-                throw_errno("waitpid");
-        pid_ = -1;
-        return status;
+        return reap(pid_);
     }
 
 private:
     void expect(std::string& text, std::size_t& mark, std::string_view needle, const char* which) {
         const auto deadline = std::chrono::steady_clock::now() + hang_guard;
         for (;;) {
-            if (const auto pos = text.find(needle, mark); pos != std::string::npos) {
-                mark = pos + needle.size();
+            if (consume(text, mark, needle))
                 return;
-            }
             if (!pump(deadline))
                 throw std::runtime_error("dexter's standard " + std::string(which) +
                                          " ended without \"" + std::string(needle) +
@@ -306,10 +318,8 @@ public:
     void expect(std::string_view needle) {
         const auto deadline = std::chrono::steady_clock::now() + hang_guard;
         for (;;) {
-            if (const auto pos = text_.find(needle, mark_); pos != std::string::npos) {
-                mark_ = pos + needle.size();
+            if (consume(text_, mark_, needle))
                 return;
-            }
             if (!pump(deadline))
                 throw std::runtime_error("the terminal closed without \"" + std::string(needle) +
                                          "\"\n--- terminal:\n" + text_);
@@ -320,12 +330,7 @@ public:
         const auto deadline = std::chrono::steady_clock::now() + hang_guard;
         while (pump(deadline)) {
         }
-        int status = 0;
-        while (::waitpid(pid_, &status, 0) < 0)
-            if (errno != EINTR)
-                throw_errno("waitpid");
-        pid_ = -1;
-        return status;
+        return reap(pid_);
     }
 
 private:

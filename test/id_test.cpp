@@ -8,6 +8,8 @@
 #include <boost/test/data/monomorphic.hpp>
 #include <boost/test/data/test_case.hpp>
 
+#include "support/printable.hpp"
+
 #include <algorithm>
 #include <array>
 #include <cstddef>
@@ -20,28 +22,10 @@
 #include <vector>
 
 namespace ds = dexter::sessions;
+using ds::test::bytes;
+using ds::test::show;
 
 namespace {
-
-template <std::size_t N>
-std::string bytes(const char (&lit)[N]) {
-    return std::string(lit, N - 1);
-}
-
-std::string show(std::string_view s) {
-    std::string out;
-    for (unsigned char c : s) {
-        if (c >= 0x20 && c < 0x7f) {
-            out += static_cast<char>(c);
-        } else {
-            static constexpr char hex[] = "0123456789abcdef";
-            out += "\\x";
-            out += hex[c >> 4];
-            out += hex[c & 15];
-        }
-    }
-    return out.size() > 80 ? out.substr(0, 80) + "..." : out;
-}
 
 bool in_alphabet(char c) {
     return (c >= '0' && c <= '9') || (c >= 'a' && c <= 'z');
@@ -53,7 +37,7 @@ struct id_case {
 };
 
 std::ostream& operator<<(std::ostream& os, const id_case& c) {
-    return os << c.name << " (" << show(c.text) << ")";
+    return os << c.name << " (" << show(c.text, 80) << ")";
 }
 
 std::vector<id_case> invalid_ids() {
@@ -172,7 +156,7 @@ BOOST_AUTO_TEST_CASE(prefixes) {
     const std::vector<std::string> bad = {"",  "abcdefghi",    "S000", "s-00",  "s/00",    "..",
                                           "-", bytes("ab\0c"), " s00", "s00\n", "\xC3\xA9"};
     for (const auto& p : bad)
-        BOOST_TEST_CONTEXT(show(p)) {
+        BOOST_TEST_CONTEXT(show(p, 80)) {
             BOOST_TEST(!ds::is_valid_session_id_prefix(p));
         }
 }
@@ -199,7 +183,7 @@ BOOST_AUTO_TEST_CASE(nanoid_ids_are_valid_unique_and_uniform) {
         const ds::session_id id = gen();
         if (id.size() != len || !ds::is_valid_session_id(id)) {
             if (++invalid < 5)
-                BOOST_TEST_MESSAGE("invalid id: " << show(id));
+                BOOST_TEST_MESSAGE("invalid id: " << show(id, 80));
             continue;
         }
         if (!seen.insert(id).second)

@@ -7,151 +7,28 @@
 
 #include <dexter/sessions/session_manager.hpp>
 
+#include "support/child_process.hpp"
 #include "support/temp_dir.hpp"
 
-#include <fcntl.h>
-#include <poll.h>
 #include <signal.h>
-#include <spawn.h>
 #include <sys/prctl.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
 #include <algorithm>
-#include <cerrno>
-#include <chrono>
-#include <cstring>
 #include <filesystem>
 #include <memory>
-#include <optional>
 #include <set>
 #include <sstream>
-#include <stdexcept>
 #include <string>
 #include <vector>
 
-#ifndef DEXTER_STORE_CHILD
-#error "define DEXTER_STORE_CHILD as the path of the store_child program"
-#endif
-
-extern char** environ;
-
 namespace ds = dexter::sessions;
 namespace fs = std::filesystem;
-using namespace std::chrono_literals;
+
+using dexter::sessions::test::child_process;
 
 namespace {
-
-/// A running store_child, with pipes to its stdin and from its stdout. Killed and
-/// reaped on destruction if still running.
-class child_process {
-public:
-    explicit child_process(const std::vector<std::string>& args) {
-        int out[2], in[2];
-        // O_CLOEXEC: the pipe ends must reach only the child they belong to, or a
-        // child's stdin would never see EOF.
-        if (::pipe2(out, O_CLOEXEC) < 0 || ::pipe2(in, O_CLOEXEC) < 0)
-            throw std::runtime_error("pipe2 failed");
-        out_ = out[0];
-        in_ = in[1];
-        posix_spawn_file_actions_t fa;
-        ::posix_spawn_file_actions_init(&fa);
-        ::posix_spawn_file_actions_adddup2(&fa, out[1], 1);
-        ::posix_spawn_file_actions_adddup2(&fa, in[0], 0);
-        std::vector<std::string> all{DEXTER_STORE_CHILD};
-        all.insert(all.end(), args.begin(), args.end());
-        std::vector<char*> argv;
-        for (auto& a : all)
-            argv.push_back(a.data());
-        argv.push_back(nullptr);
-        const int e = ::posix_spawn(&pid_, argv[0], &fa, nullptr, argv.data(), environ);
-        ::posix_spawn_file_actions_destroy(&fa);
-        ::close(out[1]);
-        ::close(in[0]);
-        if (e != 0) {
-            pid_ = -1;
-            throw std::runtime_error(std::string("cannot start ") + DEXTER_STORE_CHILD + ": " +
-                                     std::strerror(e));
-        }
-    }
-    child_process(const child_process&) = delete;
-    child_process& operator=(const child_process&) = delete;
-    ~child_process() {
-        close_stdin();
-        if (pid_ > 0) {
-            ::kill(pid_, SIGKILL);
-            wait();
-        }
-        ::close(out_);
-    }
-
-    pid_t pid() const noexcept { return pid_; }
-
-    /// The next line it wrote, without the newline; std::nullopt at end of file.
-    /// Throws if none comes in time (a hung child fails the test, not the run).
-    std::optional<std::string> read_line(std::chrono::milliseconds timeout = 30s) {
-        for (;;) {
-            if (const auto nl = buf_.find('\n'); nl != std::string::npos) {
-                std::string line = buf_.substr(0, nl);
-                buf_.erase(0, nl + 1);
-                return line;
-            }
-            if (eof_)
-                return std::nullopt;
-            pollfd p{out_, POLLIN, 0};
-            const int r = ::poll(&p, 1, static_cast<int>(timeout.count()));
-            if (r < 0 && errno == EINTR)
-                continue;
-            if (r == 0)
-                throw std::runtime_error("store_child " + std::to_string(pid_) +
-                                         " wrote no line in time");
-            char chunk[4096];
-            const ssize_t n = ::read(out_, chunk, sizeof chunk);
-            if (n < 0 && errno == EINTR)
-                continue;
-            if (n <= 0)
-                eof_ = true;
-            else
-                buf_.append(chunk, static_cast<std::size_t>(n));
-        }
-    }
-
-    /// The next line, which must exist.
-    std::string expect_line() {
-        auto line = read_line();
-        if (!line)
-            throw std::runtime_error("store_child " + std::to_string(pid_) + " ended early");
-        return *line;
-    }
-
-    void send(const std::string& line) {
-        const std::string data = line + "\n";
-        if (::write(in_, data.data(), data.size()) != static_cast<ssize_t>(data.size()))
-            throw std::runtime_error("cannot write to store_child");
-    }
-
-    void close_stdin() {
-        if (in_ >= 0)
-            ::close(in_);
-        in_ = -1;
-    }
-
-    /// Waits for it to end; returns the wait status.
-    int wait() {
-        int status = 0;
-        while (::waitpid(pid_, &status, 0) < 0 && errno == EINTR) {
-        }
-        pid_ = -1;
-        return status;
-    }
-
-private:
-    pid_t pid_ = -1;
-    int out_ = -1;
-    int in_ = -1;
-    std::string buf_;
-    bool eof_ = false;
-};
 
 using manager = ds::session_manager<ds::jsonl_store>;
 

@@ -5,18 +5,16 @@
 #define BOOST_TEST_MODULE jsonl_store_crash
 #include <boost/test/unit_test.hpp>
 
+#include "support/child_process.hpp"
+#include "support/store_child_records.hpp"
 #include "support/temp_dir.hpp"
 
 #include <boost/json/parse.hpp>
 
-#include <poll.h>
 #include <signal.h>
-#include <spawn.h>
 #include <sys/wait.h>
-#include <unistd.h>
 
 #include <algorithm>
-#include <cerrno>
 #include <chrono>
 #include <cstdint>
 #include <cstdlib>
@@ -33,131 +31,14 @@
 #include <thread>
 #include <vector>
 
-#ifndef DEXTER_STORE_CHILD
-#error "define DEXTER_STORE_CHILD as the path of the store_child program"
-#endif
-
-extern char** environ;
-
 namespace ds = dexter::sessions;
 namespace fs = std::filesystem;
 using namespace std::chrono_literals;
+using dexter::sessions::test::answer_for;
+using dexter::sessions::test::child_process;
+using dexter::sessions::test::query_for;
 
 namespace {
-
-// --- the records the child writes (the same two functions as store_child.cpp) -------
-
-std::string query_for(std::uint64_t seq) {
-    return "question " + std::to_string(seq);
-}
-
-std::string answer_for(std::uint64_t seq) {
-    std::uint64_t h = seq * 0x9E3779B97F4A7C15ull;
-    h ^= h >> 29;
-    const std::size_t size = h % 3 == 0 ? 20'000 + h % 180'000 : 40 + h % 2'000;
-    const std::string unit =
-        "answer " + std::to_string(seq) + ": \"quoted\", tab\t, newline\n, é; ";
-    std::string a;
-    while (a.size() < size)
-        a += unit;
-    return a;
-}
-
-// --- a child process whose stdout we read -------------------------------------------
-
-class child_process {
-public:
-    explicit child_process(const std::vector<std::string>& args) {
-        int fds[2];
-        if (::pipe2(fds, O_CLOEXEC) < 0)
-            throw std::runtime_error("pipe2 failed");
-        out_ = fds[0];
-        posix_spawn_file_actions_t fa;
-        posix_spawnattr_t attr;
-        ::posix_spawn_file_actions_init(&fa);
-        ::posix_spawn_file_actions_adddup2(&fa, fds[1], 1);
-        // Default dispositions for the signals we send: a shell that started us in the
-        // background may have left SIGINT ignored, and the child would inherit that.
-        ::posix_spawnattr_init(&attr);
-        sigset_t def, none;
-        sigemptyset(&def);
-        sigaddset(&def, SIGINT);
-        sigaddset(&def, SIGTERM);
-        sigemptyset(&none);
-        ::posix_spawnattr_setsigdefault(&attr, &def);
-        ::posix_spawnattr_setsigmask(&attr, &none);
-        ::posix_spawnattr_setflags(&attr, POSIX_SPAWN_SETSIGDEF | POSIX_SPAWN_SETSIGMASK);
-        std::vector<std::string> all{DEXTER_STORE_CHILD};
-        all.insert(all.end(), args.begin(), args.end());
-        std::vector<char*> argv;
-        for (auto& a : all)
-            argv.push_back(a.data());
-        argv.push_back(nullptr);
-        const int e = ::posix_spawn(&pid_, argv[0], &fa, &attr, argv.data(), environ);
-        ::posix_spawn_file_actions_destroy(&fa);
-        ::posix_spawnattr_destroy(&attr);
-        ::close(fds[1]);
-        if (e != 0) {
-            ::close(out_);
-            throw std::runtime_error(std::string("cannot start ") + DEXTER_STORE_CHILD + ": " +
-                                     std::strerror(e));
-        }
-    }
-    child_process(const child_process&) = delete;
-    child_process& operator=(const child_process&) = delete;
-    ~child_process() {
-        if (pid_ > 0) {
-            ::kill(pid_, SIGKILL);
-            wait();
-        }
-        ::close(out_);
-    }
-
-    pid_t pid() const noexcept { return pid_; }
-
-    /// The next complete line the child wrote, without its newline; std::nullopt at
-    /// end of file (an unfinished last line is dropped). Throws after `timeout`.
-    std::optional<std::string> read_line(std::chrono::milliseconds timeout = 60s) {
-        for (;;) {
-            if (const auto nl = buf_.find('\n'); nl != std::string::npos) {
-                std::string line = buf_.substr(0, nl);
-                buf_.erase(0, nl + 1);
-                return line;
-            }
-            if (eof_)
-                return std::nullopt;
-            pollfd p{out_, POLLIN, 0};
-            const int r = ::poll(&p, 1, static_cast<int>(timeout.count()));
-            if (r < 0 && errno == EINTR)
-                continue;
-            if (r == 0)
-                throw std::runtime_error("the child process did not write a line in time");
-            char chunk[4096];
-            const ssize_t n = ::read(out_, chunk, sizeof chunk);
-            if (n < 0 && errno == EINTR)
-                continue;
-            if (n <= 0)
-                eof_ = true;
-            else
-                buf_.append(chunk, static_cast<std::size_t>(n));
-        }
-    }
-
-    /// Waits for the child to end; returns its wait status.
-    int wait() {
-        int status = 0;
-        while (::waitpid(pid_, &status, 0) < 0 && errno == EINTR) {
-        }
-        pid_ = -1;
-        return status;
-    }
-
-private:
-    pid_t pid_ = -1;
-    int out_ = -1;
-    std::string buf_;
-    bool eof_ = false;
-};
 
 std::string describe_status(int status) {
     if (WIFSIGNALED(status))
@@ -448,7 +329,7 @@ void crash_round(const fs::path& root, session_state& s, const kill_plan& plan,
         std::uint64_t acked = 0;
         std::string id_line, error;
         {
-            child_process child(args);
+            child_process child(args, 60s);
             const auto ready = child.read_line();
             BOOST_TEST_INFO("first line: " << ready.value_or("<none>"));
             BOOST_REQUIRE(ready == std::string("READY"));

@@ -87,6 +87,14 @@ private:
     PGconn* conn_;
 };
 
+/// Creates an empty schema named `prefix` + a fresh channel name; returns its name.
+std::string create_schema(admin& a, const std::string& prefix) {
+    std::string schema = prefix + fresh_channel();
+    std::replace(schema.begin(), schema.end(), '-', '_');
+    a.exec("CREATE SCHEMA " + schema);
+    return schema;
+}
+
 /// A pipe from a forked child to the parent, one line at a time.
 class child_pipe {
 public:
@@ -512,9 +520,7 @@ BOOST_AUTO_TEST_CASE(two_processes_one_lease) {
 // A database whose schema is newer than this code knows is refused, and left as it was.
 BOOST_AUTO_TEST_CASE(newer_schema_is_refused) {
     admin a;
-    std::string schema = "newer_" + fresh_channel();
-    std::replace(schema.begin(), schema.end(), '-', '_');
-    a.exec("CREATE SCHEMA " + schema);
+    const std::string schema = create_schema(a, "newer_");
     a.exec("CREATE TABLE " + schema + ".dexter_sessions_schema (version integer NOT NULL)");
     a.exec("INSERT INTO " + schema + ".dexter_sessions_schema VALUES (2)");
     const std::string conninfo = with_options(test_server(), "-csearch_path=" + schema);
@@ -535,9 +541,7 @@ BOOST_AUTO_TEST_CASE(newer_schema_is_refused) {
 // Processes that meet an empty database at once create the schema once, and all work.
 BOOST_AUTO_TEST_CASE(concurrent_first_use_creates_the_schema_once) {
     admin a;
-    std::string schema = "fresh_" + fresh_channel();
-    std::replace(schema.begin(), schema.end(), '-', '_');
-    a.exec("CREATE SCHEMA " + schema);
+    const std::string schema = create_schema(a, "fresh_");
     const std::string conninfo = with_options(test_server(), "-csearch_path=" + schema);
     constexpr int processes = 6;
     int barrier[2];

@@ -9,6 +9,8 @@
 #include <boost/test/data/monomorphic.hpp>
 #include <boost/test/data/test_case.hpp>
 
+#include "support/printable.hpp"
+
 #include <algorithm>
 #include <cerrno>
 #include <chrono>
@@ -26,28 +28,10 @@ namespace json = boost::json;
 using namespace std::chrono_literals;
 using mgr = ds::test_session_manager;
 using sys_tp = std::chrono::system_clock::time_point;
+using ds::test::bytes;
+using ds::test::show;
 
 namespace {
-
-template <std::size_t N>
-std::string bytes(const char (&lit)[N]) {
-    return std::string(lit, N - 1);
-}
-
-std::string show(std::string_view s) {
-    std::string out;
-    for (unsigned char c : s) {
-        if (c >= 0x20 && c < 0x7f) {
-            out += static_cast<char>(c);
-        } else {
-            static constexpr char hex[] = "0123456789abcdef";
-            out += "\\x";
-            out += hex[c >> 4];
-            out += hex[c & 15];
-        }
-    }
-    return out.size() > 80 ? out.substr(0, 80) + "..." : out;
-}
 
 sys_tp at(int y, unsigned m, unsigned d) {
     return sys_tp{std::chrono::sys_days{std::chrono::year{y} / m / d}};
@@ -231,7 +215,7 @@ BOOST_DATA_TEST_CASE(title_comes_from_the_first_query, boost::unit_test::data::m
     BOOST_TEST(title.find("second query") == std::string::npos);
     // The one-line summary of the query, at most 80 bytes (summarize_text is tested on
     // its own in chat_history_test).
-    BOOST_TEST(title == ds::summarize_text(c.query, 80), show(title));
+    BOOST_TEST(title == ds::summarize_text(c.query, 80), show(title, 80));
     if (c.query.find('\n') == std::string::npos && c.query.size() <= 80)
         BOOST_TEST(title == c.query);
 }
@@ -776,7 +760,7 @@ BOOST_AUTO_TEST_CASE(hostile_ids_never_reach_the_store) {
                                               "\xF0\x9F\x98\x80\xF0\x9F\x98\x80"};
     const auto before = store.counts();
     for (const auto& id : hostile) {
-        BOOST_TEST_CONTEXT(show(id)) {
+        BOOST_TEST_CONTEXT(show(id, 80)) {
             BOOST_CHECK_EXCEPTION(m.resume(id), ds::invalid_session_id,
                                   [&](const ds::invalid_session_id& e) { return e.value() == id; });
             BOOST_CHECK_EXCEPTION(m.delete_session(id), ds::invalid_session_id,

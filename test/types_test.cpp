@@ -14,6 +14,8 @@
 #include <boost/json/serialize.hpp>
 #include <boost/system/system_error.hpp>
 
+#include "support/printable.hpp"
+
 #include <chrono>
 #include <cstdint>
 #include <functional>
@@ -29,6 +31,8 @@ namespace ds = dexter::sessions;
 namespace json = boost::json;
 using namespace std::chrono_literals;
 using ds::time_point;
+using ds::test::bytes;
+using ds::test::show;
 
 namespace {
 
@@ -43,28 +47,6 @@ time_point tp(int y, unsigned mo, unsigned d, int h = 0, int mi = 0, int s = 0, 
 /// Milliseconds since the epoch, for messages (Boost.Test cannot print time points).
 long long ms_of(time_point t) {
     return static_cast<long long>(t.time_since_epoch().count());
-}
-
-/// Every byte of a string literal, embedded NULs included (not the terminator).
-template <std::size_t N>
-std::string bytes(const char (&lit)[N]) {
-    return std::string(lit, N - 1);
-}
-
-/// A printable rendering of arbitrary bytes, for test messages only.
-std::string show(std::string_view s) {
-    std::string out;
-    for (unsigned char c : s) {
-        if (c >= 0x20 && c < 0x7f) {
-            out += static_cast<char>(c);
-        } else {
-            static constexpr char hex[] = "0123456789abcdef";
-            out += "\\x";
-            out += hex[c >> 4];
-            out += hex[c & 15];
-        }
-    }
-    return out;
 }
 
 /// UTF-8 encoding of one code point, written here from RFC 3629 so that the validator

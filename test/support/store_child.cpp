@@ -27,6 +27,8 @@
 #include <dexter/sessions/jsonl_store.hpp>
 #include <dexter/sessions/session_manager.hpp>
 
+#include "store_child_records.hpp"
+
 #include <signal.h>
 #include <spawn.h>
 #include <unistd.h>
@@ -46,28 +48,10 @@ extern char** environ;
 
 namespace ds = dexter::sessions;
 using manager = ds::session_manager<ds::jsonl_store>;
+using dexter::sessions::test::answer_for;
+using dexter::sessions::test::query_for;
 
 namespace {
-
-// The content of exchange `seq`. jsonl_store_crash_test.cpp has the same two
-// functions: it checks every loaded exchange against them.
-std::string query_for(std::uint64_t seq) {
-    return "question " + std::to_string(seq);
-}
-
-// Mostly small answers, every third or so 20-200 KB (a write that takes time, so that
-// kills land inside it), with characters that JSON escapes and a non-ASCII one.
-std::string answer_for(std::uint64_t seq) {
-    std::uint64_t h = seq * 0x9E3779B97F4A7C15ull;
-    h ^= h >> 29;
-    const std::size_t size = h % 3 == 0 ? 20'000 + h % 180'000 : 40 + h % 2'000;
-    const std::string unit =
-        "answer " + std::to_string(seq) + ": \"quoted\", tab\t, newline\n, é; ";
-    std::string a;
-    while (a.size() < size)
-        a += unit;
-    return a;
-}
 
 // One line on stdout in one write(): a kill cannot leave half of it in the pipe.
 void say(std::string line) {
