@@ -327,6 +327,14 @@ public:
             if (st.newer_version)
                 throw newer_format(id, st.newer_version);
             out.meta = std::move(st.meta);
+        } else if (auto held = writers_.find(id);
+                   held != writers_.end() && !held->second.poisoned) {
+            // This object holds the session: no one else has written since it was opened
+            // (and its tail repaired), and the writer knows where the complete lines end.
+            const writer& w = held->second;
+            out.exchanges = detail::scan_backward(ops_, file.get(), path, w.size, w.lines, last,
+                                                  out.diagnostics, options_.max_record_bytes);
+            out.meta = w.meta;
         } else {
             refresh_index(false);
             const auto st = read_state(id, file.get(), out.diagnostics);
@@ -804,7 +812,7 @@ private:
                 log_inode = static_cast<std::uint64_t>(st.st_ino);
             }
         }
-        const std::string boot = detail::boot_id();
+        const std::string& boot = detail::boot_id();
         if (!log_fd_ || index_.boot_id != boot || index_.changes_inode != log_inode ||
             index_.changes_offset > log_size || log_size - index_.changes_offset > (64u << 20))
             verify_all = true;

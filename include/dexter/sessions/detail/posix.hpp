@@ -141,10 +141,13 @@ ssize_t pread_full(Ops& ops, int fd, char* out, std::size_t n, off_t offset) {
 
 /// This boot's identity (Linux), or empty when unknown. Writes that were not synced
 /// can only be lost across a reboot, so a cache that trusts them is checked after one.
-inline std::string boot_id() {
-    std::ifstream in("/proc/sys/kernel/random/boot_id");
-    std::string id;
-    std::getline(in, id);
+inline const std::string& boot_id() {
+    static const std::string id = [] {
+        std::ifstream in("/proc/sys/kernel/random/boot_id");
+        std::string line;
+        std::getline(in, line);
+        return line;
+    }(); // it cannot change while the process lives
     return id;
 }
 

@@ -14,6 +14,17 @@ namespace dexter::sessions::detail {
     const std::size_t n = text.size();
     std::size_t i = 0;
     while (i < n) {
+        // ASCII runs, 8 bytes at a time (most text is mostly ASCII).
+        while (n - i >= 8) {
+            unsigned char high = 0;
+            for (std::size_t k = 0; k < 8; ++k)
+                high |= s(i + k);
+            if (high & 0x80)
+                break;
+            i += 8;
+        }
+        if (i == n)
+            break;
         const unsigned char c = s(i);
         if (c < 0x80) {
             ++i;
