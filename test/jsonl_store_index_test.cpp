@@ -536,3 +536,40 @@ BOOST_AUTO_TEST_CASE(history_is_never_deleted_or_hidden_on_the_index_word) {
     now.erase("dddd0004");
     BOOST_TEST(now == histories);
 }
+
+namespace {
+
+// The seam for the race below: the first time the store takes the index lock to move a
+// damaged index.json aside, another store object (another process, as far as the file
+// system can tell) gets there first: it quarantines the damaged index and writes a
+// fresh one.
+struct rival_rebuilds_first : ds::detail::posix_ops {
+    fs::path root;
+    bool raced = false;
+    int flock(int fd, int op) {
+        if (!raced && op == LOCK_EX) {
+            raced = true;
+            ds::jsonl_store{root, "cli", unsynced}.list();
+        }
+        return posix_ops::flock(fd, op);
+    }
+};
+
+} // namespace
+
+BOOST_FIXTURE_TEST_CASE(an_index_replaced_while_we_move_it_aside_is_not_a_failure, indexed_store) {
+    write_bytes(index(), "{");
+    rival_rebuilds_first ops;
+    ops.root = dir.path();
+    ds::basic_jsonl_store<rival_rebuilds_first> racer{dir.path(), "cli", unsynced, ops};
+    check_listed(racer.list(), sessions);
+    BOOST_TEST_REQUIRE(racer.ops().raced);
+    // The rival moved the damaged file; this store neither moved the fresh one nor gave
+    // up writing the index because it could not.
+    BOOST_TEST(entries(quarantine()).size() == 1u);
+    BOOST_TEST(!mentions(racer.take_diagnostics(), "could not be moved"));
+    check_index_rebuilt(index());
+    fs::remove(index());
+    check_listed(racer.list(), sessions);
+    BOOST_TEST(fs::is_regular_file(index()), "this store still writes the index");
+}

@@ -895,7 +895,14 @@ private:
             return true;
         }
         const std::string moved = quarantine_index(damaged);
-        if (moved.empty()) {
+        struct stat now {};
+        const bool replaced =
+            ops_.fstatat(root_fd_.get(), "index.json", &now, AT_SYMLINK_NOFOLLOW) == 0 &&
+            (now.st_ino != damaged.st_ino || now.st_dev != damaged.st_dev);
+        if (moved.empty() && replaced) {
+            // Another process wrote a fresh index meanwhile: nothing to report, and the
+            // next refresh reads it.
+        } else if (moved.empty()) {
             index_writable_ = false;
             note("index.json " + why +
                  ", and it could not be moved to quarantine: it is left "
