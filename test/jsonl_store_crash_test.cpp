@@ -148,7 +148,7 @@ struct session_state {
 
 struct crash_stats {
     int rounds = 0, acked_rounds = 0, torn = 0, unacked_complete = 0, parent_repairs = 0,
-        left_to_child = 0, before_create = 0, mid_create = 0;
+        left_to_child = 0, before_create = 0, mid_create = 0, unborn = 0;
 };
 
 /// How a round ends the child: `sig` after `delay` (from its READY, so that a kill can
@@ -196,12 +196,21 @@ void check_after_kill(const fs::path& root, session_state& s, std::uint64_t acke
     for (const auto& d : loaded.diagnostics)
         diags << " [line " << d.line << " offset " << d.offset << ": " << d.reason << "]";
     BOOST_TEST_INFO("diagnostics:" << diags.str());
-    if (torn.empty()) {
+    if (raw.empty()) {
+        // Killed after the history was made, before its header was written.
+        BOOST_REQUIRE_EQUAL(loaded.diagnostics.size(), 1u);
+        BOOST_REQUIRE(loaded.diagnostics[0].reason.find("no valid session header") !=
+                      std::string::npos);
+    } else if (torn.empty()) {
         BOOST_REQUIRE(loaded.diagnostics.empty());
     } else {
         ++stats.torn;
-        // Only the tail is reported, nothing in the middle of the file.
-        BOOST_REQUIRE_EQUAL(loaded.diagnostics.size(), 1u);
+        // Only the tail is reported, nothing in the middle of the file; and, when the
+        // torn record is the header itself, that the session has no header.
+        BOOST_REQUIRE_EQUAL(loaded.diagnostics.size(), complete == 0 ? 2u : 1u);
+        if (complete == 0)
+            BOOST_REQUIRE(loaded.diagnostics[1].reason.find("no valid session header") !=
+                          std::string::npos);
         BOOST_REQUIRE_EQUAL(loaded.diagnostics[0].offset, complete);
         BOOST_REQUIRE(loaded.diagnostics[0].reason.find("incomplete last line") !=
                       std::string::npos);
@@ -222,10 +231,28 @@ void check_after_kill(const fs::path& root, session_state& s, std::uint64_t acke
     // A fresh reader lists the session with what its history holds (the index is only
     // a cache). This also writes index.json, which keeps the next child's start short.
     {
+        const auto quarantined_before = entries(root / "quarantine");
         ds::jsonl_store lister{root};
         const auto all = lister.list();
         const auto it = std::find_if(all.begin(), all.end(),
                                      [&](const ds::session_meta& m) { return m.id == s.id; });
+        if (n == 0 && (!torn.empty() || raw.empty())) {
+            // Killed during its creation or its first save: an unborn session, which the
+            // list moves to quarantine whole and removes (no one could resume or delete
+            // it).
+            BOOST_REQUIRE(it == all.end());
+            BOOST_REQUIRE(!fs::exists(root / "cli" / s.id));
+            std::vector<std::string> added;
+            for (const auto& q : entries(root / "quarantine"))
+                if (!quarantined_before.count(q))
+                    added.push_back(q);
+            BOOST_REQUIRE_EQUAL(added.size(), raw.empty() ? 0u : 1u);
+            if (!raw.empty())
+                BOOST_REQUIRE(read_file(root / "quarantine" / added[0]) == raw);
+            ++stats.unborn;
+            s = session_state{};
+            return;
+        }
         BOOST_REQUIRE(it != all.end());
         BOOST_REQUIRE_EQUAL(it->exchange_count, n);
     }
@@ -420,7 +447,8 @@ void run_crash_rounds(int sig, bool sync, int rounds) {
             << " left for the next child to repair), " << stats.unacked_complete
             << " complete but unacknowledged records, " << stats.parent_repairs
             << " reopen checks, " << stats.before_create << " kills before create, "
-            << stats.mid_create << " inside create";
+            << stats.mid_create << " inside create, " << stats.unborn
+            << " first saves torn (the session quarantined whole)";
     BOOST_TEST_MESSAGE(summary.str());
     std::cout << "jsonl_store_crash_test: " << summary.str() << std::endl;
     // The kills must have landed while exchanges were being saved (and the kill points

@@ -58,6 +58,12 @@ enum class call_kind {
     unlinkat,
     fstat,
     fstatat,
+    fstatfs,
+    get_fl,
+    list_directory,
+    getpid,
+    kill,
+    read_system_file,
 };
 
 struct call_kind_info {
@@ -82,6 +88,12 @@ constexpr std::array call_kinds{
     call_kind_info{call_kind::unlinkat, "unlinkat", EIO},
     call_kind_info{call_kind::fstat, "fstat", EIO},
     call_kind_info{call_kind::fstatat, "fstatat", EIO},
+    call_kind_info{call_kind::fstatfs, "fstatfs", EIO},
+    call_kind_info{call_kind::get_fl, "fcntl(F_GETFL)", EBADF},
+    call_kind_info{call_kind::list_directory, "directory listing", EMFILE},
+    call_kind_info{call_kind::getpid, "getpid", 0}, // cannot fail
+    call_kind_info{call_kind::kill, "kill(pid, 0)", EPERM},
+    call_kind_info{call_kind::read_system_file, "read of /proc", EMFILE},
 };
 
 constexpr const call_kind_info& info(call_kind k) {
@@ -198,6 +210,26 @@ struct counting_ops : ds::detail::posix_ops {
     }
     int fstat(int fd, struct stat* st) {
         return call(call_kind::fstat, [&] { return posix_ops::fstat(fd, st); });
+    }
+    int fstatfs(int fd, struct statfs* st) {
+        return call(call_kind::fstatfs, [&] { return posix_ops::fstatfs(fd, st); });
+    }
+    int get_fl(int fd) {
+        return call(call_kind::get_fl, [&] { return posix_ops::get_fl(fd); });
+    }
+    int list_directory(int dirfd, std::vector<ds::detail::dir_entry>& out) {
+        return call(call_kind::list_directory,
+                    [&] { return posix_ops::list_directory(dirfd, out); });
+    }
+    pid_t getpid() {
+        return call(call_kind::getpid, [&] { return posix_ops::getpid(); });
+    }
+    int kill(pid_t pid, int sig) {
+        return call(call_kind::kill, [&] { return posix_ops::kill(pid, sig); });
+    }
+    int read_system_file(const char* path, std::string& out, std::size_t max) {
+        return call(call_kind::read_system_file,
+                    [&] { return posix_ops::read_system_file(path, out, max); });
     }
     int fstatat(int dirfd, const char* path, struct stat* st, int flags) {
         return call(call_kind::fstatat, [&] { return posix_ops::fstatat(dirfd, path, st, flags); });

@@ -179,18 +179,19 @@ struct torn_and_stuck : ds::detail::posix_ops {
     }
 };
 
-// Once armed, every directory listing (openat(dirfd, ".")) fails with `err`.
+// Once armed, every directory listing fails with `err` (as opendir(".") fails with EMFILE
+// when the process is out of descriptors).
 struct failing_listing : ds::detail::posix_ops {
     bool armed = false;
     int err = EMFILE;
     int hits = 0;
-    int openat(int dirfd, const char* path, int flags, mode_t mode = 0) {
-        if (armed && std::string_view(path) == ".") {
+    int list_directory(int dirfd, std::vector<ds::detail::dir_entry>& out) {
+        if (armed) {
             ++hits;
             errno = err;
             return -1;
         }
-        return posix_ops::openat(dirfd, path, flags, mode);
+        return posix_ops::list_directory(dirfd, out);
     }
 };
 
@@ -644,4 +645,196 @@ BOOST_AUTO_TEST_CASE(an_unreadable_session_as_nobody_is_an_error_not_absent) {
             check(contains(e.what(), "Permission denied"), std::string("load: ") + e.what());
         }
     });
+}
+
+// ---------------------------------------------------------------------------------
+// Item 12: a tail repair whose copy to quarantine fails (a full disk) leaves no empty
+// or partial file there, and changes nothing in the history.
+
+namespace {
+
+// Every write() to a file in the quarantine directory fails with ENOSPC while armed.
+struct quarantine_full : ds::detail::posix_ops {
+    bool armed = true;
+    int hits = 0;
+    ssize_t write(int fd, const void* data, std::size_t n) {
+        if (armed && contains(fd_path(fd), "/quarantine/")) {
+            ++hits;
+            errno = ENOSPC;
+            return -1;
+        }
+        return posix_ops::write(fd, data, n);
+    }
+};
+
+std::vector<fs::path> files_in(const fs::path& dir) {
+    std::vector<fs::path> out;
+    std::error_code ec;
+    for (const auto& e : fs::directory_iterator(dir, ec))
+        out.push_back(e.path());
+    return out;
+}
+
+} // namespace
+
+BOOST_AUTO_TEST_CASE(a_quarantine_copy_that_fails_leaves_no_file_behind) {
+    ds::test::temp_dir td;
+    const fs::path root = td / "store";
+    const std::string id = new_session(root, 1, 2);
+    const std::string torn = R"({"type":"exchange","seq":3,"query":"half a rec)";
+    const std::string damaged = read_bytes(history_of(root, id)) + torn;
+    write_bytes(history_of(root, id), damaged);
+
+    for (int attempt = 1; attempt <= 3; ++attempt) {
+        BOOST_TEST_CONTEXT("attempt " << attempt) {
+            ds::basic_jsonl_store<quarantine_full> store{root, "cli", {}, quarantine_full{}};
+            BOOST_CHECK_THROW(store.open(id), ds::storage_error);
+            BOOST_TEST(store.ops().hits > 0); // the fault fired
+            const auto left = files_in(root / "quarantine");
+            BOOST_TEST(left.empty(), left.size() << " file(s) left in quarantine, the first "
+                                                 << (left.empty() ? "" : left[0].string()));
+            BOOST_TEST(read_bytes(history_of(root, id)) == damaged); // nothing cut
+        }
+    }
+    // Space again: the repair goes through, and the fragment is kept byte for byte.
+    ds::jsonl_store store{root};
+    BOOST_TEST(store.open(id).exchange_count == 2u);
+    const auto kept = files_in(root / "quarantine");
+    BOOST_TEST_REQUIRE(kept.size() == 1u);
+    BOOST_TEST(read_bytes(kept[0]) == torn);
+}
+
+// ---------------------------------------------------------------------------------
+// Items 15 and 20: times the format cannot hold are refused by the manager before any
+// store is touched, the same for every store; times before 1970 are kept as they are;
+// and every error is a dexter::sessions::error.
+
+namespace {
+
+// A clock counting in milliseconds, as a host's may: it reaches the year 9999 without
+// passing through system_clock's nanoseconds (which wrap after 2262).
+struct millisecond_clock {
+    using time_point = std::chrono::sys_time<std::chrono::milliseconds>;
+    time_point t;
+    time_point now() const noexcept { return t; }
+};
+
+constexpr millisecond_clock::time_point date_at(int y, unsigned m, unsigned d) {
+    using namespace std::chrono;
+    return time_point_cast<milliseconds>(sys_days{year{y} / month{m} / day{d}});
+}
+
+template <class Store>
+using clocked_manager = ds::session_manager<Store, millisecond_clock, ds::sequential_ids>;
+
+// The exchanges, and the session's dates as the store lists them, after saving two
+// exchanges at `first` and `second`.
+template <class Store>
+std::pair<ds::loaded_session, ds::session_meta> save_two_at(Store store, ds::time_point first,
+                                                            ds::time_point second) {
+    clocked_manager<Store> m{std::move(store), millisecond_clock{first}};
+    m.start_new();
+    m.save_exchange("q1", "a1");
+    m.clock().t = second;
+    m.save_exchange("q2", "a2");
+    const std::string id = m.current()->id;
+    m.close();
+    auto loaded = m.storage().load(id, ds::all_exchanges);
+    for (const auto& meta : m.storage().list())
+        if (meta.id == id)
+            return {std::move(loaded), meta};
+    BOOST_FAIL("the session is not listed");
+    return {};
+}
+
+} // namespace
+
+BOOST_AUTO_TEST_CASE(the_last_instant_of_9999_is_stored_exactly_in_every_store) {
+    const auto last = date_at(10000, 1, 1) - std::chrono::milliseconds(1);
+    ds::test::temp_dir td;
+    const auto file =
+        save_two_at(ds::jsonl_store{td / "store"}, last - std::chrono::hours(1), last);
+    const auto memory = save_two_at(ds::memory_store{}, last - std::chrono::hours(1), last);
+    for (const auto& [loaded, meta] : {file, memory}) {
+        BOOST_TEST_REQUIRE(loaded.exchanges.size() == 2u);
+        BOOST_TEST(ds::format_timestamp(loaded.exchanges[1].timestamp) ==
+                   "9999-12-31T23:59:59.999Z");
+        BOOST_TEST(ds::format_timestamp(meta.updated_at) == "9999-12-31T23:59:59.999Z");
+    }
+}
+
+BOOST_AUTO_TEST_CASE(times_before_1970_are_kept_not_clamped) {
+    const auto first = date_at(1900, 6, 1);
+    const auto second = first + std::chrono::hours(25);
+    ds::test::temp_dir td;
+    const auto file = save_two_at(ds::jsonl_store{td / "store"}, first, second);
+    const auto memory = save_two_at(ds::memory_store{}, first, second);
+    // A fresh store lists from the history file (the index rebuilt), not from memory.
+    ds::jsonl_store fresh{td / "store"};
+    fs::remove(td / "store" / "index.json");
+    const auto relisted = fresh.list();
+    BOOST_TEST_REQUIRE(relisted.size() == 1u);
+    for (const auto& meta : {file.second, memory.second, relisted[0]}) {
+        BOOST_TEST(ds::format_timestamp(meta.created_at) == "1900-06-01T00:00:00.000Z");
+        BOOST_TEST(ds::format_timestamp(meta.updated_at) == "1900-06-02T01:00:00.000Z");
+    }
+}
+
+BOOST_AUTO_TEST_CASE(a_time_past_9999_is_refused_before_any_store_is_touched) {
+    const auto too_late = date_at(10000, 1, 1);
+    const auto too_early = date_at(-1, 12, 31);
+    for (const auto when : {too_late, too_early}) {
+        BOOST_TEST_CONTEXT(when.time_since_epoch().count() << " ms") {
+            // The memory store counts every call: none may be made.
+            ds::memory_store memory;
+            clocked_manager<ds::memory_store> m{memory, millisecond_clock{when}};
+            BOOST_CHECK_THROW(m.start_new(), ds::time_out_of_range);
+            BOOST_TEST((m.storage().counts() == ds::operation_counts{}));
+
+            // A session started in range, saved into once the clock left it.
+            clocked_manager<ds::memory_store> n{ds::memory_store{},
+                                                millisecond_clock{date_at(2026, 1, 1)}};
+            n.start_new();
+            n.save_exchange("q1", "a1");
+            const auto before = n.storage().counts();
+            n.clock().t = when;
+            BOOST_CHECK_THROW(n.save_exchange("q2", "a2"), ds::time_out_of_range);
+            BOOST_TEST((n.storage().counts() == before));
+
+            // The file store: the same error, and not one byte changed on disk.
+            ds::test::temp_dir td;
+            clocked_manager<ds::jsonl_store> f{ds::jsonl_store{td / "store"},
+                                               millisecond_clock{date_at(2026, 1, 1)}};
+            f.start_new();
+            f.save_exchange("q1", "a1");
+            const auto files = ds::test::snapshot(td / "store");
+            f.clock().t = when;
+            try {
+                f.save_exchange("q2", "a2");
+                BOOST_ERROR("a save at an impossible time was acknowledged");
+            } catch (const ds::time_out_of_range& e) {
+                BOOST_TEST(contains(e.what(), "0000..9999"), e.what());
+            }
+            BOOST_CHECK_THROW(f.start_new(), ds::error);
+            BOOST_TEST((ds::test::snapshot(td / "store") == files));
+        }
+    }
+}
+
+BOOST_AUTO_TEST_CASE(every_error_derives_from_the_library_root) {
+    ds::test::temp_dir td;
+    for (const std::string& channel :
+         std::vector<std::string>{"", "Bad", "-x", "quarantine", std::string(65, 'a')}) {
+        BOOST_TEST_CONTEXT("channel '" << channel << "'") {
+            try {
+                ds::jsonl_store store{td / "store", channel};
+                BOOST_ERROR("a bad channel name was accepted");
+            } catch (const ds::invalid_channel& e) {
+                const ds::error& root = e; // caught as the library's root, too
+                BOOST_TEST(contains(root.what(), "channel"));
+            }
+        }
+    }
+    BOOST_CHECK_THROW((void)ds::format_timestamp(date_at(10000, 1, 1)), ds::error);
+    BOOST_CHECK_THROW((void)ds::format_timestamp(date_at(10000, 1, 1)), ds::time_out_of_range);
 }

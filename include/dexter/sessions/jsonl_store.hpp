@@ -81,47 +81,53 @@ struct jsonl_options {
     /// Largest record, newline included. Larger ones are refused on write, and skipped
     /// (without being read into memory whole) on read.
     std::size_t max_record_bytes = 16u << 20;
+    /// Largest index.json read. The index is a cache (about 300 bytes a session): a
+    /// larger file is treated as damaged, moved to quarantine and rebuilt, so that the
+    /// memory a list takes never follows a hostile or broken file.
+    std::size_t max_index_bytes = 64u << 20;
 };
 
-/// The file store. `Ops` is the system-call seam (detail::posix_ops; tests inject
-/// faults through it). A store object is not thread-safe: use one per thread (they may
-/// share a root), or guard it. Any number of store objects, in any number of processes,
-/// may use one root at once; each session has one writer at a time (flock).
-template <class Ops = detail::posix_ops>
+/// The file store. `Ops` is the system-call seam (detail::posix_ops, or a type
+/// derived from it that satisfies detail::file_ops; tests inject faults through it). A store object
+/// is not thread-safe: use one per thread (they may share a root), or guard it. Any number of store
+/// objects, in any number of processes, may use one root at once; each session has one writer at a
+/// time (flock).
+template <detail::file_ops Ops = detail::posix_ops>
 class basic_jsonl_store {
 public:
-    /// Opens (creating if needed) the store at `root` for sessions of `channel`.
-    /// Throws std::invalid_argument for a bad channel name, storage_error if the root
-    /// cannot be created or opened. A read-only store can still list and load.
+    /// Opens (creating if needed) the store at `root` for sessions of `channel`. A root
+    /// the store creates is made 0700, with any missing parents (also 0700), and each
+    /// new directory and the one it was made in are synced. `root` itself may be a
+    /// symbolic link (it is followed); nothing beneath it is.
+    /// Throws invalid_channel for a bad channel name, storage_error if the root cannot
+    /// be created or opened. A read-only store can still list and load.
     explicit basic_jsonl_store(std::filesystem::path root, std::string channel = "cli",
                                jsonl_options options = {}, Ops ops = {})
         : root_(std::move(root)), channel_(std::move(channel)), options_(options),
           ops_(std::move(ops)) {
         if (!detail::is_valid_channel(channel_))
-            throw std::invalid_argument("invalid channel name '" + channel_ +
-                                        "': expected 1 to 64 characters of [a-z0-9_-]");
-        std::error_code ec;
-        std::filesystem::create_directories(root_, ec);
-        root_fd_.reset(ops_.openat(AT_FDCWD, root_.c_str(), O_RDONLY | O_DIRECTORY));
-        if (!root_fd_)
-            detail::throw_errno("cannot open the session store", root_.string());
-        if (ops_.mkdirat(root_fd_.get(), channel_.c_str(), 0700) < 0 && errno != EEXIST &&
-            errno != EROFS && errno != EACCES && errno != EPERM)
-            detail::throw_errno("cannot create the channel directory", channel_path());
+            throw invalid_channel("invalid channel name " + detail::quote_untrusted(channel_) +
+                                  ": expected 1 to 64 characters of [a-z0-9_-], not starting "
+                                  "with '-' or '_'");
+        open_root();
+        boot_id_ = detail::read_boot_id(ops_);
+        if (ops_.mkdirat(root_fd_.get(), channel_.c_str(), 0700) == 0) {
+            if (ops_.fsync(root_fd_.get()) < 0) // the new directory's name must be durable
+                detail::throw_errno("cannot sync the session store", root_.string());
+        } else if (errno != EEXIST) {
+            if (errno != EROFS && errno != EACCES && errno != EPERM)
+                detail::throw_errno("cannot create the channel directory", channel_path());
+            channel_errno_ = errno; // a read-only store: it lists and loads what exists
+        }
         channel_fd_.reset(
             ops_.openat(root_fd_.get(), channel_.c_str(), O_RDONLY | O_DIRECTORY | O_NOFOLLOW));
         if (!channel_fd_ && errno != ENOENT)
             detail::throw_errno("cannot open the channel directory (it must be a real "
                                 "directory, not a symbolic link)",
                                 channel_path());
-        log_fd_.reset(ops_.openat(root_fd_.get(), "changes.log",
-                                  O_RDWR | O_APPEND | O_CREAT | O_NOFOLLOW, 0644));
-        if (!log_fd_) {
-            log_errno_ = errno; // a read-only store: it can still list and load
-            log_fd_.reset(ops_.openat(root_fd_.get(), "changes.log", O_RDONLY | O_NOFOLLOW));
-        }
+        open_change_log();
         struct statfs fs {};
-        if (::fstatfs(root_fd_.get(), &fs) == 0 && fs.f_type == 0x6969) // NFS_SUPER_MAGIC
+        if (ops_.fstatfs(root_fd_.get(), &fs) == 0 && fs.f_type == 0x6969) // NFS_SUPER_MAGIC
             note("the store is on NFS, where O_APPEND and flock() are unreliable: two "
                  "machines writing one session can corrupt it");
     }
@@ -156,7 +162,8 @@ public:
                 if (!file)
                     detail::throw_errno("cannot create", history_path(m.id));
                 if (ops_.flock(file.get(), LOCK_EX | LOCK_NB) < 0)
-                    throw session_busy(m.id, history_path(m.id), std::nullopt);
+                    detail::throw_errno("cannot lock new session '" + m.id + "'",
+                                        history_path(m.id));
                 if (const int e = detail::append_all(ops_, file.get(), header, 0))
                     detail::throw_errno("cannot write the header of session '" + m.id + "'",
                                         history_path(m.id), e);
@@ -185,37 +192,44 @@ public:
         return true;
     }
 
-    /// Also repairs a torn tail (moved to quarantine, reported by take_diagnostics()).
+    /// Also repairs a torn tail (moved to quarantine, reported by take_diagnostics() and
+    /// by the next load() of the session through this object).
     /// Opening a session this object already holds returns its metadata as it is.
     /// Throws invalid_session_id, session_not_found, session_busy (with the holder's
     /// pid when /proc/locks tells it), format_error (a newer format: the file is left
-    /// untouched), storage_error.
+    /// untouched), storage_error (among others for a history without a valid header on
+    /// line 1: it is damaged, and nothing is appended to it; it still loads).
     session_meta open(const session_id& id) {
         validate_session_id(id);
         if (auto it = writers_.find(id); it != writers_.end()) {
             if (!it->second.poisoned)
                 return it->second.meta;
-            writers_.erase(it); // a failed sync: start again from what the file holds
+            writers_.erase(it); // a failed write: start again from what the file holds
         }
         require_channel();
         writer w;
         w.dir = open_session_dir(id);
-        w.file.reset(ops_.openat(w.dir.get(), "history.jsonl", O_RDWR | O_APPEND | O_NOFOLLOW));
+        int err = 0;
+        w.file =
+            detail::open_regular(ops_, w.dir.get(), "history.jsonl", O_RDWR | O_APPEND, 0, err);
         if (!w.file) {
-            if (errno == ENOENT)
+            if (err == ENOENT)
                 throw session_not_found(id, root_.string());
-            detail::throw_errno("cannot open session '" + id + "' for writing", history_path(id));
+            detail::throw_open_failure("cannot open session '" + id + "' for writing",
+                                       history_path(id), err);
         }
-        if (ops_.flock(w.file.get(), LOCK_EX | LOCK_NB) < 0) {
-            struct stat st {};
-            std::optional<long> holder;
-            if (ops_.fstat(w.file.get(), &st) == 0)
-                holder = detail::flock_holder(st.st_dev, st.st_ino);
-            throw session_busy(id, history_path(id), holder);
-        }
-        if (const auto v = header_version(id, w.file.get()); v > detail::history_format_version)
-            throw newer_format(id, v); // before any repair: never touch what we cannot read
-        repair_tail(id, w.file.get());
+        take_lease(id, w.file.get());
+        const header_info header = read_header(id, w.file.get());
+        if (header.version > detail::history_format_version)
+            throw newer_format(id, header.version); // before any repair: never touch it
+        if (!header.present)
+            throw storage_error(
+                "session '" + id +
+                    "' is damaged: line 1 of its history is not a valid session header (the "
+                    "file was emptied, edited or cut by another program), so nothing is "
+                    "appended to it; it can still be read (see docs/FORMAT.md, \"Damage\")",
+                history_path(id));
+        const auto repaired = repair_tail(id, w.file.get());
         refresh_index(false);
         loaded_session state;
         const auto st = read_state(id, w.file.get(), state.diagnostics);
@@ -224,6 +238,8 @@ public:
         w.size = st.consumed;
         w.lines = st.lines;
         w.meta = st.meta;
+        if (repaired)
+            w.repairs.push_back({st.lines + 1, repaired->first, repaired->second});
         const session_meta meta = w.meta;
         writers_.insert_or_assign(id, std::move(w));
         return meta;
@@ -263,42 +279,61 @@ public:
     /// Releases the lease (the flock) taken by create() or open().
     void close(const session_id& id) noexcept { writers_.erase(id); }
 
-    /// From the index, checked against the history files. Throws invalid_session_id,
-    /// format_error (the session is in a newer format: resuming it would fail),
-    /// storage_error.
+    /// From the index, checked against the history file (one fstatat; a changed file is
+    /// read again). Throws invalid_session_id, format_error (the session is in a newer
+    /// format: resuming it would fail), storage_error (among others: the session exists
+    /// but cannot be read, e.g. Permission denied).
     std::optional<session_meta> find(const session_id& id) {
         validate_session_id(id);
         refresh_index(false);
+        if (!check_entry(id)) {
+            // Not in the index: ask the history before saying it does not exist (an index
+            // edited, or restored from an older copy, must not hide a session).
+            if (refresh_entry(channel_, id))
+                index_dirty_ = true;
+        }
+        if (const auto bad = unreadable_.find(id); bad != unreadable_.end())
+            detail::throw_open_failure("cannot read session '" + id + "'", history_path(id),
+                                       bad->second);
         const auto* ch = channel_index();
         if (!ch)
             return std::nullopt;
-        auto it = ch->sessions.find(id);
-        if (it == ch->sessions.end()) {
-            // Not in the index: ask the history before saying it does not exist (an index
-            // edited, or restored from an older copy, must not hide a session).
-            if (!refresh_entry(channel_, id))
-                return std::nullopt;
-            index_dirty_ = true;
-            it = ch->sessions.find(id);
-            if (it == ch->sessions.end())
-                return std::nullopt;
-        }
+        const auto it = ch->sessions.find(id);
+        if (it == ch->sessions.end())
+            return std::nullopt;
         if (it->second.newer_version)
             throw newer_format(id, it->second.newer_version);
         return it->second.meta;
     }
 
-    /// Every session of this store's channel, from the index, which it writes back when
-    /// it changed (a failure to write it is reported by take_diagnostics(), not thrown).
-    /// Sessions in a newer format are left out. Throws storage_error.
+    /// Every session of this store's channel, from the index, checked against the
+    /// history files (one fstatat each: a session changed, emptied or removed by another
+    /// program is noticed here), and written back when it changed (a failure to write it
+    /// is reported by take_diagnostics(), not thrown). Left out, and reported by
+    /// take_diagnostics(): sessions in a newer format, and sessions that cannot be read.
+    /// A session without a valid header is listed and reported. Throws storage_error (a
+    /// directory could not be listed: nothing is concluded from a failed listing).
     std::vector<session_meta> list() {
-        refresh_index(true);
+        refresh_index(false);
+        if (check_entries())
+            index_dirty_ = true;
+        if (index_dirty_)
+            write_index();
         std::vector<session_meta> out;
+        for (const auto& [id, e] : unreadable_)
+            note("session '" + id + "' cannot be read (" + history_path(id) + ": " +
+                 detail::describe_errno(e) + "); it is left out of the list");
         if (const auto* ch = channel_index()) {
             out.reserve(ch->sessions.size());
-            for (const auto& [id, e] : ch->sessions)
-                if (!e.newer_version)
-                    out.push_back(e.meta);
+            for (const auto& [id, e] : ch->sessions) {
+                if (e.newer_version || unreadable_.count(id))
+                    continue;
+                if (e.no_header)
+                    note("session '" + id + "' is damaged: line 1 of " + history_path(id) +
+                         " is not a valid session header (its title and start are not "
+                         "known; it can be read, not continued)");
+                out.push_back(e.meta);
+            }
         }
         return out;
     }
@@ -310,14 +345,17 @@ public:
         validate_session_id(id);
         require_channel();
         detail::unique_fd dir = open_session_dir(id);
-        detail::unique_fd file(ops_.openat(dir.get(), "history.jsonl", O_RDONLY | O_NOFOLLOW));
+        int err = 0;
+        detail::unique_fd file =
+            detail::open_regular(ops_, dir.get(), "history.jsonl", O_RDONLY, 0, err);
         if (!file) {
-            if (errno == ENOENT)
+            if (err == ENOENT)
                 throw session_not_found(id, root_.string());
-            detail::throw_errno("cannot open session '" + id + "'", history_path(id));
+            detail::throw_open_failure("cannot open session '" + id + "'", history_path(id), err);
         }
         loaded_session out;
         const std::string path = history_path(id);
+        bool have_header = true;
         if (last == all_exchanges) {
             detail::scan_state st;
             st.meta.id = id;
@@ -326,15 +364,20 @@ public:
                                  [&](exchange&& ex) { out.exchanges.push_back(std::move(ex)); });
             if (st.newer_version)
                 throw newer_format(id, st.newer_version);
+            have_header = st.have_header;
             out.meta = std::move(st.meta);
         } else if (auto held = writers_.find(id);
                    held != writers_.end() && !held->second.poisoned) {
             // This object holds the session: no one else has written since it was opened
             // (and its tail repaired), and the writer knows where the complete lines end.
-            const writer& w = held->second;
+            writer& w = held->second;
             out.exchanges = detail::scan_backward(ops_, file.get(), path, w.size, w.lines, last,
                                                   out.diagnostics, options_.max_record_bytes);
             out.meta = w.meta;
+            // What open() repaired, told once to whoever reads the session back first
+            // (a host shows resume()'s diagnostics, not the store's notes).
+            for (auto& d : std::exchange(w.repairs, {}))
+                out.diagnostics.push_back(std::move(d));
         } else {
             refresh_index(false);
             const auto st = read_state(id, file.get(), out.diagnostics);
@@ -342,10 +385,17 @@ public:
                 throw newer_format(id, st.newer_version);
             out.exchanges = detail::scan_backward(ops_, file.get(), path, st.consumed, st.lines,
                                                   last, out.diagnostics, options_.max_record_bytes);
+            have_header = st.have_header;
             out.meta = st.meta;
         }
-        std::sort(out.diagnostics.begin(), out.diagnostics.end(),
-                  [](const diagnostic& a, const diagnostic& b) { return a.offset < b.offset; });
+        if (!have_header)
+            out.diagnostics.push_back(
+                {1, 0,
+                 "no valid session header on line 1: the session is damaged (its title and "
+                 "start are not known); its exchanges load, but nothing is appended to it"});
+        std::stable_sort(
+            out.diagnostics.begin(), out.diagnostics.end(),
+            [](const diagnostic& a, const diagnostic& b) { return a.offset < b.offset; });
         out.diagnostics.erase(std::unique(out.diagnostics.begin(), out.diagnostics.end()),
                               out.diagnostics.end());
         return out;
@@ -360,32 +410,46 @@ public:
         require_channel();
         writer own; // the lock taken here, when this object does not hold the session
         if (auto it = writers_.find(id); it == writers_.end()) {
+            // Only "no such file" means there is nothing to delete: a session that could
+            // not be opened for its lock (EACCES, EMFILE, ...) is never deleted unlocked,
+            // because its writer may be about to acknowledge an exchange.
             writer& w = own;
             w.dir = open_session_dir(id);
-            w.file.reset(ops_.openat(w.dir.get(), "history.jsonl", O_RDONLY | O_NOFOLLOW));
-            if (!w.file && errno == ENOENT)
-                throw session_not_found(id, root_.string());
-            if (w.file && ops_.flock(w.file.get(), LOCK_EX | LOCK_NB) < 0) {
-                struct stat st {};
-                std::optional<long> holder;
-                if (ops_.fstat(w.file.get(), &st) == 0)
-                    holder = detail::flock_holder(st.st_dev, st.st_ino);
-                throw session_busy(id, history_path(id), holder);
+            int err = 0;
+            w.file = detail::open_regular(ops_, w.dir.get(), "history.jsonl", O_RDONLY, 0, err);
+            if (!w.file) {
+                if (err == ENOENT)
+                    throw session_not_found(id, root_.string());
+                detail::throw_open_failure("cannot delete session '" + id +
+                                               "': cannot open it to take its lock",
+                                           history_path(id), err);
             }
+            take_lease(id, w.file.get());
         }
-        const std::string trash = ".deleted-" + id + "-" + std::to_string(::getpid()) + "-" +
+        const std::string trash = ".deleted-" + id + "-" + std::to_string(ops_.getpid()) + "-" +
                                   std::to_string(detail::next_serial());
         {
             change_lock lock(*this, id);
             if (ops_.renameat(channel_fd_.get(), id.c_str(), channel_fd_.get(), trash.c_str()) < 0)
                 detail::throw_errno("cannot delete session '" + id + "'", session_path(id));
         }
-        ops_.fsync(channel_fd_.get());
+        // Deleted. What follows is tidying: a failure is noted, never thrown (the caller
+        // must not think the session is still there), and a later store finishes it.
+        if (ops_.fsync(channel_fd_.get()) < 0)
+            note("session '" + id + "' was deleted, but " + channel_path() +
+                 " could not be synced (" + std::strerror(errno) +
+                 "): after a power loss it may come back");
         writers_.erase(id); // only now: if the rename failed, the session stays open here
         own = writer{};
         if (auto* ch = channel_index())
             ch->sessions.erase(id);
-        refresh_index(true);
+        unreadable_.erase(id);
+        index_dirty_ = true;
+        try {
+            refresh_index(true);
+        } catch (const storage_error& e) {
+            note(std::string("after deleting session '") + id + "': " + e.what());
+        }
         remove_tree(trash);
     }
 
@@ -409,10 +473,13 @@ public:
     /// before anything is lost.
     void check_writable() {
         require_channel();
-        if (!log_fd_ || (::fcntl(log_fd_.get(), F_GETFL) & O_ACCMODE) == O_RDONLY)
+        if (log_errno_ == detail::not_a_regular_file)
+            detail::throw_open_failure("the session store cannot be written",
+                                       root_.string() + "/changes.log", log_errno_);
+        if (!log_fd_ || (ops_.get_fl(log_fd_.get()) & O_ACCMODE) == O_RDONLY)
             throw storage_error("the session store is read-only (cannot write changes.log)",
                                 root_.string() + "/changes.log", log_errno_ ? log_errno_ : EACCES);
-        const std::string probe = ".probe-" + std::to_string(::getpid());
+        const std::string probe = ".probe-" + std::to_string(ops_.getpid());
         if (ops_.mkdirat(channel_fd_.get(), probe.c_str(), 0700) < 0 && errno != EEXIST)
             detail::throw_errno("the session store is read-only", channel_path());
         ops_.unlinkat(channel_fd_.get(), probe.c_str(), AT_REMOVEDIR);
@@ -428,7 +495,10 @@ private:
         std::uint64_t size = 0;
         std::uint64_t lines = 0;
         session_meta meta;
+        /// A write failed in a way that left the file in doubt (a failed fdatasync, or a
+        /// partial record that could not be cut off): no more appends until reopened.
         bool poisoned = false;
+        std::vector<diagnostic> repairs; ///< what open() repaired, for the next load()
     };
 
     // Holds LOCK_SH on changes.log and appends "\n<channel>/<id>\n" to it. Changes to
@@ -437,14 +507,19 @@ private:
     // line can never swallow this one (empty lines are ignored).
     class change_lock {
     public:
-        change_lock(basic_jsonl_store& s, const session_id& id) : s_(s) {
+        /// `held`: the caller already holds LOCK_EX on changes.log (and releases it).
+        change_lock(basic_jsonl_store& s, const session_id& id, bool held = false)
+            : s_(s), held_(held) {
             const int fd = s_.log_fd_.get();
+            if (s_.log_errno_ == detail::not_a_regular_file)
+                detail::throw_open_failure("cannot record a change of session '" + id + "'",
+                                           s_.root_.string() + "/changes.log", s_.log_errno_);
             if (s_.log_errno_) // opened read-only: say why, not EBADF from write()
                 throw storage_error("cannot record a change of session '" + id +
                                         "': the session store is read-only (cannot write "
                                         "changes.log)",
                                     s_.root_.string() + "/changes.log", s_.log_errno_);
-            if (fd < 0 || s_.ops_.flock(fd, LOCK_SH) < 0)
+            if (fd < 0 || (!held_ && s_.ops_.flock(fd, LOCK_SH) < 0))
                 detail::throw_errno("cannot lock changes.log", s_.root_.string() + "/changes.log");
             const std::string line = "\n" + s_.channel_ + "/" + id + "\n";
             std::size_t done = 0;
@@ -456,18 +531,23 @@ private:
                     continue;
                 } else {
                     const int e = n < 0 ? errno : EIO;
-                    s_.ops_.flock(fd, LOCK_UN);
+                    if (!held_)
+                        s_.ops_.flock(fd, LOCK_UN);
                     detail::throw_errno("cannot record a change of session '" + id + "'",
                                         s_.root_.string() + "/changes.log", e);
                 }
             }
         }
-        ~change_lock() { s_.ops_.flock(s_.log_fd_.get(), LOCK_UN); }
+        ~change_lock() {
+            if (!held_)
+                s_.ops_.flock(s_.log_fd_.get(), LOCK_UN);
+        }
         change_lock(const change_lock&) = delete;
         change_lock& operator=(const change_lock&) = delete;
 
     private:
         basic_jsonl_store& s_;
+        bool held_;
     };
 
     std::string channel_path() const { return root_.string() + "/" + channel_; }
@@ -480,8 +560,91 @@ private:
             return;
         channel_fd_.reset(
             ops_.openat(root_fd_.get(), channel_.c_str(), O_RDONLY | O_DIRECTORY | O_NOFOLLOW));
-        if (!channel_fd_)
+        if (!channel_fd_) {
+            if (errno == ENOENT && channel_errno_) // the real cause: it could not be made
+                detail::throw_errno("cannot create the channel directory", channel_path(),
+                                    channel_errno_);
             detail::throw_errno("cannot open the channel directory", channel_path());
+        }
+    }
+
+    // Opens the root, creating it and any missing parents (0700) when needed. Each
+    // directory made here is synced, and so is the one it was made in: a power loss
+    // right after the first acknowledged save must not take the store's directories.
+    void open_root() {
+        root_fd_.reset(ops_.openat(AT_FDCWD, root_.c_str(), O_RDONLY | O_DIRECTORY));
+        if (root_fd_)
+            return;
+        if (errno != ENOENT)
+            detail::throw_errno("cannot open the session store", root_.string());
+        std::filesystem::path top = root_.lexically_normal();
+        if (top.has_relative_path() && top.filename().empty())
+            top = top.parent_path(); // "a/b/" -> "a/b"
+        std::vector<std::filesystem::path> missing{top};
+        for (auto p = top.parent_path(); !p.empty() && p != missing.back(); p = p.parent_path()) {
+            struct stat st {};
+            if (ops_.fstatat(AT_FDCWD, p.c_str(), &st, 0) == 0)
+                break;
+            if (errno != ENOENT)
+                detail::throw_errno("cannot examine", p.string());
+            missing.push_back(p);
+        }
+        for (auto it = missing.rbegin(); it != missing.rend(); ++it) {
+            if (ops_.mkdirat(AT_FDCWD, it->c_str(), 0700) < 0 && errno != EEXIST)
+                detail::throw_errno("cannot create the session store", it->string());
+            const auto parent = it->parent_path();
+            sync_directory(parent.empty() ? std::filesystem::path(".") : parent);
+            sync_directory(*it);
+        }
+        root_fd_.reset(ops_.openat(AT_FDCWD, root_.c_str(), O_RDONLY | O_DIRECTORY));
+        if (!root_fd_)
+            detail::throw_errno("cannot open the session store", root_.string());
+    }
+
+    void sync_directory(const std::filesystem::path& dir) {
+        detail::unique_fd fd(ops_.openat(AT_FDCWD, dir.c_str(), O_RDONLY | O_DIRECTORY));
+        if (!fd || ops_.fsync(fd.get()) < 0)
+            detail::throw_errno("cannot sync the directory", dir.string());
+    }
+
+    // changes.log, for writing (0600); read-only where the store cannot be written. A
+    // file that is not a regular file (a FIFO would block a writer forever) is never
+    // read or written: the store then lists from the history files and refuses writes.
+    void open_change_log() {
+        int err = 0;
+        log_fd_ = detail::open_regular(ops_, root_fd_.get(), "changes.log",
+                                       O_RDWR | O_APPEND | O_CREAT, 0600, err);
+        if (log_fd_)
+            return;
+        if (err == EACCES || err == EROFS || err == EPERM) {
+            log_errno_ = err;
+            int ro_err = 0;
+            log_fd_ =
+                detail::open_regular(ops_, root_fd_.get(), "changes.log", O_RDONLY, 0, ro_err);
+            if (log_fd_ || ro_err == ENOENT || ro_err == EACCES)
+                return;
+            err = ro_err;
+        }
+        if (err != detail::not_a_regular_file)
+            detail::throw_open_failure("cannot open the change log of the session store",
+                                       root_.string() + "/changes.log", err);
+        log_errno_ = err;
+        note(root_.string() + "/changes.log is " + detail::describe_errno(err) +
+             "; sessions are listed from the history files, and nothing can be saved until "
+             "it is moved away");
+    }
+
+    // flock(LOCK_EX | LOCK_NB) on an open history: the one-writer lease.
+    void take_lease(const session_id& id, int fd) {
+        if (ops_.flock(fd, LOCK_EX | LOCK_NB) == 0)
+            return;
+        if (errno != EWOULDBLOCK)
+            detail::throw_errno("cannot lock session '" + id + "'", history_path(id));
+        struct stat st {};
+        std::optional<long> holder;
+        if (ops_.fstat(fd, &st) == 0)
+            holder = detail::flock_holder(ops_, st.st_dev, st.st_ino);
+        throw session_busy(id, history_path(id), holder, holder && *holder == ops_.getpid());
     }
 
     format_error newer_format(const session_id& id, std::uint64_t version) const {
@@ -515,8 +678,9 @@ private:
                                 history_path(id));
         if (it->second.poisoned)
             throw storage_error("an earlier write to session '" + id +
-                                    "' could not be synced to disk; reopen the session before "
-                                    "saving more",
+                                    "' failed and left the file in doubt (not synced to disk, "
+                                    "or a partial record that could not be cut off); reopen "
+                                    "the session before saving more",
                                 history_path(id), EIO);
         return it->second;
     }
@@ -535,10 +699,22 @@ private:
     void write_record(const session_id& id, writer& w, const std::string& what) {
         {
             change_lock lock(*this, id);
-            if (const int e =
-                    detail::append_all(ops_, w.file.get(), record_, static_cast<off_t>(w.size)))
+            bool rollback_failed = false;
+            if (const int e = detail::append_all(ops_, w.file.get(), record_,
+                                                 static_cast<off_t>(w.size), &rollback_failed)) {
+                if (rollback_failed) {
+                    // A fragment may stay at the end of the file: the next record would be
+                    // glued onto it. Only a reopen, which moves it to quarantine, may go on.
+                    w.poisoned = true;
+                    throw storage_error("cannot save " + what + " of session '" + id +
+                                            "', and its partial bytes could not be cut off "
+                                            "again; reopen the session (which repairs it) "
+                                            "before saving more",
+                                        history_path(id), e);
+                }
                 detail::throw_errno("cannot save " + what + " of session '" + id + "'",
                                     history_path(id), e);
+            }
         }
         if (options_.sync == durability::full && ops_.fdatasync(w.file.get()) < 0) {
             const int e = errno;
@@ -560,8 +736,13 @@ private:
         ++w.lines;
     }
 
-    // The format version in the session header on the first line, 0 if there is none.
-    std::uint64_t header_version(const session_id& id, int fd) {
+    struct header_info {
+        bool present = false;      ///< line 1 is a session header this library reads
+        std::uint64_t version = 0; ///< its format version (also when too new)
+    };
+
+    // What line 1 says: only the header on line 1 decides the file's format version.
+    header_info read_header(const session_id& id, int fd) {
         // The whole first line, however long the header is (up to the record limit).
         std::string buf;
         std::size_t nl = std::string::npos;
@@ -577,30 +758,33 @@ private:
             if (static_cast<std::size_t>(n) < detail::read_chunk)
                 break; // end of file
         }
+        header_info h;
         if (nl == std::string::npos)
-            return 0;
+            return h;
         boost::system::error_code ec;
         const json::value v = json::parse(std::string_view(buf).substr(0, nl), ec);
-        std::uint64_t version = 0;
-        if (!ec && v.is_object()) {
-            const auto* type = detail::member(v.get_object(), "type");
-            if (type && type->is_string() && type->get_string() == "session")
-                detail::read_uint(v.get_object(), "version", version);
-        }
-        return version;
+        if (ec || !v.is_object())
+            return h;
+        const auto* type = detail::member(v.get_object(), "type");
+        if (!type || !type->is_string() || type->get_string() != "session" ||
+            !detail::read_uint(v.get_object(), "version", h.version) || h.version == 0)
+            return h;
+        h.present = h.version <= detail::history_format_version;
+        return h;
     }
 
     // --- torn tails -----------------------------------------------------------------
 
     // Under the writer's lock: bytes after the last newline, or a last line that is not
     // JSON, were never acknowledged. Copy them to quarantine, cut them off, sync.
-    void repair_tail(const session_id& id, int fd) {
+    // Returns where the cut was made and what was done, when there was something to do.
+    std::optional<std::pair<std::uint64_t, std::string>> repair_tail(const session_id& id, int fd) {
         struct stat st {};
         if (ops_.fstat(fd, &st) < 0)
             detail::throw_errno("cannot stat", history_path(id));
         const std::uint64_t size = static_cast<std::uint64_t>(st.st_size);
         if (size == 0)
-            return;
+            return std::nullopt;
         std::uint64_t cut = last_line_end(fd, id, size);
         if (cut == size) {
             // Complete last line: it must at least be JSON.
@@ -614,10 +798,10 @@ private:
                 bool repaired = false;
                 detail::line_parser parser;
                 if (parser.parse(line, why, repaired, [](const json::value&) {}))
-                    return;
+                    return std::nullopt;
                 cut = start;
             } else {
-                return;
+                return std::nullopt;
             }
         }
         const std::string saved = quarantine_bytes(fd, cut, size, channel_ + "-" + id + "-tail");
@@ -629,8 +813,10 @@ private:
         }
         if (ops_.fdatasync(fd) < 0)
             detail::throw_errno("cannot sync", history_path(id));
-        note("session '" + id + "': an incomplete last record (" + std::to_string(size - cut) +
-             " bytes, never acknowledged) was moved to " + saved);
+        std::string what = "an incomplete last record (" + std::to_string(size - cut) +
+                           " bytes, never acknowledged) was moved to " + saved;
+        note("session '" + id + "': " + what);
+        return std::pair{cut, std::move(what)};
     }
 
     // Offset just past the last newline in [0, end), or 0.
@@ -668,7 +854,7 @@ private:
             std::chrono::floor<std::chrono::milliseconds>(std::chrono::system_clock::now());
         std::string stamp = format_timestamp(now);
         std::erase_if(stamp, [](char c) { return c == '-' || c == ':'; });
-        return label + "." + stamp + "." + std::to_string(::getpid()) + "." +
+        return label + "." + stamp + "." + std::to_string(ops_.getpid()) + "." +
                std::to_string(detail::next_serial());
     }
 
@@ -682,24 +868,32 @@ private:
             ops_.openat(q.get(), name.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW, 0600));
         if (!out)
             detail::throw_errno("cannot create", path);
-        std::string buf(detail::read_chunk, '\0');
-        std::uint64_t written = 0;
-        for (std::uint64_t pos = from; pos < to;) {
-            const auto len =
-                static_cast<std::size_t>(std::min<std::uint64_t>(buf.size(), to - pos));
-            const ssize_t n =
-                detail::pread_full(ops_, fd, buf.data(), len, static_cast<off_t>(pos));
-            if (n <= 0)
-                detail::throw_errno("cannot read the torn tail", path, n < 0 ? errno : EIO);
-            if (const int e = detail::append_all(
-                    ops_, out.get(), std::string_view(buf.data(), static_cast<std::size_t>(n)),
-                    static_cast<off_t>(written)))
-                detail::throw_errno("cannot write", path, e);
-            pos += static_cast<std::uint64_t>(n);
-            written += static_cast<std::uint64_t>(n);
+        try {
+            std::string buf(detail::read_chunk, '\0');
+            std::uint64_t written = 0;
+            for (std::uint64_t pos = from; pos < to;) {
+                const auto len =
+                    static_cast<std::size_t>(std::min<std::uint64_t>(buf.size(), to - pos));
+                const ssize_t n =
+                    detail::pread_full(ops_, fd, buf.data(), len, static_cast<off_t>(pos));
+                if (n <= 0)
+                    detail::throw_errno("cannot read the bytes to move aside", path,
+                                        n < 0 ? errno : EIO);
+                if (const int e = detail::append_all(
+                        ops_, out.get(), std::string_view(buf.data(), static_cast<std::size_t>(n)),
+                        static_cast<off_t>(written)))
+                    detail::throw_errno("cannot write", path, e);
+                pos += static_cast<std::uint64_t>(n);
+                written += static_cast<std::uint64_t>(n);
+            }
+            if (ops_.fsync(out.get()) < 0 || ops_.fsync(q.get()) < 0)
+                detail::throw_errno("cannot sync", path);
+        } catch (...) {
+            // A copy that failed (a full disk) is no copy: leave no empty or partial file
+            // that looks like one. The original bytes are still where they were.
+            ops_.unlinkat(q.get(), name.c_str(), 0);
+            throw;
         }
-        if (ops_.fsync(out.get()) < 0 || ops_.fsync(q.get()) < 0)
-            detail::throw_errno("cannot sync", path);
         return path;
     }
 
@@ -708,9 +902,8 @@ private:
     // looked. Returns where it went, or "" if it was not moved.
     std::string quarantine_index(const struct stat& damaged) {
         try {
-            detail::unique_fd lock(
-                ops_.openat(root_fd_.get(), "index.lock", O_RDWR | O_CREAT | O_NOFOLLOW, 0644));
-            if (!lock || ops_.flock(lock.get(), LOCK_EX) < 0)
+            detail::unique_fd lock = open_index_lock();
+            if (!lock)
                 return {};
             struct stat now {};
             if (ops_.fstatat(root_fd_.get(), "index.json", &now, AT_SYMLINK_NOFOLLOW) < 0 ||
@@ -738,17 +931,15 @@ private:
         struct stat sb {};
         if (ops_.fstat(fd, &sb) < 0)
             detail::throw_errno("cannot stat", history_path(id));
-        const auto size = static_cast<std::uint64_t>(sb.st_size);
         bool entry_wrong = false;
         if (const auto* ch = channel_index()) {
             auto it = ch->sessions.find(id);
             if (it != ch->sessions.end() && !it->second.newer_version) {
-                if (it->second.size <= size && ends_line(fd, it->second.size) &&
-                    count_matches(fd, history_path(id), it->second)) {
+                if (prefix_still_valid(fd, sb, history_path(id), it->second)) {
                     st.meta = it->second.meta;
                     st.consumed = it->second.size;
                     st.lines = it->second.lines;
-                    st.have_header = true;
+                    st.have_header = !it->second.no_header;
                 } else {
                     entry_wrong = true;
                 }
@@ -757,14 +948,40 @@ private:
         detail::scan_forward(ops_, fd, history_path(id), st, diags, options_.max_record_bytes,
                              false, [](exchange&&) {});
         if (entry_wrong && !st.newer_version) { // the history wins: correct the cache
-            detail::index_entry e;
-            e.meta = st.meta;
-            e.size = st.consumed;
-            e.lines = st.lines;
-            index_.channels[channel_].sessions.insert_or_assign(id, std::move(e));
+            index_.channels[channel_].sessions.insert_or_assign(id, make_entry(st, sb));
             index_dirty_ = true;
         }
         return st;
+    }
+
+    static std::int64_t mtime_ns(const struct stat& st) noexcept {
+        return static_cast<std::int64_t>(st.st_mtim.tv_sec) * 1000000000 + st.st_mtim.tv_nsec;
+    }
+
+    static detail::index_entry make_entry(const detail::scan_state& st, const struct stat& sb) {
+        detail::index_entry e;
+        e.meta = st.meta;
+        e.size = st.consumed;
+        e.lines = st.lines;
+        e.newer_version = st.newer_version;
+        e.ino = static_cast<std::uint64_t>(sb.st_ino);
+        e.mtime_ns = mtime_ns(sb);
+        e.no_header = !st.have_header && !st.newer_version;
+        return e;
+    }
+
+    // Whether the file (open as fd, with stat sb) still begins with what entry `e` read:
+    // the same inode (a file replaced by another program's copy is read again whole), at
+    // least as long, a line ending where the entry ended, and the entry's exchange count
+    // equal to the last exchange there.
+    bool prefix_still_valid(int fd, const struct stat& sb, const std::string& path,
+                            const detail::index_entry& e) {
+        if (e.ino != 0 && e.ino != static_cast<std::uint64_t>(sb.st_ino))
+            return false;
+        const auto size = static_cast<std::uint64_t>(sb.st_size);
+        if (e.size > size || (e.size == size && e.ino != 0 && e.mtime_ns != mtime_ns(sb)))
+            return false; // shorter, or rewritten in place to the same length
+        return ends_line(fd, e.size) && count_matches(fd, path, e);
     }
 
     // The index is a cache that may have been edited or damaged: before anything is
@@ -798,7 +1015,8 @@ private:
     }
 
     // Brings the in-memory index up to date with the history files; with `write_back`,
-    // saves it to index.json when it changed.
+    // saves it to index.json when it changed. Throws storage_error when a directory
+    // cannot be listed (nothing is concluded, or written, from a failed listing).
     void refresh_index(bool write_back) {
         bool verify_all = load_index_file();
         std::uint64_t log_size = 0, log_inode = 0;
@@ -810,10 +1028,11 @@ private:
             if (r == 0) {
                 log_size = static_cast<std::uint64_t>(st.st_size);
                 log_inode = static_cast<std::uint64_t>(st.st_ino);
+            } else {
+                verify_all = true;
             }
         }
-        const std::string& boot = detail::boot_id();
-        if (!log_fd_ || index_.boot_id != boot || index_.changes_inode != log_inode ||
+        if (!log_fd_ || index_.boot_id != boot_id_ || index_.changes_inode != log_inode ||
             index_.changes_offset > log_size || log_size - index_.changes_offset > (64u << 20))
             verify_all = true;
         bool changed = false;
@@ -825,11 +1044,11 @@ private:
             changed = reconcile_channel_dirs() || changed;
         }
         if (index_.changes_offset != log_size || index_.changes_inode != log_inode ||
-            index_.boot_id != boot)
+            index_.boot_id != boot_id_)
             changed = true;
         index_.changes_offset = log_size;
         index_.changes_inode = log_inode;
-        index_.boot_id = boot;
+        index_.boot_id = boot_id_;
         if (changed)
             index_dirty_ = true;
         // A full verification is worth keeping even when the caller only reads: the next
@@ -844,7 +1063,8 @@ private:
         struct stat st {};
         if (ops_.fstatat(root_fd_.get(), "index.json", &st, AT_SYMLINK_NOFOLLOW) < 0) {
             if (errno != ENOENT)
-                return unusable_index("cannot be examined", true);
+                return unusable_index(
+                    "cannot be examined (" + std::string(std::strerror(errno)) + ")", true);
             if (index_loaded_ && index_seen_.st_ino == 0)
                 return false;
             index_ = {};
@@ -857,11 +1077,28 @@ private:
                                   false, st);
         if (index_loaded_ && same_file_version(st, index_seen_))
             return false;
-        detail::unique_fd fd(ops_.openat(root_fd_.get(), "index.json", O_RDONLY | O_NOFOLLOW));
+        if (static_cast<std::uint64_t>(st.st_size) > options_.max_index_bytes)
+            return unusable_index(
+                "is " + std::to_string(st.st_size) + " bytes, over the limit of " +
+                    std::to_string(options_.max_index_bytes) + " for an index (damaged)",
+                false, st);
+        int err = 0;
+        detail::unique_fd fd =
+            detail::open_regular(ops_, root_fd_.get(), "index.json", O_RDONLY, 0, err);
         std::string text;
-        if (!fd || !read_whole(fd.get(), static_cast<std::size_t>(st.st_size), text))
+        if (!fd)
+            return err == ENOENT
+                       ? true
+                       : unusable_index("cannot be read (" + detail::describe_errno(err) + ")",
+                                        true);
+        if (!read_capped(fd.get(), static_cast<std::size_t>(st.st_size), text))
             return unusable_index("cannot be read (" + std::string(std::strerror(errno)) + ")",
                                   true);
+        if (text.size() > options_.max_index_bytes)
+            return unusable_index("grew past the limit of " +
+                                      std::to_string(options_.max_index_bytes) +
+                                      " bytes for an index while being read (damaged)",
+                                  false, st);
         auto decoded = detail::decode_index(text);
         if (decoded.state == detail::index_decode::status::newer) {
             index_writable_ = false;
@@ -920,12 +1157,18 @@ private:
                a.st_mtim.tv_sec == b.st_mtim.tv_sec && a.st_mtim.tv_nsec == b.st_mtim.tv_nsec;
     }
 
-    bool read_whole(int fd, std::size_t size_hint, std::string& out) {
-        out.resize(size_hint + 1);
+    // Reads fd whole, but never more than max_index_bytes + 1 bytes (so that a file that
+    // grew past the limit is seen as such without being held in memory).
+    bool read_capped(int fd, std::size_t size_hint, std::string& out) {
+        const std::size_t cap = options_.max_index_bytes + 1;
+        out.resize(std::min(size_hint + 1, cap));
         std::size_t got = 0;
         for (;;) {
-            if (got == out.size())
-                out.resize(out.size() * 2);
+            if (got == out.size()) {
+                if (out.size() >= cap)
+                    break;
+                out.resize(std::min(out.size() * 2, cap));
+            }
             const ssize_t n = detail::pread_full(ops_, fd, out.data() + got, out.size() - got,
                                                  static_cast<off_t>(got));
             if (n < 0)
@@ -969,7 +1212,7 @@ private:
     bool verify_everything() {
         bool changed = false;
         std::set<std::string> channels_seen;
-        for (const auto& ch : list_dir(root_fd_.get(), true)) {
+        for (const auto& ch : list_dir(root_fd_.get(), true, root_.string())) {
             if (!detail::is_valid_channel(ch))
                 continue;
             channels_seen.insert(ch);
@@ -999,83 +1242,174 @@ private:
     }
 
     bool reconcile_channel(const std::string& name, bool check_every_file) {
+        const std::string path = root_.string() + "/" + name;
         detail::unique_fd chfd(
             ops_.openat(root_fd_.get(), name.c_str(), O_RDONLY | O_DIRECTORY | O_NOFOLLOW));
-        if (!chfd)
-            return index_.channels.erase(name) > 0;
+        if (!chfd) {
+            if (errno == ENOENT) // only "no such directory" means the channel is gone
+                return index_.channels.erase(name) > 0;
+            detail::throw_errno("cannot open the channel directory", path);
+        }
         struct stat st {};
         if (ops_.fstat(chfd.get(), &st) < 0)
-            return false;
-        const std::int64_t mtime =
-            static_cast<std::int64_t>(st.st_mtim.tv_sec) * 1000000000 + st.st_mtim.tv_nsec;
+            detail::throw_errno("cannot examine the channel directory", path);
+        const std::int64_t mtime = mtime_ns(st);
         auto& cd = index_.channels[name];
         if (!check_every_file && cd.dir_mtime_ns == mtime)
             return false;
-        cd.dir_mtime_ns = mtime;
-        bool changed = true;
+        // List first, and only then take the new mtime: a listing that fails throws, and
+        // never leaves an empty list, or a "seen" mtime, behind in the index.
+        const auto names = list_dir(chfd.get(), true, path);
         std::set<session_id> on_disk;
-        for (const auto& n : list_dir(chfd.get(), true)) {
+        for (const auto& n : names) {
             if (is_valid_session_id(n))
                 on_disk.insert(n);
             else if (n.starts_with(".deleted-") && name == channel_)
                 finish_deletion(n);
         }
         std::erase_if(cd.sessions, [&](const auto& kv) { return !on_disk.count(kv.first); });
-        for (const auto& id : on_disk)
+        bool all_read = true;
+        for (const auto& id : on_disk) {
             if (check_every_file || !cd.sessions.count(id))
                 refresh_entry(name, id);
+            if (name == channel_ && unreadable_.count(id))
+                all_read = false;
+        }
+        // A session that could not be read is looked at again by the next list, in this
+        // process or another, rather than forgotten behind an unchanged mtime.
+        cd.dir_mtime_ns = all_read ? mtime : 0;
+        return true;
+    }
+
+    // One fstatat per session of this channel: an entry whose history changed size,
+    // inode or modification time since it was read is read again (a change made behind
+    // the store's back: an editor, a sync tool, `rm`); one whose history is gone is
+    // dropped. Returns true when some entry changed.
+    bool check_entries() {
+        auto* ch = channel_index();
+        if (!ch)
+            return false;
+        std::vector<session_id> stale;
+        for (const auto& [id, e] : ch->sessions)
+            if (!entry_is_current(id, e))
+                stale.push_back(id);
+        bool changed = false;
+        for (const auto& id : stale)
+            changed = refresh_entry(channel_, id) || changed;
         return changed;
     }
 
-    // Re-reads what changed in one session's history; drops the entry if it is gone.
+    // check_entries() for one session. Returns whether it has an entry now.
+    bool check_entry(const session_id& id) {
+        auto* ch = channel_index();
+        if (!ch)
+            return false;
+        auto it = ch->sessions.find(id);
+        if (it == ch->sessions.end())
+            return false;
+        if (!entry_is_current(id, it->second) && refresh_entry(channel_, id))
+            index_dirty_ = true;
+        ch = channel_index();
+        return ch && ch->sessions.count(id) > 0;
+    }
+
+    bool entry_is_current(const session_id& id, const detail::index_entry& e) {
+        if (unreadable_.count(id) || !channel_fd_)
+            return false;
+        const std::string rel = id + "/history.jsonl";
+        struct stat st {};
+        return ops_.fstatat(channel_fd_.get(), rel.c_str(), &st, AT_SYMLINK_NOFOLLOW) == 0 &&
+               S_ISREG(st.st_mode) && e.ino == static_cast<std::uint64_t>(st.st_ino) &&
+               e.mtime_ns == mtime_ns(st) && e.size == static_cast<std::uint64_t>(st.st_size);
+    }
+
+    // Re-reads what changed in one session's history. Returns true when its entry
+    // changed, or was dropped because the session is gone (only ENOENT says so). A
+    // session that this process may not read (EACCES, EPERM, not a regular file) keeps
+    // its entry as it was and is marked unreadable: left out of list() with a note, an
+    // error from find(). Any other failure (EIO, EMFILE, ...) is the operation's own:
+    // storage_error, and nothing concluded.
     bool refresh_entry(const std::string& channel, const session_id& id) {
+        const bool own = channel == channel_;
+        if (own)
+            unreadable_.erase(id);
         auto& cd = index_.channels[channel];
         auto drop = [&] { return cd.sessions.erase(id) > 0; };
-        detail::unique_fd chfd(
-            ops_.openat(root_fd_.get(), channel.c_str(), O_RDONLY | O_DIRECTORY | O_NOFOLLOW));
-        if (!chfd)
-            return drop();
-        detail::unique_fd dir(
-            ops_.openat(chfd.get(), id.c_str(), O_RDONLY | O_DIRECTORY | O_NOFOLLOW));
-        if (!dir)
-            return drop();
-        detail::unique_fd fd(ops_.openat(dir.get(), "history.jsonl", O_RDONLY | O_NOFOLLOW));
-        if (!fd) {
-            if (errno == ENOENT)
-                remove_unborn_session(chfd.get(), id);
+        auto unreadable = [&](int e) {
+            if (e != EACCES && e != EPERM && e != detail::not_a_regular_file)
+                detail::throw_open_failure(
+                    "cannot read session '" + id + "'",
+                    root_.string() + "/" + channel + "/" + id + "/history.jsonl", e);
+            if (own)
+                unreadable_.insert_or_assign(id, e);
+            return false;
+        };
+        detail::unique_fd other_channel;
+        if (!own) {
+            other_channel.reset(
+                ops_.openat(root_fd_.get(), channel.c_str(), O_RDONLY | O_DIRECTORY | O_NOFOLLOW));
+            if (!other_channel) {
+                if (errno == ENOENT)
+                    return drop();
+                detail::throw_errno("cannot open the channel directory",
+                                    root_.string() + "/" + channel);
+            }
+        } else if (!channel_fd_) {
             return drop();
         }
+        const int chfd = own ? channel_fd_.get() : other_channel.get();
+        detail::unique_fd dir(ops_.openat(chfd, id.c_str(), O_RDONLY | O_DIRECTORY | O_NOFOLLOW));
+        if (!dir) {
+            // Not a directory (a planted file or symbolic link) is not a session either.
+            if (errno == ENOENT || errno == ENOTDIR || errno == ELOOP)
+                return drop();
+            return unreadable(errno);
+        }
+        int err = 0;
+        detail::unique_fd fd =
+            detail::open_regular(ops_, dir.get(), "history.jsonl", O_RDONLY, 0, err);
+        if (!fd) {
+            if (err == ENOENT) {
+                remove_unborn_session(chfd, id);
+                return drop();
+            }
+            if (err == ELOOP) // a symbolic link planted as the history: not a session
+                return drop();
+            return unreadable(err);
+        }
         struct stat st {};
-        if (ops_.fstat(fd.get(), &st) < 0 || !S_ISREG(st.st_mode))
-            return drop();
+        if (ops_.fstat(fd.get(), &st) < 0)
+            return unreadable(errno);
         const auto size = static_cast<std::uint64_t>(st.st_size);
+        const std::string path = root_.string() + "/" + channel + "/" + id + "/history.jsonl";
         detail::scan_state s;
         s.meta.id = id;
         auto it = cd.sessions.find(id);
-        if (it != cd.sessions.end() && !it->second.newer_version && it->second.size <= size &&
-            ends_line(fd.get(), it->second.size)) {
-            if (it->second.size == size)
-                return false;
-            if (count_matches(fd.get(), channel + "/" + id, it->second)) {
-                s.meta = it->second.meta;
-                s.consumed = it->second.size;
-                s.lines = it->second.lines;
-                s.have_header = true;
+        if (it != cd.sessions.end() && !it->second.newer_version &&
+            prefix_still_valid(fd.get(), st, path, it->second)) {
+            if (it->second.size == size) {
+                const bool same = it->second.ino == static_cast<std::uint64_t>(st.st_ino) &&
+                                  it->second.mtime_ns == mtime_ns(st);
+                it->second.ino = static_cast<std::uint64_t>(st.st_ino);
+                it->second.mtime_ns = mtime_ns(st);
+                return !same;
             }
+            s.meta = it->second.meta;
+            s.consumed = it->second.size;
+            s.lines = it->second.lines;
+            s.have_header = !it->second.no_header;
         }
         std::vector<diagnostic> ignored; // reported when the session is loaded
         try {
-            detail::scan_forward(ops_, fd.get(), channel + "/" + id, s, ignored,
-                                 options_.max_record_bytes, false, [](exchange&&) {});
-        } catch (const storage_error&) {
-            return drop();
+            detail::scan_forward(ops_, fd.get(), path, s, ignored, options_.max_record_bytes, false,
+                                 [](exchange&&) {});
+        } catch (const storage_error& e) {
+            return unreadable(e.errno_value() ? e.errno_value() : EIO); // rethrows as ours
         }
-        detail::index_entry e;
-        e.meta = std::move(s.meta);
-        e.size = s.consumed;
-        e.lines = s.lines;
-        e.newer_version = s.newer_version;
-        cd.sessions.insert_or_assign(id, std::move(e));
+        if (own && s.meta.exchange_count == 0 && !s.newer_version &&
+            (s.consumed < size || !s.have_header) && remove_unborn_history(id, fd.get(), size))
+            return drop();
+        cd.sessions.insert_or_assign(id, make_entry(s, st));
         return true;
     }
 
@@ -1090,40 +1424,100 @@ private:
         ops_.flock(log_fd_.get(), LOCK_UN);
     }
 
-    std::vector<std::string> list_dir(int dirfd, bool directories_only) {
+    // A session without a single exchange that is torn or has no header: a kill during
+    // its creation or its first save (or a history emptied by another program), and no
+    // writer holding it (its lease is free). It cannot be listed, resumed or deleted as
+    // it is, so its bytes go to quarantine and its directory away, as a deletion that
+    // crashed is finished. Returns true if done.
+    bool remove_unborn_history(const session_id& id, int fd, std::uint64_t size) {
+        // LOCK_EX on changes.log: no creation (which holds LOCK_SH from mkdir until its
+        // header is written and its lease taken) and no save is in flight. Then the
+        // session's own lease: no writer holds it. Neither is waited for.
+        if (log_errno_ || !log_fd_ || ops_.flock(log_fd_.get(), LOCK_EX | LOCK_NB) < 0)
+            return false;
+        struct log_unlock {
+            basic_jsonl_store& s;
+            ~log_unlock() { s.ops_.flock(s.log_fd_.get(), LOCK_UN); }
+        } unlock{*this};
+        struct stat now {};
+        if (ops_.flock(fd, LOCK_EX | LOCK_NB) < 0 || ops_.fstat(fd, &now) < 0 ||
+            static_cast<std::uint64_t>(now.st_size) != size)
+            return false; // held, or it changed since it was read: not ours to judge now
+        try {
+            const std::string saved =
+                size == 0 ? std::string()
+                          : quarantine_bytes(fd, 0, size, channel_ + "-" + id + "-unborn");
+            const std::string trash = ".deleted-" + id + "-" + std::to_string(ops_.getpid()) + "-" +
+                                      std::to_string(detail::next_serial());
+            {
+                change_lock lock(*this, id, true);
+                if (ops_.renameat(channel_fd_.get(), id.c_str(), channel_fd_.get(), trash.c_str()) <
+                    0)
+                    detail::throw_errno("cannot move the unborn session '" + id + "' aside",
+                                        session_path(id));
+            }
+            ops_.fsync(channel_fd_.get());
+            remove_tree(trash);
+            note("session '" + id + "' holds no exchange and " +
+                 (size == 0 ? std::string("an empty history (a save interrupted at its very "
+                                          "start, or a file emptied by another program); it "
+                                          "was removed")
+                            : "a torn or missing header or first record (a save that was "
+                              "interrupted); its " +
+                                  std::to_string(size) + " bytes were moved to " + saved +
+                                  " and the session removed"));
+            return true;
+        } catch (const storage_error& e) {
+            note(std::string("session '") + id + "' never completed its first exchange, and " +
+                 "could not be moved to quarantine: " + e.what());
+            return false;
+        }
+    }
+
+    // The names in a directory (only subdirectories, and names whose type the file
+    // system does not tell, with `directories_only`). Throws storage_error when the
+    // directory cannot be listed: a failed listing is never an empty one.
+    std::vector<std::string> list_dir(int dirfd, bool directories_only, const std::string& path) {
+        std::vector<detail::dir_entry> entries;
+        if (ops_.list_directory(dirfd, entries) < 0)
+            detail::throw_errno("cannot list the directory", path);
         std::vector<std::string> names;
-        const int fd = ops_.openat(dirfd, ".", O_RDONLY | O_DIRECTORY);
-        if (fd < 0)
-            return names;
-        DIR* d = ::fdopendir(fd);
-        if (!d) {
-            ::close(fd);
-            return names;
-        }
-        while (const dirent* e = ::readdir(d)) {
-            const std::string_view n = e->d_name;
-            if (n == "." || n == "..")
-                continue;
-            if (directories_only && e->d_type != DT_DIR && e->d_type != DT_UNKNOWN)
-                continue;
-            names.emplace_back(n);
-        }
-        ::closedir(d);
+        names.reserve(entries.size());
+        for (auto& e : entries)
+            if (!directories_only || e.type == DT_DIR || e.type == DT_UNKNOWN)
+                names.push_back(std::move(e.name));
         return names;
     }
 
-    // index.json <- the in-memory index: temp file, fsync, rename, fsync of the root,
-    // under index.lock. A failure is reported, never thrown: the index is a cache.
+    // index.lock, 0600, held with LOCK_EX; no descriptor if it cannot be had.
+    detail::unique_fd open_index_lock() {
+        int err = 0;
+        detail::unique_fd lock =
+            detail::open_regular(ops_, root_fd_.get(), "index.lock", O_RDWR | O_CREAT, 0600, err);
+        if (!lock) {
+            errno = err == detail::not_a_regular_file ? EINVAL : err;
+            return lock;
+        }
+        if (ops_.flock(lock.get(), LOCK_EX) < 0)
+            return detail::unique_fd{};
+        return lock;
+    }
+
+    // index.json <- the in-memory index: temp file (0600), fsync, rename, fsync of the
+    // root, under index.lock. A failure is reported, never thrown: the index is a cache.
     void write_index() {
         if (!index_writable_)
             return;
-        detail::unique_fd lock(
-            ops_.openat(root_fd_.get(), "index.lock", O_RDWR | O_CREAT | O_NOFOLLOW, 0644));
-        if (!lock || ops_.flock(lock.get(), LOCK_EX) < 0)
+        detail::unique_fd lock = open_index_lock();
+        if (!lock)
             return index_write_failed();
         const std::string text = detail::encode_index(index_);
+        // A fresh file each time, so that its mode is ours (0600) whatever an older one
+        // had; no one else writes it while we hold index.lock.
+        if (ops_.unlinkat(root_fd_.get(), "index.json.tmp", 0) < 0 && errno != ENOENT)
+            return index_write_failed();
         detail::unique_fd tmp(ops_.openat(root_fd_.get(), "index.json.tmp",
-                                          O_WRONLY | O_CREAT | O_TRUNC | O_NOFOLLOW, 0644));
+                                          O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW, 0600));
         if (!tmp)
             return index_write_failed();
         if (detail::append_all(ops_, tmp.get(), text, 0) != 0 || ops_.fsync(tmp.get()) < 0 ||
@@ -1148,12 +1542,18 @@ private:
 
     // --- deletion leftovers ---------------------------------------------------------
 
+    // Removes a session directory already renamed aside. Best effort: what is left is
+    // finished by a later store (finish_deletion).
     void remove_tree(const std::string& name) {
         detail::unique_fd dir(
             ops_.openat(channel_fd_.get(), name.c_str(), O_RDONLY | O_DIRECTORY | O_NOFOLLOW));
-        if (dir)
-            for (const auto& f : list_dir(dir.get(), false))
-                ops_.unlinkat(dir.get(), f.c_str(), 0);
+        if (dir) {
+            std::vector<detail::dir_entry> entries;
+            if (ops_.list_directory(dir.get(), entries) < 0)
+                return;
+            for (const auto& f : entries)
+                ops_.unlinkat(dir.get(), f.name.c_str(), 0);
+        }
         ops_.unlinkat(channel_fd_.get(), name.c_str(), AT_REMOVEDIR);
         ops_.fsync(channel_fd_.get());
     }
@@ -1165,7 +1565,9 @@ private:
     void finish_deletion(const std::string& name) {
         constexpr std::size_t pid_at = sizeof(".deleted-") - 1 + session_id_length + 1;
         const long pid = name.size() > pid_at ? std::strtol(name.c_str() + pid_at, nullptr, 10) : 0;
-        if (pid > 0 && pid != ::getpid() && ::kill(static_cast<pid_t>(pid), 0) == 0)
+        // Alive, or alive as another user's process (EPERM): only ESRCH says it is gone.
+        if (pid > 0 && pid != ops_.getpid() &&
+            (ops_.kill(static_cast<pid_t>(pid), 0) == 0 || errno != ESRCH))
             return;
         remove_tree(name);
     }
@@ -1177,8 +1579,11 @@ private:
     detail::unique_fd root_fd_;
     detail::unique_fd channel_fd_;
     detail::unique_fd log_fd_;
-    int log_errno_ = 0; ///< why changes.log could not be opened for writing; 0: it could
+    int log_errno_ = 0;     ///< why changes.log could not be opened for writing; 0: it could
+    int channel_errno_ = 0; ///< why the channel directory could not be created; 0: it could
+    std::string boot_id_;
     std::map<session_id, writer> writers_;
+    std::map<session_id, int> unreadable_; ///< sessions of this channel that cannot be read
     detail::index_data index_;
     struct stat index_seen_ {};
     bool index_loaded_ = false;

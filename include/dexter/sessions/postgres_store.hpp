@@ -370,8 +370,9 @@ public:
           server_(detail::pg_server_label(conninfo_)),
           secrets_(detail::conninfo_secrets(conninfo_)) {
         if (!detail::is_valid_channel(channel_))
-            throw std::invalid_argument("invalid channel name '" + channel_ +
-                                        "': expected 1 to 64 characters of [a-z0-9_-]");
+            throw invalid_channel(
+                "invalid channel name " + detail::quote_untrusted(channel_) +
+                ": expected 1 to 64 characters of [a-z0-9_-], not starting with '-' or '_'");
         connect();
     }
 

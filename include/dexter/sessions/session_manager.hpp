@@ -81,12 +81,13 @@ public:
     /// exchange is saved, so a session left without one leaves no trace. The id may
     /// still change at that first save if another writer has taken it meanwhile.
     /// Closes the previous current session. Throws what the id generator and the store's
-    /// find() throw, and error if `options().id_attempts` fresh ids in a row are taken;
-    /// on throw the previous session stays current.
+    /// find() throw, error if `options().id_attempts` fresh ids in a row are taken, and
+    /// time_out_of_range if the clock is outside the years 0000..9999 (before any store
+    /// is touched); on throw the previous session stays current.
     const session_meta& start_new() {
+        const time_point now = now_ms();
         session_id id = fresh_id();
         close();
-        const time_point now = now_ms();
         current_ = session_meta{std::move(id), {}, now, now, 0, {}};
         stored_ = false;
         history_.clear();
@@ -156,7 +157,8 @@ public:
     /// acknowledged it. The first save of a new session stores the session itself and
     /// gives it a title from the query unless set_title() gave it one.
     /// Throws error if there is no current session, invalid_input for text that is not
-    /// UTF-8, and what the store throws; on throw the exchange is not acknowledged and
+    /// UTF-8, time_out_of_range (an invalid_input) for a clock outside the years
+    /// 0000..9999, and what the store throws; on throw the exchange is not acknowledged and
     /// nothing changed here or in the store, except that a failed sync to disk
     /// (jsonl_store: storage_error from fdatasync) leaves it unknown whether the record
     /// reached the disk; the store then refuses more saves until the session is closed
@@ -252,7 +254,19 @@ public:
     const manager_options& options() const noexcept { return options_; }
 
 private:
-    time_point now_ms() { return std::chrono::floor<std::chrono::milliseconds>(clock_.now()); }
+    // The clock's value in the stored resolution, floored in the clock's own duration (a
+    // clock counting in ms or s reaches the years 0000..9999 without ever passing through
+    // system_clock's nanoseconds, which wrap after 2262). A time the format cannot hold is
+    // refused here, before any store is touched, the same for every store.
+    time_point now_ms() {
+        const auto t = std::chrono::floor<std::chrono::milliseconds>(clock_.now());
+        if (!is_representable_time(t))
+            throw time_out_of_range(
+                "the clock says " + std::to_string(t.time_since_epoch().count()) +
+                " ms from 1970, outside the years 0000..9999 that a session can store; nothing "
+                "was saved");
+        return t;
+    }
 
     session_id fresh_id() {
         for (int i = 0; i < options_.id_attempts; ++i) {

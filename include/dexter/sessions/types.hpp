@@ -4,6 +4,7 @@
 #pragma once
 
 #include <dexter/sessions/detail/utf8.hpp>
+#include <dexter/sessions/error.hpp>
 
 #include <boost/json/conversion.hpp>
 #include <boost/json/serialize.hpp>
@@ -93,15 +94,23 @@ inline void apply_exchange(session_meta& meta, const exchange& ex) {
 // ---------------------------------------------------------------------------------
 // Timestamps: "2026-11-26T05:24:03.123Z"
 
+/// True when `t` can be written as a timestamp: the years 0000..9999.
+[[nodiscard]] constexpr bool is_representable_time(time_point t) noexcept {
+    using namespace std::chrono;
+    constexpr time_point first{sys_days{year{0} / January / 1}};
+    constexpr time_point past_last{sys_days{year{10000} / January / 1}};
+    return t >= first && t < past_last;
+}
+
 /// Formats `t` as UTC ISO-8601 with milliseconds and `Z`.
-/// Throws std::out_of_range for years outside 0000..9999.
+/// Throws time_out_of_range for years outside 0000..9999.
 [[nodiscard]] inline std::string format_timestamp(time_point t) {
     using namespace std::chrono;
     // Range check first: floor<days>() overflows (undefined behaviour) near time_point::min().
-    constexpr time_point first{sys_days{year{0} / January / 1}};
-    constexpr time_point past_last{sys_days{year{10000} / January / 1}};
-    if (t < first || t >= past_last)
-        throw std::out_of_range("timestamp year outside 0000..9999");
+    if (!is_representable_time(t))
+        throw time_out_of_range("timestamp outside the years 0000..9999 (" +
+                                std::to_string(t.time_since_epoch().count()) +
+                                " ms from 1970): the format cannot hold it");
     const auto day = floor<days>(t);
     const year_month_day ymd{day};
     const hh_mm_ss<milliseconds> tod{t - day};
@@ -297,7 +306,7 @@ boost::system::result<T> to_json_result(read_result<T> r) {
 } // namespace detail
 
 /// Writes the fields of `ex` into `o` (the record type tag is the store's business).
-/// Throws std::out_of_range (from format_timestamp) for a timestamp outside the years
+/// Throws time_out_of_range (from format_timestamp) for a timestamp outside the years
 /// 0000..9999; `o` may then hold some of the fields.
 inline void write_exchange_fields(json::object& o, const exchange& ex) {
     o["seq"] = ex.seq;
@@ -317,7 +326,7 @@ inline void write_exchange_fields(json::object& o, const exchange& ex) {
 }
 
 /// `json::value_from(ex)`, `json::value_from(meta)`, `json::value_from(diag)`: the JSON
-/// of a value. Throw std::out_of_range for a timestamp outside the years 0000..9999.
+/// of a value. Throw time_out_of_range for a timestamp outside the years 0000..9999.
 inline void tag_invoke(json::value_from_tag, json::value& v, const exchange& ex) {
     auto& o = v.emplace_object();
     write_exchange_fields(o, ex);

@@ -274,6 +274,10 @@ private:
             if (accept_seq(st, ex->seq, ex->timestamp, line_no, offset) && want_exchanges)
                 on_exchange(std::move(*ex));
         } else if (t == "session") {
+            // Only line 1 decides the file's version: a header anywhere else (a
+            // concatenated file, a hand edit) is a bad line, whatever it says.
+            if (st.have_header || line_no != 1)
+                return report(line_no, offset, "session header after line 1 ignored");
             std::uint64_t version = 0;
             if (!read_uint(o, "version", version) || version == 0)
                 return report(line_no, offset, "session header has no valid version");
@@ -281,11 +285,9 @@ private:
                 st.newer_version = version;
                 return;
             }
-            if (st.have_header || line_no != 1)
-                return report(line_no, offset, "second session header ignored");
             st.have_header = true;
             read_time(o, "created_at", st.meta.created_at);
-            st.meta.updated_at = std::max(st.meta.updated_at, st.meta.created_at);
+            st.meta.updated_at = st.meta.created_at;
             read_string(o, "title", st.meta.title);
             if (const auto* e = member(o, "extra"); e && e->is_object())
                 st.meta.extra = e->get_object();
@@ -313,8 +315,14 @@ private:
                    "exchange seq " + std::to_string(seq) + " follows " + std::to_string(last) +
                        ": exchanges " + std::to_string(last + 1) + " to " +
                        std::to_string(seq - 1) + " are missing");
+        if (last == 0 && !st.have_header) {
+            // No header to say when the session began: its first exchange does (never
+            // the epoch, which would sort a damaged session as the oldest of all).
+            st.meta.created_at = ts;
+            st.meta.updated_at = ts;
+        }
         st.meta.exchange_count = seq;
-        st.meta.updated_at = std::max({st.meta.updated_at, st.meta.created_at, ts});
+        st.meta.updated_at = std::max(st.meta.updated_at, ts); // no clamp to 1970
         return true;
     }
 

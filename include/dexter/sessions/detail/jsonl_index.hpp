@@ -33,11 +33,17 @@ inline constexpr std::uint64_t index_format_version = 1;
 
 /// What the index knows of one session: its metadata as of `size` bytes of its history
 /// (the end of the last complete line read) holding `lines` lines.
+/// `ino` and `mtime_ns` identify the version of the file that was read: a list checks
+/// them with one fstatat per session, so that a change made behind the store's back (an
+/// editor, a sync tool, `rm`) is noticed at the next list.
 struct index_entry {
     session_meta meta;
     std::uint64_t size = 0;
     std::uint64_t lines = 0;
     std::uint64_t newer_version = 0; ///< nonzero: the history's format is too new to read
+    std::uint64_t ino = 0;           ///< inode of history.jsonl when read (0: unknown)
+    std::int64_t mtime_ns = 0;       ///< its modification time then
+    bool no_header = false;          ///< line 1 is not a session header: damaged
 };
 
 struct index_data {
@@ -68,6 +74,10 @@ inline std::string encode_index(const index_data& idx) {
                 o["extra"] = e.meta.extra;
             if (e.newer_version)
                 o["newer_version"] = e.newer_version;
+            o["ino"] = e.ino;
+            o["mtime_ns"] = e.mtime_ns;
+            if (e.no_header)
+                o["no_header"] = true;
             sessions[id] = std::move(o);
         }
         channels[name] =
@@ -159,6 +169,12 @@ inline index_decode decode_index(std::string_view text) {
             if (const auto* x = member(so, "extra"); x && x->is_object())
                 e.meta.extra = json::object(x->get_object(), json::storage_ptr());
             read_uint(so, "newer_version", e.newer_version);
+            // Absent in an index written by 0.1: then every entry is checked once.
+            read_uint(so, "ino", e.ino);
+            if (const auto* m = member(so, "mtime_ns"); m && m->is_int64())
+                e.mtime_ns = m->get_int64();
+            if (const auto* h = member(so, "no_header"); h && h->is_bool())
+                e.no_header = h->get_bool();
             cd.sessions.emplace(e.meta.id, std::move(e));
         }
     }

@@ -2,30 +2,36 @@
 // POSIX plumbing for the file store: owned descriptors, and the system-call seam.
 //
 // Every system call the file store makes goes through a `posix_ops` object that the
-// store holds by value. Tests derive from it and override one call to make it fail the
-// way a real disk fails (EIO on fdatasync, a short write, ENOSPC), without mocking the
-// rest of the file system.
+// store holds by value (the `file_ops` concept below lists them). Tests derive from it
+// and hide one call to make it fail the way a real disk fails (EIO on fdatasync, a
+// short write, ENOSPC, EMFILE on a directory listing), without mocking the rest of the
+// file system.
 #pragma once
 
 #include <dexter/sessions/storage.hpp>
 
+#include <dirent.h>
 #include <fcntl.h>
+#include <signal.h>
 #include <sys/file.h>
 #include <sys/stat.h>
+#include <sys/statfs.h>
 #include <sys/sysmacros.h>
 #include <sys/types.h>
 #include <unistd.h>
 
 #include <cerrno>
+#include <concepts>
 #include <cstddef>
 #include <cstdint>
 #include <cstdio>
-#include <fstream>
+#include <cstring>
 #include <optional>
 #include <sstream>
 #include <string>
 #include <string_view>
 #include <utility>
+#include <vector>
 
 namespace dexter::sessions::detail {
 
@@ -56,7 +62,14 @@ private:
     int fd_ = -1;
 };
 
+/// One entry of a directory listing.
+struct dir_entry {
+    std::string name;
+    unsigned char type = DT_UNKNOWN; ///< d_type: DT_DIR, DT_REG, ... or DT_UNKNOWN
+};
+
 /// The system calls of the file store. Derive and hide one to inject a failure.
+/// Each returns what the system call returns (-1 with errno set on failure).
 struct posix_ops {
     int openat(int dirfd, const char* path, int flags, mode_t mode = 0) {
         int fd;
@@ -88,7 +101,145 @@ struct posix_ops {
     int fstatat(int dirfd, const char* path, struct stat* st, int flags) {
         return ::fstatat(dirfd, path, st, flags);
     }
+    int fstatfs(int fd, struct statfs* st) { return ::fstatfs(fd, st); }
+    /// fcntl(fd, F_GETFL): the descriptor's status flags.
+    int get_fl(int fd) { return ::fcntl(fd, F_GETFL); }
+    /// Reads the names in directory `dirfd` (without "." and ".."), leaving `dirfd`
+    /// itself open and unchanged. 0, or -1 with errno: a failed listing is never
+    /// mistaken for an empty one.
+    int list_directory(int dirfd, std::vector<dir_entry>& out) {
+        int fd;
+        do
+            fd = ::openat(dirfd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+        while (fd < 0 && errno == EINTR);
+        if (fd < 0)
+            return -1;
+        DIR* d = ::fdopendir(fd);
+        if (!d) {
+            const int e = errno;
+            ::close(fd);
+            errno = e;
+            return -1;
+        }
+        for (;;) {
+            errno = 0;
+            const dirent* e = ::readdir(d);
+            if (!e)
+                break;
+            const std::string_view n = e->d_name;
+            if (n != "." && n != "..")
+                out.push_back({std::string(n), e->d_type});
+        }
+        const int e = errno;
+        ::closedir(d);
+        errno = e;
+        return e == 0 ? 0 : -1;
+    }
+    pid_t getpid() { return ::getpid(); }
+    /// kill(pid, 0) tells whether process `pid` exists.
+    int kill(pid_t pid, int sig) { return ::kill(pid, sig); }
+    /// Reads a small text file of the system (/proc) whole, up to `max` bytes. 0, or -1
+    /// with errno.
+    int read_system_file(const char* path, std::string& out, std::size_t max) {
+        int fd;
+        do
+            fd = ::open(path, O_RDONLY | O_CLOEXEC);
+        while (fd < 0 && errno == EINTR);
+        if (fd < 0)
+            return -1;
+        out.clear();
+        char buf[4096];
+        for (;;) {
+            const ssize_t n = ::read(fd, buf, sizeof buf);
+            if (n < 0 && errno == EINTR)
+                continue;
+            if (n < 0) {
+                const int e = errno;
+                ::close(fd);
+                errno = e;
+                return -1;
+            }
+            if (n == 0 || out.size() >= max)
+                break;
+            out.append(buf, static_cast<std::size_t>(n));
+        }
+        ::close(fd);
+        return 0;
+    }
 };
+
+/// What a system-call seam of the file store must provide: every call in posix_ops,
+/// with the same signature. A seam that lacks one fails where the store is named,
+/// with this concept's name. Derive from posix_ops to keep the real calls you do not
+/// change.
+template <class T>
+concept file_ops = std::movable<T> &&
+    requires(T& o, int fd, const char* path, int flags, mode_t mode, void* buf, const void* data,
+             std::size_t n, off_t offset, struct stat* st, struct statfs* fs,
+             std::vector<dir_entry>& entries, std::string& text, pid_t pid) {
+    { o.openat(fd, path, flags, mode) } -> std::same_as<int>;
+    { o.write(fd, data, n) } -> std::same_as<ssize_t>;
+    { o.pread(fd, buf, n, offset) } -> std::same_as<ssize_t>;
+    { o.fdatasync(fd) } -> std::same_as<int>;
+    { o.fsync(fd) } -> std::same_as<int>;
+    { o.ftruncate(fd, offset) } -> std::same_as<int>;
+    { o.flock(fd, flags) } -> std::same_as<int>;
+    { o.mkdirat(fd, path, mode) } -> std::same_as<int>;
+    { o.renameat(fd, path, fd, path) } -> std::same_as<int>;
+    { o.unlinkat(fd, path, flags) } -> std::same_as<int>;
+    { o.fstat(fd, st) } -> std::same_as<int>;
+    { o.fstatat(fd, path, st, flags) } -> std::same_as<int>;
+    { o.fstatfs(fd, fs) } -> std::same_as<int>;
+    { o.get_fl(fd) } -> std::same_as<int>;
+    { o.list_directory(fd, entries) } -> std::same_as<int>;
+    { o.getpid() } -> std::same_as<pid_t>;
+    { o.kill(pid, flags) } -> std::same_as<int>;
+    { o.read_system_file(path, text, n) } -> std::same_as<int>;
+};
+
+static_assert(file_ops<posix_ops>);
+
+/// The errno-like code open_regular() gives for "exists, but is not a regular file".
+inline constexpr int not_a_regular_file = -1000;
+
+/// Describes an errno value, or not_a_regular_file.
+inline std::string describe_errno(int e) {
+    return e == not_a_regular_file ? "not a regular file (a FIFO, socket, device or "
+                                     "directory): refusing to read or write it"
+                                   : std::string(std::strerror(e));
+}
+
+/// A failure to open `path`, with the errno or not_a_regular_file that gave it.
+[[noreturn]] inline void throw_open_failure(const std::string& what, const std::string& path,
+                                            int e) {
+    if (e == not_a_regular_file)
+        throw storage_error(what + " (" + path + " is " + describe_errno(e) + ")", path);
+    throw storage_error(what, path, e);
+}
+
+/// Opens `path` under `dirfd` (never following a symbolic link) only if it is a
+/// regular file: with O_NONBLOCK, so that a FIFO or a device cannot block the open,
+/// then fstat. On failure returns no descriptor and sets `err` to the errno, or to
+/// not_a_regular_file. O_NONBLOCK changes nothing for a regular file.
+template <class Ops>
+unique_fd open_regular(Ops& ops, int dirfd, const char* path, int flags, mode_t mode, int& err) {
+    unique_fd fd(ops.openat(dirfd, path, flags | O_NONBLOCK | O_NOFOLLOW, mode));
+    if (!fd) {
+        err = errno;
+        return fd;
+    }
+    struct stat st {};
+    if (ops.fstat(fd.get(), &st) < 0) {
+        err = errno;
+        return unique_fd{};
+    }
+    if (!S_ISREG(st.st_mode)) {
+        err = not_a_regular_file;
+        return unique_fd{};
+    }
+    err = 0;
+    return fd;
+}
 
 /// The errno of the last failed call, as a storage_error naming `what` and `path`.
 [[noreturn]] inline void throw_errno(const std::string& what, const std::string& path,
@@ -98,9 +249,12 @@ struct posix_ops {
 
 /// Writes all of `data` at the end of `fd` (an O_APPEND descriptor whose size before
 /// the call is `size_before`). On failure, cuts the file back to `size_before` so that
-/// no partial record stays behind, and returns the errno; 0 on success.
+/// no partial record stays behind, and returns the errno; 0 on success. If that cut
+/// itself fails, `*rollback_failed` (when given) is set: a fragment may then stay at
+/// the end of the file, and nothing may be appended after it.
 template <class Ops>
-int append_all(Ops& ops, int fd, std::string_view data, off_t size_before) {
+int append_all(Ops& ops, int fd, std::string_view data, off_t size_before,
+               bool* rollback_failed = nullptr) {
     std::size_t done = 0;
     while (done < data.size()) {
         const ssize_t n = ops.write(fd, data.data() + done, data.size() - done);
@@ -111,10 +265,13 @@ int append_all(Ops& ops, int fd, std::string_view data, off_t size_before) {
         if (n < 0 && errno == EINTR)
             continue;
         const int e = n < 0 ? errno : EIO;
-        if (done > 0 || n < 0) {
-            while (ops.ftruncate(fd, size_before) < 0 && errno == EINTR) {
-            }
+        // Even a write that failed outright may have left bytes behind (a short write
+        // the kernel reported as an error): always cut back.
+        int r;
+        while ((r = ops.ftruncate(fd, size_before)) < 0 && errno == EINTR) {
         }
+        if (r < 0 && rollback_failed)
+            *rollback_failed = true;
         return e == 0 ? EIO : e;
     }
     return 0;
@@ -141,20 +298,24 @@ ssize_t pread_full(Ops& ops, int fd, char* out, std::size_t n, off_t offset) {
 
 /// This boot's identity (Linux), or empty when unknown. Writes that were not synced
 /// can only be lost across a reboot, so a cache that trusts them is checked after one.
-inline const std::string& boot_id() {
-    static const std::string id = [] {
-        std::ifstream in("/proc/sys/kernel/random/boot_id");
-        std::string line;
-        std::getline(in, line);
-        return line;
-    }(); // it cannot change while the process lives
-    return id;
+template <class Ops>
+std::string read_boot_id(Ops& ops) {
+    std::string text;
+    if (ops.read_system_file("/proc/sys/kernel/random/boot_id", text, 256) < 0)
+        return {};
+    while (!text.empty() && (text.back() == '\n' || text.back() == ' '))
+        text.pop_back();
+    return text;
 }
 
 /// The process holding a flock() on the file (device, inode), read from /proc/locks
 /// (Linux). std::nullopt when it cannot be told.
-inline std::optional<long> flock_holder(dev_t dev, ino_t ino) {
-    std::ifstream in("/proc/locks");
+template <class Ops>
+std::optional<long> flock_holder(Ops& ops, dev_t dev, ino_t ino) {
+    std::string text;
+    if (ops.read_system_file("/proc/locks", text, 16u << 20) < 0)
+        return std::nullopt;
+    std::istringstream in(text);
     std::string line;
     while (std::getline(in, line)) {
         // "1: FLOCK  ADVISORY  WRITE 1234 08:01:5678 0 EOF"
