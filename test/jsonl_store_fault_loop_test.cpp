@@ -11,6 +11,7 @@
 #include <dexter/sessions/id.hpp>
 #include <dexter/sessions/session_manager.hpp>
 
+#include "support/history_files.hpp"
 #include "support/temp_dir.hpp"
 
 #include <sys/file.h>
@@ -24,8 +25,6 @@
 #include <cstdint>
 #include <exception>
 #include <filesystem>
-#include <fstream>
-#include <iterator>
 #include <map>
 #include <memory>
 #include <optional>
@@ -37,6 +36,9 @@
 
 namespace ds = dexter::sessions;
 namespace fs = std::filesystem;
+using ds::test::line_of;
+using ds::test::read_bytes;
+using ds::test::unsynced;
 
 namespace {
 
@@ -246,11 +248,8 @@ private:
     }
 };
 
-using counted_manager =
-    ds::session_manager<ds::basic_jsonl_store<counting_ops>, ds::manual_clock, ds::sequential_ids>;
-using plain_manager = ds::session_manager<ds::jsonl_store, ds::manual_clock, ds::sequential_ids>;
-
-const ds::jsonl_options unsynced{ds::durability::process_crash};
+using counted_manager = ds::test::seam_manager<counting_ops>;
+using plain_manager = ds::test::file_manager;
 
 // --- what the store has promised ---------------------------------------------------------
 
@@ -269,19 +268,6 @@ struct promises {
             maybe_exchange.reset(); // superseded: seq ex.seq is now this one
     }
 };
-
-std::string read_bytes(const fs::path& p) {
-    std::ifstream in(p, std::ios::binary);
-    return {std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>()};
-}
-
-std::string line_of(const ds::exchange& ex) {
-    std::string out;
-    ds::detail::encode_exchange(out, ex);
-    if (!out.empty() && out.back() == '\n')
-        out.pop_back();
-    return out;
-}
 
 std::string seqs_text(const ds::loaded_session& s) {
     std::string out;

@@ -13,13 +13,13 @@
 
 #include <boost/json/parse.hpp>
 
+#include "support/child_checks.hpp"
+#include "support/fd_path.hpp"
 #include "support/history_files.hpp"
 #include "support/temp_dir.hpp"
 
 #include <fcntl.h>
-#include <grp.h>
 #include <sys/stat.h>
-#include <sys/wait.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -28,7 +28,6 @@
 #include <cstring>
 #include <filesystem>
 #include <set>
-#include <sstream>
 #include <string>
 #include <string_view>
 #include <utility>
@@ -36,24 +35,30 @@
 
 namespace ds = dexter::sessions;
 namespace fs = std::filesystem;
+using ds::test::become_nobody;
+using ds::test::can_run_as_nobody_in;
+using ds::test::checks;
 using ds::test::contains;
+using ds::test::fd_path;
+using ds::test::history;
+using ds::test::is_history_fd;
 using ds::test::joined;
 using ds::test::lines_of;
+using ds::test::mentions;
 using ds::test::range;
 using ds::test::read_bytes;
+using ds::test::run_in_child;
+using ds::test::seam_manager;
 using ds::test::seqs;
+using ds::test::show;
 using ds::test::write_bytes;
 
 namespace {
 
-template <class Ops>
-using manager_of =
-    ds::session_manager<ds::basic_jsonl_store<Ops>, ds::manual_clock, ds::sequential_ids>;
-
 template <class Ops = ds::detail::posix_ops>
-manager_of<Ops> make_manager(const fs::path& root, Ops ops = {}, std::uint32_t first_id = 1) {
-    return manager_of<Ops>{ds::basic_jsonl_store<Ops>{root, "cli", {}, std::move(ops)},
-                           ds::manual_clock{}, ds::sequential_ids{first_id}};
+seam_manager<Ops> make_manager(const fs::path& root, Ops ops = {}, std::uint32_t first_id = 1) {
+    return seam_manager<Ops>{ds::basic_jsonl_store<Ops>{root, "cli", {}, std::move(ops)},
+                             ds::manual_clock{}, ds::sequential_ids{first_id}};
 }
 
 // A session of `n` exchanges, saved by a manager whose ids start at `first_id` and
@@ -64,24 +69,6 @@ std::string new_session(const fs::path& root, std::uint32_t first_id, int n) {
     for (int i = 1; i <= n; ++i)
         m.save_exchange("question " + std::to_string(i), "answer " + std::to_string(i));
     return m.current()->id;
-}
-
-fs::path history_of(const fs::path& root, const std::string& id) {
-    return root / "cli" / id / "history.jsonl";
-}
-
-// What a descriptor is open on ("" when it cannot be told).
-std::string fd_path(int fd) {
-    if (fd < 0)
-        return {};
-    char link[4096];
-    const std::string proc = "/proc/self/fd/" + std::to_string(fd);
-    const ssize_t n = ::readlink(proc.c_str(), link, sizeof link - 1);
-    return n > 0 ? std::string(link, static_cast<std::size_t>(n)) : std::string();
-}
-
-bool is_history_fd(int fd) {
-    return fd_path(fd).ends_with("/history.jsonl");
 }
 
 std::set<std::string> ids_of(const std::vector<ds::session_meta>& v) {
@@ -100,18 +87,6 @@ std::string show(const std::set<std::string>& ids) {
     for (const auto& id : ids)
         out += (out.size() > 1 ? " " : "") + id;
     return out + "}";
-}
-
-bool any_diagnostic(const std::vector<ds::diagnostic>& d, std::string_view part) {
-    return std::any_of(d.begin(), d.end(),
-                       [&](const ds::diagnostic& x) { return contains(x.reason, part); });
-}
-
-std::string show(const std::vector<ds::diagnostic>& d) {
-    std::string out;
-    for (const auto& x : d)
-        out += "[line " + std::to_string(x.line) + "] " + x.reason + "; ";
-    return out.empty() ? "(none)" : out;
 }
 
 // The session ids index.json holds for channel "cli" (none when it cannot be read).
@@ -224,75 +199,6 @@ struct unreadable_history : ds::detail::posix_ops {
     }
 };
 
-// --- a child process (from jsonl_store_faults_test.cpp) ----------------------------
-
-// Checks gathered where Boost.Test cannot report (a forked child).
-struct checks {
-    std::string out;
-    void operator()(bool ok, const std::string& what) {
-        if (!ok)
-            out += "FAIL: " + what + "\n";
-    }
-    void info(const std::string& what) { out += "INFO: " + what + "\n"; }
-    bool failed() const { return contains(out, "FAIL: "); }
-};
-
-void report(const std::string& text) {
-    std::istringstream in(text);
-    std::string line;
-    while (std::getline(in, line)) {
-        if (line.starts_with("FAIL: "))
-            BOOST_ERROR(line);
-        else if (!line.empty())
-            BOOST_TEST_MESSAGE(line);
-    }
-}
-
-// Runs f(checks&) in a forked child and reports its checks here.
-template <class F>
-void run_in_child(F&& f) {
-    int p[2];
-    BOOST_REQUIRE(::pipe2(p, O_CLOEXEC) == 0);
-    const pid_t pid = ::fork();
-    BOOST_REQUIRE(pid >= 0);
-    if (pid == 0) {
-        ::close(p[0]);
-        checks c;
-        try {
-            f(c);
-        } catch (const std::exception& e) {
-            c(false, std::string("unexpected exception in the child: ") + e.what());
-        } catch (...) {
-            c(false, "unexpected exception in the child");
-        }
-        std::string_view rest = c.out;
-        while (!rest.empty()) {
-            const ssize_t n = ::write(p[1], rest.data(), rest.size());
-            if (n <= 0)
-                break;
-            rest.remove_prefix(static_cast<std::size_t>(n));
-        }
-        ::_exit(c.failed() ? 1 : 0);
-    }
-    ::close(p[1]);
-    std::string text;
-    char buf[4096];
-    for (;;) {
-        const ssize_t n = ::read(p[0], buf, sizeof buf);
-        if (n < 0 && errno == EINTR)
-            continue;
-        if (n <= 0)
-            break;
-        text.append(buf, static_cast<std::size_t>(n));
-    }
-    ::close(p[0]);
-    int status = 0;
-    while (::waitpid(pid, &status, 0) < 0 && errno == EINTR) {
-    }
-    report(text);
-    BOOST_TEST((WIFEXITED(status) && WEXITSTATUS(status) == 0), "child exit status " << status);
-}
-
 } // namespace
 
 // ---------------------------------------------------------------------------------
@@ -349,7 +255,7 @@ BOOST_AUTO_TEST_CASE(a_failed_rollback_poisons_the_writer_until_it_is_reopened) 
         acked.push_back(q);
     }
     const std::string id = m.current()->id;
-    const fs::path hist = history_of(root, id);
+    const fs::path hist = history(root, id);
     const auto size_before = fs::file_size(hist);
 
     m.storage().ops().armed = true;
@@ -437,11 +343,11 @@ BOOST_AUTO_TEST_CASE(a_stray_session_line_is_skipped_and_reported) {
             ds::test::temp_dir td;
             const fs::path root = td / "store";
             const std::string id = new_session(root, 1, 3);
-            auto lines = lines_of(read_bytes(history_of(root, id)));
+            auto lines = lines_of(read_bytes(history(root, id)));
             BOOST_TEST_REQUIRE(lines.size() == 4u);
             lines.insert(lines.begin() + static_cast<std::ptrdiff_t>(at),
                          R"({"type":"session","version":2})");
-            write_bytes(history_of(root, id), joined(lines));
+            write_bytes(history(root, id), joined(lines));
 
             try {
                 const auto loaded = ds::jsonl_store{root}.load(id);
@@ -480,15 +386,14 @@ BOOST_AUTO_TEST_CASE(resume_reports_the_torn_tail_it_repaired) {
     ds::test::temp_dir td;
     const fs::path root = td / "store";
     const std::string id = new_session(root, 1, 2);
-    write_bytes(history_of(root, id),
-                read_bytes(history_of(root, id)) + R"({"type":"exchange","seq":3,"que)");
+    write_bytes(history(root, id),
+                read_bytes(history(root, id)) + R"({"type":"exchange","seq":3,"que)");
 
     auto m = make_manager(root, ds::detail::posix_ops{}, 50);
     const auto loaded = m.resume(id);
     BOOST_TEST(seqs(loaded) == range(1, 2), boost::test_tools::per_element());
-    BOOST_TEST((any_diagnostic(loaded.diagnostics, "quarantine") ||
-                any_diagnostic(loaded.diagnostics, "incomplete") ||
-                any_diagnostic(loaded.diagnostics, "tail")),
+    BOOST_TEST((mentions(loaded.diagnostics, "quarantine") ||
+                mentions(loaded.diagnostics, "incomplete") || mentions(loaded.diagnostics, "tail")),
                "resume()'s diagnostics: " << show(loaded.diagnostics));
 }
 
@@ -566,8 +471,7 @@ BOOST_AUTO_TEST_CASE(an_unreadable_session_is_an_error_not_absent) {
     const auto listed = ids_of(store.list());
     BOOST_TEST(listed.count(readable) == 1u, show(listed));
     const auto notes = store.take_diagnostics();
-    BOOST_TEST(any_diagnostic(notes, locked),
-               "list() warns about '" << locked << "': " << show(notes));
+    BOOST_TEST(mentions(notes, locked), "list() warns about '" << locked << "': " << show(notes));
     try {
         BOOST_TEST(store.find(locked).has_value(), "find() said there is no such session");
     } catch (const ds::storage_error& e) {
@@ -599,17 +503,9 @@ BOOST_AUTO_TEST_CASE(an_unreadable_session_is_an_error_not_absent) {
 // The same with real permissions: a session directory root keeps to itself, read by
 // nobody (65534).
 BOOST_AUTO_TEST_CASE(an_unreadable_session_as_nobody_is_an_error_not_absent) {
-    if (::geteuid() != 0) {
-        BOOST_TEST_MESSAGE("SKIPPED: not root, so cannot switch to nobody");
-        return;
-    }
     ds::test::temp_dir td;
-    for (fs::path p = td.path().parent_path(); p != p.root_path(); p = p.parent_path())
-        if ((fs::status(p).permissions() & fs::perms::others_exec) == fs::perms::none) {
-            BOOST_TEST_MESSAGE("SKIPPED: nobody cannot reach " << td.path() << " (" << p
-                                                               << " is not o+x)");
-            return;
-        }
+    if (!can_run_as_nobody_in(td.path()))
+        return;
     const fs::path root = td / "store";
     const std::string readable = new_session(root, 1, 1);
     const std::string locked = new_session(root, 2, 1);
@@ -620,16 +516,13 @@ BOOST_AUTO_TEST_CASE(an_unreadable_session_as_nobody_is_an_error_not_absent) {
     fs::permissions(root / "cli" / locked, fs::perms(0700)); // owned by root
 
     run_in_child([&](checks& check) {
-        check(::setgroups(0, nullptr) == 0, "setup: setgroups");
-        check(::setgid(65534) == 0, "setup: setgid(65534)");
-        check(::setuid(65534) == 0, "setup: setuid(65534)");
-        if (check.failed())
+        if (!become_nobody(check))
             return;
         ds::jsonl_store store{root};
         const auto listed = ids_of(store.list());
         check(listed.count(readable) == 1, "list() shows the readable session: " + show(listed));
         const auto notes = store.take_diagnostics();
-        check(any_diagnostic(notes, locked), "list() warns about '" + locked + "': " + show(notes));
+        check(mentions(notes, locked), "list() warns about '" + locked + "': " + show(notes));
         try {
             check(store.find(locked).has_value(), "find() said there is no such session");
         } catch (const ds::storage_error& e) {
@@ -682,8 +575,8 @@ BOOST_AUTO_TEST_CASE(a_quarantine_copy_that_fails_leaves_no_file_behind) {
     const fs::path root = td / "store";
     const std::string id = new_session(root, 1, 2);
     const std::string torn = R"({"type":"exchange","seq":3,"query":"half a rec)";
-    const std::string damaged = read_bytes(history_of(root, id)) + torn;
-    write_bytes(history_of(root, id), damaged);
+    const std::string damaged = read_bytes(history(root, id)) + torn;
+    write_bytes(history(root, id), damaged);
 
     for (int attempt = 1; attempt <= 3; ++attempt) {
         BOOST_TEST_CONTEXT("attempt " << attempt) {
@@ -693,7 +586,7 @@ BOOST_AUTO_TEST_CASE(a_quarantine_copy_that_fails_leaves_no_file_behind) {
             const auto left = files_in(root / "quarantine");
             BOOST_TEST(left.empty(), left.size() << " file(s) left in quarantine, the first "
                                                  << (left.empty() ? "" : left[0].string()));
-            BOOST_TEST(read_bytes(history_of(root, id)) == damaged); // nothing cut
+            BOOST_TEST(read_bytes(history(root, id)) == damaged); // nothing cut
         }
     }
     // Space again: the repair goes through, and the fragment is kept byte for byte.

@@ -13,15 +13,15 @@
 
 #include <boost/json/parse.hpp>
 
+#include "support/child_checks.hpp"
+#include "support/fd_path.hpp"
 #include "support/temp_dir.hpp"
 
 #include <fcntl.h>
-#include <grp.h>
 #include <signal.h>
 #include <sys/mount.h>
 #include <sys/resource.h>
 #include <sys/stat.h>
-#include <sys/wait.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -37,7 +37,6 @@
 #include <limits>
 #include <map>
 #include <optional>
-#include <sstream>
 #include <string>
 #include <string_view>
 #include <system_error>
@@ -48,6 +47,12 @@ namespace ds = dexter::sessions;
 namespace fs = std::filesystem;
 using namespace std::chrono_literals;
 using sys_tp = std::chrono::system_clock::time_point;
+using ds::test::become_nobody;
+using ds::test::can_run_as_nobody_in;
+using ds::test::checks;
+using ds::test::is_history_fd;
+using ds::test::report;
+using ds::test::run_in_child;
 
 namespace {
 
@@ -71,16 +76,6 @@ fs::path history_of(const fs::path& root, const std::string& id) {
 
 bool contains(std::string_view text, std::string_view part) {
     return text.find(part) != std::string_view::npos;
-}
-
-// True when fd is open on some session's history.jsonl.
-bool is_history_fd(int fd) {
-    char link[4096];
-    const std::string proc = "/proc/self/fd/" + std::to_string(fd);
-    const ssize_t n = ::readlink(proc.c_str(), link, sizeof link - 1);
-    if (n <= 0)
-        return false;
-    return std::string_view(link, static_cast<std::size_t>(n)).ends_with("/history.jsonl");
 }
 
 // The seqs of a loaded session, in order.
@@ -165,77 +160,6 @@ struct failing_sync : ds::detail::posix_ops {
         return posix_ops::write(fd, data, n);
     }
 };
-
-// Checks gathered in a place where Boost.Test cannot report (a forked child): each
-// failure is a "FAIL: " line, each note an "INFO: " line, reported by report().
-struct checks {
-    std::string out;
-    void operator()(bool ok, const std::string& what) {
-        if (!ok)
-            out += "FAIL: " + what + "\n";
-    }
-    void info(const std::string& what) { out += "INFO: " + what + "\n"; }
-    bool failed() const { return contains(out, "FAIL: "); }
-};
-
-void report(const std::string& text) {
-    std::istringstream in(text);
-    std::string line;
-    while (std::getline(in, line)) {
-        if (line.starts_with("FAIL: "))
-            BOOST_ERROR(line);
-        else if (!line.empty())
-            BOOST_TEST_MESSAGE(line);
-    }
-}
-
-// Runs f(checks&) in a forked child and reports its checks here. The child never
-// returns into Boost.Test: it writes its checks to a pipe and _exit()s (1 on failure).
-template <class F>
-void run_in_child(F&& f) {
-    int p[2];
-    BOOST_REQUIRE(::pipe2(p, O_CLOEXEC) == 0);
-    const pid_t pid = ::fork();
-    BOOST_REQUIRE(pid >= 0);
-    if (pid == 0) {
-        ::close(p[0]);
-        checks c;
-        try {
-            f(c);
-        } catch (const std::exception& e) {
-            c(false, std::string("unexpected exception in the child: ") + e.what());
-        } catch (...) {
-            c(false, "unexpected exception in the child");
-        }
-        std::string_view rest = c.out;
-        while (!rest.empty()) {
-            const ssize_t n = ::write(p[1], rest.data(), rest.size());
-            if (n <= 0)
-                break;
-            rest.remove_prefix(static_cast<std::size_t>(n));
-        }
-        ::_exit(c.failed() ? 1 : 0);
-    }
-    ::close(p[1]);
-    std::string text;
-    char buf[4096];
-    for (;;) {
-        const ssize_t n = ::read(p[0], buf, sizeof buf);
-        if (n < 0 && errno == EINTR)
-            continue;
-        if (n <= 0)
-            break;
-        text.append(buf, static_cast<std::size_t>(n));
-    }
-    ::close(p[0]);
-    int status = 0;
-    while (::waitpid(pid, &status, 0) < 0 && errno == EINTR) {
-    }
-    report(text);
-    BOOST_TEST((WIFEXITED(status) && WEXITSTATUS(status) == 0),
-               "child exit status " << status
-                                    << (WIFSIGNALED(status) ? " (killed by signal)" : ""));
-}
 
 // A tmpfs or bind mount, unmounted on destruction.
 class mount_guard {
@@ -715,17 +639,9 @@ BOOST_AUTO_TEST_SUITE(read_only_store)
 // As root, permissions do not stop writes: the child drops to nobody (65534) over a
 // store it may read but not write (root-owned, directories 0755, files 0644).
 BOOST_AUTO_TEST_CASE(as_nobody) {
-    if (::geteuid() != 0) {
-        BOOST_TEST_MESSAGE("SKIPPED: not root, so cannot switch to nobody");
-        return;
-    }
     ds::test::temp_dir td;
-    for (fs::path p = td.path().parent_path(); p != p.root_path(); p = p.parent_path())
-        if ((fs::status(p).permissions() & fs::perms::others_exec) == fs::perms::none) {
-            BOOST_TEST_MESSAGE("SKIPPED: nobody cannot reach " << td.path() << " (" << p
-                                                               << " is not o+x)");
-            return;
-        }
+    if (!can_run_as_nobody_in(td.path()))
+        return;
     const fs::path root = td / "store";
     const std::string id = make_listed_session(root);
     fs::permissions(td.path(), fs::perms(0755));
@@ -739,10 +655,7 @@ BOOST_AUTO_TEST_CASE(as_nobody) {
     const std::string before = read_bytes(history_of(root, id));
 
     run_in_child([&](checks& check) {
-        check(::setgroups(0, nullptr) == 0, "setup: setgroups");
-        check(::setgid(65534) == 0, "setup: setgid(65534)");
-        check(::setuid(65534) == 0, "setup: setuid(65534)");
-        if (check.failed())
+        if (!become_nobody(check))
             return;
         const fs::path probe = root / "probe";
         const int fd = ::open(probe.c_str(), O_WRONLY | O_CREAT | O_CLOEXEC, 0600);
@@ -773,7 +686,7 @@ BOOST_AUTO_TEST_CASE(on_a_read_only_bind_mount) {
     }
     checks check;
     check_read_only_store(ro, id, "Read-only file system", check);
-    report(check.out);
+    report(check.text());
 }
 
 BOOST_AUTO_TEST_SUITE_END()

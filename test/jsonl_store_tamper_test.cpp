@@ -11,13 +11,14 @@
 #include <dexter/sessions/id.hpp>
 #include <dexter/sessions/session_manager.hpp>
 
+#include "support/child_checks.hpp"
+#include "support/fd_path.hpp"
 #include "support/history_files.hpp"
 #include "support/temp_dir.hpp"
 
 #include <boost/json/parse.hpp>
 
 #include <fcntl.h>
-#include <poll.h>
 #include <signal.h>
 #include <sys/stat.h>
 #include <sys/types.h>
@@ -34,7 +35,6 @@
 #include <memory>
 #include <optional>
 #include <set>
-#include <sstream>
 #include <string>
 #include <string_view>
 #include <utility>
@@ -47,10 +47,6 @@ using namespace dexter::sessions::test;
 
 namespace {
 
-template <class Ops>
-using seam_manager =
-    ds::session_manager<ds::basic_jsonl_store<Ops>, ds::manual_clock, ds::sequential_ids>;
-
 template <class Ops = ds::detail::posix_ops>
 seam_manager<Ops> make_manager(const fs::path& root, Ops ops = {}) {
     return seam_manager<Ops>{ds::basic_jsonl_store<Ops>{root, "cli", unsynced, std::move(ops)}};
@@ -58,18 +54,6 @@ seam_manager<Ops> make_manager(const fs::path& root, Ops ops = {}) {
 
 ds::jsonl_store open_store(const fs::path& root) {
     return ds::jsonl_store{root, "cli", unsynced};
-}
-
-// The target of descriptor `fd`, as the kernel names it ("" if it cannot be read).
-std::string fd_path(int fd) {
-    char link[4096];
-    const std::string proc = "/proc/self/fd/" + std::to_string(fd);
-    const ssize_t n = ::readlink(proc.c_str(), link, sizeof link - 1);
-    return n > 0 ? std::string(link, static_cast<std::size_t>(n)) : std::string();
-}
-
-bool is_history_fd(int fd) {
-    return fd_path(fd).ends_with("/history.jsonl");
 }
 
 // The entry of session `id` in a listing, if it is there.
@@ -140,95 +124,6 @@ struct listed_store {
     }
     fs::path hist(const std::string& id) const { return history(root, id); }
 };
-
-// --- a forked child with a deadline ---------------------------------------------------
-
-// Checks made in a forked child, written to the parent at once, one line each ("FAIL: "
-// or "INFO: "), so that what the child found before it hung still reaches the log.
-struct child_checks {
-    int fd;
-    bool failed = false;
-    void say(const std::string& line) {
-        const std::string text = line + "\n";
-        for (std::size_t done = 0; done < text.size();) {
-            const ssize_t n = ::write(fd, text.data() + done, text.size() - done);
-            if (n <= 0)
-                return;
-            done += static_cast<std::size_t>(n);
-        }
-    }
-    void operator()(bool ok, const std::string& what) {
-        if (!ok) {
-            failed = true;
-            say("FAIL: " + what);
-        }
-    }
-    void info(const std::string& what) { say("INFO: " + what); }
-};
-
-// Runs f(child_checks&) in a forked child. A child that has not finished after
-// `deadline` is killed and the test fails: a blocked store fails the test, not the run.
-template <class F>
-void run_with_deadline(F&& f, std::chrono::seconds deadline) {
-    int p[2];
-    BOOST_TEST_REQUIRE(::pipe2(p, O_CLOEXEC) == 0);
-    const pid_t pid = ::fork();
-    BOOST_TEST_REQUIRE(pid >= 0);
-    if (pid == 0) {
-        ::close(p[0]);
-        child_checks c{p[1]};
-        try {
-            f(c);
-        } catch (const std::exception& e) {
-            c(false, std::string("unexpected exception in the child: ") + e.what());
-        }
-        ::_exit(c.failed ? 1 : 0);
-    }
-    ::close(p[1]);
-    std::string text;
-    bool timed_out = false;
-    const auto until = std::chrono::steady_clock::now() + deadline;
-    for (;;) {
-        const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(
-            until - std::chrono::steady_clock::now());
-        if (left.count() <= 0) {
-            timed_out = true;
-            break;
-        }
-        pollfd pf{p[0], POLLIN, 0};
-        const int r = ::poll(&pf, 1, static_cast<int>(left.count()));
-        if (r < 0 && errno == EINTR)
-            continue;
-        if (r == 0) {
-            timed_out = true;
-            break;
-        }
-        char buf[4096];
-        const ssize_t n = ::read(p[0], buf, sizeof buf);
-        if (n < 0 && errno == EINTR)
-            continue;
-        if (n <= 0)
-            break;
-        text.append(buf, static_cast<std::size_t>(n));
-    }
-    if (timed_out)
-        ::kill(pid, SIGKILL);
-    ::close(p[0]);
-    int status = 0;
-    while (::waitpid(pid, &status, 0) < 0 && errno == EINTR) {
-    }
-    std::istringstream in(text);
-    for (std::string line; std::getline(in, line);) {
-        if (line.starts_with("FAIL: "))
-            BOOST_ERROR(line);
-        else if (!line.empty())
-            BOOST_TEST_MESSAGE(line);
-    }
-    BOOST_TEST(!timed_out, "the store blocked: the child had not finished after "
-                               << deadline.count() << " s and was killed");
-    if (!timed_out)
-        BOOST_TEST((WIFEXITED(status) && WEXITSTATUS(status) == 0), "child exit status " << status);
-}
 
 // --- seams ------------------------------------------------------------------------------
 
@@ -466,8 +361,8 @@ BOOST_AUTO_TEST_CASE(a_fifo_in_place_of_changes_log_is_reported_and_never_blocks
     }
     BOOST_TEST_REQUIRE(errno == EAGAIN);
 
-    run_with_deadline(
-        [&](child_checks& check) {
+    run_in_child(
+        [&](checks& check) {
             auto m = make_manager(root);
             std::vector<ds::diagnostic> notes;
             auto take = [&] {
@@ -526,23 +421,21 @@ BOOST_AUTO_TEST_CASE(a_session_killed_during_its_first_save_is_quarantined_and_r
     temp_dir dir;
     const fs::path root = dir / "store";
     open_store(root);
-    const pid_t pid = ::fork();
-    BOOST_TEST_REQUIRE(pid >= 0);
-    if (pid == 0) {
-        try {
-            auto m = make_manager<killed_mid_write_ops>(root);
-            m.start_new();
-            m.save_exchange(std::string(5u << 20, 'q'), "answer");
-        } catch (...) {
-            ::_exit(2);
-        }
-        ::_exit(3); // the write was not killed
-    }
-    int status = 0;
-    while (::waitpid(pid, &status, 0) < 0 && errno == EINTR) {
-    }
-    BOOST_TEST_REQUIRE((WIFSIGNALED(status) && WTERMSIG(status) == SIGKILL),
-                       "child status " << status);
+    const child_outcome child = fork_child(
+        [&](int) {
+            try {
+                auto m = make_manager<killed_mid_write_ops>(root);
+                m.start_new();
+                m.save_exchange(std::string(5u << 20, 'q'), "answer");
+            } catch (...) {
+                return 2;
+            }
+            return 3; // the write was not killed
+        },
+        std::chrono::seconds(60));
+    BOOST_TEST_REQUIRE(!child.timed_out, "the child had not finished after 60 s");
+    BOOST_TEST_REQUIRE((WIFSIGNALED(child.status) && WTERMSIG(child.status) == SIGKILL),
+                       "child status " << child.status);
 
     const std::string id = ds::sequential_ids{}();
     const fs::path hist = history(root, id);

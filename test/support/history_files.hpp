@@ -11,10 +11,11 @@
 #include <boost/json/serialize.hpp>
 #include <boost/test/unit_test.hpp>
 
+#include "child_checks.hpp"
+
 #include <fcntl.h>
 #include <sys/resource.h>
 #include <sys/stat.h>
-#include <sys/wait.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -26,6 +27,7 @@
 #include <functional>
 #include <iterator>
 #include <map>
+#include <optional>
 #include <set>
 #include <stdexcept>
 #include <string>
@@ -42,6 +44,10 @@ inline const jsonl_options unsynced{durability::process_crash};
 
 /// The manager the tests drive the store with.
 using file_manager = session_manager<jsonl_store, manual_clock, sequential_ids>;
+
+/// The same over a store whose system calls go through the test seam `Ops`.
+template <class Ops>
+using seam_manager = session_manager<basic_jsonl_store<Ops>, manual_clock, sequential_ids>;
 
 // --- bytes on disk ------------------------------------------------------------------
 
@@ -249,44 +255,23 @@ inline bool mentions(const std::vector<diagnostic>& diags, std::string_view part
 
 /// Runs `body` in a forked child and returns what it returned (or "exception: " and the
 /// message of what it threw). For measuring the child's own memory, or running it as
-/// another user. The child ends with _exit: no Boost.Test state is touched in it.
-inline std::string in_child(const std::function<std::string()>& body) {
-    int p[2];
-    BOOST_TEST_REQUIRE(::pipe2(p, O_CLOEXEC) == 0);
-    const pid_t pid = ::fork();
-    BOOST_TEST_REQUIRE(pid >= 0);
-    if (pid == 0) {
-        ::close(p[0]);
-        std::string out;
-        try {
-            out = body();
-        } catch (const std::exception& e) {
-            out = std::string("exception: ") + e.what();
-        }
-        for (std::size_t done = 0; done < out.size();) {
-            const ssize_t n = ::write(p[1], out.data() + done, out.size() - done);
-            if (n <= 0)
-                ::_exit(2);
-            done += static_cast<std::size_t>(n);
-        }
-        ::_exit(0);
-    }
-    ::close(p[1]);
-    std::string out;
-    char buf[4096];
-    for (ssize_t n; (n = ::read(p[0], buf, sizeof buf)) != 0;) {
-        if (n < 0 && errno == EINTR)
-            continue;
-        if (n < 0)
-            break;
-        out.append(buf, static_cast<std::size_t>(n));
-    }
-    ::close(p[0]);
-    int status = 0;
-    while (::waitpid(pid, &status, 0) < 0 && errno == EINTR) {
-    }
-    BOOST_TEST((WIFEXITED(status) && WEXITSTATUS(status) == 0), "child status " << status);
-    return out;
+/// another user. The child ends with _exit: no Boost.Test state is touched in it. A
+/// child still running after `deadline`, if one is given, is killed and the test fails.
+inline std::string in_child(const std::function<std::string()>& body,
+                            std::optional<std::chrono::seconds> deadline = std::nullopt) {
+    const child_outcome child = fork_child(
+        [&](int fd) {
+            std::string out;
+            try {
+                out = body();
+            } catch (const std::exception& e) {
+                out = std::string("exception: ") + e.what();
+            }
+            return write_all(fd, out) ? 0 : 2;
+        },
+        deadline);
+    check_child_ended(child, deadline);
+    return child.output;
 }
 
 /// Peak resident memory of this process so far, in KiB.

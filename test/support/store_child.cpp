@@ -27,6 +27,7 @@
 #include <dexter/sessions/jsonl_store.hpp>
 #include <dexter/sessions/session_manager.hpp>
 
+#include "fd_path.hpp"
 #include "store_child_records.hpp"
 
 #include <signal.h>
@@ -49,6 +50,7 @@ extern char** environ;
 namespace ds = dexter::sessions;
 using manager = ds::session_manager<ds::jsonl_store>;
 using dexter::sessions::test::answer_for;
+using dexter::sessions::test::is_history_fd;
 using dexter::sessions::test::query_for;
 
 namespace {
@@ -104,7 +106,7 @@ struct kill_point_ops : ds::detail::posix_ops {
     std::uint64_t history_writes = 0;
 
     ssize_t write(int fd, const void* data, std::size_t n) {
-        const bool history = is_history(fd);
+        const bool history = is_history_fd(fd);
         history_writes += history;
         if (die_at > 0 && n > 1 && history && ++writes == die_at) {
             const std::size_t part =
@@ -114,14 +116,6 @@ struct kill_point_ops : ds::detail::posix_ops {
             ::kill(::getpid(), SIGKILL);
         }
         return posix_ops::write(fd, data, n);
-    }
-
-    static bool is_history(int fd) {
-        char target[4096];
-        const std::string link = "/proc/self/fd/" + std::to_string(fd);
-        const ssize_t len = ::readlink(link.c_str(), target, sizeof target);
-        return len > 0 &&
-               std::string_view(target, static_cast<std::size_t>(len)).ends_with("/history.jsonl");
     }
 };
 
