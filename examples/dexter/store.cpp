@@ -2,6 +2,8 @@
 // Opening the store and the session of a conversation; store warnings.
 #include "store.hpp"
 
+#include <unistd.h>
+
 #include <algorithm>
 #include <filesystem>
 #include <iostream>
@@ -81,19 +83,20 @@ std::optional<sessions::loaded_session> open_session(session_manager& manager, c
 }
 
 std::string busy_message(const sessions::session_id& id, const sessions::session_busy& e) {
-    const std::string where = e.holder_pid() ? "in process " + std::to_string(*e.holder_pid())
-                                             : std::string("in another process");
+    const auto holder = e.holder_pid();
+    const std::string where = !holder                 ? std::string("in another process")
+                              : *holder == ::getpid() ? std::string("elsewhere in this process")
+                                                      : "in process " + std::to_string(*holder);
     return "session '" + id + "' is open " + where + "; close it there first";
 }
 
 void warn_about_store(session_manager& manager) {
     const auto events = manager.storage().take_diagnostics();
-    if (events.empty())
-        return;
-    std::cerr << "dexter: warning: " << events.front().reason;
-    if (events.size() > 1)
-        std::cerr << " (and " << events.size() - 1 << " more store repairs)";
-    std::cerr << '\n';
+    constexpr std::size_t shown = 5;
+    for (std::size_t i = 0; i < events.size() && i < shown; ++i)
+        std::cerr << "dexter: warning: " << events[i].reason << '\n';
+    if (events.size() > shown)
+        std::cerr << "dexter: warning: (and " << events.size() - shown << " more)\n";
 }
 
 void warn_about_session(const sessions::loaded_session& loaded) {

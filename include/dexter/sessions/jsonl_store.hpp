@@ -219,6 +219,7 @@ public:
                                        history_path(id), err);
         }
         take_lease(id, w.file.get());
+        require_still_linked(id, w.file.get());
         const header_info header = read_header(id, w.file.get());
         if (header.version > detail::history_format_version)
             throw newer_format(id, header.version); // before any repair: never touch it
@@ -227,7 +228,8 @@ public:
                 "session '" + id +
                     "' is damaged: line 1 of its history is not a valid session header (the "
                     "file was emptied, edited or cut by another program), so nothing is "
-                    "appended to it; it can still be read (see docs/FORMAT.md, \"Damage\")",
+                    "appended to it; it can still be read (see docs/FORMAT.md, \"Rules for "
+                    "readers\")",
                 history_path(id));
         const auto repaired = repair_tail(id, w.file.get());
         refresh_index(false);
@@ -408,6 +410,10 @@ public:
     void remove(const session_id& id) {
         validate_session_id(id);
         require_channel();
+        // LOCK_EX on changes.log for the whole deletion: a creation holds LOCK_SH from
+        // its mkdir until it holds its lease, so a session whose lease is free now is not
+        // one being born (its lease would be taken a moment later, on a deleted file).
+        change_lock exclusive(*this, id, change_lock::exclusive);
         writer own; // the lock taken here, when this object does not hold the session
         if (auto it = writers_.find(id); it == writers_.end()) {
             // Only "no such file" means there is nothing to delete: a session that could
@@ -425,14 +431,13 @@ public:
                                            history_path(id), err);
             }
             take_lease(id, w.file.get());
+            require_still_linked(id, w.file.get());
         }
         const std::string trash = ".deleted-" + id + "-" + std::to_string(ops_.getpid()) + "-" +
                                   std::to_string(detail::next_serial());
-        {
-            change_lock lock(*this, id);
-            if (ops_.renameat(channel_fd_.get(), id.c_str(), channel_fd_.get(), trash.c_str()) < 0)
-                detail::throw_errno("cannot delete session '" + id + "'", session_path(id));
-        }
+        if (ops_.renameat(channel_fd_.get(), id.c_str(), channel_fd_.get(), trash.c_str()) < 0)
+            detail::throw_errno("cannot delete session '" + id + "'", session_path(id));
+        exclusive.release();
         // Deleted. What follows is tidying: a failure is noted, never thrown (the caller
         // must not think the session is still there), and a later store finishes it.
         if (ops_.fsync(channel_fd_.get()) < 0)
@@ -507,9 +512,14 @@ private:
     // line can never swallow this one (empty lines are ignored).
     class change_lock {
     public:
-        /// `held`: the caller already holds LOCK_EX on changes.log (and releases it).
-        change_lock(basic_jsonl_store& s, const session_id& id, bool held = false)
-            : s_(s), held_(held) {
+        enum mode {
+            shared,    ///< LOCK_SH: a change to one session (appends run side by side)
+            exclusive, ///< LOCK_EX: no creation, append or other change is in flight
+            held,      ///< the caller already holds LOCK_EX (and releases it)
+        };
+
+        change_lock(basic_jsonl_store& s, const session_id& id, mode m = shared)
+            : s_(s), locked_(m != held) {
             const int fd = s_.log_fd_.get();
             if (s_.log_errno_ == detail::not_a_regular_file)
                 detail::throw_open_failure("cannot record a change of session '" + id + "'",
@@ -519,7 +529,7 @@ private:
                                         "': the session store is read-only (cannot write "
                                         "changes.log)",
                                     s_.root_.string() + "/changes.log", s_.log_errno_);
-            if (fd < 0 || (!held_ && s_.ops_.flock(fd, LOCK_SH) < 0))
+            if (fd < 0 || (m != held && s_.ops_.flock(fd, m == shared ? LOCK_SH : LOCK_EX) < 0))
                 detail::throw_errno("cannot lock changes.log", s_.root_.string() + "/changes.log");
             const std::string line = "\n" + s_.channel_ + "/" + id + "\n";
             std::size_t done = 0;
@@ -531,29 +541,39 @@ private:
                     continue;
                 } else {
                     const int e = n < 0 ? errno : EIO;
-                    if (!held_)
-                        s_.ops_.flock(fd, LOCK_UN);
+                    release();
                     detail::throw_errno("cannot record a change of session '" + id + "'",
                                         s_.root_.string() + "/changes.log", e);
                 }
             }
         }
-        ~change_lock() {
-            if (!held_)
-                s_.ops_.flock(s_.log_fd_.get(), LOCK_UN);
-        }
+        ~change_lock() { release(); }
         change_lock(const change_lock&) = delete;
         change_lock& operator=(const change_lock&) = delete;
 
+        /// Ends the lock now (when this object took it).
+        void release() noexcept {
+            if (locked_)
+                s_.ops_.flock(s_.log_fd_.get(), LOCK_UN);
+            locked_ = false;
+        }
+
     private:
         basic_jsonl_store& s_;
-        bool held_;
+        bool locked_;
     };
 
     std::string channel_path() const { return root_.string() + "/" + channel_; }
     std::string session_path(const session_id& id) const { return channel_path() + "/" + id; }
 
-    void note(std::string what) { notes_.push_back({0, 0, std::move(what)}); }
+    // A store-level note for take_diagnostics(). One already waiting is not repeated, so
+    // that a host that lists often and never takes them does not collect copies.
+    void note(std::string what) {
+        for (const auto& n : notes_)
+            if (n.reason == what)
+                return;
+        notes_.push_back({0, 0, std::move(what)});
+    }
 
     void require_channel() {
         if (channel_fd_)
@@ -632,6 +652,25 @@ private:
         note(root_.string() + "/changes.log is " + detail::describe_errno(err) +
              "; sessions are listed from the history files, and nothing can be saved until "
              "it is moved away");
+    }
+
+    // After the lease is taken on `fd`: the session must still be there, with `fd` as
+    // its history. Between the open and the lease, another process may have deleted the
+    // session (or cleaned it up as unborn); a lease on an unlinked file would acknowledge
+    // exchanges that no one can ever read.
+    void require_still_linked(const session_id& id, int fd) {
+        struct stat held {
+        }, now{};
+        if (ops_.fstat(fd, &held) < 0)
+            detail::throw_errno("cannot examine", history_path(id));
+        const std::string rel = id + "/history.jsonl";
+        if (ops_.fstatat(channel_fd_.get(), rel.c_str(), &now, AT_SYMLINK_NOFOLLOW) < 0) {
+            if (errno == ENOENT)
+                throw session_not_found(id, root_.string());
+            detail::throw_errno("cannot examine", history_path(id));
+        }
+        if (held.st_ino != now.st_ino || held.st_dev != now.st_dev)
+            throw session_not_found(id, root_.string()); // removed (and made anew) meanwhile
     }
 
     // flock(LOCK_EX | LOCK_NB) on an open history: the one-writer lease.
@@ -966,6 +1005,7 @@ private:
         e.newer_version = st.newer_version;
         e.ino = static_cast<std::uint64_t>(sb.st_ino);
         e.mtime_ns = mtime_ns(sb);
+        e.file_size = static_cast<std::uint64_t>(sb.st_size);
         e.no_header = !st.have_header && !st.newer_version;
         return e;
     }
@@ -1257,7 +1297,8 @@ private:
         auto& cd = index_.channels[name];
         if (!check_every_file && cd.dir_mtime_ns == mtime)
             return false;
-        // List first, and only then take the new mtime: a listing that fails throws, and
+        // The mtime was taken before the listing (a change during it shows next time), and
+        // is recorded only after the listing succeeded: a listing that fails throws, and
         // never leaves an empty list, or a "seen" mtime, behind in the index.
         const auto names = list_dir(chfd.get(), true, path);
         std::set<session_id> on_disk;
@@ -1320,7 +1361,7 @@ private:
         struct stat st {};
         return ops_.fstatat(channel_fd_.get(), rel.c_str(), &st, AT_SYMLINK_NOFOLLOW) == 0 &&
                S_ISREG(st.st_mode) && e.ino == static_cast<std::uint64_t>(st.st_ino) &&
-               e.mtime_ns == mtime_ns(st) && e.size == static_cast<std::uint64_t>(st.st_size);
+               e.mtime_ns == mtime_ns(st) && e.file_size == static_cast<std::uint64_t>(st.st_size);
     }
 
     // Re-reads what changed in one session's history. Returns true when its entry
@@ -1389,9 +1430,11 @@ private:
             prefix_still_valid(fd.get(), st, path, it->second)) {
             if (it->second.size == size) {
                 const bool same = it->second.ino == static_cast<std::uint64_t>(st.st_ino) &&
-                                  it->second.mtime_ns == mtime_ns(st);
+                                  it->second.mtime_ns == mtime_ns(st) &&
+                                  it->second.file_size == size;
                 it->second.ino = static_cast<std::uint64_t>(st.st_ino);
                 it->second.mtime_ns = mtime_ns(st);
+                it->second.file_size = size;
                 return !same;
             }
             s.meta = it->second.meta;
@@ -1409,7 +1452,10 @@ private:
         if (own && s.meta.exchange_count == 0 && !s.newer_version &&
             (s.consumed < size || !s.have_header) && remove_unborn_history(id, fd.get(), size))
             return drop();
-        cd.sessions.insert_or_assign(id, make_entry(s, st));
+        detail::index_entry fresh = make_entry(s, st);
+        if (auto old = cd.sessions.find(id); old != cd.sessions.end() && old->second == fresh)
+            return false; // read again (a torn tail, say), and nothing changed
+        cd.sessions.insert_or_assign(id, std::move(fresh));
         return true;
     }
 
@@ -1439,39 +1485,68 @@ private:
             basic_jsonl_store& s;
             ~log_unlock() { s.ops_.flock(s.log_fd_.get(), LOCK_UN); }
         } unlock{*this};
+        if (ops_.flock(fd, LOCK_EX | LOCK_NB) < 0)
+            return false; // a writer holds it: its first save is in flight
+        // Judge again under both locks, from the file as it is now: a writer may have
+        // repaired and saved into it, and closed it, since it was read.
         struct stat now {};
-        if (ops_.flock(fd, LOCK_EX | LOCK_NB) < 0 || ops_.fstat(fd, &now) < 0 ||
-            static_cast<std::uint64_t>(now.st_size) != size)
-            return false; // held, or it changed since it was read: not ours to judge now
+        if (ops_.fstat(fd, &now) < 0)
+            return false;
+        size = static_cast<std::uint64_t>(now.st_size);
+        detail::scan_state again;
+        std::vector<diagnostic> ignored;
         try {
-            const std::string saved =
-                size == 0 ? std::string()
-                          : quarantine_bytes(fd, 0, size, channel_ + "-" + id + "-unborn");
+            detail::scan_forward(ops_, fd, history_path(id), again, ignored,
+                                 options_.max_record_bytes, false, [](exchange&&) {});
+        } catch (const storage_error&) {
+            return false;
+        }
+        if (again.meta.exchange_count != 0 || again.newer_version ||
+            (again.consumed == size && again.have_header))
+            return false;
+        std::string saved;
+        try {
+            if (size > 0)
+                saved = quarantine_bytes(fd, 0, size, channel_ + "-" + id + "-unborn");
             const std::string trash = ".deleted-" + id + "-" + std::to_string(ops_.getpid()) + "-" +
                                       std::to_string(detail::next_serial());
             {
-                change_lock lock(*this, id, true);
+                change_lock lock(*this, id, change_lock::held);
                 if (ops_.renameat(channel_fd_.get(), id.c_str(), channel_fd_.get(), trash.c_str()) <
                     0)
-                    detail::throw_errno("cannot move the unborn session '" + id + "' aside",
-                                        session_path(id));
+                    detail::throw_errno("cannot move it aside", session_path(id));
             }
             ops_.fsync(channel_fd_.get());
             remove_tree(trash);
-            note("session '" + id + "' holds no exchange and " +
-                 (size == 0 ? std::string("an empty history (a save interrupted at its very "
-                                          "start, or a file emptied by another program); it "
-                                          "was removed")
-                            : "a torn or missing header or first record (a save that was "
-                              "interrupted); its " +
-                                  std::to_string(size) + " bytes were moved to " + saved +
-                                  " and the session removed"));
-            return true;
         } catch (const storage_error& e) {
-            note(std::string("session '") + id + "' never completed its first exchange, and " +
-                 "could not be moved to quarantine: " + e.what());
+            if (!saved.empty()) // the session stays as it was: so must the quarantine
+                remove_quarantined(saved);
+            note("session '" + id +
+                 "' holds no exchange and a torn, missing or empty "
+                 "header or first record (a save that was interrupted), but it could not be "
+                 "cleaned up; it is left as it is: " +
+                 e.what());
             return false;
         }
+        note("session '" + id + "' holds no exchange and " +
+             (size == 0 ? std::string("an empty history (a save interrupted at its very "
+                                      "start, or a file emptied by another program); it was "
+                                      "removed")
+                        : "a torn or missing header or first record (a save that was "
+                          "interrupted); its " +
+                              std::to_string(size) + " bytes were moved to " + saved +
+                              " and the session removed"));
+        return true;
+    }
+
+    // Removes a copy quarantine_bytes() made (by its full path), when what it copied is
+    // kept where it was after all.
+    void remove_quarantined(const std::string& path) {
+        const auto name = std::filesystem::path(path).filename();
+        detail::unique_fd q(
+            ops_.openat(root_fd_.get(), "quarantine", O_RDONLY | O_DIRECTORY | O_NOFOLLOW));
+        if (q)
+            ops_.unlinkat(q.get(), name.c_str(), 0);
     }
 
     // The names in a directory (only subdirectories, and names whose type the file

@@ -207,9 +207,25 @@ public:
 
     /// Every stored session with at least one exchange, most recently updated first,
     /// ties broken by id. Throws what the store's list() throws.
+    ///
+    /// A session without an exchange is never one the manager meant to keep: it stores a
+    /// session only with its first exchange, holding the session's lease from creation
+    /// to close. One that no writer holds is what a crash between the two left behind,
+    /// invisible and impossible to resume: it is removed here (a store refuses with
+    /// session_busy while a first save is in flight, and then it is left alone; any
+    /// failure to remove it is ignored, and it is simply not listed).
     std::vector<session_meta> list_sessions() {
         auto all = storage_.list();
-        std::erase_if(all, [](const session_meta& m) { return m.exchange_count == 0; });
+        std::vector<session_meta> saved_meanwhile;
+        std::erase_if(all, [&](const session_meta& m) {
+            if (m.exchange_count != 0)
+                return false;
+            if (!current_ || current_->id != m.id)
+                if (auto now = remove_if_abandoned(m.id))
+                    saved_meanwhile.push_back(std::move(*now));
+            return true;
+        });
+        all.insert(all.end(), saved_meanwhile.begin(), saved_meanwhile.end());
         std::sort(all.begin(), all.end(), [](const session_meta& a, const session_meta& b) {
             return a.updated_at != b.updated_at ? a.updated_at > b.updated_at : a.id < b.id;
         });
@@ -304,6 +320,29 @@ private:
             throw;
         }
         stored_ = true;
+    }
+
+    // Removes session `id`, listed without an exchange, if it still has none once its
+    // lease is held here (the list may be older than a first save that has finished
+    // since): returns its metadata when it turned out to have exchanges after all.
+    std::optional<session_meta> remove_if_abandoned(const session_id& id) noexcept {
+        try {
+            session_meta now = storage_.open(id); // no writer can save into it meanwhile
+            try {
+                if (now.exchange_count == 0) {
+                    storage_.remove(id); // allowed while we hold it
+                    return std::nullopt;
+                }
+            } catch (...) {
+            }
+            storage_.close(id);
+            if (now.exchange_count != 0)
+                return now;
+        } catch (...) {
+            // Held by a writer (its first save is in flight), already gone, damaged or
+            // in a read-only store: left as it is.
+        }
+        return std::nullopt;
     }
 
     static void check_utf8(std::string_view text, std::string_view field) {

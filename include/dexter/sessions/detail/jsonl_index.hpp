@@ -44,6 +44,9 @@ struct index_entry {
     std::uint64_t ino = 0;           ///< inode of history.jsonl when read (0: unknown)
     std::int64_t mtime_ns = 0;       ///< its modification time then
     bool no_header = false;          ///< line 1 is not a session header: damaged
+    std::uint64_t file_size = 0;     ///< the file's whole size then (a torn tail included)
+
+    friend bool operator==(const index_entry&, const index_entry&) = default;
 };
 
 struct index_data {
@@ -78,6 +81,8 @@ inline std::string encode_index(const index_data& idx) {
             o["mtime_ns"] = e.mtime_ns;
             if (e.no_header)
                 o["no_header"] = true;
+            if (e.file_size != e.size)
+                o["file_size"] = e.file_size;
             sessions[id] = std::move(o);
         }
         channels[name] =
@@ -175,6 +180,8 @@ inline index_decode decode_index(std::string_view text) {
                 e.mtime_ns = m->get_int64();
             if (const auto* h = member(so, "no_header"); h && h->is_bool())
                 e.no_header = h->get_bool();
+            e.file_size = e.size;
+            read_uint(so, "file_size", e.file_size);
             cd.sessions.emplace(e.meta.id, std::move(e));
         }
     }

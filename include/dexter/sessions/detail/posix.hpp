@@ -205,7 +205,7 @@ inline constexpr int not_a_regular_file = -1000;
 /// Describes an errno value, or not_a_regular_file.
 inline std::string describe_errno(int e) {
     return e == not_a_regular_file ? "not a regular file (a FIFO, socket, device or "
-                                     "directory): refusing to read or write it"
+                                     "directory), so it is neither read nor written"
                                    : std::string(std::strerror(e));
 }
 
@@ -213,7 +213,7 @@ inline std::string describe_errno(int e) {
 [[noreturn]] inline void throw_open_failure(const std::string& what, const std::string& path,
                                             int e) {
     if (e == not_a_regular_file)
-        throw storage_error(what + " (" + path + " is " + describe_errno(e) + ")", path);
+        throw storage_error(what + ": it is " + describe_errno(e), path);
     throw storage_error(what, path, e);
 }
 
