@@ -165,23 +165,67 @@ inline index_decode decode_index(std::string_view text) {
             const auto& so = s.value().get_object();
             index_entry e;
             e.meta.id = std::string(s.key());
-            if (!read_string(so, "title", e.meta.title) ||
-                !read_time(so, "created_at", e.meta.created_at) ||
-                !read_time(so, "updated_at", e.meta.updated_at) ||
-                !read_uint(so, "exchange_count", e.meta.exchange_count) ||
-                !read_uint(so, "size", e.size) || !read_uint(so, "lines", e.lines))
+            // One pass over the entry's fields (the hot loop of a list: an index has an
+            // entry per session), instead of a lookup per field.
+            unsigned required = 0; // one bit per required field seen, well-formed
+            bool have_file_size = false;
+            for (const auto& f : so) {
+                const std::string_view k = f.key();
+                const json::value& v = f.value();
+                const auto as_uint = [&](std::uint64_t& out) {
+                    if (v.is_uint64())
+                        out = v.get_uint64();
+                    else if (v.is_int64() && v.get_int64() >= 0)
+                        out = static_cast<std::uint64_t>(v.get_int64());
+                    else
+                        return false;
+                    return true;
+                };
+                const auto as_time = [&](time_point& out) {
+                    if (!v.is_string())
+                        return false;
+                    const auto t = parse_timestamp(std::string_view(v.get_string()));
+                    if (t)
+                        out = *t;
+                    return t.has_value();
+                };
+                if (k == "title") {
+                    if (v.is_string()) {
+                        e.meta.title.assign(v.get_string().data(), v.get_string().size());
+                        required |= 1u;
+                    }
+                } else if (k == "created_at") {
+                    required |= as_time(e.meta.created_at) ? 2u : 0u;
+                } else if (k == "updated_at") {
+                    required |= as_time(e.meta.updated_at) ? 4u : 0u;
+                } else if (k == "exchange_count") {
+                    required |= as_uint(e.meta.exchange_count) ? 8u : 0u;
+                } else if (k == "size") {
+                    required |= as_uint(e.size) ? 16u : 0u;
+                } else if (k == "lines") {
+                    required |= as_uint(e.lines) ? 32u : 0u;
+                } else if (k == "extra") {
+                    if (v.is_object())
+                        e.meta.extra = json::object(v.get_object(), json::storage_ptr());
+                } else if (k == "newer_version") {
+                    as_uint(e.newer_version);
+                } else if (k == "ino") {
+                    // Absent in an index written by 0.1: then every entry is checked once.
+                    as_uint(e.ino);
+                } else if (k == "mtime_ns") {
+                    if (v.is_int64())
+                        e.mtime_ns = v.get_int64();
+                } else if (k == "no_header") {
+                    if (v.is_bool())
+                        e.no_header = v.get_bool();
+                } else if (k == "file_size") {
+                    have_file_size = as_uint(e.file_size);
+                }
+            }
+            if (required != 63u)
                 return corrupt("bad entry for session " + e.meta.id);
-            if (const auto* x = member(so, "extra"); x && x->is_object())
-                e.meta.extra = json::object(x->get_object(), json::storage_ptr());
-            read_uint(so, "newer_version", e.newer_version);
-            // Absent in an index written by 0.1: then every entry is checked once.
-            read_uint(so, "ino", e.ino);
-            if (const auto* m = member(so, "mtime_ns"); m && m->is_int64())
-                e.mtime_ns = m->get_int64();
-            if (const auto* h = member(so, "no_header"); h && h->is_bool())
-                e.no_header = h->get_bool();
-            e.file_size = e.size;
-            read_uint(so, "file_size", e.file_size);
+            if (!have_file_size)
+                e.file_size = e.size;
             cd.sessions.emplace(e.meta.id, std::move(e));
         }
     }
