@@ -391,10 +391,7 @@ public:
             out.meta = st.meta;
         }
         if (!have_header)
-            out.diagnostics.push_back(
-                {1, 0,
-                 "no valid session header on line 1: the session is damaged (its title and "
-                 "start are not known); its exchanges load, but nothing is appended to it"});
+            out.diagnostics.push_back(detail::missing_header_diagnostic());
         std::stable_sort(
             out.diagnostics.begin(), out.diagnostics.end(),
             [](const diagnostic& a, const diagnostic& b) { return a.offset < b.offset; });

@@ -161,6 +161,15 @@ inline std::size_t repair_lone_surrogates(std::string_view line, std::string& ou
 // ---------------------------------------------------------------------------------
 // Reading.
 
+/// The diagnostic a load reports for a history whose line 1 is not a valid session
+/// header (removed, cut, emptied, or preceded by a byte-order mark): the session is
+/// damaged, and read-only.
+inline diagnostic missing_header_diagnostic() {
+    return {1, 0,
+            "no valid session header on line 1: the session is damaged (its title and "
+            "start are not known); its exchanges load, but nothing is appended to it"};
+}
+
 /// What a reader knows of a session after reading its file up to `consumed`.
 struct scan_state {
     session_meta meta;
