@@ -264,12 +264,16 @@ std::vector<ds::diagnostic> sorted_unique(std::vector<ds::diagnostic> d) {
 void check_store(const layout& in, const std::uint8_t* data, std::size_t size,
                  const forward_result& f, const std::vector<ds::exchange>& last3) {
     auto& e = env();
+    // A store that lists may have removed the session (a history without an exchange
+    // that is torn, headerless or empty is cleaned up as unborn) and quarantined it.
+    std::error_code ec;
+    std::filesystem::create_directories(e.history.parent_path(), ec);
+    std::filesystem::remove_all(e.root / "quarantine", ec);
     const int fd = ::open(e.history.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
     if (fd < 0)
         std::abort();
     put(fd, data, size);
     ::close(fd);
-    std::error_code ec;
     std::filesystem::remove(e.root / "index.json", ec);
 
     ds::jsonl_store store{e.root, "cli",
