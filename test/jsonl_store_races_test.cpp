@@ -128,12 +128,14 @@ BOOST_AUTO_TEST_CASE(a_delete_never_takes_a_session_being_created) {
     ds::test::temp_dir td;
     const fs::path root = td / "store";
     ds::jsonl_store{root, "cli", unsynced};
-    int ready[2];
+    int ready[2], go[2]; // child -> parent: in the gap; parent -> child: close now
     BOOST_TEST_REQUIRE(::pipe(ready) == 0);
+    BOOST_TEST_REQUIRE(::pipe(go) == 0);
     const pid_t pid = ::fork();
     BOOST_TEST_REQUIRE(pid >= 0);
     if (pid == 0) {
         ::close(ready[0]);
+        ::close(go[1]);
         pause_before_lease seam;
         seam.between = [&] {
             (void)!::write(ready[1], "x", 1); // the file exists; the lease is not taken yet
@@ -147,8 +149,12 @@ BOOST_AUTO_TEST_CASE(a_delete_never_takes_a_session_being_created) {
                 ds::exchange ex = ds::test::make_exchange(1);
                 ds::apply_exchange(meta, ex);
                 creator.append(meta, ex);
-                creator.close(meta.id);
                 status = 0; // acknowledged
+                // Held until the parent has tried its delete: a delete of the finished,
+                // closed session would be an ordinary one, not the race under test.
+                char c = 0;
+                (void)!::read(go[0], &c, 1);
+                creator.close(meta.id);
             }
         } catch (...) {
             status = 2;
@@ -156,6 +162,7 @@ BOOST_AUTO_TEST_CASE(a_delete_never_takes_a_session_being_created) {
         ::_exit(status);
     }
     ::close(ready[1]);
+    ::close(go[0]);
     char c = 0;
     BOOST_TEST_REQUIRE(::read(ready[0], &c, 1) == 1);
     ::close(ready[0]);
@@ -166,6 +173,8 @@ BOOST_AUTO_TEST_CASE(a_delete_never_takes_a_session_being_created) {
     } catch (const ds::session_busy&) {
     } catch (const ds::session_not_found&) {
     }
+    (void)!::write(go[1], "x", 1);
+    ::close(go[1]);
     int status = 0;
     BOOST_TEST_REQUIRE(::waitpid(pid, &status, 0) == pid);
     BOOST_TEST_REQUIRE(WIFEXITED(status));
