@@ -5,8 +5,8 @@
 // for NaN, which JSON cannot hold, coming back as null.
 #pragma once
 
-#include <dexter/sessions/detail/utf8.hpp>
 #include <dexter/sessions/types.hpp>
+#include <dexter/sessions/utf8.hpp>
 
 #include <boost/json/value.hpp>
 
@@ -104,7 +104,7 @@ inline bool meta_near(const session_meta& a, const session_meta& b) {
 inline bool all_utf8(const json::value& v) {
     switch (v.kind()) {
     case json::kind::string:
-        return detail::is_valid_utf8(v.get_string());
+        return is_valid_utf8(v.get_string());
     case json::kind::array:
         for (const auto& e : v.get_array())
             if (!all_utf8(e))
@@ -112,7 +112,7 @@ inline bool all_utf8(const json::value& v) {
         return true;
     case json::kind::object:
         for (const auto& kv : v.get_object())
-            if (!detail::is_valid_utf8(kv.key()) || !all_utf8(kv.value()))
+            if (!is_valid_utf8(kv.key()) || !all_utf8(kv.value()))
                 return false;
         return true;
     default:
@@ -121,9 +121,8 @@ inline bool all_utf8(const json::value& v) {
 }
 
 inline bool all_utf8(const exchange& ex) {
-    return detail::is_valid_utf8(ex.query) && detail::is_valid_utf8(ex.answer) &&
-           (!ex.summary || detail::is_valid_utf8(*ex.summary)) &&
-           (!ex.model || detail::is_valid_utf8(*ex.model)) &&
+    return is_valid_utf8(ex.query) && is_valid_utf8(ex.answer) &&
+           (!ex.summary || is_valid_utf8(*ex.summary)) && (!ex.model || is_valid_utf8(*ex.model)) &&
            all_utf8(json::value(ex.tool_calls)) && all_utf8(json::value(ex.extra));
 }
 

@@ -84,7 +84,7 @@ std::string text(FuzzedDataProvider& p, std::size_t max, bool raw = false) {
     if (raw)
         return s;
     for (;;) {
-        const auto bad = ds::detail::first_invalid_utf8(s);
+        const auto bad = ds::first_invalid_utf8(s);
         if (bad == s.size())
             return s;
         s[bad] = '?';

@@ -70,7 +70,7 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
         return 0;
     }
     for (const auto& [name, ch] : first.data.channels) {
-        DEXTER_FUZZ_CHECK(ds::detail::is_valid_channel(name), "accepted channel " + name);
+        DEXTER_FUZZ_CHECK(ds::is_valid_channel(name), "accepted channel " + name);
         for (const auto& [id, e] : ch.sessions) {
             DEXTER_FUZZ_CHECK(ds::is_valid_session_id(id), "accepted session id " + id);
             DEXTER_FUZZ_CHECK(e.meta.id == id, "entry id differs from its key");

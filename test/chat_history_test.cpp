@@ -8,7 +8,7 @@
 #include <boost/test/data/monomorphic.hpp>
 #include <boost/test/data/test_case.hpp>
 
-#include <dexter/sessions/detail/utf8.hpp>
+#include <dexter/sessions/utf8.hpp>
 
 #include "support/printable.hpp"
 
@@ -307,7 +307,7 @@ BOOST_DATA_TEST_CASE(table, bdata::make(summary_cases()), c) {
     const std::string got = ds::summarize_text(c.text, c.max_bytes);
     BOOST_TEST(got == c.expected, show(got) << " != " << show(c.expected));
     BOOST_TEST(got.size() <= c.max_bytes);
-    BOOST_TEST(ds::detail::is_valid_utf8(got));
+    BOOST_TEST(ds::is_valid_utf8(got));
 }
 
 BOOST_AUTO_TEST_CASE(default_max_is_200_bytes) {
@@ -322,7 +322,7 @@ BOOST_AUTO_TEST_CASE(emoji_at_every_cut_point) {
         BOOST_TEST_CONTEXT("emoji at byte " << pad) {
             const std::string got = ds::summarize_text(text, 200);
             BOOST_TEST(got.size() <= 200u);
-            BOOST_TEST(ds::detail::is_valid_utf8(got), show(got));
+            BOOST_TEST(ds::is_valid_utf8(got), show(got));
             // Whatever was kept is a prefix of the text, followed by the ellipsis.
             BOOST_TEST_REQUIRE(got.size() >= ellipsis.size());
             BOOST_TEST(std::string_view(got).substr(got.size() - ellipsis.size()) == ellipsis);
@@ -410,7 +410,7 @@ BOOST_AUTO_TEST_CASE(random_inputs_give_short_valid_deterministic_summaries) {
         const std::string got = ds::summarize_text(text, max);
         BOOST_TEST_CONTEXT("text " << show(text) << ", max " << max << " -> " << show(got)) {
             BOOST_TEST_REQUIRE(got.size() <= max);
-            BOOST_TEST_REQUIRE(ds::detail::is_valid_utf8(got));
+            BOOST_TEST_REQUIRE(ds::is_valid_utf8(got));
             BOOST_TEST_REQUIRE(got == ds::summarize_text(text, max)); // deterministic
             BOOST_TEST_REQUIRE(got.find_first_of("\r\n\t") == std::string::npos);
 

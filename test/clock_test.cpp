@@ -46,17 +46,17 @@ long long ns(sys_tp t) {
 } // namespace
 
 BOOST_AUTO_TEST_CASE(concept_accepts_clocks_and_rejects_the_rest) {
-    static_assert(ds::clock<std::chrono::system_clock>);
-    static_assert(ds::clock<ds::manual_clock>);
-    static_assert(ds::clock<now_returns_system_time>);
-    static_assert(!ds::clock<int>);
-    static_assert(!ds::clock<now_returns_int>);
-    static_assert(!ds::clock<no_now>);
-    static_assert(!ds::clock<now_returns_steady_time>);
-    static_assert(!ds::clock<immovable_clock>);
+    static_assert(ds::clock_policy<std::chrono::system_clock>);
+    static_assert(ds::clock_policy<ds::manual_clock>);
+    static_assert(ds::clock_policy<now_returns_system_time>);
+    static_assert(!ds::clock_policy<int>);
+    static_assert(!ds::clock_policy<now_returns_int>);
+    static_assert(!ds::clock_policy<no_now>);
+    static_assert(!ds::clock_policy<now_returns_steady_time>);
+    static_assert(!ds::clock_policy<immovable_clock>);
     // Also checked at run time, so that the suite reports it.
-    BOOST_TEST(ds::clock<ds::manual_clock>);
-    BOOST_TEST(!ds::clock<now_returns_int>);
+    BOOST_TEST(ds::clock_policy<ds::manual_clock>);
+    BOOST_TEST(!ds::clock_policy<now_returns_int>);
 }
 
 BOOST_AUTO_TEST_CASE(manual_clock_starts_at_2026_and_stands_still) {

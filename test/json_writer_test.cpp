@@ -73,7 +73,7 @@ BOOST_AUTO_TEST_CASE(invalid_utf8_is_detected_exactly) {
         const std::string s = random_text(rng, true);
         std::string out;
         const bool ok = ds::detail::append_json_string(out, s);
-        BOOST_TEST_REQUIRE(ok == ds::detail::is_valid_utf8(s), "case " << i);
+        BOOST_TEST_REQUIRE(ok == ds::is_valid_utf8(s), "case " << i);
         invalid += ok ? 0 : 1;
     }
     BOOST_TEST(invalid > 1000); // the generator really produced invalid input

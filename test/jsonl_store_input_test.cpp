@@ -63,7 +63,7 @@ BOOST_AUTO_TEST_CASE(hostile_ids_are_refused_before_any_path_is_built) {
             const ds::session_meta m{bad, "title", at(0), at(0), 1, {}};
             BOOST_CHECK_THROW(store.create(m), ds::invalid_session_id);
             BOOST_CHECK_THROW(store.open(bad), ds::invalid_session_id);
-            BOOST_CHECK_THROW(store.append(m, make_exchange(1)), ds::invalid_session_id);
+            BOOST_CHECK_THROW(store.append(bad, make_exchange(1)), ds::invalid_session_id);
             BOOST_CHECK_THROW(store.update(m), ds::invalid_session_id);
             BOOST_CHECK_THROW(store.find(bad), ds::invalid_session_id);
             BOOST_CHECK_THROW(store.load(bad), ds::invalid_session_id);

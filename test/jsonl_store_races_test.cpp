@@ -106,8 +106,7 @@ BOOST_AUTO_TEST_CASE(an_open_that_loses_the_race_to_an_unborn_clean_up_acknowled
     try {
         auto meta = opener.open("zzzzzzzz");
         ds::exchange ex = ds::test::make_exchange(1);
-        ds::apply_exchange(meta, ex);
-        opener.append(meta, ex);
+        opener.append(meta.id, ex);
         acknowledged = true;
     } catch (const ds::session_not_found& e) {
         BOOST_TEST_MESSAGE("refused: " << e.what());
@@ -147,8 +146,7 @@ BOOST_AUTO_TEST_CASE(a_delete_never_takes_a_session_being_created) {
             auto meta = ds::test::make_meta("race0001");
             if (creator.create(meta)) {
                 ds::exchange ex = ds::test::make_exchange(1);
-                ds::apply_exchange(meta, ex);
-                creator.append(meta, ex);
+                creator.append(meta.id, ex);
                 status = 0; // acknowledged
                 // Held until the parent has tried its delete: a delete of the finished,
                 // closed session would be an ordinary one, not the race under test.

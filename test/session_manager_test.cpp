@@ -20,6 +20,7 @@
 #include <optional>
 #include <string>
 #include <string_view>
+#include <type_traits>
 #include <utility>
 #include <vector>
 
@@ -211,7 +212,7 @@ BOOST_DATA_TEST_CASE(title_comes_from_the_first_query, boost::unit_test::data::m
     BOOST_TEST(title.size() <= 80u);
     BOOST_TEST(!title.empty());
     BOOST_TEST(title.find('\n') == std::string::npos);
-    BOOST_TEST(ds::detail::is_valid_utf8(title));
+    BOOST_TEST(ds::is_valid_utf8(title));
     BOOST_TEST(title.find("second query") == std::string::npos);
     // The one-line summary of the query, at most 80 bytes (summarize_text is tested on
     // its own in chat_history_test).
@@ -906,6 +907,178 @@ BOOST_AUTO_TEST_CASE(a_generator_giving_a_malformed_id_is_refused) {
     BOOST_CHECK_THROW(m.start_new(), ds::invalid_session_id);
     BOOST_TEST(!m.current().has_value());
     BOOST_TEST(store.list().empty());
+}
+
+BOOST_AUTO_TEST_SUITE_END()
+
+// --- the 0.2 API: extra, find_session, capabilities, constructors -------------------
+
+BOOST_AUTO_TEST_SUITE(api)
+
+BOOST_AUTO_TEST_CASE(a_ulid_generator_is_refused_with_the_id_rule) {
+    ds::memory_store store;
+    scripted_manager m{store, ds::manual_clock{}, scripted_ids{{"01ARZ3NDEKTSV4RRFFQ69G5FAV"}}};
+    try {
+        m.start_new();
+        BOOST_FAIL("a ULID was accepted as a session id");
+    } catch (const ds::invalid_session_id& e) {
+        const std::string what = e.what();
+        BOOST_TEST(what.find("01ARZ3NDEKTSV4RRFFQ69G5FAV") != std::string::npos, what);
+        BOOST_TEST(what.find("id generator") != std::string::npos, what);
+        BOOST_TEST(what.find("8 characters of [0-9a-z]") != std::string::npos, what);
+    }
+    BOOST_TEST(store.list().empty());
+}
+
+BOOST_AUTO_TEST_CASE(set_extra_before_the_first_save_is_stored_with_the_session) {
+    ds::memory_store store;
+    mgr m{store};
+    m.start_new();
+    m.set_extra(json::object{{"project", "dexter"}});
+    BOOST_TEST(store.list().empty()); // still nothing stored
+    BOOST_TEST(store.counts().update == 0u);
+    const auto id = m.save_exchange("q", "a").seq == 1u ? m.current()->id : "";
+    const auto found = store.find(id);
+    BOOST_TEST_REQUIRE(found.has_value());
+    BOOST_TEST(json::serialize(found->extra) == R"({"project":"dexter"})");
+}
+
+BOOST_AUTO_TEST_CASE(set_extra_after_the_first_save_updates_the_store) {
+    ds::memory_store store;
+    mgr m{store};
+    m.start_new();
+    m.save_exchange("q", "a");
+    const auto id = m.current()->id;
+    m.set_extra(json::object{{"tags", json::array{"x", "y"}}});
+    BOOST_TEST(store.counts().update == 1u);
+    BOOST_TEST(json::serialize(store.find(id)->extra) == R"({"tags":["x","y"]})");
+    BOOST_TEST(json::serialize(m.current()->extra) == R"({"tags":["x","y"]})");
+    mgr other{store};
+    BOOST_TEST(json::serialize(other.list_sessions().at(0).extra) == R"({"tags":["x","y"]})");
+}
+
+BOOST_AUTO_TEST_CASE(set_extra_refuses_invalid_utf8_and_changes_nothing) {
+    ds::memory_store store;
+    mgr m{store};
+    BOOST_CHECK_THROW(m.set_extra({}), ds::error); // no current session
+    m.start_new();
+    m.save_exchange("q", "a");
+    m.set_extra(json::object{{"ok", 1}});
+    BOOST_CHECK_THROW(m.set_extra(json::object{{"bad", "\xC0\xAF"}}), ds::invalid_input);
+    BOOST_CHECK_THROW(m.set_extra(json::object{{"\xFF", 1}}), ds::invalid_input);
+    BOOST_CHECK_THROW(
+        m.set_extra(json::object{{"deep", json::array{json::object{{"k", "\xED\xA0\x80"}}}}}),
+        ds::invalid_input);
+    BOOST_TEST(store.counts().update == 1u);
+    BOOST_TEST(json::serialize(m.current()->extra) == R"({"ok":1})");
+    BOOST_TEST(json::serialize(store.find(m.current()->id)->extra) == R"({"ok":1})");
+}
+
+BOOST_AUTO_TEST_CASE(set_extra_keeps_title_and_timestamps) {
+    ds::memory_store store;
+    mgr m{store};
+    m.start_new();
+    m.save_exchange("the question", "a");
+    const auto before = *store.find(m.current()->id);
+    m.clock().advance(1h);
+    m.set_extra(json::object{{"k", "v"}});
+    const auto after = *store.find(m.current()->id);
+    BOOST_TEST(after.title == before.title);
+    BOOST_TEST(ts(after.updated_at) == ts(before.updated_at));
+    BOOST_TEST(after.exchange_count == before.exchange_count);
+}
+
+BOOST_AUTO_TEST_CASE(find_session_sees_stored_sessions_only) {
+    ds::memory_store store;
+    mgr m{store};
+    m.start_new();
+    const auto unsaved = m.current()->id;
+    BOOST_TEST(!m.find_session(unsaved).has_value());
+    m.save_exchange("q", "a");
+    const auto found = m.find_session(m.current()->id);
+    BOOST_TEST_REQUIRE(found.has_value());
+    BOOST_TEST(found->exchange_count == 1u);
+    BOOST_CHECK_THROW(m.find_session("../etc"), ds::invalid_session_id);
+    // created but never given an exchange (a first save cut short): not a session
+    ds::memory_store other = store;
+    BOOST_TEST_REQUIRE(other.create(ds::session_meta{"empty001", "t", {}, {}, 0, {}}));
+    BOOST_TEST(!m.find_session("empty001").has_value());
+}
+
+BOOST_AUTO_TEST_CASE(the_store_and_options_constructor) {
+    ds::manager_options o;
+    o.context_exchanges = 2;
+    mgr m{ds::memory_store{}, o};
+    BOOST_TEST(m.options().context_exchanges == 2u);
+    m.start_new();
+    for (int i = 0; i < 5; ++i)
+        m.save_exchange("q" + std::to_string(i), "a");
+    const auto id = m.current()->id;
+    m.close();
+    BOOST_TEST(m.resume(id).exchanges.size() == 2u);
+}
+
+// A store with both optional capabilities, counting the calls that reach it.
+class capable_store : public ds::memory_store {
+public:
+    std::vector<ds::diagnostic> take_diagnostics() {
+        ++*taken;
+        return {{0, 0, "an event"}};
+    }
+    void check_writable() {
+        ++*checked;
+        if (read_only)
+            throw ds::storage_error("read-only", "capable store");
+    }
+    std::shared_ptr<int> taken = std::make_shared<int>(0);
+    std::shared_ptr<int> checked = std::make_shared<int>(0);
+    bool read_only = false;
+};
+static_assert(ds::reports_diagnostics<capable_store>);
+static_assert(ds::checks_writability<capable_store>);
+static_assert(!ds::reports_diagnostics<ds::memory_store>);
+static_assert(!ds::checks_writability<ds::memory_store>);
+
+BOOST_AUTO_TEST_CASE(capabilities_reach_a_store_that_has_them) {
+    capable_store store;
+    const auto taken = store.taken;
+    const auto checked = store.checked;
+    store.read_only = true;
+    ds::session_manager<capable_store, ds::manual_clock, ds::sequential_ids> m{store};
+    const auto events = m.take_diagnostics();
+    BOOST_TEST_REQUIRE(events.size() == 1u);
+    BOOST_TEST(events[0].reason == "an event");
+    BOOST_TEST(*taken == 1);
+    BOOST_CHECK_THROW(m.check_writable(), ds::storage_error);
+    BOOST_TEST(*checked == 1);
+}
+
+BOOST_AUTO_TEST_CASE(capabilities_fall_back_for_a_store_without_them) {
+    mgr m{ds::memory_store{}};
+    BOOST_TEST(m.take_diagnostics().empty());
+    BOOST_CHECK_NO_THROW(m.check_writable());
+}
+
+// A clock whose move constructor may throw.
+struct throwing_move_clock {
+    throwing_move_clock() = default;
+    throwing_move_clock(throwing_move_clock&&) noexcept(false) {}
+    throwing_move_clock& operator=(throwing_move_clock&&) noexcept(false) { return *this; }
+    std::chrono::system_clock::time_point now() const { return {}; }
+};
+static_assert(std::is_nothrow_move_constructible_v<mgr>);
+static_assert(std::is_nothrow_move_constructible_v<ds::session_manager<ds::memory_store>>);
+static_assert(!std::is_nothrow_move_constructible_v<
+              ds::session_manager<ds::memory_store, throwing_move_clock>>);
+
+BOOST_AUTO_TEST_CASE(move_construction_keeps_the_current_session) {
+    mgr a{ds::memory_store{}};
+    a.start_new();
+    a.save_exchange("q", "a");
+    const auto id = a.current()->id;
+    mgr b{std::move(a)};
+    BOOST_TEST(b.current()->id == id);
+    BOOST_TEST(b.save_exchange("q2", "a2").seq == 2u);
 }
 
 BOOST_AUTO_TEST_SUITE_END()

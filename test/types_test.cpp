@@ -2,7 +2,7 @@
 // types.hpp (JSON mapping, timestamps, apply_exchange) and detail/utf8.hpp.
 #include <dexter/sessions/types.hpp>
 
-#include <dexter/sessions/detail/utf8.hpp>
+#include <dexter/sessions/utf8.hpp>
 
 #define BOOST_TEST_MODULE types
 #include <boost/test/unit_test.hpp>
@@ -306,7 +306,7 @@ std::vector<text_case> awkward_texts() {
 
 BOOST_DATA_TEST_CASE(unicode_round_trips_byte_for_byte,
                      boost::unit_test::data::make(awkward_texts()), c) {
-    BOOST_TEST_REQUIRE(ds::detail::is_valid_utf8(c.text)); // the table itself is UTF-8
+    BOOST_TEST_REQUIRE(ds::is_valid_utf8(c.text)); // the table itself is UTF-8
 
     ds::exchange ex = make_full_exchange();
     ex.query = c.text;
@@ -320,7 +320,7 @@ BOOST_DATA_TEST_CASE(unicode_round_trips_byte_for_byte,
     // A JSON text carries no raw control character, and stays UTF-8.
     for (unsigned char b : text)
         BOOST_TEST_REQUIRE(b >= 0x20);
-    BOOST_TEST(ds::detail::is_valid_utf8(text));
+    BOOST_TEST(ds::is_valid_utf8(text));
 
     const auto back = json::value_to<ds::exchange>(json::parse(text));
     BOOST_TEST(back == ex);
@@ -750,16 +750,16 @@ std::vector<utf8_case> utf8_cases() {
 } // namespace
 
 BOOST_DATA_TEST_CASE(first_invalid_offsets, boost::unit_test::data::make(utf8_cases()), c) {
-    BOOST_TEST(ds::detail::first_invalid_utf8(c.bytes) == c.first_invalid);
-    BOOST_TEST(ds::detail::is_valid_utf8(c.bytes) == (c.first_invalid == c.bytes.size()));
+    BOOST_TEST(ds::first_invalid_utf8(c.bytes) == c.first_invalid);
+    BOOST_TEST(ds::is_valid_utf8(c.bytes) == (c.first_invalid == c.bytes.size()));
 }
 
 BOOST_AUTO_TEST_CASE(usable_at_compile_time) {
-    static_assert(ds::detail::is_valid_utf8("caf\xC3\xA9"));
-    static_assert(!ds::detail::is_valid_utf8("\xC0\xAF"));
-    static_assert(ds::detail::first_invalid_utf8("ab\xFF") == 2);
-    static_assert(ds::detail::utf8_prefix("\xC3\xA9", 1).empty());
-    BOOST_TEST(ds::detail::is_valid_utf8(std::string_view("caf\xC3\xA9")));
+    static_assert(ds::is_valid_utf8("caf\xC3\xA9"));
+    static_assert(!ds::is_valid_utf8("\xC0\xAF"));
+    static_assert(ds::first_invalid_utf8("ab\xFF") == 2);
+    static_assert(ds::utf8_prefix("\xC3\xA9", 1).empty());
+    BOOST_TEST(ds::is_valid_utf8(std::string_view("caf\xC3\xA9")));
 }
 
 BOOST_AUTO_TEST_CASE(every_scalar_value_is_valid_and_every_surrogate_is_not) {
@@ -767,7 +767,7 @@ BOOST_AUTO_TEST_CASE(every_scalar_value_is_valid_and_every_surrogate_is_not) {
     for (char32_t cp = 0; cp <= 0x10FFFF; ++cp) {
         const std::string s = encode(cp);
         const bool surrogate = cp >= 0xD800 && cp <= 0xDFFF;
-        const std::size_t got = ds::detail::first_invalid_utf8(s);
+        const std::size_t got = ds::first_invalid_utf8(s);
         if (surrogate ? got != 0 : got != s.size()) {
             (surrogate ? bad_surrogate : bad_valid) += 1;
             BOOST_TEST_MESSAGE("code point " << static_cast<unsigned long>(cp) << " -> " << got);
@@ -784,7 +784,7 @@ BOOST_AUTO_TEST_CASE(every_overlong_form_is_invalid) {
         const int needed = cp < 0x80 ? 1 : cp < 0x800 ? 2 : 3;
         for (int len = needed + 1; len <= 4; ++len) {
             const std::string s = encode_with_length(cp, len);
-            if (ds::detail::first_invalid_utf8(s) == 0)
+            if (ds::first_invalid_utf8(s) == 0)
                 continue; // rejected at its first byte
             ++accepted;
             BOOST_TEST_MESSAGE("overlong accepted: " << show(s));
@@ -805,7 +805,7 @@ BOOST_AUTO_TEST_CASE(utf8_prefix_never_cuts_a_character) {
     }
     for (std::size_t max = 0; max <= text.size() + 2; ++max) {
         BOOST_TEST_CONTEXT("max_bytes " << max) {
-            const std::string_view p = ds::detail::utf8_prefix(text, max);
+            const std::string_view p = ds::utf8_prefix(text, max);
             // The longest character boundary not above max.
             std::size_t want = 0;
             for (std::size_t b : boundaries)
@@ -813,7 +813,7 @@ BOOST_AUTO_TEST_CASE(utf8_prefix_never_cuts_a_character) {
                     want = b;
             BOOST_TEST(p.size() == want);
             BOOST_TEST(p.data() == text.data()); // a prefix, not a copy
-            BOOST_TEST(ds::detail::is_valid_utf8(p));
+            BOOST_TEST(ds::is_valid_utf8(p));
         }
     }
 }

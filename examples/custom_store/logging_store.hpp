@@ -45,9 +45,9 @@ public:
     ds::session_meta open(const ds::session_id& id) {
         return logged("open " + shown(id), [&] { return inner_.open(id); });
     }
-    void append(const ds::session_meta& after, const ds::exchange& ex) {
-        logged("append " + shown(after.id) + " seq " + std::to_string(ex.seq),
-               [&] { inner_.append(after, ex); });
+    void append(const ds::session_id& id, const ds::exchange& ex) {
+        logged("append " + shown(id) + " seq " + std::to_string(ex.seq),
+               [&] { inner_.append(id, ex); });
     }
     void update(const ds::session_meta& m) {
         logged("update " + shown(m.id), [&] { inner_.update(m); });
@@ -73,6 +73,15 @@ public:
     }
     void remove(const ds::session_id& id) {
         logged("remove " + shown(id), [&] { inner_.remove(id); });
+    }
+
+    // The optional capabilities (storage.hpp): offered exactly when the wrapped store
+    // has them, so that the manager's take_diagnostics() and check_writable() reach it.
+    std::vector<ds::diagnostic> take_diagnostics() requires ds::reports_diagnostics<Inner> {
+        return inner_.take_diagnostics();
+    }
+    void check_writable() requires ds::checks_writability<Inner> {
+        logged("check_writable", [&] { inner_.check_writable(); });
     }
 
     /// The wrapped store.

@@ -6,7 +6,7 @@
 
 #include "store.hpp"
 
-#include <dexter/sessions/detail/utf8.hpp>
+#include <dexter/sessions/utf8.hpp>
 #include <dexter/sessions/version.hpp>
 
 #include <boost/json/object.hpp>
@@ -113,7 +113,7 @@ bool is_exit_command(const std::string& line) {
 
 int run_interactive(const options& o, agent& answerer, interrupt_pipe& interrupts) {
     session_manager manager = open_store(o);
-    manager.storage().check_writable(); // before the user types anything
+    manager.check_writable(); // before the user types anything
     warn_about_store(manager);
     const auto resumed = open_session(manager, o);
     print_banner(manager, resumed);
@@ -157,7 +157,7 @@ int run_interactive(const options& o, agent& answerer, interrupt_pipe& interrupt
 
 int run_one_shot(const options& o, agent& answerer) {
     session_manager manager = open_store(o);
-    manager.storage().check_writable();
+    manager.check_writable();
     warn_about_store(manager);
     open_session(manager, o);
 

@@ -130,7 +130,7 @@ int list_sessions(const options& o) {
 int delete_session(const options& o, interrupt_pipe& interrupts) {
     session_manager manager = open_store(o);
     const sessions::session_id id = manager.resolve(o.session);
-    const auto meta = manager.storage().find(id);
+    const auto meta = manager.find_session(id);
     if (!meta)
         throw sessions::session_not_found(id);
     warn_about_store(manager);

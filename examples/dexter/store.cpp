@@ -48,13 +48,13 @@ session_manager open_store(const options& o) {
     mo.context_exchanges = std::max(o.history_limit, exchanges_shown_on_resume);
     if (!o.store_uri.empty()) {
 #ifdef DEXTER_WITH_POSTGRES
-        return session_manager(any_store(sessions::postgres_store(o.store_uri)), {}, {}, {}, mo);
+        return session_manager(any_store(sessions::postgres_store(o.store_uri)), mo);
 #else
         throw std::runtime_error("this dexter was built without PostgreSQL support: --store "
                                  "postgresql://... needs libpq (DEXTER_SESSIONS_WITH_POSTGRES)");
 #endif
     }
-    return session_manager(any_store(sessions::jsonl_store(o.sessions_dir)), {}, {}, {}, mo);
+    return session_manager(any_store(sessions::jsonl_store(o.sessions_dir)), mo);
 }
 
 std::optional<sessions::loaded_session> open_session(session_manager& manager, const options& o) {
@@ -91,7 +91,7 @@ std::string busy_message(const sessions::session_id& id, const sessions::session
 }
 
 void warn_about_store(session_manager& manager) {
-    const auto events = manager.storage().take_diagnostics();
+    const auto events = manager.take_diagnostics();
     constexpr std::size_t shown = 5;
     for (std::size_t i = 0; i < events.size() && i < shown; ++i)
         std::cerr << "dexter: warning: " << events[i].reason << '\n';

@@ -44,8 +44,8 @@ public:
     sessions::session_meta open(const sessions::session_id& id) {
         return on([&](auto& s) { return s.open(id); });
     }
-    void append(const sessions::session_meta& after, const sessions::exchange& ex) {
-        on([&](auto& s) { s.append(after, ex); });
+    void append(const sessions::session_id& id, const sessions::exchange& ex) {
+        on([&](auto& s) { s.append(id, ex); });
     }
     void update(const sessions::session_meta& m) {
         on([&](auto& s) { s.update(m); });
@@ -66,6 +66,8 @@ public:
         on([&](auto& s) { s.remove(id); });
     }
 
+    // The optional capabilities both stores have (storage.hpp), which the manager
+    // exposes.
     std::vector<sessions::diagnostic> take_diagnostics() {
         return on([](auto& s) { return s.take_diagnostics(); });
     }

@@ -9,4 +9,5 @@
 #include <dexter/sessions/session_manager.hpp>
 #include <dexter/sessions/storage.hpp>
 #include <dexter/sessions/types.hpp>
+#include <dexter/sessions/utf8.hpp>
 #include <dexter/sessions/version.hpp>

@@ -9,7 +9,7 @@ namespace ds = dexter::sessions;
 struct NotAStore {
     bool create(const ds::session_meta&) { return true; }
     ds::session_meta open(const ds::session_id&) { return {}; }
-    // void append(const ds::session_meta&, const ds::exchange&) {}   <- missing
+    // void append(const ds::session_id&, const ds::exchange&) {}   <- missing
     void update(const ds::session_meta&) {}
     void close(const ds::session_id&) noexcept {}
     std::optional<ds::session_meta> find(const ds::session_id&) { return {}; }

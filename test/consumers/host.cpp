@@ -21,7 +21,7 @@ int main(int argc, char** argv) try {
     ds::session_id id;
     {
         manager sessions{ds::jsonl_store{root}};
-        sessions.storage().check_writable(); // a read-only store fails before any question
+        sessions.check_writable(); // a read-only store fails before any question
         sessions.start_new();
         const std::string question = "What is a torn write?";
         sessions.save_exchange(question, ask_model(sessions.history().recent_turns(), question));

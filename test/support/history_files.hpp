@@ -177,10 +177,8 @@ inline session_meta make_meta(const std::string& id) {
 /// Appends `ex` to the open session `meta`, as the manager does.
 template <class Store>
 void append_exchange(Store& store, session_meta& meta, const exchange& ex) {
-    session_meta after = meta;
-    apply_exchange(after, ex);
-    store.append(after, ex);
-    meta = after;
+    store.append(meta.id, ex);
+    apply_exchange(meta, ex);
 }
 
 /// Saves session `id` with exchanges 1..n through the store; returns its metadata.

@@ -10,8 +10,8 @@
 // holding some of its turns (the basic guarantee).
 #pragma once
 
-#include <dexter/sessions/detail/utf8.hpp>
 #include <dexter/sessions/types.hpp>
+#include <dexter/sessions/utf8.hpp>
 
 #include <concepts>
 #include <cstddef>
@@ -65,7 +65,7 @@ struct chat_message {
     const bool more = text.find_first_not_of(" \t\r\n", i) != std::string_view::npos;
     if (line.size() > max_bytes || (more && line.size() + ellipsis.size() > max_bytes)) {
         const std::size_t keep = max_bytes > ellipsis.size() ? max_bytes - ellipsis.size() : 0;
-        line = std::string(detail::utf8_prefix(line, keep));
+        line = std::string(utf8_prefix(line, keep));
         if (max_bytes >= ellipsis.size())
             line += ellipsis;
     } else if (more) {

@@ -2,6 +2,7 @@
 // The errors every part of the library throws, all derived from `error`.
 #pragma once
 
+#include <cstdint>
 #include <cstring>
 #include <optional>
 #include <stdexcept>
@@ -170,6 +171,23 @@ inline std::string quote_untrusted(std::string_view v) {
     if (v.size() > shown)
         out += "... (" + std::to_string(v.size()) + " bytes)";
     return out;
+}
+
+/// The error of a write to session `id` that this store object does not hold open
+/// (create() or open() first); `where` names the store.
+inline storage_error not_open_for_writing(std::string_view id, std::string where) {
+    return storage_error("session '" + std::string(id) +
+                             "' is not open for writing here; open it first",
+                         std::move(where));
+}
+
+/// The error of an append whose `seq` is not the stored `count` + 1 (nothing was saved).
+inline storage_error seq_does_not_follow(std::string_view id, std::uint64_t seq,
+                                         std::uint64_t count, std::string where) {
+    return storage_error("exchange " + std::to_string(seq) + " does not follow " +
+                             std::to_string(count) + " in session '" + std::string(id) +
+                             "'; nothing was saved",
+                         std::move(where));
 }
 
 } // namespace detail

@@ -4,7 +4,8 @@
 // An id is exactly 8 characters of [0-9a-z]. Lower case only, because ids name
 // directories and some file systems ignore case; no '-' or '_', so an id never looks
 // like a command-line option. Every id that comes from outside is validated before it
-// touches a path.
+// touches a path. Channel names (the namespace a store keeps sessions in) have their
+// rules here too.
 #pragma once
 
 #include <dexter/sessions/storage.hpp>
@@ -28,14 +29,19 @@ inline constexpr std::size_t session_id_length = 8;
 /// The characters an id is made of, in the order the generators use.
 inline constexpr std::string_view session_id_alphabet = "0123456789abcdefghijklmnopqrstuvwxyz";
 
-/// True when `text` is a well-formed session id.
-[[nodiscard]] constexpr bool is_valid_session_id(std::string_view text) noexcept {
-    if (text.size() != session_id_length)
-        return false;
+namespace detail {
+/// True when `text` is made of session_id_alphabet only (empty text too).
+[[nodiscard]] constexpr bool in_id_alphabet(std::string_view text) noexcept {
     for (char c : text)
         if (!((c >= '0' && c <= '9') || (c >= 'a' && c <= 'z')))
             return false;
     return true;
+}
+} // namespace detail
+
+/// True when `text` is a well-formed session id.
+[[nodiscard]] constexpr bool is_valid_session_id(std::string_view text) noexcept {
+    return text.size() == session_id_length && detail::in_id_alphabet(text);
 }
 
 /// Throws invalid_session_id, naming the value and what is wrong with it, unless
@@ -51,15 +57,35 @@ inline void validate_session_id(std::string_view text) {
 
 /// True when `text` could begin a session id (1 to 8 characters of [0-9a-z]).
 [[nodiscard]] constexpr bool is_valid_session_id_prefix(std::string_view text) noexcept {
-    if (text.empty() || text.size() > session_id_length)
+    return !text.empty() && text.size() <= session_id_length && detail::in_id_alphabet(text);
+}
+
+/// True for a channel name: 1 to 64 characters of [a-z0-9_-], not starting with '-'
+/// or '_', and not "quarantine" (a name the file store keeps for itself).
+[[nodiscard]] constexpr bool is_valid_channel(std::string_view c) noexcept {
+    if (c.empty() || c.size() > 64 || c[0] == '-' || c[0] == '_' || c == "quarantine")
         return false;
-    for (char c : text)
-        if (!((c >= '0' && c <= '9') || (c >= 'a' && c <= 'z')))
+    for (char ch : c)
+        if (!((ch >= 'a' && ch <= 'z') || (ch >= '0' && ch <= '9') || ch == '-' || ch == '_'))
             return false;
     return true;
 }
 
-/// An id generator is called with no argument and returns a fresh id.
+/// Throws invalid_channel, naming the value and the rule, unless `name` is a valid
+/// channel name.
+inline void validate_channel(std::string_view name) {
+    if (!is_valid_channel(name))
+        throw invalid_channel("invalid channel name " + detail::quote_untrusted(name) +
+                              ": expected 1 to 64 characters of [a-z0-9_-], not starting with "
+                              "'-' or '_', and not \"quarantine\"");
+}
+
+/// The id generator policy: called with no argument, returns a fresh id. What it returns
+/// must be a well-formed session id, exactly 8 characters of [0-9a-z] (session_id_length
+/// characters of session_id_alphabet): a ULID, a UUID or upper-case letters compile but
+/// are refused when a session is started (invalid_session_id, naming the generator's
+/// value). nanoid_generator (random) and sequential_ids (tests) are the two the library
+/// provides.
 template <class G>
 concept id_generator = std::movable<G> && requires(G& g) {
     { g() } -> std::convertible_to<session_id>;

@@ -21,10 +21,10 @@
 #include <dexter/sessions/detail/jsonl_codec.hpp>
 #include <dexter/sessions/detail/jsonl_index.hpp>
 #include <dexter/sessions/detail/posix.hpp>
-#include <dexter/sessions/detail/utf8.hpp>
 #include <dexter/sessions/id.hpp>
 #include <dexter/sessions/storage.hpp>
 #include <dexter/sessions/types.hpp>
+#include <dexter/sessions/utf8.hpp>
 
 #include <dirent.h>
 #include <fcntl.h>
@@ -105,10 +105,7 @@ public:
                                jsonl_options options = {}, Ops ops = {})
         : root_(std::move(root)), channel_(std::move(channel)), options_(options),
           ops_(std::move(ops)) {
-        if (!detail::is_valid_channel(channel_))
-            throw invalid_channel("invalid channel name " + detail::quote_untrusted(channel_) +
-                                  ": expected 1 to 64 characters of [a-z0-9_-], not starting "
-                                  "with '-' or '_'");
+        validate_channel(channel_);
         open_root();
         boot_id_ = detail::read_boot_id(ops_);
         if (ops_.mkdirat(root_fd_.get(), channel_.c_str(), 0700) == 0) {
@@ -252,22 +249,20 @@ public:
     /// failed write, which is cut back off). If fdatasync fails, it throws storage_error
     /// and the record may or may not be on disk: this object then refuses every append
     /// and update of the session until it is closed and opened again.
-    void append(const session_meta& after, const exchange& ex) {
-        writer& w = open_writer(after.id);
+    void append(const session_id& id, const exchange& ex) {
+        writer& w = open_writer(id);
         if (ex.seq != w.meta.exchange_count + 1)
-            throw storage_error("exchange " + std::to_string(ex.seq) + " does not follow " +
-                                    std::to_string(w.meta.exchange_count) + " in session '" +
-                                    after.id + "'",
-                                history_path(after.id));
+            throw detail::seq_does_not_follow(id, ex.seq, w.meta.exchange_count, history_path(id));
         record_.clear();
         const bool record_utf8 = detail::encode_exchange(record_, ex);
         check_record(record_, record_utf8,
-                     "exchange " + std::to_string(ex.seq) + " of session '" + after.id + "'");
-        write_record(after.id, w, "exchange " + std::to_string(ex.seq));
-        w.meta = after;
+                     "exchange " + std::to_string(ex.seq) + " of session '" + id + "'");
+        write_record(id, w, "exchange " + std::to_string(ex.seq));
+        apply_exchange(w.meta, ex);
     }
 
-    /// Appends a `meta` record. Throws as append() does.
+    /// Appends a `meta` record holding m.title and m.extra (nothing else of m is
+    /// stored). Throws as append() does.
     void update(const session_meta& m) {
         writer& w = open_writer(m.id);
         record_.clear();
@@ -710,8 +705,7 @@ private:
         validate_session_id(id); // before the id goes into any message or path
         auto it = writers_.find(id);
         if (it == writers_.end())
-            throw storage_error("session '" + id + "' is not open for writing here; open it first",
-                                history_path(id));
+            throw detail::not_open_for_writing(id, history_path(id));
         if (it->second.poisoned)
             throw storage_error("an earlier write to session '" + id +
                                     "' failed and left the file in doubt (not synced to disk, "
@@ -1234,7 +1228,7 @@ private:
             if (slash != std::string_view::npos) {
                 std::string ch(line.substr(0, slash));
                 session_id id(line.substr(slash + 1));
-                if (detail::is_valid_channel(ch) && is_valid_session_id(id))
+                if (is_valid_channel(ch) && is_valid_session_id(id))
                     touched.emplace(std::move(ch), std::move(id));
             }
             pos = nl + 1;
@@ -1250,7 +1244,7 @@ private:
         bool changed = false;
         std::set<std::string> channels_seen;
         for (const auto& ch : list_dir(root_fd_.get(), true, root_.string())) {
-            if (!detail::is_valid_channel(ch))
+            if (!is_valid_channel(ch))
                 continue;
             channels_seen.insert(ch);
             changed = reconcile_channel(ch, true) || changed;

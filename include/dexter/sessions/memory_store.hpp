@@ -31,7 +31,7 @@ struct operation_counts {
 };
 
 /// The in-memory storage policy (see storage.hpp for what each primitive does).
-/// Thread-safe. Throws: invalid_session_id (create, open, find, load, remove: before
+/// Thread-safe. Throws: invalid_session_id (every primitive that takes an id: before
 /// anything else), session_not_found (open, append, update, load, remove),
 /// session_busy (open, remove: another copy holds the session), storage_error
 /// (append, update: the session is not open through this copy, a seq that does not
@@ -74,32 +74,30 @@ public:
         return s.meta;
     }
 
-    void append(const session_meta& after, const exchange& ex) {
+    void append(const session_id& id, const exchange& ex) {
+        validate_session_id(id);
         std::lock_guard lock(state_->mutex);
         ++state_->counts.append;
-        auto& s = open_for_writing(after.id);
+        auto& s = open_for_writing(id);
         if (state_->fail_append_in && --*state_->fail_append_in == 0) {
             state_->fail_append_in.reset();
             throw storage_error("cannot save exchange " + std::to_string(ex.seq) + " of session '" +
-                                    after.id + "' (injected failure)",
+                                    id + "' (injected failure)",
                                 location, state_->fail_errno);
         }
         if (ex.seq != s.meta.exchange_count + 1)
-            throw storage_error("exchange " + std::to_string(ex.seq) + " does not follow " +
-                                    std::to_string(s.meta.exchange_count) + " in session '" +
-                                    after.id + "'",
-                                location);
+            throw detail::seq_does_not_follow(id, ex.seq, s.meta.exchange_count, location);
         s.exchanges.push_back(ex);
-        s.meta = after;
+        apply_exchange(s.meta, ex);
     }
 
     void update(const session_meta& m) {
+        validate_session_id(m.id);
         std::lock_guard lock(state_->mutex);
         ++state_->counts.update;
         auto& s = open_for_writing(m.id);
-        const auto count = s.meta.exchange_count;
-        s.meta = m;
-        s.meta.exchange_count = count;
+        s.meta.title = m.title; // title and extra only, as every store
+        s.meta.extra = m.extra;
     }
 
     void close(const session_id& id) noexcept {
@@ -201,8 +199,7 @@ private:
     stored_session& open_for_writing(const session_id& id) {
         auto& s = existing(id);
         if (s.writer != writer_)
-            throw storage_error("session '" + id + "' is not open for writing here; open it first",
-                                location);
+            throw detail::not_open_for_writing(id, location);
         return s;
     }
 

@@ -369,10 +369,7 @@ public:
         : conninfo_(std::move(conninfo)), channel_(std::move(channel)), options_(options),
           server_(detail::pg_server_label(conninfo_)),
           secrets_(detail::conninfo_secrets(conninfo_)) {
-        if (!detail::is_valid_channel(channel_))
-            throw invalid_channel(
-                "invalid channel name " + detail::quote_untrusted(channel_) +
-                ": expected 1 to 64 characters of [a-z0-9_-], not starting with '-' or '_'");
+        validate_channel(channel_);
         connect();
     }
 
@@ -428,33 +425,28 @@ public:
     /// it), storage_error (not open here, a seq that does not follow, a lost
     /// connection: then not acknowledged, and it is unknown whether the server
     /// committed it just before). On throw, nothing of ex is acknowledged.
-    void append(const session_meta& after, const exchange& ex) {
-        validate_session_id(after.id);
+    void append(const session_id& id, const exchange& ex) {
+        validate_session_id(id);
         record_.clear();
         const bool record_utf8 = detail::encode_exchange(record_, ex);
         if (!record_.empty() && record_.back() == '\n')
             record_.pop_back();
-        const std::string what =
-            "exchange " + std::to_string(ex.seq) + " of session '" + after.id + "'";
+        const std::string what = "exchange " + std::to_string(ex.seq) + " of session '" + id + "'";
         check_record(record_, record_utf8, what);
-        require_lease(after.id);
-        const auto seq = std::to_string(ex.seq), updated = pg_millis(after.updated_at);
-        auto r =
-            run(detail::pg_statement::append,
-                {channel_.c_str(), after.id.c_str(), seq.c_str(), updated.c_str(), record_.c_str()},
-                "cannot save " + what);
+        require_lease(id);
+        const auto seq = std::to_string(ex.seq), updated = pg_millis(ex.timestamp);
+        auto r = run(detail::pg_statement::append,
+                     {channel_.c_str(), id.c_str(), seq.c_str(), updated.c_str(), record_.c_str()},
+                     "cannot save " + what);
         if (affected(r) == 1)
             return;
-        const auto now = find_meta(after.id);
+        const auto now = find_meta(id);
         if (!now)
-            throw session_not_found(after.id, server_);
-        throw storage_error("exchange " + std::to_string(ex.seq) + " does not follow " +
-                                std::to_string(now->exchange_count) + " in session '" + after.id +
-                                "'; nothing was saved",
-                            server_);
+            throw session_not_found(id, server_);
+        throw detail::seq_does_not_follow(id, ex.seq, now->exchange_count, server_);
     }
 
-    /// Stores a new title and extra. Throws as append() does.
+    /// Stores m.title and m.extra, and nothing else of m. Throws as append() does.
     void update(const session_meta& m) {
         validate_session_id(m.id);
         const encoded_meta em = encode_meta(m, "the new metadata of session '" + m.id + "'");
@@ -795,8 +787,7 @@ private:
     void require_lease(const session_id& id) {
         auto it = leases_.find(id);
         if (it == leases_.end())
-            throw storage_error("session '" + id + "' is not open for writing here; open it first",
-                                server_);
+            throw detail::not_open_for_writing(id, server_);
         ensure_connected(); // after a reconnect, the lease was taken again (or lost)
         if (!it->second) {
             it->second = try_lock(id);

@@ -13,11 +13,11 @@
 
 #include <dexter/sessions/chat_history.hpp>
 #include <dexter/sessions/clock.hpp>
-#include <dexter/sessions/detail/utf8.hpp>
 #include <dexter/sessions/id.hpp>
 #include <dexter/sessions/memory_store.hpp>
 #include <dexter/sessions/storage.hpp>
 #include <dexter/sessions/types.hpp>
+#include <dexter/sessions/utf8.hpp>
 
 #include <algorithm>
 #include <chrono>
@@ -25,6 +25,7 @@
 #include <optional>
 #include <string>
 #include <string_view>
+#include <type_traits>
 #include <utility>
 #include <vector>
 
@@ -45,7 +46,11 @@ struct manager_options {
 /// One conversation's view of a store: the current session, and the rules for saving
 /// into it. Not thread-safe: use one manager per conversation, from one thread at a
 /// time. Not copyable (it holds the current session's lease); move-constructible only.
-template <session_storage Storage, clock Clock = std::chrono::system_clock,
+///
+/// The policies are concepts checked here: Storage is a session_storage (storage.hpp),
+/// Clock a clock_policy (clock.hpp), IdGenerator an id_generator (id.hpp: what a
+/// generated id must look like) and History a replay_target (chat_history.hpp).
+template <session_storage Storage, clock_policy Clock = std::chrono::system_clock,
           id_generator IdGenerator = nanoid_generator, replay_target History = chat_history>
 class session_manager {
 public:
@@ -61,11 +66,19 @@ public:
         : storage_(std::move(storage)), clock_(std::move(clock)), ids_(std::move(ids)),
           history_(std::move(history)), options_(options) {}
 
+    /// The store and the options; the other policies default-constructed.
+    session_manager(Storage storage, manager_options options)
+        : session_manager(std::move(storage), Clock{}, IdGenerator{}, History{}, options) {}
+
     session_manager() requires std::default_initializable<Storage> : session_manager(Storage{}) {}
 
     session_manager(const session_manager&) = delete;
     session_manager& operator=(const session_manager&) = delete;
-    session_manager(session_manager&& other) noexcept
+    /// Never throws if no policy's move constructor does.
+    session_manager(session_manager&& other) noexcept(
+        std::is_nothrow_move_constructible_v<Storage>&& std::is_nothrow_move_constructible_v<
+            Clock>&& std::is_nothrow_move_constructible_v<IdGenerator>&&
+            std::is_nothrow_move_constructible_v<History>)
         : storage_(std::move(other.storage_)), clock_(std::move(other.clock_)),
           ids_(std::move(other.ids_)), history_(std::move(other.history_)),
           options_(other.options_), current_(std::move(other.current_)),
@@ -175,8 +188,8 @@ public:
         if (!stored_) {
             store_new(after, draft);
         } else {
+            storage_.append(after.id, draft);
             apply_exchange(after, draft);
-            storage_.append(after, draft);
         }
         current_ = std::move(after);
         history_.append(draft);
@@ -200,6 +213,25 @@ public:
         check_utf8(title, "title");
         session_meta after = *current_;
         after.title = std::move(title);
+        if (stored_)
+            storage_.update(after);
+        current_ = std::move(after);
+    }
+
+    /// Replaces the current session's `extra` (host-defined metadata, kept with the
+    /// session and returned by list_sessions(), find_session() and resume(); stored with
+    /// the next exchange if the session has none yet). Throws error if there is no
+    /// current session, invalid_input for text that is not UTF-8, and what the store
+    /// throws; on throw `extra` is unchanged.
+    void set_extra(json::object extra) {
+        if (!current_)
+            throw error("no current session: call start_new() or resume() first");
+        for (const auto& kv : extra) {
+            check_utf8(kv.key(), "extra");
+            check_json_utf8(kv.value(), "extra");
+        }
+        session_meta after = *current_;
+        after.extra = std::move(extra);
         if (stored_)
             storage_.update(after);
         current_ = std::move(after);
@@ -232,6 +264,17 @@ public:
         return all;
     }
 
+    /// The metadata of stored session `id` (a full id; see resolve() for prefixes), or
+    /// nothing if there is no such session with an exchange. Changes nothing. Throws
+    /// invalid_session_id, and what the store's find() throws.
+    std::optional<session_meta> find_session(std::string_view id) {
+        validate_session_id(id);
+        auto found = storage_.find(session_id(id));
+        if (found && found->exchange_count == 0)
+            found.reset(); // never saved: not a session (see list_sessions())
+        return found;
+    }
+
     /// Deletes session `id` (a full id; see resolve() for prefixes). Deleting the
     /// current session leaves no current session. Throws invalid_session_id,
     /// session_not_found, session_busy (another writer has it open), storage_error; on
@@ -253,6 +296,25 @@ public:
             storage_.close(current_->id);
         current_.reset();
         stored_ = false;
+    }
+
+    /// What the store had to report since the last call (an index rebuilt, a torn tail
+    /// moved to quarantine, ...), oldest first, if the store reports such things
+    /// (reports_diagnostics); otherwise always empty.
+    std::vector<diagnostic> take_diagnostics() {
+        if constexpr (reports_diagnostics<Storage>)
+            return storage_.take_diagnostics();
+        else
+            return {};
+    }
+
+    /// Throws storage_error, naming the path or server, if the store can tell that a save
+    /// would be refused for want of write access (checks_writability); a store that
+    /// cannot tell passes. Changes nothing. Call it before asking a user for input that
+    /// would then be lost.
+    void check_writable() {
+        if constexpr (checks_writability<Storage>)
+            storage_.check_writable();
     }
 
     /// The current session, if any.
@@ -287,7 +349,10 @@ private:
     session_id fresh_id() {
         for (int i = 0; i < options_.id_attempts; ++i) {
             session_id id = ids_();
-            validate_session_id(id);
+            if (!is_valid_session_id(id))
+                throw invalid_session_id(
+                    id, "the id generator returned it, but a generated id must be exactly 8 "
+                        "characters of [0-9a-z] (see the id_generator concept in id.hpp)");
             if (!storage_.find(id))
                 return id;
         }
@@ -309,7 +374,7 @@ private:
         after.id = created.id;
         apply_exchange(after, first);
         try {
-            storage_.append(after, first);
+            storage_.append(after.id, first);
         } catch (...) {
             try {
                 storage_.remove(created.id);
@@ -346,7 +411,7 @@ private:
     }
 
     static void check_utf8(std::string_view text, std::string_view field) {
-        const auto bad = detail::first_invalid_utf8(text);
+        const auto bad = first_invalid_utf8(text);
         if (bad != text.size())
             throw invalid_input(std::string(field) + " is not valid UTF-8 (bad byte at offset " +
                                 std::to_string(bad) + "); nothing was saved");

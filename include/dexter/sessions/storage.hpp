@@ -30,13 +30,16 @@ namespace dexter::sessions {
 //       Opens an existing session for writing by this store object (a lease: no other
 //       writer may open it until close), repairs what an earlier crash left, and
 //       returns its metadata. Throws session_not_found, session_busy.
-//   void append(const session_meta& after, const exchange& ex)
-//       Persists ex (ex.seq == previous count + 1) in the open session `after.id`;
-//       `after` is the metadata with ex already applied. Returns only once the
-//       exchange is stored as durably as the store promises (acknowledged). On throw,
-//       nothing of ex is stored.
+//   void append(const session_id& id, const exchange& ex)
+//       Persists ex in the open session `id`: ex.seq must be the stored count + 1
+//       (else storage_error, nothing stored). The store derives the new metadata from
+//       its own state and ex alone, by apply_exchange() (types.hpp): exchange_count
+//       becomes ex.seq, updated_at the latest of updated_at, created_at and
+//       ex.timestamp. Returns only once the exchange is stored as durably as the store
+//       promises (acknowledged). On throw, nothing of ex is stored.
 //   void update(const session_meta& m)
-//       Persists a metadata change (the title) of the open session m.id.
+//       Persists m.title and m.extra as the open session m.id's, and nothing else: the
+//       id, created_at, updated_at and exchange_count stay what the store holds.
 //   void close(const session_id& id) noexcept
 //       Ends the lease taken by create or open. Closing a session that is not open
 //       does nothing.
@@ -51,6 +54,19 @@ namespace dexter::sessions {
 //       if another writer holds it open.
 //
 // Every operation throws an exception derived from `error` on failure.
+//
+// Ids: a store validates every id it is given (validate_session_id(), id.hpp) before
+// anything else, and throws invalid_session_id for a malformed one, even where the
+// answer would otherwise be "not found": an id may come from argv.
+//
+// Optional capabilities, each a concept below that session_manager checks with
+// `if constexpr` (a host calls the manager, never storage(), for them):
+//   std::vector<diagnostic> take_diagnostics()    reports_diagnostics
+//       Store-level events since the last call (an index rebuilt, a torn tail moved to
+//       quarantine), oldest first; the store forgets them.
+//   void check_writable()                         checks_writability
+//       Throws storage_error, naming the path or server, if a save would be refused
+//       for want of write access; changes nothing.
 
 /// Passed as `last` to load() to ask for every exchange.
 inline constexpr std::size_t all_exchanges = std::numeric_limits<std::size_t>::max();
@@ -63,7 +79,7 @@ concept session_storage = std::movable<S> &&
              std::size_t last) {
     { s.create(m) } -> std::same_as<bool>;
     { s.open(id) } -> std::same_as<session_meta>;
-    { s.append(m, ex) } -> std::same_as<void>;
+    { s.append(id, ex) } -> std::same_as<void>;
     { s.update(m) } -> std::same_as<void>;
     { s.close(id) }
     noexcept->std::same_as<void>;
@@ -71,6 +87,18 @@ concept session_storage = std::movable<S> &&
     { s.list() } -> std::same_as<std::vector<session_meta>>;
     { s.load(id, last) } -> std::same_as<loaded_session>;
     { s.remove(id) } -> std::same_as<void>;
+};
+
+/// A store that reports store-level events: take_diagnostics() (see above).
+template <class S>
+concept reports_diagnostics = requires(S& s) {
+    { s.take_diagnostics() } -> std::same_as<std::vector<diagnostic>>;
+};
+
+/// A store that can tell ahead of a save whether it may write: check_writable().
+template <class S>
+concept checks_writability = requires(S& s) {
+    { s.check_writable() } -> std::same_as<void>;
 };
 
 } // namespace dexter::sessions

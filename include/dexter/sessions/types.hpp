@@ -3,8 +3,8 @@
 // their JSON mapping (Boost.JSON, through tag_invoke overloads in this namespace).
 #pragma once
 
-#include <dexter/sessions/detail/utf8.hpp>
 #include <dexter/sessions/error.hpp>
+#include <dexter/sessions/utf8.hpp>
 
 #include <boost/json/conversion.hpp>
 #include <boost/json/serialize.hpp>
@@ -30,9 +30,6 @@ namespace json = boost::json;
 
 /// Wall-clock instants as stored: UTC, millisecond resolution.
 using time_point = std::chrono::sys_time<std::chrono::milliseconds>;
-
-/// True when `text` is well-formed UTF-8 (what every text field must be).
-using detail::is_valid_utf8;
 
 /// A session id: exactly 8 characters of `[0-9a-z]` (see id.hpp for the rules).
 using session_id = std::string;

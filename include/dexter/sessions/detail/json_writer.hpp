@@ -3,8 +3,8 @@
 // json::value, and UTF-8 validated in the same pass that escapes.
 #pragma once
 
-#include <dexter/sessions/detail/utf8.hpp>
 #include <dexter/sessions/types.hpp>
+#include <dexter/sessions/utf8.hpp>
 
 #include <boost/json/serialize.hpp>
 
@@ -60,31 +60,9 @@ inline bool append_json_string(std::string& out, std::string_view s) {
             continue;
         }
         if (c >= 0x80) {
-            const std::size_t rest = static_cast<std::size_t>(end - p);
-            std::size_t len = 0;
-            unsigned char lo = 0x80, hi = 0xBF;
-            if (c >= 0xC2 && c <= 0xDF)
-                len = 2;
-            else if (c >= 0xE0 && c <= 0xEF) {
-                len = 3;
-                if (c == 0xE0)
-                    lo = 0xA0;
-                else if (c == 0xED)
-                    hi = 0x9F;
-            } else if (c >= 0xF0 && c <= 0xF4) {
-                len = 4;
-                if (c == 0xF0)
-                    lo = 0x90;
-                else if (c == 0xF4)
-                    hi = 0x8F;
-            } else {
+            const std::size_t len = utf8_sequence_length(p, static_cast<std::size_t>(end - p));
+            if (len == 0)
                 return false;
-            }
-            if (rest < len || p[1] < lo || p[1] > hi)
-                return false;
-            for (std::size_t k = 2; k < len; ++k)
-                if ((p[k] & 0xC0) != 0x80)
-                    return false;
             std::memcpy(d, p, len);
             d += len;
             p += len;

@@ -5,8 +5,8 @@
 
 #include <dexter/sessions/detail/json_writer.hpp>
 #include <dexter/sessions/detail/posix.hpp>
-#include <dexter/sessions/detail/utf8.hpp>
 #include <dexter/sessions/types.hpp>
+#include <dexter/sessions/utf8.hpp>
 
 #include <boost/json/monotonic_resource.hpp>
 #include <boost/json/parser.hpp>

@@ -20,17 +20,6 @@ namespace dexter::sessions::detail {
 
 inline constexpr std::uint64_t index_format_version = 1;
 
-/// True for a channel name: 1 to 64 characters of [a-z0-9_-], not starting with '-'
-/// or '_', and not "quarantine".
-[[nodiscard]] inline bool is_valid_channel(std::string_view c) noexcept {
-    if (c.empty() || c.size() > 64 || c[0] == '-' || c[0] == '_' || c == "quarantine")
-        return false;
-    for (char ch : c)
-        if (!((ch >= 'a' && ch <= 'z') || (ch >= '0' && ch <= '9') || ch == '-' || ch == '_'))
-            return false;
-    return true;
-}
-
 /// What the index knows of one session: its metadata as of `size` bytes of its history
 /// (the end of the last complete line read) holding `lines` lines.
 /// `ino` and `mtime_ns` identify the version of the file that was read: a list checks
