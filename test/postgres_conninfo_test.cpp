@@ -1,20 +1,29 @@
 // SPDX-License-Identifier: BSL-1.0
 // The parts of the PostgreSQL store that need no server: connection strings (their
-// passwords, cleaned messages, the server label).
+// passwords, cleaned messages, the server label), and the statements and their values
+// (lease keys, times, metadata, records).
 #include <dexter/sessions/detail/postgres_conninfo.hpp>
 
 #define BOOST_TEST_MODULE postgres_conninfo
 #include <boost/test/unit_test.hpp>
 
+#include <dexter/sessions/detail/postgres_sql.hpp>
+#include <dexter/sessions/postgres_store.hpp>
+
 #include <algorithm>
 #include <array>
+#include <chrono>
+#include <cstdint>
 #include <cstdlib>
 #include <map>
 #include <optional>
+#include <set>
 #include <string>
 #include <string_view>
+#include <utility>
 #include <vector>
 
+namespace ds = dexter::sessions;
 namespace dd = dexter::sessions::detail;
 
 namespace {
@@ -54,6 +63,54 @@ struct clean_pg_environment {
     }
     void set(const char* name, const char* value) { ::setenv(name, value, 1); }
 };
+
+// FNV-1a, 64 bits, as published (checked below against its test vectors).
+std::uint64_t fnv1a64(std::string_view s) {
+    std::uint64_t h = 14695981039346656037ull;
+    for (unsigned char c : s) {
+        h ^= c;
+        h *= 1099511628211ull;
+    }
+    return h;
+}
+
+// The $n placeholders a statement uses: their highest number, each number 1..n used.
+int parameters_of(std::string_view sql) {
+    std::set<int> used;
+    for (std::size_t pos = sql.find('$'); pos != std::string_view::npos;
+         pos = sql.find('$', pos + 1)) {
+        int n = 0;
+        for (std::size_t i = pos + 1; i < sql.size() && sql[i] >= '0' && sql[i] <= '9'; ++i)
+            n = n * 10 + (sql[i] - '0');
+        if (n > 0)
+            used.insert(n);
+    }
+    if (used.empty())
+        return 0;
+    BOOST_TEST(static_cast<int>(used.size()) == *used.rbegin(), sql << ": a gap in its $n");
+    return *used.rbegin();
+}
+
+// A result of a find, list or load statement, made without a server: one row of the
+// seven metadata columns (nullopt: SQL NULL).
+dd::pg_result_ptr meta_row(const std::array<std::optional<std::string>, 7>& columns) {
+    dd::pg_result_ptr r(PQmakeEmptyPGresult(nullptr, PGRES_TUPLES_OK));
+    BOOST_REQUIRE(r);
+    static const char* names[] = {"title",          "title_json", "created_at", "updated_at",
+                                  "exchange_count", "extra",      "id"};
+    std::array<PGresAttDesc, 7> attrs{};
+    for (std::size_t i = 0; i < attrs.size(); ++i) {
+        attrs[i].name = const_cast<char*>(names[i]);
+        attrs[i].format = 0;
+    }
+    BOOST_REQUIRE(PQsetResultAttrs(r.get(), 7, attrs.data()));
+    for (int c = 0; c < 7; ++c) {
+        const auto& v = columns[static_cast<std::size_t>(c)];
+        BOOST_REQUIRE(PQsetvalue(r.get(), 0, c, v ? const_cast<char*>(v->c_str()) : nullptr,
+                                 v ? static_cast<int>(v->size()) : -1));
+    }
+    return r;
+}
 
 } // namespace
 
@@ -174,4 +231,165 @@ BOOST_AUTO_TEST_CASE(an_invalid_string_has_a_label_of_its_own) {
             BOOST_TEST(dd::pg_server_label(bad) == "(an invalid connection string)");
         }
     }
+}
+
+// --- the statements and their values -------------------------------------------------
+
+BOOST_AUTO_TEST_CASE(every_statement_has_its_sql_and_parameters) {
+    using s = dd::pg_statement;
+    // The parameters each call site passes (postgres_store.hpp).
+    const std::map<s, int> parameters = {
+        {s::find, 2}, {s::list, 1},   {s::create, 7}, {s::append, 5}, {s::update, 5},
+        {s::load, 3}, {s::remove, 2}, {s::lock, 2},   {s::unlock, 2}, {s::holder, 2}};
+    BOOST_TEST(parameters.size() == static_cast<std::size_t>(s::count));
+    BOOST_TEST(dd::pg_sql.size() == static_cast<std::size_t>(s::count));
+    for (std::size_t i = 0; i < dd::pg_sql.size(); ++i) {
+        BOOST_TEST_CONTEXT("statement " << i) {
+            BOOST_REQUIRE(dd::pg_sql[i] != nullptr);
+            BOOST_TEST(std::string_view(dd::pg_sql[i]).size() > 20u);
+            BOOST_TEST(parameters_of(dd::pg_sql[i]) == parameters.at(static_cast<s>(i)));
+        }
+    }
+    // find, list and load return the metadata columns first, in the order pg_read_meta
+    // reads them.
+    const std::string_view find = dd::pg_sql[static_cast<std::size_t>(s::find)];
+    const auto columns = find.substr(0, find.find(" FROM dexter_sessions"));
+    BOOST_TEST(columns.starts_with("SELECT s.title, s.title_json::text, "));
+    BOOST_TEST(columns.ends_with(", s.exchange_count, s.extra::text, s.id"));
+    for (s other : {s::list, s::load})
+        BOOST_TEST(
+            std::string_view(dd::pg_sql[static_cast<std::size_t>(other)]).starts_with(columns));
+}
+
+BOOST_AUTO_TEST_CASE(the_schema_is_the_version_it_says) {
+    const std::string_view schema = dd::pg_schema_v1;
+    for (const char* table : {"CREATE TABLE dexter_sessions (", "CREATE TABLE dexter_records ("})
+        BOOST_TEST(schema.find(table) != std::string_view::npos, table);
+    BOOST_TEST(schema.ends_with("INSERT INTO dexter_sessions_schema (version) VALUES (" +
+                                std::to_string(dd::postgres_schema_version) + ");"));
+}
+
+BOOST_AUTO_TEST_CASE(lease_keys_are_stable_and_distinct) {
+    // The reference hash, on its published test vectors.
+    BOOST_TEST(fnv1a64("") == 0xcbf29ce484222325ull);
+    BOOST_TEST(fnv1a64("a") == 0xaf63dc4c8601ec8cull);
+    BOOST_TEST(fnv1a64("foobar") == 0x85944171f73967e8ull);
+    // The keys are 31 bits each of it over "dexter-sessions/<channel>/<id>": another
+    // version of the library must find the same lease.
+    for (const auto& [channel, id] : std::vector<std::pair<std::string, std::string>>{
+             {"cli", "abcd1234"}, {"gateway", "0000zzzz"}, {"c", "s0000001"}}) {
+        const std::uint64_t h = fnv1a64("dexter-sessions/" + channel + "/" + id);
+        const auto keys = dd::pg_lease_keys(channel, id);
+        BOOST_TEST(keys[0] == std::to_string(h & 0x7fffffff));
+        BOOST_TEST(keys[1] == std::to_string((h >> 32) & 0x7fffffff));
+        BOOST_TEST((dd::pg_lease_keys(channel, id) == keys));
+    }
+    // Different sessions, different keys: every id of two channels, and the boundary
+    // between channel and id counts.
+    std::set<std::array<std::string, 2>> seen;
+    for (const char* channel : {"cli", "web"}) {
+        for (int i = 0; i < 5000; ++i) {
+            const std::string id =
+                "s" + std::string(7 - std::to_string(i).size(), '0') + std::to_string(i);
+            const auto keys = dd::pg_lease_keys(channel, id);
+            for (const auto& k : keys) {
+                const long long v = std::stoll(k);
+                BOOST_TEST((v >= 0 && v <= 0x7fffffff), k);
+            }
+            BOOST_TEST(seen.insert(keys).second, channel << "/" << id);
+        }
+    }
+    BOOST_TEST((dd::pg_lease_keys("ab", "c") != dd::pg_lease_keys("a", "bc")));
+}
+
+BOOST_AUTO_TEST_CASE(times_are_milliseconds_since_the_epoch) {
+    using namespace std::chrono;
+    BOOST_TEST(dd::pg_millis(ds::time_point{}) == "0");
+    const ds::time_point t =
+        sys_days{year{2026} / 11 / 26} + hours{5} + minutes{24} + seconds{3} + milliseconds{123};
+    BOOST_TEST(dd::pg_millis(t) == "1795670643123"); // date -d 2026-11-26T05:24:03.123Z +%s%3N
+    BOOST_TEST(dd::pg_millis(ds::time_point{} - milliseconds{1}) == "-1");
+}
+
+BOOST_AUTO_TEST_CASE(metadata_parameters_keep_every_title) {
+    ds::session_meta m;
+    m.id = "abcd1234";
+    m.title = "plain";
+    m.extra["k"] = 1.0;
+    const auto plain = dd::pg_encode_meta(m, 1000, "session 'abcd1234'");
+    BOOST_TEST(plain.title == "plain");
+    BOOST_TEST(plain.title_json_param() == nullptr);
+    BOOST_TEST(plain.extra == R"({"k":1E0})");
+
+    m.title = std::string("a\0b", 3);
+    const auto nul = dd::pg_encode_meta(m, 1000, "session 'abcd1234'");
+    BOOST_TEST(nul.title == "a\xEF\xBF\xBD"
+                            "b");
+    BOOST_REQUIRE(nul.title_json_param() != nullptr);
+    BOOST_TEST(std::string(nul.title_json_param()) == R"("a\u0000b")");
+
+    m.title = "\xff";
+    BOOST_CHECK_EXCEPTION(dd::pg_encode_meta(m, 1000, "session 'abcd1234'"), ds::invalid_input,
+                          [](const ds::invalid_input& e) {
+                              return std::string(e.what()).find("not valid UTF-8") !=
+                                     std::string::npos;
+                          });
+    m.title = std::string(40, 't');
+    BOOST_CHECK_EXCEPTION(dd::pg_encode_meta(m, 20, "session 'abcd1234'"), ds::invalid_input,
+                          [](const ds::invalid_input& e) {
+                              return std::string(e.what()) ==
+                                     "session 'abcd1234' is 42 bytes, over the record limit "
+                                     "of 20 bytes; nothing was saved";
+                          });
+    BOOST_CHECK_NO_THROW(dd::pg_check_record(std::string(20, 'x'), true, 20, "record"));
+}
+
+BOOST_AUTO_TEST_CASE(metadata_rows_are_read_back) {
+    using namespace std::chrono;
+    auto r = meta_row({"a\xEF\xBF\xBD"
+                       "b",
+                       R"("a\u0000b")", "1795670643123", "-1", "42", R"({"k":[1,2]})", "abcd1234"});
+    const ds::session_meta m = dd::pg_read_meta(r.get(), 0);
+    BOOST_TEST(m.id == "abcd1234");
+    BOOST_TEST(m.title == std::string("a\0b", 3)); // the exact title, from title_json
+    BOOST_TEST(dd::pg_millis(m.created_at) == "1795670643123");
+    BOOST_TEST((m.updated_at == ds::time_point{} - milliseconds{1}));
+    BOOST_TEST(m.exchange_count == 42u);
+    BOOST_TEST(m.extra.at("k").as_array().size() == 2u);
+
+    auto plain = meta_row({"plain", std::nullopt, "0", "0", "0", "[]", "s0000001"});
+    const ds::session_meta p = dd::pg_read_meta(plain.get(), 0);
+    BOOST_TEST(p.title == "plain");
+    BOOST_TEST(p.extra.empty()); // not an object: left empty
+}
+
+BOOST_AUTO_TEST_CASE(records_are_read_back_or_reported) {
+    // A stored record is a line of history.jsonl, without its newline.
+    const std::string text = R"({"type":"exchange","seq":3,"timestamp":"2026-11-26T05:24:03.123Z",)"
+                             R"("query":"q","answer":"a","model":"m"})";
+    std::vector<ds::diagnostic> diags;
+    const auto back = dd::pg_read_record(text, 3, diags);
+    BOOST_REQUIRE(back.has_value());
+    BOOST_TEST(back->seq == 3u);
+    BOOST_TEST(dd::pg_millis(back->timestamp) == "1795670643123");
+    BOOST_TEST(back->query == "q");
+    BOOST_TEST(back->answer == "a");
+    BOOST_TEST(back->model.value_or("") == "m");
+    BOOST_TEST(diags.empty());
+
+    const std::vector<std::pair<std::string, std::string>> bad = {
+        {text, "record 4: holds seq 3 in row 4: skipped"},
+        {"[1]", "record 4: not a JSON object: skipped"},
+        {R"({"type":"meta"})", "record 4: not an exchange record: skipped"},
+    };
+    for (const auto& [record, why] : bad) {
+        diags.clear();
+        BOOST_TEST(!dd::pg_read_record(record, 4, diags).has_value());
+        BOOST_REQUIRE(diags.size() == 1u);
+        BOOST_TEST(diags[0].reason == why);
+    }
+    diags.clear();
+    BOOST_TEST(!dd::pg_read_record("{\"type\":", 4, diags).has_value());
+    BOOST_REQUIRE(diags.size() == 1u);
+    BOOST_TEST(diags[0].reason.starts_with("record 4: not valid JSON ("));
 }

@@ -6,26 +6,7 @@
 // include it. For hosts that outgrow one machine: any number of processes, on any
 // number of machines, share the sessions of one database.
 //
-// Schema (version 1), created by the first store that finds none, in one transaction
-// under pg_advisory_xact_lock, in the first schema of the connection's search_path:
-//
-//   dexter_sessions_schema (version integer)        one row; a newer version than this
-//                                                   code knows is refused (format_error)
-//   dexter_sessions (channel, id) PRIMARY KEY       title text, title_json json,
-//                                                   created_at, updated_at timestamptz,
-//                                                   exchange_count bigint, extra json;
-//                                                   index (channel, updated_at DESC, id)
-//   dexter_records (channel, session_id, seq) PK    record json: exactly the line the
-//                                                   file store writes to history.jsonl
-//                                                   (detail::encode_exchange), without
-//                                                   its newline; ON DELETE CASCADE
-//
-// Records and `extra` are `json`, not `jsonb`: jsonb cannot hold U+0000 (which the
-// storage contract stores) and turns the double 1.0 into the integer 1, so a record
-// would not come back as it was saved. `json` keeps the exact text; cast with ::jsonb
-// in queries that need operators on it. PostgreSQL's text cannot hold U+0000 either:
-// a title holding one is kept exactly in title_json (a JSON string), and `title` then
-// shows it with U+FFFD in its place.
+// The schema and the statements are in detail/postgres_sql.hpp (and docs/EMBEDDING.md).
 //
 // Semantics, as the file store's (storage.hpp has the contract):
 //  - The writer's lease on a session is pg_try_advisory_lock(k1, k2) (two int4 keys from
@@ -59,6 +40,7 @@
 #include <dexter/sessions/detail/jsonl_codec.hpp>
 #include <dexter/sessions/detail/jsonl_index.hpp>
 #include <dexter/sessions/detail/postgres_conninfo.hpp>
+#include <dexter/sessions/detail/postgres_sql.hpp>
 #include <dexter/sessions/id.hpp>
 #include <dexter/sessions/storage.hpp>
 #include <dexter/sessions/types.hpp>
@@ -96,9 +78,6 @@ struct postgres_options {
 
 namespace detail {
 
-/// The schema version this library creates and reads.
-inline constexpr int postgres_schema_version = 1;
-
 struct pg_conn_closer {
     void operator()(PGconn* c) const noexcept { PQfinish(c); }
 };
@@ -107,118 +86,6 @@ struct pg_result_clearer {
 };
 using pg_conn_ptr = std::unique_ptr<PGconn, pg_conn_closer>;
 using pg_result_ptr = std::unique_ptr<PGresult, pg_result_clearer>;
-
-/// The two int4 advisory-lock keys of a session: 62 bits of FNV-1a over channel/id.
-inline std::array<std::string, 2> pg_lease_keys(std::string_view channel, std::string_view id) {
-    std::uint64_t h = 0xcbf29ce484222325ull;
-    auto mix = [&](std::string_view s) {
-        for (unsigned char c : s) {
-            h ^= c;
-            h *= 0x100000001b3ull;
-        }
-    };
-    mix("dexter-sessions/");
-    mix(channel);
-    mix("/");
-    mix(id);
-    return {std::to_string(h & 0x7fffffff), std::to_string((h >> 32) & 0x7fffffff)};
-}
-
-/// Milliseconds since the epoch, for the statements' bigint parameters.
-inline std::string pg_millis(time_point t) {
-    return std::to_string(t.time_since_epoch().count());
-}
-
-/// The statements, prepared once per connection. Each names its columns in the order
-/// the code reads them.
-enum class pg_statement : std::size_t {
-    find,
-    list,
-    create,
-    append,
-    update,
-    load,
-    remove,
-    lock,
-    unlock,
-    holder,
-    count
-};
-
-// Metadata columns: title, title_json, created_at, updated_at (ms), exchange_count, extra, id.
-#define DEXTER_SESSIONS_PG_META_COLUMNS                                                            \
-    "s.title, s.title_json::text, (extract(epoch FROM s.created_at) * 1000)::bigint, "             \
-    "(extract(epoch FROM s.updated_at) * 1000)::bigint, s.exchange_count, s.extra::text, s.id"
-#define DEXTER_SESSIONS_PG_MILLIS(n)                                                               \
-    "('epoch'::timestamptz + $" #n "::bigint * interval '1 millisecond')"
-
-inline constexpr std::array<const char*, static_cast<std::size_t>(pg_statement::count)> pg_sql = {
-    // find: $1 channel, $2 id
-    "SELECT " DEXTER_SESSIONS_PG_META_COLUMNS
-    " FROM dexter_sessions s WHERE s.channel = $1 AND s.id = $2",
-    // list: $1 channel (newest first, from the index)
-    "SELECT " DEXTER_SESSIONS_PG_META_COLUMNS
-    " FROM dexter_sessions s WHERE s.channel = $1 ORDER BY s.updated_at DESC, s.id",
-    // create: $1 channel, $2 id, $3 title, $4 title_json, $5 created_at, $6 updated_at, $7 extra
-    "INSERT INTO dexter_sessions (channel, id, title, title_json, created_at, updated_at, "
-    "exchange_count, extra) VALUES ($1, $2, $3, $4::json, " DEXTER_SESSIONS_PG_MILLIS(
-        5) ", " DEXTER_SESSIONS_PG_MILLIS(6) ", 0, $7::json) ON CONFLICT DO NOTHING",
-    // append: $1 channel, $2 id, $3 seq, $4 updated_at, $5 record. One statement, one
-    // transaction: nothing is inserted unless the session's count is seq - 1.
-    "WITH s AS (UPDATE dexter_sessions SET exchange_count = $3::bigint, "
-    "updated_at = greatest(updated_at, " DEXTER_SESSIONS_PG_MILLIS(
-        4) ") "
-           "WHERE channel = $1 AND id = $2 AND exchange_count = $3::bigint - 1 RETURNING channel, "
-           "id) "
-           "INSERT INTO dexter_records (channel, session_id, seq, record) "
-           "SELECT channel, id, $3::bigint, $5::json FROM s",
-    // update: $1 channel, $2 id, $3 title, $4 title_json, $5 extra
-    "UPDATE dexter_sessions SET title = $3, title_json = $4::json, extra = $5::json "
-    "WHERE channel = $1 AND id = $2",
-    // load: $1 channel, $2 id, $3 how many (NULL: all); metadata and records, newest
-    // first, in one snapshot
-    "SELECT " DEXTER_SESSIONS_PG_META_COLUMNS ", r.seq, r.record::text FROM dexter_sessions s "
-    "LEFT JOIN LATERAL (SELECT seq, record FROM dexter_records "
-    "WHERE channel = s.channel AND session_id = s.id ORDER BY seq DESC LIMIT $3::bigint) r "
-    "ON true WHERE s.channel = $1 AND s.id = $2 ORDER BY r.seq DESC",
-    // remove: $1 channel, $2 id
-    "DELETE FROM dexter_sessions WHERE channel = $1 AND id = $2",
-    // lock, unlock: $1, $2 the lease keys
-    "SELECT pg_try_advisory_lock($1::integer, $2::integer)",
-    "SELECT pg_advisory_unlock($1::integer, $2::integer)",
-    // holder: $1, $2 the lease keys
-    "SELECT a.application_name FROM pg_locks l LEFT JOIN pg_stat_activity a ON a.pid = l.pid "
-    "WHERE l.locktype = 'advisory' AND l.granted AND l.objsubid = 2 "
-    "AND l.classid = $1::oid AND l.objid = $2::oid "
-    "AND l.database = (SELECT oid FROM pg_database WHERE datname = current_database()) "
-    "AND l.pid <> pg_backend_pid() LIMIT 1",
-};
-
-#undef DEXTER_SESSIONS_PG_META_COLUMNS
-#undef DEXTER_SESSIONS_PG_MILLIS
-
-// Created in one transaction under pg_advisory_xact_lock (see ensure_schema()).
-inline constexpr const char* pg_schema_v1 =
-    "CREATE TABLE dexter_sessions ("
-    " channel text NOT NULL,"
-    " id text NOT NULL,"
-    " title text NOT NULL,"
-    " title_json json,"
-    " created_at timestamptz NOT NULL,"
-    " updated_at timestamptz NOT NULL,"
-    " exchange_count bigint NOT NULL CHECK (exchange_count >= 0),"
-    " extra json NOT NULL DEFAULT '{}',"
-    " PRIMARY KEY (channel, id));"
-    "CREATE INDEX dexter_sessions_recent ON dexter_sessions (channel, updated_at DESC, id);"
-    "CREATE TABLE dexter_records ("
-    " channel text NOT NULL,"
-    " session_id text NOT NULL,"
-    " seq bigint NOT NULL CHECK (seq > 0),"
-    " record json NOT NULL,"
-    " PRIMARY KEY (channel, session_id, seq),"
-    " FOREIGN KEY (channel, session_id) REFERENCES dexter_sessions (channel, id)"
-    "  ON DELETE CASCADE);"
-    "INSERT INTO dexter_sessions_schema (version) VALUES (1);";
 
 inline void pg_ignore_notice(void*, const char*) {}
 
@@ -460,14 +327,7 @@ public:
     }
 
 private:
-    struct encoded_meta {
-        std::string title;      // as text: U+0000 shown as U+FFFD
-        std::string title_json; // the exact title as JSON when it holds U+0000, else ""
-        std::string extra;
-        const char* title_json_param() const {
-            return title_json.empty() ? nullptr : title_json.c_str();
-        }
-    };
+    using encoded_meta = detail::pg_meta_params;
 
     // Releases a lease just taken, unless release() is called first (the lease is then
     // kept). A null id: nothing to release.
@@ -711,32 +571,11 @@ private:
     // --- values ---------------------------------------------------------------------
 
     void check_record(std::string_view text, bool valid_utf8, const std::string& what) const {
-        if (text.size() > options_.max_record_bytes)
-            throw invalid_input(
-                what + " is " + std::to_string(text.size()) + " bytes, over the record limit of " +
-                std::to_string(options_.max_record_bytes) + " bytes; nothing was saved");
-        if (!valid_utf8)
-            throw invalid_input(what + " holds text that is not valid UTF-8; nothing was saved");
+        detail::pg_check_record(text, valid_utf8, options_.max_record_bytes, what);
     }
 
     encoded_meta encode_meta(const session_meta& m, const std::string& what) const {
-        encoded_meta e;
-        std::string title_json;
-        bool ok = detail::append_json_string(title_json, m.title);
-        ok = detail::append_json_value(e.extra, m.extra) && ok;
-        check_record(title_json.size() > e.extra.size() ? title_json : e.extra, ok, what);
-        if (m.title.find('\0') == std::string::npos) {
-            e.title = m.title;
-        } else {
-            e.title_json = std::move(title_json);
-            for (char c : m.title) {
-                if (c == '\0')
-                    e.title += "\xEF\xBF\xBD"; // U+FFFD
-                else
-                    e.title += c;
-            }
-        }
-        return e;
+        return detail::pg_encode_meta(m, options_.max_record_bytes, what);
     }
 
     std::optional<session_meta> find_meta(const session_id& id) {
@@ -747,56 +586,13 @@ private:
         return read_meta(r.get(), 0);
     }
 
-    // Columns 0-6 of DEXTER_SESSIONS_PG_META_COLUMNS.
     static session_meta read_meta(const PGresult* r, int row) {
-        auto text = [&](int col) {
-            return std::string_view(PQgetvalue(r, row, col),
-                                    static_cast<std::size_t>(PQgetlength(r, row, col)));
-        };
-        auto millis = [&](int col) {
-            return time_point{
-                std::chrono::milliseconds{std::strtoll(PQgetvalue(r, row, col), nullptr, 10)}};
-        };
-        session_meta m;
-        m.id = std::string(text(6));
-        m.title = std::string(text(0));
-        if (!PQgetisnull(r, row, 1)) {
-            boost::system::error_code ec;
-            const auto v = json::parse(text(1), ec);
-            if (!ec && v.is_string())
-                m.title.assign(v.get_string().data(), v.get_string().size());
-        }
-        m.created_at = millis(2);
-        m.updated_at = millis(3);
-        m.exchange_count = std::strtoull(PQgetvalue(r, row, 4), nullptr, 10);
-        boost::system::error_code ec;
-        auto extra = json::parse(text(5), ec);
-        if (!ec && extra.is_object())
-            m.extra = std::move(extra.get_object());
-        return m;
+        return detail::pg_read_meta(r, row);
     }
 
     static std::optional<exchange> read_record(std::string_view text, std::uint64_t seq,
                                                std::vector<diagnostic>& diags) {
-        auto skip = [&](const std::string& why) {
-            diags.push_back({0, 0, "record " + std::to_string(seq) + ": " + why + ": skipped"});
-            return std::nullopt;
-        };
-        boost::system::error_code ec;
-        const json::value v = json::parse(text, ec);
-        if (ec)
-            return skip("not valid JSON (" + ec.message() + ")");
-        if (!v.is_object())
-            return skip("not a JSON object");
-        const auto* type = detail::member(v.get_object(), "type");
-        if (!type || !type->is_string() || type->get_string() != "exchange")
-            return skip("not an exchange record");
-        auto ex = detail::read_exchange(v.get_object());
-        if (!ex)
-            return skip("bad exchange: " + ex.error().what);
-        if (ex->seq != seq)
-            return skip("holds seq " + std::to_string(ex->seq) + " in row " + std::to_string(seq));
-        return std::move(*ex);
+        return detail::pg_read_record(text, seq, diags);
     }
 
     std::string conninfo_; ///< may hold a password: never printed
