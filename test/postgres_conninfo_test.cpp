@@ -1,12 +1,13 @@
 // SPDX-License-Identifier: BSL-1.0
 // The parts of the PostgreSQL store that need no server: connection strings (their
-// passwords, cleaned messages, the server label), and the statements and their values
-// (lease keys, times, metadata, records).
+// passwords, cleaned messages, the server label), the statements and their values
+// (lease keys, times, metadata, records), and the application_name that names a holder.
 #include <dexter/sessions/detail/postgres_conninfo.hpp>
 
 #define BOOST_TEST_MODULE postgres_conninfo
 #include <boost/test/unit_test.hpp>
 
+#include <dexter/sessions/detail/postgres_connection.hpp>
 #include <dexter/sessions/detail/postgres_sql.hpp>
 #include <dexter/sessions/postgres_store.hpp>
 
@@ -392,4 +393,28 @@ BOOST_AUTO_TEST_CASE(records_are_read_back_or_reported) {
     BOOST_TEST(!dd::pg_read_record("{\"type\":", 4, diags).has_value());
     BOOST_REQUIRE(diags.size() == 1u);
     BOOST_TEST(diags[0].reason.starts_with("record 4: not valid JSON ("));
+}
+
+// --- the name of a connection -------------------------------------------------------
+
+BOOST_AUTO_TEST_CASE(application_names_name_the_process) {
+    const std::string app = dd::pg_application_name(4242, "build-host");
+    BOOST_TEST(app == "dexter-sessions pid=4242 host=build-host");
+    const auto holder = dd::pg_parse_application_name(app);
+    BOOST_REQUIRE(holder.has_value());
+    BOOST_TEST(holder->pid == 4242);
+    BOOST_TEST(holder->host == "build-host");
+
+    // A long host name is cut where the server would cut it; its start still compares.
+    const std::string long_host(100, 'h');
+    const std::string cut = dd::pg_application_name(7, long_host);
+    BOOST_TEST(cut.size() == 63u);
+    const auto cut_holder = dd::pg_parse_application_name(cut);
+    BOOST_REQUIRE(cut_holder.has_value());
+    BOOST_TEST(cut_holder->pid == 7);
+    BOOST_TEST(long_host.starts_with(cut_holder->host));
+
+    for (const char* other :
+         {"", "psql", "dexter-sessions", "dexter-sessions pid=1", "someone pid=1 host=x"})
+        BOOST_TEST(!dd::pg_parse_application_name(other).has_value(), other);
 }

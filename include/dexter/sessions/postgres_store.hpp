@@ -6,7 +6,8 @@
 // include it. For hosts that outgrow one machine: any number of processes, on any
 // number of machines, share the sessions of one database.
 //
-// The schema and the statements are in detail/postgres_sql.hpp (and docs/EMBEDDING.md).
+// The schema and the statements are in detail/postgres_sql.hpp (and docs/EMBEDDING.md),
+// the connection in detail/postgres_connection.hpp.
 //
 // Semantics, as the file store's (storage.hpp has the contract):
 //  - The writer's lease on a session is pg_try_advisory_lock(k1, k2) (two int4 keys from
@@ -36,9 +37,9 @@
 // behind a transaction-pooling proxy the advisory locks would not work.
 #pragma once
 
-#include <dexter/sessions/detail/json_writer.hpp>
 #include <dexter/sessions/detail/jsonl_codec.hpp>
 #include <dexter/sessions/detail/jsonl_index.hpp>
+#include <dexter/sessions/detail/postgres_connection.hpp>
 #include <dexter/sessions/detail/postgres_conninfo.hpp>
 #include <dexter/sessions/detail/postgres_sql.hpp>
 #include <dexter/sessions/id.hpp>
@@ -47,21 +48,13 @@
 
 #include <libpq-fe.h>
 
-#include <boost/json/parse.hpp>
-
-#include <unistd.h>
-
-#include <algorithm>
-#include <array>
-#include <chrono>
 #include <cstddef>
 #include <cstdint>
 #include <cstdlib>
+#include <initializer_list>
 #include <limits>
 #include <map>
-#include <memory>
 #include <optional>
-#include <stdexcept>
 #include <string>
 #include <string_view>
 #include <utility>
@@ -75,21 +68,6 @@ struct postgres_options {
     /// are refused with invalid_input, nothing saved.
     std::size_t max_record_bytes = 16u << 20;
 };
-
-namespace detail {
-
-struct pg_conn_closer {
-    void operator()(PGconn* c) const noexcept { PQfinish(c); }
-};
-struct pg_result_clearer {
-    void operator()(PGresult* r) const noexcept { PQclear(r); }
-};
-using pg_conn_ptr = std::unique_ptr<PGconn, pg_conn_closer>;
-using pg_result_ptr = std::unique_ptr<PGresult, pg_result_clearer>;
-
-inline void pg_ignore_notice(void*, const char*) {}
-
-} // namespace detail
 
 /// The PostgreSQL storage policy (see the top of this file, and storage.hpp for what
 /// each primitive does). One connection per object; not thread-safe.
@@ -105,14 +83,12 @@ public:
     /// storage_error when it cannot connect, format_error for a newer schema.
     explicit postgres_store(std::string conninfo, std::string channel = "cli",
                             postgres_options options = {})
-        : conninfo_(std::move(conninfo)), channel_(std::move(channel)), options_(options),
-          server_(detail::pg_server_label(conninfo_)),
-          secrets_(detail::conninfo_secrets(conninfo_)) {
+        : conn_(std::move(conninfo)), channel_(std::move(channel)), options_(options) {
         if (!detail::is_valid_channel(channel_))
             throw invalid_channel(
                 "invalid channel name " + detail::quote_untrusted(channel_) +
                 ": expected 1 to 64 characters of [a-z0-9_-], not starting with '-' or '_'");
-        connect();
+        conn_.connect();
     }
 
     postgres_store(postgres_store&&) noexcept = default;
@@ -156,7 +132,7 @@ public:
         lease_guard unlock_on_throw(*this, held_before ? nullptr : &id);
         auto meta = find_meta(id);
         if (!meta)
-            throw session_not_found(id, server_);
+            throw session_not_found(id, server());
         unlock_on_throw.release();
         leases_[id] = true;
         return std::move(*meta);
@@ -186,11 +162,11 @@ public:
             return;
         const auto now = find_meta(after.id);
         if (!now)
-            throw session_not_found(after.id, server_);
+            throw session_not_found(after.id, server());
         throw storage_error("exchange " + std::to_string(ex.seq) + " does not follow " +
                                 std::to_string(now->exchange_count) + " in session '" + after.id +
                                 "'; nothing was saved",
-                            server_);
+                            server());
     }
 
     /// Stores a new title and extra. Throws as append() does.
@@ -203,7 +179,7 @@ public:
                       em.extra.c_str()},
                      "cannot save the new metadata of session '" + m.id + "'");
         if (affected(r) == 0)
-            throw session_not_found(m.id, server_);
+            throw session_not_found(m.id, server());
     }
 
     /// Releases the lease taken by create() or open().
@@ -251,7 +227,7 @@ public:
                      "cannot load session '" + id + "'");
         const int rows = PQntuples(r.get());
         if (rows == 0)
-            throw session_not_found(id, server_);
+            throw session_not_found(id, server());
         loaded_session out;
         out.meta = read_meta(r.get(), 0);
         std::vector<exchange> newest_first;
@@ -293,7 +269,7 @@ public:
             auto r = run(detail::pg_statement::remove, {channel_.c_str(), id.c_str()},
                          "cannot delete session '" + id + "'");
             if (affected(r) == 0)
-                throw session_not_found(id, server_);
+                throw session_not_found(id, server());
         }
         if (held_before)
             close(id);
@@ -302,7 +278,7 @@ public:
     // --- beyond the policy ------------------------------------------------------------
 
     /// The server, as errors name it: host:port/dbname (never the password).
-    const std::string& server() const noexcept { return server_; }
+    const std::string& server() const noexcept { return conn_.server(); }
     const std::string& channel() const noexcept { return channel_; }
     const postgres_options& options() const noexcept { return options_; }
 
@@ -314,16 +290,16 @@ public:
     /// create and save sessions. Call it before taking user input.
     void check_writable() {
         ensure_connected();
-        auto r = exec_plain("SELECT has_table_privilege('dexter_sessions', 'INSERT, UPDATE') "
-                            "AND has_table_privilege('dexter_records', 'INSERT') "
-                            "AND NOT pg_is_in_recovery() "
-                            "AND current_setting('transaction_read_only') = 'off'",
-                            "cannot check whether sessions can be saved");
+        auto r = conn_.exec_plain("SELECT has_table_privilege('dexter_sessions', 'INSERT, UPDATE') "
+                                  "AND has_table_privilege('dexter_records', 'INSERT') "
+                                  "AND NOT pg_is_in_recovery() "
+                                  "AND current_setting('transaction_read_only') = 'off'",
+                                  "cannot check whether sessions can be saved");
         if (std::string_view(PQgetvalue(r.get(), 0, 0)) != "t")
             throw storage_error("the session store is read-only (a standby, a read-only "
                                 "transaction default, or a role without INSERT on "
                                 "dexter_sessions and dexter_records)",
-                                server_);
+                                server());
     }
 
 private:
@@ -351,150 +327,29 @@ private:
 
     // --- connection -----------------------------------------------------------------
 
-    void connect() {
-        conn_.reset();
-        prepared_.fill(false);
-        char host[256] = {};
-        ::gethostname(host, sizeof host - 1);
-        std::string app = "dexter-sessions pid=" + std::to_string(::getpid()) + " host=" + host;
-        if (app.size() > 63)
-            app.resize(63); // NAMEDATALEN - 1
-        const char* keys[] = {"dbname", "application_name", "client_encoding", nullptr};
-        const char* values[] = {conninfo_.c_str(), app.c_str(), "UTF8", nullptr};
-        detail::pg_conn_ptr c(PQconnectdbParams(keys, values, 1));
-        if (!c)
-            throw std::bad_alloc();
-        if (PQstatus(c.get()) != CONNECTION_OK)
-            throw storage_error("cannot connect to the PostgreSQL server (" +
-                                    clean(PQerrorMessage(c.get())) + ")",
-                                server_);
-        PQsetNoticeProcessor(c.get(), detail::pg_ignore_notice, nullptr);
-        if (const char* h = PQhost(c.get()); h && *h)
-            server_ = std::string(h) + ":" + PQport(c.get()) + "/" + PQdb(c.get());
-        const char* enc = PQparameterStatus(c.get(), "server_encoding");
-        if (!enc || std::string_view(enc) != "UTF8")
-            throw storage_error(std::string("the database's encoding is ") +
-                                    (enc ? enc : "unknown") +
-                                    "; dexter-sessions needs a UTF8 database",
-                                server_);
-        conn_ = std::move(c);
+    // Reconnects if the connection was lost (a failed call noticed it), and takes back
+    // every lease held before: one that another writer took meanwhile is lost (false),
+    // and writing to it throws session_busy.
+    void ensure_connected() {
+        if (conn_.connected())
+            return;
+        conn_.connect();
         try {
-            exec_plain("SET synchronous_commit TO on", "cannot set synchronous_commit");
-            ensure_schema();
-            // Take back every lease held before the connection was lost; one that another
-            // writer took meanwhile is lost (false): writing to it throws session_busy.
             for (auto& [id, held] : leases_)
                 held = try_lock(id);
         } catch (...) {
-            conn_.reset(); // half set up: the next call starts again
+            conn_.disconnect(); // half set up: the next call starts again
             throw;
         }
     }
 
-    // Reconnects if the connection was lost (a failed call noticed it).
-    void ensure_connected() {
-        if (conn_ && PQstatus(conn_.get()) == CONNECTION_OK)
-            return;
-        connect();
-    }
-
-    void ensure_schema() {
-        auto exists = exec_plain("SELECT to_regclass('dexter_sessions_schema') IS NOT NULL",
-                                 "cannot read the schema version");
-        if (std::string_view(PQgetvalue(exists.get(), 0, 0)) == "t" && check_schema_version())
-            return;
-        // First use of this database (or a concurrent creation): create it in one
-        // transaction, serialised between processes by a transaction-level lock.
-        exec_plain("BEGIN", "cannot create the schema");
-        try {
-            exec_plain("SELECT pg_advisory_xact_lock(1685382481, 1936942451)", // "dexs" "sess"
-                       "cannot create the schema");
-            exec_plain("CREATE TABLE IF NOT EXISTS dexter_sessions_schema "
-                       "(version integer NOT NULL)",
-                       "cannot create the schema");
-            if (!check_schema_version())
-                exec_plain(detail::pg_schema_v1, "cannot create the schema");
-            exec_plain("COMMIT", "cannot create the schema");
-        } catch (...) {
-            if (conn_ && PQstatus(conn_.get()) == CONNECTION_OK)
-                PQclear(PQexec(conn_.get(), "ROLLBACK"));
-            throw;
-        }
-    }
-
-    // True when the schema is there in the version we know; false when there is none.
-    bool check_schema_version() {
-        auto v = exec_plain("SELECT max(version) FROM dexter_sessions_schema",
-                            "cannot read the schema version");
-        if (PQgetisnull(v.get(), 0, 0))
-            return false;
-        const long version = std::strtol(PQgetvalue(v.get(), 0, 0), nullptr, 10);
-        if (version > detail::postgres_schema_version) {
-            throw format_error("the PostgreSQL database holds dexter-sessions schema version " +
-                               std::to_string(version) + ", newer than this library knows (" +
-                               std::to_string(detail::postgres_schema_version) +
-                               "); it was left untouched: use a newer dexter-sessions (" + server_ +
-                               ")");
-        }
-        return version >= 1;
-    }
-
-    std::string clean(std::string_view message) const {
-        return detail::pg_clean_message(message, secrets_);
-    }
-
-    // The error of a failed statement: a lost connection says so (the next call
-    // reconnects); a refused statement gives the server's message and SQLSTATE.
-    [[noreturn]] void fail(const PGresult* r, const std::string& what) {
-        if (!conn_ || PQstatus(conn_.get()) != CONNECTION_OK)
-            throw storage_error(what + ": lost the connection to the PostgreSQL server (" +
-                                    clean(PQerrorMessage(conn_.get())) +
-                                    "); not acknowledged, and the next call reconnects",
-                                server_);
-        std::string message = r ? clean(PQresultErrorMessage(r)) : std::string();
-        if (message.empty())
-            message = clean(PQerrorMessage(conn_.get()));
-        const char* state = r ? PQresultErrorField(r, PG_DIAG_SQLSTATE) : nullptr;
-        throw storage_error(what + ": the PostgreSQL server refused it (" + message +
-                                (state ? std::string(", SQLSTATE ") + state : std::string()) + ")",
-                            server_);
-    }
-
-    static bool succeeded(const PGresult* r) {
-        const auto s = r ? PQresultStatus(r) : PGRES_FATAL_ERROR;
-        return s == PGRES_COMMAND_OK || s == PGRES_TUPLES_OK;
-    }
-
-    // A constant statement without parameters (schema, settings, transactions).
-    detail::pg_result_ptr exec_plain(const char* sql, const std::string& what) {
-        detail::pg_result_ptr r(PQexec(conn_.get(), sql));
-        if (!succeeded(r.get()))
-            fail(r.get(), what);
-        return r;
-    }
-
-    // A prepared statement with text parameters (nullptr is SQL NULL).
     detail::pg_result_ptr run(detail::pg_statement s, std::initializer_list<const char*> params,
                               const std::string& what) {
-        const auto i = static_cast<std::size_t>(s);
-        const std::string name = "dexter_sessions_" + std::to_string(i);
-        if (!prepared_[i]) {
-            detail::pg_result_ptr p(PQprepare(conn_.get(), name.c_str(), detail::pg_sql[i],
-                                              static_cast<int>(params.size()), nullptr));
-            if (!succeeded(p.get()))
-                fail(p.get(), what);
-            prepared_[i] = true;
-        }
-        detail::pg_result_ptr r(PQexecPrepared(conn_.get(), name.c_str(),
-                                               static_cast<int>(params.size()), params.begin(),
-                                               nullptr, nullptr, 0));
-        if (!succeeded(r.get()))
-            fail(r.get(), what);
-        return r;
+        return conn_.run(s, params, what);
     }
 
     static long affected(const detail::pg_result_ptr& r) {
-        return std::strtol(PQcmdTuples(r.get()), nullptr, 10);
+        return detail::pg_connection::affected(r);
     }
 
     // --- leases ---------------------------------------------------------------------
@@ -513,7 +368,7 @@ private:
 
     void unlock_quietly(const session_id& id) noexcept {
         try {
-            if (!conn_ || PQstatus(conn_.get()) != CONNECTION_OK)
+            if (!conn_.connected())
                 return; // gone with it
             const auto k = detail::pg_lease_keys(channel_, id);
             run(detail::pg_statement::unlock, {k[0].c_str(), k[1].c_str()},
@@ -528,7 +383,7 @@ private:
         auto it = leases_.find(id);
         if (it == leases_.end())
             throw storage_error("session '" + id + "' is not open for writing here; open it first",
-                                server_);
+                                server());
         ensure_connected(); // after a reconnect, the lease was taken again (or lost)
         if (!it->second) {
             it->second = try_lock(id);
@@ -541,25 +396,19 @@ private:
     // tells it and it runs on this host.
     session_busy busy(const session_id& id) {
         std::optional<long> pid;
-        std::string where = server_;
+        std::string where = server();
         try {
             const auto k = detail::pg_lease_keys(channel_, id);
             auto r = run(detail::pg_statement::holder, {k[0].c_str(), k[1].c_str()},
                          "cannot look up the holder of session '" + id + "'");
             if (PQntuples(r.get()) == 1 && !PQgetisnull(r.get(), 0, 0)) {
-                const std::string app = PQgetvalue(r.get(), 0, 0);
-                const auto p = app.find("pid="), h = app.find(" host=");
-                char host[256] = {};
-                ::gethostname(host, sizeof host - 1);
-                if (app.starts_with("dexter-sessions ") && p != std::string::npos &&
-                    h != std::string::npos) {
-                    const std::string holder_host = app.substr(h + 6);
-                    const long n = std::strtol(app.c_str() + p + 4, nullptr, 10);
-                    if (holder_host == std::string(host).substr(0, holder_host.size()))
-                        pid = n;
+                if (const auto holder =
+                        detail::pg_parse_application_name(PQgetvalue(r.get(), 0, 0))) {
+                    if (holder->host == detail::pg_host_name().substr(0, holder->host.size()))
+                        pid = holder->pid;
                     else
-                        where += " (held by process " + std::to_string(n) + " on host " +
-                                 holder_host + ")";
+                        where += " (held by process " + std::to_string(holder->pid) + " on host " +
+                                 holder->host + ")";
                 }
             }
         } catch (const storage_error&) {
@@ -595,13 +444,9 @@ private:
         return detail::pg_read_record(text, seq, diags);
     }
 
-    std::string conninfo_; ///< may hold a password: never printed
+    detail::pg_connection conn_;
     std::string channel_;
     postgres_options options_;
-    std::string server_;
-    std::vector<std::string> secrets_;
-    detail::pg_conn_ptr conn_;
-    std::array<bool, static_cast<std::size_t>(detail::pg_statement::count)> prepared_{};
     std::map<session_id, bool> leases_; ///< sessions open here; false: lost with a connection
     std::string record_;
 };
