@@ -206,6 +206,27 @@ BOOST_AUTO_TEST_CASE(the_label_comes_from_the_string) {
                "/run/postgresql:5432/agents");
 }
 
+BOOST_AUTO_TEST_CASE(the_label_never_shows_a_password) {
+    clean_pg_environment env;
+    // libpq reads a dbname that is itself a connection string as a plain name here.
+    const std::vector<std::pair<std::string, std::string>> cases = {
+        {"dbname='postgresql://u:pw1secret@h/d'", "localhost:5432/postgresql://u:***@h/d"},
+        {"dbname='host=h password=pw2secret'", "localhost:5432/host=h password=***"},
+        {"host=db password=pw3secret dbname=pw3secret", "db:5432/***"},
+    };
+    for (const auto& [conninfo, expected] : cases) {
+        const std::string label = dd::pg_server_label(conninfo);
+        BOOST_TEST(label == expected);
+        for (const auto& secret : dd::conninfo_secrets(conninfo))
+            BOOST_TEST(label.find(secret) == std::string::npos, conninfo);
+    }
+    // The server's refusal quotes such a dbname: the message loses the password too.
+    BOOST_TEST(
+        dd::pg_clean_message("FATAL:  database \"host=h password=pw2secret\" does not exist\n",
+                             dd::conninfo_secrets(cases[1].first)) ==
+        "FATAL: database \"host=h password=***\" does not exist");
+}
+
 BOOST_AUTO_TEST_CASE(the_label_falls_back_on_the_environment) {
     clean_pg_environment env;
     env.set("PGHOST", "envhost");

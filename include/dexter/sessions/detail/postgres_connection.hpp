@@ -115,7 +115,8 @@ public:
                                 server_);
         PQsetNoticeProcessor(c.get(), pg_ignore_notice, nullptr);
         if (const char* h = PQhost(c.get()); h && *h)
-            server_ = std::string(h) + ":" + PQport(c.get()) + "/" + PQdb(c.get());
+            server_ =
+                pg_redact(std::string(h) + ":" + PQport(c.get()) + "/" + PQdb(c.get()), secrets_);
         const char* enc = PQparameterStatus(c.get(), "server_encoding");
         if (!enc || std::string_view(enc) != "UTF8")
             throw storage_error(std::string("the database's encoding is ") +

@@ -65,11 +65,19 @@ inline std::vector<std::string> conninfo_secrets(const std::string& conninfo) {
             ++v;
             e = conninfo.find('\'', v);
         } else {
-            e = conninfo.find_first_of(" \t&", v);
+            e = conninfo.find_first_of(" \t&'", v); // a quote ends an enclosing value
         }
         add(conninfo.substr(v, e == std::string::npos ? std::string::npos : e - v));
     }
     return secrets;
+}
+
+/// `text` with every occurrence of every secret replaced by "***".
+inline std::string pg_redact(std::string text, const std::vector<std::string>& secrets) {
+    for (const auto& s : secrets)
+        for (std::size_t pos = 0; (pos = text.find(s, pos)) != std::string::npos; pos += 3)
+            text.replace(pos, s.size(), "***");
+    return text;
 }
 
 /// `text` on one line (libpq's messages span several: a new line becomes "; ", an
@@ -98,10 +106,7 @@ inline std::string pg_clean_message(std::string_view text,
     }
     while (!out.empty() && (out.back() == ' ' || out.back() == ';'))
         out.pop_back();
-    for (const auto& s : secrets)
-        for (std::size_t pos = 0; (pos = out.find(s, pos)) != std::string::npos; pos += 3)
-            out.replace(pos, s.size(), "***");
-    return out;
+    return pg_redact(std::move(out), secrets);
 }
 
 /// How errors name the server: host:port/dbname, from the connection string (without
@@ -109,7 +114,9 @@ inline std::string pg_clean_message(std::string_view text,
 /// else `hostaddr`, else $PGHOST, else "localhost"; port: `port`, else $PGPORT, else
 /// 5432; dbname: `dbname`, else $PGDATABASE, else `user` (or $PGUSER when the string
 /// has none), else "(default database)". A string libpq cannot parse is
-/// "(an invalid connection string)". Public as postgres_server_label().
+/// "(an invalid connection string)". Any of the string's conninfo_secrets() in it (a
+/// dbname that is itself a connection string) is shown as "***". Public as
+/// postgres_server_label().
 inline std::string pg_server_label(const std::string& conninfo) {
     std::string host, hostaddr, port, dbname, user;
     char* err = nullptr;
@@ -154,7 +161,9 @@ inline std::string pg_server_label(const std::string& conninfo) {
         dbname = env("PGDATABASE");
     if (dbname.empty())
         dbname = user.empty() ? env("PGUSER") : user;
-    return host + ":" + port + "/" + (dbname.empty() ? "(default database)" : dbname);
+    // A dbname may itself be a connection string, password and all.
+    return pg_redact(host + ":" + port + "/" + (dbname.empty() ? "(default database)" : dbname),
+                     conninfo_secrets(conninfo));
 }
 
 } // namespace dexter::sessions::detail
