@@ -1,7 +1,8 @@
 // SPDX-License-Identifier: BSL-1.0
 // The parts of the PostgreSQL store that need no server: connection strings (their
-// passwords, cleaned messages, the server label), the statements and their values
-// (lease keys, times, metadata, records), and the application_name that names a holder.
+// passwords, cleaned messages, the server label and postgres_server_label), the
+// statements and their values (lease keys, times, metadata, records), and the
+// application_name that names a holder.
 #include <dexter/sessions/detail/postgres_conninfo.hpp>
 
 #define BOOST_TEST_MODULE postgres_conninfo
@@ -253,6 +254,21 @@ BOOST_AUTO_TEST_CASE(an_invalid_string_has_a_label_of_its_own) {
             BOOST_TEST(dd::pg_server_label(bad) == "(an invalid connection string)");
         }
     }
+}
+
+BOOST_AUTO_TEST_CASE(the_public_label_is_the_stores) {
+    clean_pg_environment env;
+    for (const std::string conninfo :
+         {"postgresql://alice:hunter2@db.example:5433/agents", "host=a dbname=b", "",
+          "no_such_keyword=1", "dbname='host=h password=pw2secret'"}) {
+        const std::string label = ds::postgres_server_label(conninfo);
+        BOOST_TEST(label == dd::pg_server_label(conninfo));
+        BOOST_TEST(label.find("hunter2") == std::string::npos);
+        BOOST_TEST(label.find("pw2secret") == std::string::npos);
+    }
+    // A view into a longer string: only the view counts.
+    const std::string both = "host=first dbname=one host=second";
+    BOOST_TEST(ds::postgres_server_label(std::string_view(both).substr(0, 21)) == "first:5432/one");
 }
 
 // --- the statements and their values -------------------------------------------------

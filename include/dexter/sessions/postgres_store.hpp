@@ -69,6 +69,18 @@ struct postgres_options {
     std::size_t max_record_bytes = 16u << 20;
 };
 
+/// How postgres_store names the server of the libpq connection string `conninfo` in
+/// its errors before it connects: "host:port/dbname", from the string, then the PG*
+/// environment variables (PGHOST, PGPORT, PGDATABASE, PGUSER), then libpq's defaults
+/// ("localhost", "5432"; "(default database)" when neither the string nor the
+/// environment names a database or a user); "(an invalid connection string)" when
+/// libpq cannot parse it. It never contains the string's password (one repeated in a
+/// name, as in a dbname that is itself a connection string, shows as "***"). Needs no
+/// server: it only parses. Throws nothing but std::bad_alloc.
+inline std::string postgres_server_label(std::string_view conninfo) {
+    return detail::pg_server_label(std::string(conninfo));
+}
+
 /// The PostgreSQL storage policy (see the top of this file, and storage.hpp for what
 /// each primitive does). One connection per object; not thread-safe.
 /// Every operation throws: invalid_session_id (before anything else), storage_error
