@@ -16,6 +16,7 @@
 #include <array>
 #include <chrono>
 #include <cstdint>
+#include <cstdio>
 #include <cstdlib>
 #include <map>
 #include <optional>
@@ -327,8 +328,8 @@ BOOST_AUTO_TEST_CASE(lease_keys_are_stable_and_distinct) {
     std::set<std::array<std::string, 2>> seen;
     for (const char* channel : {"cli", "web"}) {
         for (int i = 0; i < 5000; ++i) {
-            const std::string id =
-                "s" + std::string(7 - std::to_string(i).size(), '0') + std::to_string(i);
+            char id[9];
+            std::snprintf(id, sizeof id, "s%07d", i);
             const auto keys = dd::pg_lease_keys(channel, id);
             for (const auto& k : keys) {
                 const long long v = std::stoll(k);
