@@ -31,7 +31,7 @@ std::string store_name(const options& o) {
     if (o.store_uri.empty())
         return o.sessions_dir.string();
 #ifdef DEXTER_WITH_POSTGRES
-    return "PostgreSQL " + sessions::detail::pg_server_label(o.store_uri);
+    return "PostgreSQL " + sessions::postgres_server_label(o.store_uri);
 #else
     return "a PostgreSQL database";
 #endif

@@ -1,0 +1,279 @@
+// SPDX-License-Identifier: BSL-1.0
+// The PostgreSQL store's tables and the statements on them: the schema text, each
+// statement's SQL, the values the statements take (lease keys, times, a session's
+// title and extra, the record limit) and the rows they return (metadata, records).
+// Needs libpq's header (PGresult), but no server: nothing here connects.
+//
+// Schema (version 1), created by the first store that finds none, in one transaction
+// under pg_advisory_xact_lock, in the first schema of the connection's search_path:
+//
+//   dexter_sessions_schema (version integer)        one row; a newer version than this
+//                                                   code knows is refused (format_error)
+//   dexter_sessions (channel, id) PRIMARY KEY       title text, title_json json,
+//                                                   created_at, updated_at timestamptz,
+//                                                   exchange_count bigint, extra json;
+//                                                   index (channel, updated_at DESC, id)
+//   dexter_records (channel, session_id, seq) PK    record json: exactly the line the
+//                                                   file store writes to history.jsonl
+//                                                   (detail::encode_exchange), without
+//                                                   its newline; ON DELETE CASCADE
+//
+// Records and `extra` are `json`, not `jsonb`: jsonb cannot hold U+0000 (which the
+// storage contract stores) and turns the double 1.0 into the integer 1, so a record
+// would not come back as it was saved. `json` keeps the exact text; cast with ::jsonb
+// in queries that need operators on it. PostgreSQL's text cannot hold U+0000 either:
+// a title holding one is kept exactly in title_json (a JSON string), and `title` then
+// shows it with U+FFFD in its place.
+#pragma once
+
+#include <dexter/sessions/detail/json_writer.hpp>
+#include <dexter/sessions/error.hpp>
+#include <dexter/sessions/types.hpp>
+
+#include <libpq-fe.h>
+
+#include <boost/json/parse.hpp>
+
+#include <array>
+#include <chrono>
+#include <cstddef>
+#include <cstdint>
+#include <cstdlib>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <utility>
+#include <vector>
+
+namespace dexter::sessions::detail {
+
+/// The schema version this library creates and reads.
+inline constexpr int postgres_schema_version = 1;
+
+/// The two int4 advisory-lock keys of a session, as decimal text for the lock, unlock
+/// and holder statements: 62 bits of FNV-1a over "dexter-sessions/<channel>/<id>", each
+/// key in 0..2^31-1. The same for the same session in every process and every version
+/// of this library (two versions must exclude each other); different for different
+/// sessions, but for the rare collision (which makes two sessions share a lease, never
+/// their data).
+inline std::array<std::string, 2> pg_lease_keys(std::string_view channel, std::string_view id) {
+    std::uint64_t h = 0xcbf29ce484222325ull;
+    auto mix = [&](std::string_view s) {
+        for (unsigned char c : s) {
+            h ^= c;
+            h *= 0x100000001b3ull;
+        }
+    };
+    mix("dexter-sessions/");
+    mix(channel);
+    mix("/");
+    mix(id);
+    return {std::to_string(h & 0x7fffffff), std::to_string((h >> 32) & 0x7fffffff)};
+}
+
+/// Milliseconds since the epoch (negative before 1970), as decimal text for the
+/// statements' bigint parameters.
+inline std::string pg_millis(time_point t) {
+    return std::to_string(t.time_since_epoch().count());
+}
+
+/// The statements, prepared once per connection. Each names its columns in the order
+/// the code reads them. pg_sql holds the text of each, by its value; count is the
+/// number of statements.
+enum class pg_statement : std::size_t {
+    find,
+    list,
+    create,
+    append,
+    update,
+    load,
+    remove,
+    lock,
+    unlock,
+    holder,
+    count
+};
+
+// Metadata columns: title, title_json, created_at, updated_at (ms), exchange_count, extra, id.
+#define DEXTER_SESSIONS_PG_META_COLUMNS                                                            \
+    "s.title, s.title_json::text, (extract(epoch FROM s.created_at) * 1000)::bigint, "             \
+    "(extract(epoch FROM s.updated_at) * 1000)::bigint, s.exchange_count, s.extra::text, s.id"
+#define DEXTER_SESSIONS_PG_MILLIS(n)                                                               \
+    "('epoch'::timestamptz + $" #n "::bigint * interval '1 millisecond')"
+
+inline constexpr std::array<const char*, static_cast<std::size_t>(pg_statement::count)> pg_sql = {
+    // find: $1 channel, $2 id
+    "SELECT " DEXTER_SESSIONS_PG_META_COLUMNS
+    " FROM dexter_sessions s WHERE s.channel = $1 AND s.id = $2",
+    // list: $1 channel (newest first, from the index)
+    "SELECT " DEXTER_SESSIONS_PG_META_COLUMNS
+    " FROM dexter_sessions s WHERE s.channel = $1 ORDER BY s.updated_at DESC, s.id",
+    // create: $1 channel, $2 id, $3 title, $4 title_json, $5 created_at, $6 updated_at, $7 extra
+    "INSERT INTO dexter_sessions (channel, id, title, title_json, created_at, updated_at, "
+    "exchange_count, extra) VALUES ($1, $2, $3, $4::json, " DEXTER_SESSIONS_PG_MILLIS(
+        5) ", " DEXTER_SESSIONS_PG_MILLIS(6) ", 0, $7::json) ON CONFLICT DO NOTHING",
+    // append: $1 channel, $2 id, $3 seq, $4 the exchange's timestamp, $5 record; updated_at
+    // as apply_exchange() derives it. One statement, one
+    // transaction: nothing is inserted unless the session's count is seq - 1.
+    "WITH s AS (UPDATE dexter_sessions SET exchange_count = $3::bigint, "
+    "updated_at = greatest(updated_at, created_at, " DEXTER_SESSIONS_PG_MILLIS(
+        4) ") "
+           "WHERE channel = $1 AND id = $2 AND exchange_count = $3::bigint - 1 RETURNING channel, "
+           "id) "
+           "INSERT INTO dexter_records (channel, session_id, seq, record) "
+           "SELECT channel, id, $3::bigint, $5::json FROM s",
+    // update: $1 channel, $2 id, $3 title, $4 title_json, $5 extra
+    "UPDATE dexter_sessions SET title = $3, title_json = $4::json, extra = $5::json "
+    "WHERE channel = $1 AND id = $2",
+    // load: $1 channel, $2 id, $3 how many (NULL: all); metadata and records, newest
+    // first, in one snapshot
+    "SELECT " DEXTER_SESSIONS_PG_META_COLUMNS ", r.seq, r.record::text FROM dexter_sessions s "
+    "LEFT JOIN LATERAL (SELECT seq, record FROM dexter_records "
+    "WHERE channel = s.channel AND session_id = s.id ORDER BY seq DESC LIMIT $3::bigint) r "
+    "ON true WHERE s.channel = $1 AND s.id = $2 ORDER BY r.seq DESC",
+    // remove: $1 channel, $2 id
+    "DELETE FROM dexter_sessions WHERE channel = $1 AND id = $2",
+    // lock, unlock: $1, $2 the lease keys
+    "SELECT pg_try_advisory_lock($1::integer, $2::integer)",
+    "SELECT pg_advisory_unlock($1::integer, $2::integer)",
+    // holder: $1, $2 the lease keys
+    "SELECT a.application_name FROM pg_locks l LEFT JOIN pg_stat_activity a ON a.pid = l.pid "
+    "WHERE l.locktype = 'advisory' AND l.granted AND l.objsubid = 2 "
+    "AND l.classid = $1::oid AND l.objid = $2::oid "
+    "AND l.database = (SELECT oid FROM pg_database WHERE datname = current_database()) "
+    "AND l.pid <> pg_backend_pid() LIMIT 1",
+};
+
+#undef DEXTER_SESSIONS_PG_META_COLUMNS
+#undef DEXTER_SESSIONS_PG_MILLIS
+
+/// Schema version 1 (the tables above), several statements in one string, run in the
+/// one transaction that creates the schema.
+inline constexpr const char* pg_schema_v1 =
+    "CREATE TABLE dexter_sessions ("
+    " channel text NOT NULL,"
+    " id text NOT NULL,"
+    " title text NOT NULL,"
+    " title_json json,"
+    " created_at timestamptz NOT NULL,"
+    " updated_at timestamptz NOT NULL,"
+    " exchange_count bigint NOT NULL CHECK (exchange_count >= 0),"
+    " extra json NOT NULL DEFAULT '{}',"
+    " PRIMARY KEY (channel, id));"
+    "CREATE INDEX dexter_sessions_recent ON dexter_sessions (channel, updated_at DESC, id);"
+    "CREATE TABLE dexter_records ("
+    " channel text NOT NULL,"
+    " session_id text NOT NULL,"
+    " seq bigint NOT NULL CHECK (seq > 0),"
+    " record json NOT NULL,"
+    " PRIMARY KEY (channel, session_id, seq),"
+    " FOREIGN KEY (channel, session_id) REFERENCES dexter_sessions (channel, id)"
+    "  ON DELETE CASCADE);"
+    "INSERT INTO dexter_sessions_schema (version) VALUES (1);";
+
+/// Refuses a record (or a session's title or extra, as JSON text) that the store must
+/// not save: throws invalid_input naming `what` when `text` is longer than `max_bytes`
+/// or when `valid_utf8` is false (the text held invalid UTF-8), saying nothing was saved.
+inline void pg_check_record(std::string_view text, bool valid_utf8, std::size_t max_bytes,
+                            const std::string& what) {
+    if (text.size() > max_bytes)
+        throw invalid_input(what + " is " + std::to_string(text.size()) +
+                            " bytes, over the record limit of " + std::to_string(max_bytes) +
+                            " bytes; nothing was saved");
+    if (!valid_utf8)
+        throw invalid_input(what + " holds text that is not valid UTF-8; nothing was saved");
+}
+
+/// A session's title and extra as the create and update statements take them.
+struct pg_meta_params {
+    std::string title;      // as text: U+0000 shown as U+FFFD
+    std::string title_json; // the exact title as JSON when it holds U+0000, else ""
+    std::string extra;
+    /// The title_json parameter: SQL NULL (nullptr) unless the title holds U+0000.
+    const char* title_json_param() const {
+        return title_json.empty() ? nullptr : title_json.c_str();
+    }
+};
+
+/// The parameters of `m`'s title and extra. Throws invalid_input (as pg_check_record,
+/// naming `what`) when either is not valid UTF-8 or its JSON is over `max_bytes`.
+inline pg_meta_params pg_encode_meta(const session_meta& m, std::size_t max_bytes,
+                                     const std::string& what) {
+    pg_meta_params e;
+    std::string title_json;
+    bool ok = append_json_string(title_json, m.title);
+    ok = append_json_value(e.extra, m.extra) && ok;
+    pg_check_record(title_json.size() > e.extra.size() ? title_json : e.extra, ok, max_bytes, what);
+    if (m.title.find('\0') == std::string::npos) {
+        e.title = m.title;
+    } else {
+        e.title_json = std::move(title_json);
+        for (char c : m.title) {
+            if (c == '\0')
+                e.title += "\xEF\xBF\xBD"; // U+FFFD
+            else
+                e.title += c;
+        }
+    }
+    return e;
+}
+
+/// The metadata in columns 0-6 of `row` of a find, list or load result (the metadata
+/// columns, in their order: title, title_json, created_at, updated_at, exchange_count,
+/// extra, id). title_json, when not NULL and a JSON string, is the exact title; an
+/// extra that is not a JSON object is left empty.
+inline session_meta pg_read_meta(const PGresult* r, int row) {
+    auto text = [&](int col) {
+        return std::string_view(PQgetvalue(r, row, col),
+                                static_cast<std::size_t>(PQgetlength(r, row, col)));
+    };
+    auto millis = [&](int col) {
+        return time_point{
+            std::chrono::milliseconds{std::strtoll(PQgetvalue(r, row, col), nullptr, 10)}};
+    };
+    session_meta m;
+    m.id = std::string(text(6));
+    m.title = std::string(text(0));
+    if (!PQgetisnull(r, row, 1)) {
+        boost::system::error_code ec;
+        const auto v = json::parse(text(1), ec);
+        if (!ec && v.is_string())
+            m.title.assign(v.get_string().data(), v.get_string().size());
+    }
+    m.created_at = millis(2);
+    m.updated_at = millis(3);
+    m.exchange_count = std::strtoull(PQgetvalue(r, row, 4), nullptr, 10);
+    boost::system::error_code ec;
+    auto extra = json::parse(text(5), ec);
+    if (!ec && extra.is_object())
+        m.extra = std::move(extra.get_object());
+    return m;
+}
+
+/// The exchange in a stored record (the text of the `record` column of row `seq`), or
+/// nothing, with a diagnostic (line 0, "record <seq>: <why>: skipped") appended to
+/// `diags`, when the text is not an exchange record holding that very seq.
+inline std::optional<exchange> pg_read_record(std::string_view text, std::uint64_t seq,
+                                              std::vector<diagnostic>& diags) {
+    auto skip = [&](const std::string& why) {
+        diags.push_back({0, 0, "record " + std::to_string(seq) + ": " + why + ": skipped"});
+        return std::nullopt;
+    };
+    boost::system::error_code ec;
+    const json::value v = json::parse(text, ec);
+    if (ec)
+        return skip("not valid JSON (" + ec.message() + ")");
+    if (!v.is_object())
+        return skip("not a JSON object");
+    const auto* type = member(v.get_object(), "type");
+    if (!type || !type->is_string() || type->get_string() != "exchange")
+        return skip("not an exchange record");
+    auto ex = read_exchange(v.get_object());
+    if (!ex)
+        return skip("bad exchange: " + ex.error().what);
+    if (ex->seq != seq)
+        return skip("holds seq " + std::to_string(ex->seq) + " in row " + std::to_string(seq));
+    return std::move(*ex);
+}
+
+} // namespace dexter::sessions::detail
