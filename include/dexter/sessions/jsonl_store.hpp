@@ -18,7 +18,7 @@
 // replaces or rewrites a file, so a save costs the same in a store of 10,000 sessions.
 #pragma once
 
-#include <dexter/sessions/detail/jsonl_codec.hpp>
+#include <dexter/sessions/detail/history_scan.hpp>
 #include <dexter/sessions/detail/jsonl_index.hpp>
 #include <dexter/sessions/detail/posix.hpp>
 #include <dexter/sessions/detail/utf8.hpp>

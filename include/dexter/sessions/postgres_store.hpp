@@ -56,7 +56,7 @@
 #pragma once
 
 #include <dexter/sessions/detail/json_writer.hpp>
-#include <dexter/sessions/detail/jsonl_codec.hpp>
+#include <dexter/sessions/detail/record_codec.hpp>
 #include <dexter/sessions/detail/jsonl_index.hpp>
 #include <dexter/sessions/id.hpp>
 #include <dexter/sessions/storage.hpp>
