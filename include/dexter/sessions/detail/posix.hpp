@@ -20,6 +20,7 @@
 #include <sys/types.h>
 #include <unistd.h>
 
+#include <atomic>
 #include <cerrno>
 #include <concepts>
 #include <cstddef>
@@ -294,6 +295,48 @@ ssize_t pread_full(Ops& ops, int fd, char* out, std::size_t n, off_t offset) {
         done += static_cast<std::size_t>(r);
     }
     return static_cast<ssize_t>(done);
+}
+
+/// The names in directory `dirfd` (only subdirectories, and names whose type the file
+/// system does not tell, with `directories_only`). Throws storage_error naming `path`
+/// when the directory cannot be listed: a failed listing is never an empty one.
+template <class Ops>
+std::vector<std::string> list_dir(Ops& ops, int dirfd, bool directories_only,
+                                  const std::string& path) {
+    std::vector<dir_entry> entries;
+    if (ops.list_directory(dirfd, entries) < 0)
+        throw_errno("cannot list the directory", path);
+    std::vector<std::string> names;
+    names.reserve(entries.size());
+    for (auto& e : entries)
+        if (!directories_only || e.type == DT_DIR || e.type == DT_UNKNOWN)
+            names.push_back(std::move(e.name));
+    return names;
+}
+
+/// Removes directory `name` under `parent_fd` with the files in it (one level: what a
+/// session directory holds), then syncs the parent. Best effort, never throws: whatever
+/// stays (a failed listing or unlink) is left for a later attempt.
+template <class Ops>
+void remove_tree(Ops& ops, int parent_fd, const std::string& name) {
+    unique_fd dir(ops.openat(parent_fd, name.c_str(), O_RDONLY | O_DIRECTORY | O_NOFOLLOW));
+    if (dir) {
+        std::vector<dir_entry> entries;
+        if (ops.list_directory(dir.get(), entries) < 0)
+            return;
+        for (const auto& f : entries)
+            ops.unlinkat(dir.get(), f.name.c_str(), 0);
+    }
+    ops.unlinkat(parent_fd, name.c_str(), AT_REMOVEDIR);
+    ops.fsync(parent_fd);
+}
+
+/// A number never handed out twice in this process: with the pid and the time, it
+/// makes the names of files moved aside (quarantine, deleted sessions) unique across
+/// every store object.
+inline std::uint64_t next_serial() noexcept {
+    static std::atomic<std::uint64_t> serial{0};
+    return ++serial;
 }
 
 /// This boot's identity (Linux), or empty when unknown. Writes that were not synced
