@@ -101,7 +101,7 @@ public:
             throw invalid_channel("invalid channel name " + detail::quote_untrusted(channel_) +
                                   ": expected 1 to 64 characters of [a-z0-9_-], not starting "
                                   "with '-' or '_'");
-        open_root();
+        root_fd_ = detail::open_store_root(ops_, root_);
         boot_id_ = detail::read_boot_id(ops_);
         if (ops_.mkdirat(root_fd_.get(), channel_.c_str(), 0700) == 0) {
             if (ops_.fsync(root_fd_.get()) < 0) // the new directory's name must be durable
@@ -213,7 +213,8 @@ public:
         }
         take_lease(id, w.file.get());
         require_still_linked(id, w.file.get());
-        const header_info header = read_header(id, w.file.get());
+        const auto header = detail::read_history_header(ops_, w.file.get(), history_path(id),
+                                                        options_.max_record_bytes);
         if (header.version > detail::history_format_version)
             throw newer_format(id, header.version); // before any repair: never touch it
         if (!header.present)
@@ -504,45 +505,6 @@ private:
         }
     }
 
-    // Opens the root, creating it and any missing parents (0700) when needed. Each
-    // directory made here is synced, and so is the one it was made in: a power loss
-    // right after the first acknowledged save must not take the store's directories.
-    void open_root() {
-        root_fd_.reset(ops_.openat(AT_FDCWD, root_.c_str(), O_RDONLY | O_DIRECTORY));
-        if (root_fd_)
-            return;
-        if (errno != ENOENT)
-            detail::throw_errno("cannot open the session store", root_.string());
-        std::filesystem::path top = root_.lexically_normal();
-        if (top.has_relative_path() && top.filename().empty())
-            top = top.parent_path(); // "a/b/" -> "a/b"
-        std::vector<std::filesystem::path> missing{top};
-        for (auto p = top.parent_path(); !p.empty() && p != missing.back(); p = p.parent_path()) {
-            struct stat st {};
-            if (ops_.fstatat(AT_FDCWD, p.c_str(), &st, 0) == 0)
-                break;
-            if (errno != ENOENT)
-                detail::throw_errno("cannot examine", p.string());
-            missing.push_back(p);
-        }
-        for (auto it = missing.rbegin(); it != missing.rend(); ++it) {
-            if (ops_.mkdirat(AT_FDCWD, it->c_str(), 0700) < 0 && errno != EEXIST)
-                detail::throw_errno("cannot create the session store", it->string());
-            const auto parent = it->parent_path();
-            sync_directory(parent.empty() ? std::filesystem::path(".") : parent);
-            sync_directory(*it);
-        }
-        root_fd_.reset(ops_.openat(AT_FDCWD, root_.c_str(), O_RDONLY | O_DIRECTORY));
-        if (!root_fd_)
-            detail::throw_errno("cannot open the session store", root_.string());
-    }
-
-    void sync_directory(const std::filesystem::path& dir) {
-        detail::unique_fd fd(ops_.openat(AT_FDCWD, dir.c_str(), O_RDONLY | O_DIRECTORY));
-        if (!fd || ops_.fsync(fd.get()) < 0)
-            detail::throw_errno("cannot sync the directory", dir.string());
-    }
-
     // After the lease is taken on `fd`: the session must still be there, with `fd` as
     // its history. Between the open and the lease, another process may have deleted the
     // session (or cleaned it up as unborn); a lease on an unlinked file would acknowledge
@@ -663,43 +625,6 @@ private:
         }
         w.size += record_.size();
         ++w.lines;
-    }
-
-    struct header_info {
-        bool present = false;      ///< line 1 is a session header this library reads
-        std::uint64_t version = 0; ///< its format version (also when too new)
-    };
-
-    // What line 1 says: only the header on line 1 decides the file's format version.
-    header_info read_header(const session_id& id, int fd) {
-        // The whole first line, however long the header is (up to the record limit).
-        std::string buf;
-        std::size_t nl = std::string::npos;
-        while (nl == std::string::npos && buf.size() <= options_.max_record_bytes) {
-            const std::size_t got = buf.size();
-            buf.resize(got + detail::read_chunk);
-            const ssize_t n = detail::pread_full(ops_, fd, buf.data() + got, detail::read_chunk,
-                                                 static_cast<off_t>(got));
-            if (n < 0)
-                detail::throw_errno("cannot read", history_path(id));
-            buf.resize(got + static_cast<std::size_t>(n));
-            nl = buf.find('\n', got);
-            if (static_cast<std::size_t>(n) < detail::read_chunk)
-                break; // end of file
-        }
-        header_info h;
-        if (nl == std::string::npos)
-            return h;
-        boost::system::error_code ec;
-        const json::value v = json::parse(std::string_view(buf).substr(0, nl), ec);
-        if (ec || !v.is_object())
-            return h;
-        const auto* type = detail::member(v.get_object(), "type");
-        if (!type || !type->is_string() || type->get_string() != "session" ||
-            !detail::read_uint(v.get_object(), "version", h.version) || h.version == 0)
-            return h;
-        h.present = h.version <= detail::history_format_version;
-        return h;
     }
 
     // --- the index and the quarantine ---------------------------------------------

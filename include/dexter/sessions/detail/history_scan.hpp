@@ -9,6 +9,8 @@
 #include <dexter/sessions/detail/record_codec.hpp>
 #include <dexter/sessions/types.hpp>
 
+#include <boost/json/parse.hpp>
+
 #include <cstddef>
 #include <cstdint>
 #include <string>
@@ -183,6 +185,48 @@ std::vector<exchange> scan_backward(Ops& ops, int fd, const std::string& path, s
         ordered.push_back(std::move(it->ex));
     }
     return ordered;
+}
+
+/// What line 1 of a history says.
+struct history_header {
+    bool present = false;      ///< line 1 is a session header this library reads
+    std::uint64_t version = 0; ///< its format version (also when too new)
+};
+
+/// Reads line 1 of history `fd` (at `path`) whole, however long the header is, up to
+/// `max_record` bytes: only the header on line 1 decides the file's format version.
+/// Throws storage_error naming `path` when a read fails; a missing, cut or invalid
+/// header is no error (present is false).
+template <class Ops>
+history_header read_history_header(Ops& ops, int fd, const std::string& path,
+                                   std::size_t max_record) {
+    std::string buf;
+    std::size_t nl = std::string::npos;
+    while (nl == std::string::npos && buf.size() <= max_record) {
+        const std::size_t got = buf.size();
+        buf.resize(got + read_chunk);
+        const ssize_t n =
+            pread_full(ops, fd, buf.data() + got, read_chunk, static_cast<off_t>(got));
+        if (n < 0)
+            throw_errno("cannot read", path);
+        buf.resize(got + static_cast<std::size_t>(n));
+        nl = buf.find('\n', got);
+        if (static_cast<std::size_t>(n) < read_chunk)
+            break; // end of file
+    }
+    history_header h;
+    if (nl == std::string::npos)
+        return h;
+    boost::system::error_code ec;
+    const json::value v = json::parse(std::string_view(buf).substr(0, nl), ec);
+    if (ec || !v.is_object())
+        return h;
+    const auto* type = member(v.get_object(), "type");
+    if (!type || !type->is_string() || type->get_string() != "session" ||
+        !read_uint(v.get_object(), "version", h.version) || h.version == 0)
+        return h;
+    h.present = h.version <= history_format_version;
+    return h;
 }
 
 } // namespace dexter::sessions::detail

@@ -27,6 +27,7 @@
 #include <cstdint>
 #include <cstdio>
 #include <cstring>
+#include <filesystem>
 #include <optional>
 #include <sstream>
 #include <string>
@@ -295,6 +296,47 @@ ssize_t pread_full(Ops& ops, int fd, char* out, std::size_t n, off_t offset) {
         done += static_cast<std::size_t>(r);
     }
     return static_cast<ssize_t>(done);
+}
+
+/// Opens the store's root directory `root` (following a symbolic link), creating it and
+/// any missing parents (0700) when needed. Each directory made here is synced, and so is
+/// the one it was made in: a power loss right after the first acknowledged save must not
+/// take the store's directories. Throws storage_error naming the directory that failed.
+template <class Ops>
+unique_fd open_store_root(Ops& ops, const std::filesystem::path& root) {
+    auto sync_directory = [&](const std::filesystem::path& dir) {
+        unique_fd fd(ops.openat(AT_FDCWD, dir.c_str(), O_RDONLY | O_DIRECTORY));
+        if (!fd || ops.fsync(fd.get()) < 0)
+            throw_errno("cannot sync the directory", dir.string());
+    };
+    unique_fd root_fd(ops.openat(AT_FDCWD, root.c_str(), O_RDONLY | O_DIRECTORY));
+    if (root_fd)
+        return root_fd;
+    if (errno != ENOENT)
+        throw_errno("cannot open the session store", root.string());
+    std::filesystem::path top = root.lexically_normal();
+    if (top.has_relative_path() && top.filename().empty())
+        top = top.parent_path(); // "a/b/" -> "a/b"
+    std::vector<std::filesystem::path> missing{top};
+    for (auto p = top.parent_path(); !p.empty() && p != missing.back(); p = p.parent_path()) {
+        struct stat st {};
+        if (ops.fstatat(AT_FDCWD, p.c_str(), &st, 0) == 0)
+            break;
+        if (errno != ENOENT)
+            throw_errno("cannot examine", p.string());
+        missing.push_back(p);
+    }
+    for (auto it = missing.rbegin(); it != missing.rend(); ++it) {
+        if (ops.mkdirat(AT_FDCWD, it->c_str(), 0700) < 0 && errno != EEXIST)
+            throw_errno("cannot create the session store", it->string());
+        const auto parent = it->parent_path();
+        sync_directory(parent.empty() ? std::filesystem::path(".") : parent);
+        sync_directory(*it);
+    }
+    root_fd.reset(ops.openat(AT_FDCWD, root.c_str(), O_RDONLY | O_DIRECTORY));
+    if (!root_fd)
+        throw_errno("cannot open the session store", root.string());
+    return root_fd;
 }
 
 /// The names in directory `dirfd` (only subdirectories, and names whose type the file
