@@ -4,7 +4,7 @@
 // ~200-byte summary), and stores of many sessions written straight to disk.
 #pragma once
 
-#include <dexter/sessions/detail/jsonl_codec.hpp>
+#include <dexter/sessions/detail/record_codec.hpp>
 #include <dexter/sessions/types.hpp>
 
 #include <fcntl.h>

@@ -6,7 +6,7 @@
 // none); the bytes after it build an exchange and a session_meta.
 #include <dexter/sessions/id.hpp>
 
-#include <dexter/sessions/detail/jsonl_codec.hpp>
+#include <dexter/sessions/detail/record_codec.hpp>
 #include <dexter/sessions/types.hpp>
 
 #include "fuzz_support.hpp"

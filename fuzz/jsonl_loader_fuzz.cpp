@@ -1,7 +1,7 @@
 // SPDX-License-Identifier: BSL-1.0
 // libFuzzer target: the history.jsonl loader on arbitrary bytes, through the codec
 // (scan_forward / scan_backward over a memfd) and through jsonl_store::load.
-#include <dexter/sessions/detail/jsonl_codec.hpp>
+#include <dexter/sessions/detail/history_scan.hpp>
 #include <dexter/sessions/jsonl_store.hpp>
 
 #include "fuzz_support.hpp"

@@ -5,7 +5,7 @@
 #define BOOST_TEST_MODULE json_writer
 #include <boost/test/unit_test.hpp>
 
-#include <dexter/sessions/detail/jsonl_codec.hpp>
+#include <dexter/sessions/detail/record_codec.hpp>
 
 #include <boost/json/parse.hpp>
 #include <boost/json/value_from.hpp>

@@ -1,5 +1,5 @@
 // SPDX-License-Identifier: BSL-1.0
-// types.hpp (JSON mapping, timestamps, apply_exchange) and detail/utf8.hpp.
+// types.hpp (JSON mapping, timestamps, apply_exchange) and utf8.hpp.
 #include <dexter/sessions/types.hpp>
 
 #include <dexter/sessions/utf8.hpp>
@@ -683,7 +683,7 @@ BOOST_AUTO_TEST_CASE(apply_exchange_sets_count_to_seq) {
 }
 
 // ---------------------------------------------------------------------------------
-// detail/utf8.hpp
+// utf8.hpp
 
 BOOST_AUTO_TEST_SUITE(utf8)
 

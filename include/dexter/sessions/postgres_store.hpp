@@ -37,8 +37,7 @@
 // behind a transaction-pooling proxy the advisory locks would not work.
 #pragma once
 
-#include <dexter/sessions/detail/jsonl_codec.hpp>
-#include <dexter/sessions/detail/jsonl_index.hpp>
+#include <dexter/sessions/detail/record_codec.hpp>
 #include <dexter/sessions/detail/postgres_connection.hpp>
 #include <dexter/sessions/detail/postgres_conninfo.hpp>
 #include <dexter/sessions/detail/postgres_sql.hpp>

@@ -20,12 +20,14 @@
 #include <sys/types.h>
 #include <unistd.h>
 
+#include <atomic>
 #include <cerrno>
 #include <concepts>
 #include <cstddef>
 #include <cstdint>
 #include <cstdio>
 #include <cstring>
+#include <filesystem>
 #include <optional>
 #include <sstream>
 #include <string>
@@ -294,6 +296,89 @@ ssize_t pread_full(Ops& ops, int fd, char* out, std::size_t n, off_t offset) {
         done += static_cast<std::size_t>(r);
     }
     return static_cast<ssize_t>(done);
+}
+
+/// Opens the store's root directory `root` (following a symbolic link), creating it and
+/// any missing parents (0700) when needed. Each directory made here is synced, and so is
+/// the one it was made in: a power loss right after the first acknowledged save must not
+/// take the store's directories. Throws storage_error naming the directory that failed.
+template <class Ops>
+unique_fd open_store_root(Ops& ops, const std::filesystem::path& root) {
+    auto sync_directory = [&](const std::filesystem::path& dir) {
+        unique_fd fd(ops.openat(AT_FDCWD, dir.c_str(), O_RDONLY | O_DIRECTORY));
+        if (!fd || ops.fsync(fd.get()) < 0)
+            throw_errno("cannot sync the directory", dir.string());
+    };
+    unique_fd root_fd(ops.openat(AT_FDCWD, root.c_str(), O_RDONLY | O_DIRECTORY));
+    if (root_fd)
+        return root_fd;
+    if (errno != ENOENT)
+        throw_errno("cannot open the session store", root.string());
+    std::filesystem::path top = root.lexically_normal();
+    if (top.has_relative_path() && top.filename().empty())
+        top = top.parent_path(); // "a/b/" -> "a/b"
+    std::vector<std::filesystem::path> missing{top};
+    for (auto p = top.parent_path(); !p.empty() && p != missing.back(); p = p.parent_path()) {
+        struct stat st {};
+        if (ops.fstatat(AT_FDCWD, p.c_str(), &st, 0) == 0)
+            break;
+        if (errno != ENOENT)
+            throw_errno("cannot examine", p.string());
+        missing.push_back(p);
+    }
+    for (auto it = missing.rbegin(); it != missing.rend(); ++it) {
+        if (ops.mkdirat(AT_FDCWD, it->c_str(), 0700) < 0 && errno != EEXIST)
+            throw_errno("cannot create the session store", it->string());
+        const auto parent = it->parent_path();
+        sync_directory(parent.empty() ? std::filesystem::path(".") : parent);
+        sync_directory(*it);
+    }
+    root_fd.reset(ops.openat(AT_FDCWD, root.c_str(), O_RDONLY | O_DIRECTORY));
+    if (!root_fd)
+        throw_errno("cannot open the session store", root.string());
+    return root_fd;
+}
+
+/// The names in directory `dirfd` (only subdirectories, and names whose type the file
+/// system does not tell, with `directories_only`). Throws storage_error naming `path`
+/// when the directory cannot be listed: a failed listing is never an empty one.
+template <class Ops>
+std::vector<std::string> list_dir(Ops& ops, int dirfd, bool directories_only,
+                                  const std::string& path) {
+    std::vector<dir_entry> entries;
+    if (ops.list_directory(dirfd, entries) < 0)
+        throw_errno("cannot list the directory", path);
+    std::vector<std::string> names;
+    names.reserve(entries.size());
+    for (auto& e : entries)
+        if (!directories_only || e.type == DT_DIR || e.type == DT_UNKNOWN)
+            names.push_back(std::move(e.name));
+    return names;
+}
+
+/// Removes directory `name` under `parent_fd` with the files in it (one level: what a
+/// session directory holds), then syncs the parent. Best effort, never throws: whatever
+/// stays (a failed listing or unlink) is left for a later attempt.
+template <class Ops>
+void remove_tree(Ops& ops, int parent_fd, const std::string& name) {
+    unique_fd dir(ops.openat(parent_fd, name.c_str(), O_RDONLY | O_DIRECTORY | O_NOFOLLOW));
+    if (dir) {
+        std::vector<dir_entry> entries;
+        if (ops.list_directory(dir.get(), entries) < 0)
+            return;
+        for (const auto& f : entries)
+            ops.unlinkat(dir.get(), f.name.c_str(), 0);
+    }
+    ops.unlinkat(parent_fd, name.c_str(), AT_REMOVEDIR);
+    ops.fsync(parent_fd);
+}
+
+/// A number never handed out twice in this process: with the pid and the time, it
+/// makes the names of files moved aside (quarantine, deleted sessions) unique across
+/// every store object.
+inline std::uint64_t next_serial() noexcept {
+    static std::atomic<std::uint64_t> serial{0};
+    return ++serial;
 }
 
 /// This boot's identity (Linux), or empty when unknown. Writes that were not synced

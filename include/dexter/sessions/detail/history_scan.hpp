@@ -1,0 +1,232 @@
+// SPDX-License-Identifier: BSL-1.0
+// history.jsonl, format v1: reading a file of records through the system-call seam,
+// forward from an offset or backward from the end, in fixed chunks, so that memory stays
+// flat whatever the file size (see docs/FORMAT.md, "Rules for readers"). Each line is
+// decoded by record_codec.hpp.
+#pragma once
+
+#include <dexter/sessions/detail/posix.hpp>
+#include <dexter/sessions/detail/record_codec.hpp>
+#include <dexter/sessions/types.hpp>
+
+#include <boost/json/parse.hpp>
+
+#include <cstddef>
+#include <cstdint>
+#include <string>
+#include <string_view>
+#include <vector>
+
+namespace dexter::sessions::detail {
+
+/// Size of the chunks files are read in: reading in fixed chunks keeps memory flat
+/// whatever the file size.
+inline constexpr std::size_t read_chunk = 64 * 1024;
+
+/// Reads `fd` forward from `st.consumed` to its end, line by line, into `st`. Lines
+/// longer than `max_record` are skipped without being held in memory. Bytes after the
+/// last newline (a torn tail) are reported and left unconsumed.
+template <class Ops, class F>
+void scan_forward(Ops& ops, int fd, const std::string& path, scan_state& st,
+                  std::vector<diagnostic>& diags, std::size_t max_record, bool want_exchanges,
+                  F&& on_exchange) {
+    record_reader reader(diags);
+    std::string buf(read_chunk, '\0');
+    std::string partial;   // a line that began in an earlier chunk
+    bool too_long = false; // the current line passed max_record: skipping to its end
+    std::uint64_t pos = st.consumed;
+    std::uint64_t line_start = st.consumed;
+    for (;;) {
+        const ssize_t n = pread_full(ops, fd, buf.data(), buf.size(), static_cast<off_t>(pos));
+        if (n < 0)
+            throw_errno("cannot read", path);
+        if (n == 0)
+            break;
+        std::string_view chunk(buf.data(), static_cast<std::size_t>(n));
+        std::size_t from = 0;
+        while (from < chunk.size()) {
+            const auto nl = chunk.find('\n', from);
+            const std::size_t to = nl == std::string_view::npos ? chunk.size() : nl;
+            const std::size_t piece = to - from;
+            if (!too_long && partial.size() + piece > max_record) {
+                too_long = true;
+                partial.clear();
+                partial.shrink_to_fit();
+            }
+            if (nl == std::string_view::npos) {
+                if (!too_long)
+                    partial.append(chunk.substr(from, piece));
+                break;
+            }
+            ++st.lines;
+            if (too_long) {
+                reader.report(st.lines, line_start,
+                              "line longer than the record limit of " + std::to_string(max_record) +
+                                  " bytes: skipped");
+            } else if (partial.empty()) {
+                reader.read_line(st, chunk.substr(from, piece), st.lines, line_start,
+                                 want_exchanges, on_exchange);
+            } else {
+                partial.append(chunk.substr(from, piece));
+                reader.read_line(st, partial, st.lines, line_start, want_exchanges, on_exchange);
+                partial.clear();
+            }
+            too_long = false;
+            from = nl + 1;
+            line_start = pos + from;
+            st.consumed = line_start;
+        }
+        pos += static_cast<std::uint64_t>(n);
+    }
+    if (pos > st.consumed)
+        reader.report(st.lines + 1, st.consumed,
+                      "incomplete last line (" + std::to_string(pos - st.consumed) +
+                          " bytes): a write that never finished; the next writer repairs it");
+}
+
+/// Reads the last `count` exchanges of the complete lines [0, end) of `fd`, walking
+/// backwards from `end`, in file order. `total_lines` is the number of lines in
+/// [0, end), for line numbers in diagnostics. Reads only as far back as needed.
+template <class Ops>
+std::vector<exchange> scan_backward(Ops& ops, int fd, const std::string& path, std::uint64_t end,
+                                    std::uint64_t total_lines, std::size_t count,
+                                    std::vector<diagnostic>& diags, std::size_t max_record) {
+    // Newest first, seq strictly decreasing: a record whose seq does not exceed that of
+    // an earlier one is skipped, as a forward reader skips it (a duplicate keeps the
+    // first copy), so skipped records never use up the `count` asked for.
+    struct found_exchange {
+        exchange ex;
+        std::uint64_t line_no, offset;
+    };
+    std::vector<found_exchange> found;
+    if (count == 0 || end == 0)
+        return {};
+    record_reader reader(diags, false);
+    scan_state scratch; // tail lines are read on their own; seq order is fixed below
+    std::string buf(read_chunk, '\0');
+    std::vector<std::string> pieces; // later parts of the current line, last part first
+    std::size_t pieces_size = 0;
+    bool too_long = false;
+    std::uint64_t line_no = total_lines;
+    std::uint64_t chunk_hi = end - 1; // the newline that ends the last line is not content
+    std::string joined;
+
+    auto finish_line = [&](std::string_view head, std::uint64_t start) {
+        if (too_long || head.size() + pieces_size > max_record) {
+            reader.report(line_no, start,
+                          "line longer than the record limit of " + std::to_string(max_record) +
+                              " bytes: skipped");
+        } else {
+            std::string_view line = head;
+            if (!pieces.empty()) {
+                joined.assign(head);
+                for (auto it = pieces.rbegin(); it != pieces.rend(); ++it)
+                    joined += *it;
+                line = joined;
+            }
+            reader.read_line(scratch, line, line_no, start, true, [&](exchange&& ex) {
+                for (; !found.empty() && found.back().ex.seq <= ex.seq; found.pop_back())
+                    reader.report(found.back().line_no, found.back().offset,
+                                  "exchange seq " + std::to_string(found.back().ex.seq) +
+                                      " repeats or goes back (last was " + std::to_string(ex.seq) +
+                                      "): skipped");
+                found.push_back({std::move(ex), line_no, start});
+            });
+        }
+        pieces.clear();
+        pieces_size = 0;
+        too_long = false;
+        --line_no;
+    };
+
+    while (found.size() < count) {
+        const std::uint64_t chunk_lo = chunk_hi > read_chunk ? chunk_hi - read_chunk : 0;
+        const std::size_t len = static_cast<std::size_t>(chunk_hi - chunk_lo);
+        const ssize_t n = pread_full(ops, fd, buf.data(), len, static_cast<off_t>(chunk_lo));
+        if (n < 0)
+            throw_errno("cannot read", path);
+        if (static_cast<std::size_t>(n) != len)
+            break; // the file shrank under us
+        std::string_view chunk(buf.data(), len);
+        std::size_t hi = len; // end (exclusive) of the unread part of the current line
+        while (found.size() < count) {
+            const auto nl = hi == 0 ? std::string_view::npos : chunk.rfind('\n', hi - 1);
+            if (nl == std::string_view::npos)
+                break;
+            finish_line(chunk.substr(nl + 1, hi - nl - 1), chunk_lo + nl + 1);
+            hi = nl;
+        }
+        if (found.size() >= count)
+            break;
+        if (chunk_lo == 0) {
+            finish_line(chunk.substr(0, hi), 0);
+            break;
+        }
+        if (!too_long) {
+            pieces.emplace_back(chunk.substr(0, hi));
+            pieces_size += hi;
+            if (pieces_size > max_record) {
+                too_long = true;
+                pieces.clear();
+                pieces_size = 0;
+            }
+        }
+        chunk_hi = chunk_lo;
+    }
+    std::vector<exchange> ordered;
+    ordered.reserve(found.size());
+    for (auto it = found.rbegin(); it != found.rend(); ++it) {
+        const auto last = ordered.empty() ? 0 : ordered.back().seq;
+        if (last != 0 && it->ex.seq != last + 1) // holes between the records read
+            reader.report(it->line_no, it->offset,
+                          "exchange seq " + std::to_string(it->ex.seq) + " follows " +
+                              std::to_string(last) + ": exchanges " + std::to_string(last + 1) +
+                              " to " + std::to_string(it->ex.seq - 1) + " are missing");
+        ordered.push_back(std::move(it->ex));
+    }
+    return ordered;
+}
+
+/// What line 1 of a history says.
+struct history_header {
+    bool present = false;      ///< line 1 is a session header this library reads
+    std::uint64_t version = 0; ///< its format version (also when too new)
+};
+
+/// Reads line 1 of history `fd` (at `path`) whole, however long the header is, up to
+/// `max_record` bytes: only the header on line 1 decides the file's format version.
+/// Throws storage_error naming `path` when a read fails; a missing, cut or invalid
+/// header is no error (present is false).
+template <class Ops>
+history_header read_history_header(Ops& ops, int fd, const std::string& path,
+                                   std::size_t max_record) {
+    std::string buf;
+    std::size_t nl = std::string::npos;
+    while (nl == std::string::npos && buf.size() <= max_record) {
+        const std::size_t got = buf.size();
+        buf.resize(got + read_chunk);
+        const ssize_t n =
+            pread_full(ops, fd, buf.data() + got, read_chunk, static_cast<off_t>(got));
+        if (n < 0)
+            throw_errno("cannot read", path);
+        buf.resize(got + static_cast<std::size_t>(n));
+        nl = buf.find('\n', got);
+        if (static_cast<std::size_t>(n) < read_chunk)
+            break; // end of file
+    }
+    history_header h;
+    if (nl == std::string::npos)
+        return h;
+    boost::system::error_code ec;
+    const json::value v = json::parse(std::string_view(buf).substr(0, nl), ec);
+    if (ec || !v.is_object())
+        return h;
+    const auto* type = member(v.get_object(), "type");
+    if (!type || !type->is_string() || type->get_string() != "session" ||
+        !read_uint(v.get_object(), "version", h.version) || h.version == 0)
+        return h;
+    h.present = h.version <= history_format_version;
+    return h;
+}
+
+} // namespace dexter::sessions::detail
