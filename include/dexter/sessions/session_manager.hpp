@@ -177,8 +177,7 @@ public:
     /// reached the disk; the store then refuses more saves until the session is closed
     /// and resumed.
     exchange save_exchange(exchange draft) {
-        if (!current_)
-            throw error("no current session: call start_new() or resume() first");
+        require_current();
         check_text(draft);
         session_meta after = *current_;
         if (!stored_ && after.title.empty())
@@ -208,8 +207,7 @@ public:
     /// Throws error if there is none, invalid_input for text that is not UTF-8, and what
     /// the store throws; on throw the title is unchanged.
     void set_title(std::string title) {
-        if (!current_)
-            throw error("no current session: call start_new() or resume() first");
+        require_current();
         check_utf8(title, "title");
         session_meta after = *current_;
         after.title = std::move(title);
@@ -224,12 +222,8 @@ public:
     /// current session, invalid_input for text that is not UTF-8, and what the store
     /// throws; on throw `extra` is unchanged.
     void set_extra(json::object extra) {
-        if (!current_)
-            throw error("no current session: call start_new() or resume() first");
-        for (const auto& kv : extra) {
-            check_utf8(kv.key(), "extra");
-            check_json_utf8(kv.value(), "extra");
-        }
+        require_current();
+        check_extra(extra);
         session_meta after = *current_;
         after.extra = std::move(extra);
         if (stored_)
@@ -410,6 +404,11 @@ private:
         return std::nullopt;
     }
 
+    void require_current() const {
+        if (!current_)
+            throw error("no current session: call start_new() or resume() first");
+    }
+
     static void check_utf8(std::string_view text, std::string_view field) {
         const auto bad = first_invalid_utf8(text);
         if (bad != text.size())
@@ -446,7 +445,11 @@ private:
             check_utf8(*ex.model, "model");
         for (const auto& e : ex.tool_calls)
             check_json_utf8(e, "tool_calls");
-        for (const auto& kv : ex.extra) {
+        check_extra(ex.extra);
+    }
+
+    static void check_extra(const json::object& extra) {
+        for (const auto& kv : extra) {
             check_utf8(kv.key(), "extra");
             check_json_utf8(kv.value(), "extra");
         }
