@@ -136,7 +136,8 @@ public:
         // Encode first, then check: as one call's two arguments, the order of the two is
         // unspecified (clang took the view of the still empty buffer first).
         const bool header_utf8 = detail::encode_header(header, m);
-        check_record(header, header_utf8, "the session header of '" + m.id + "'");
+        detail::check_record(header, header_utf8, options_.max_record_bytes,
+                             "the session header of '" + m.id + "'");
         detail::unique_fd dir, file;
         {
             change_lock lock(ops_, log_, channel_, m.id);
@@ -252,8 +253,8 @@ public:
             throw detail::seq_does_not_follow(id, ex.seq, w.meta.exchange_count, history_path(id));
         record_.clear();
         const bool record_utf8 = detail::encode_exchange(record_, ex);
-        check_record(record_, record_utf8,
-                     "exchange " + std::to_string(ex.seq) + " of session '" + id + "'");
+        detail::check_record(record_, record_utf8, options_.max_record_bytes,
+                             "exchange " + std::to_string(ex.seq) + " of session '" + id + "'");
         write_record(id, w, "exchange " + std::to_string(ex.seq));
         apply_exchange(w.meta, ex);
     }
@@ -264,7 +265,8 @@ public:
         writer& w = open_writer(m.id);
         record_.clear();
         const bool record_utf8 = detail::encode_meta(record_, m);
-        check_record(record_, record_utf8, "the new metadata of session '" + m.id + "'");
+        detail::check_record(record_, record_utf8, options_.max_record_bytes,
+                             "the new metadata of session '" + m.id + "'");
         write_record(m.id, w, "the new metadata");
         w.meta.title = m.title;
         w.meta.extra = m.extra;
@@ -567,16 +569,6 @@ private:
                                     "the session before saving more",
                                 history_path(id), EIO);
         return it->second;
-    }
-
-    // Refuses a record over the size limit, or one whose encoder met invalid UTF-8.
-    void check_record(std::string_view line, bool valid_utf8, const std::string& what) const {
-        if (line.size() > options_.max_record_bytes)
-            throw invalid_input(
-                what + " is " + std::to_string(line.size()) + " bytes, over the record limit of " +
-                std::to_string(options_.max_record_bytes) + " bytes; nothing was saved");
-        if (!valid_utf8)
-            throw invalid_input(what + " holds text that is not valid UTF-8; nothing was saved");
     }
 
     // Appends record_ to the open session: steps 2 and 3 of the write protocol.

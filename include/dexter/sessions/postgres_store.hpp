@@ -37,10 +37,10 @@
 // behind a transaction-pooling proxy the advisory locks would not work.
 #pragma once
 
-#include <dexter/sessions/detail/record_codec.hpp>
 #include <dexter/sessions/detail/postgres_connection.hpp>
 #include <dexter/sessions/detail/postgres_conninfo.hpp>
 #include <dexter/sessions/detail/postgres_sql.hpp>
+#include <dexter/sessions/detail/record_codec.hpp>
 #include <dexter/sessions/id.hpp>
 #include <dexter/sessions/storage.hpp>
 #include <dexter/sessions/types.hpp>
@@ -158,7 +158,7 @@ public:
         if (!record_.empty() && record_.back() == '\n')
             record_.pop_back();
         const std::string what = "exchange " + std::to_string(ex.seq) + " of session '" + id + "'";
-        check_record(record_, record_utf8, what);
+        detail::check_record(record_, record_utf8, options_.max_record_bytes, what);
         require_lease(id);
         const auto seq = std::to_string(ex.seq), updated = pg_millis(ex.timestamp);
         auto r = run(detail::pg_statement::append,
@@ -248,11 +248,7 @@ public:
         for (auto it = newest_first.rbegin(); it != newest_first.rend(); ++it) {
             const auto prev = out.exchanges.empty() ? 0 : out.exchanges.back().seq;
             if (prev != 0 && it->seq != prev + 1)
-                out.diagnostics.push_back({0, 0,
-                                           "exchange seq " + std::to_string(it->seq) + " follows " +
-                                               std::to_string(prev) + ": exchanges " +
-                                               std::to_string(prev + 1) + " to " +
-                                               std::to_string(it->seq - 1) + " are missing"});
+                out.diagnostics.push_back({0, 0, detail::missing_exchanges_reason(prev, it->seq)});
             out.exchanges.push_back(std::move(*it));
         }
         return out;
@@ -420,10 +416,6 @@ private:
     }
 
     // --- values ---------------------------------------------------------------------
-
-    void check_record(std::string_view text, bool valid_utf8, const std::string& what) const {
-        detail::pg_check_record(text, valid_utf8, options_.max_record_bytes, what);
-    }
 
     encoded_meta encode_meta(const session_meta& m, const std::string& what) const {
         return detail::pg_encode_meta(m, options_.max_record_bytes, what);
