@@ -380,7 +380,7 @@ BOOST_AUTO_TEST_CASE(metadata_parameters_keep_every_title) {
                                      "session 'abcd1234' is 42 bytes, over the record limit "
                                      "of 20 bytes; nothing was saved";
                           });
-    BOOST_CHECK_NO_THROW(dd::pg_check_record(std::string(20, 'x'), true, 20, "record"));
+    BOOST_CHECK_NO_THROW(dd::check_record(std::string(20, 'x'), true, 20, "record"));
 }
 
 BOOST_AUTO_TEST_CASE(metadata_rows_are_read_back) {

@@ -19,8 +19,10 @@
 //
 // This header holds the storage primitives; the parts they use live in detail/:
 // record_codec.hpp and history_scan.hpp (records, and reading them from a file),
-// change_log.hpp (changes.log and its lock), index_cache.hpp (index.json, kept true to
-// the history files), quarantine.hpp (quarantine/, torn tails), posix.hpp (the seam).
+// change_log.hpp (changes.log and its lock), index_cache.hpp (the listing cache, kept
+// true to the history files) and index_file.hpp (index.json on disk), session_lease.hpp
+// (a session's files, the writer's lease and its writes), quarantine.hpp (quarantine/,
+// torn tails), posix.hpp (the seam).
 #pragma once
 
 #include <dexter/sessions/detail/change_log.hpp>
@@ -30,6 +32,7 @@
 #include <dexter/sessions/detail/posix.hpp>
 #include <dexter/sessions/detail/quarantine.hpp>
 #include <dexter/sessions/detail/record_codec.hpp>
+#include <dexter/sessions/detail/session_lease.hpp>
 #include <dexter/sessions/id.hpp>
 #include <dexter/sessions/storage.hpp>
 #include <dexter/sessions/types.hpp>
@@ -136,7 +139,8 @@ public:
         // Encode first, then check: as one call's two arguments, the order of the two is
         // unspecified (clang took the view of the still empty buffer first).
         const bool header_utf8 = detail::encode_header(header, m);
-        check_record(header, header_utf8, "the session header of '" + m.id + "'");
+        detail::check_record(header, header_utf8, options_.max_record_bytes,
+                             "the session header of '" + m.id + "'");
         detail::unique_fd dir, file;
         {
             change_lock lock(ops_, log_, channel_, m.id);
@@ -146,7 +150,7 @@ public:
                 detail::throw_errno("cannot create session '" + m.id + "'", session_path(m.id));
             }
             try {
-                dir = open_session_dir(m.id);
+                dir = detail::open_session_dir(place(), m.id);
                 file.reset(ops_.openat(dir.get(), "history.jsonl",
                                        O_RDWR | O_APPEND | O_CREAT | O_EXCL | O_NOFOLLOW, 0600));
                 if (!file)
@@ -197,19 +201,8 @@ public:
             writers_.erase(it); // a failed write: start again from what the file holds
         }
         require_channel();
-        writer w;
-        w.dir = open_session_dir(id);
-        int err = 0;
-        w.file =
-            detail::open_regular(ops_, w.dir.get(), "history.jsonl", O_RDWR | O_APPEND, 0, err);
-        if (!w.file) {
-            if (err == ENOENT)
-                throw session_not_found(id, root_.string());
-            detail::throw_open_failure("cannot open session '" + id + "' for writing",
-                                       history_path(id), err);
-        }
-        take_lease(id, w.file.get());
-        require_still_linked(id, w.file.get());
+        writer w = detail::lease_session(place(), id, O_RDWR | O_APPEND,
+                                         "cannot open session '" + id + "' for writing");
         const auto header = detail::read_history_header(ops_, w.file.get(), history_path(id),
                                                         options_.max_record_bytes);
         if (header.version > detail::history_format_version)
@@ -252,8 +245,8 @@ public:
             throw detail::seq_does_not_follow(id, ex.seq, w.meta.exchange_count, history_path(id));
         record_.clear();
         const bool record_utf8 = detail::encode_exchange(record_, ex);
-        check_record(record_, record_utf8,
-                     "exchange " + std::to_string(ex.seq) + " of session '" + id + "'");
+        detail::check_record(record_, record_utf8, options_.max_record_bytes,
+                             "exchange " + std::to_string(ex.seq) + " of session '" + id + "'");
         write_record(id, w, "exchange " + std::to_string(ex.seq));
         apply_exchange(w.meta, ex);
     }
@@ -264,7 +257,8 @@ public:
         writer& w = open_writer(m.id);
         record_.clear();
         const bool record_utf8 = detail::encode_meta(record_, m);
-        check_record(record_, record_utf8, "the new metadata of session '" + m.id + "'");
+        detail::check_record(record_, record_utf8, options_.max_record_bytes,
+                             "the new metadata of session '" + m.id + "'");
         write_record(m.id, w, "the new metadata");
         w.meta.title = m.title;
         w.meta.extra = m.extra;
@@ -329,15 +323,9 @@ public:
     loaded_session load(const session_id& id, std::size_t last = all_exchanges) {
         validate_session_id(id);
         require_channel();
-        detail::unique_fd dir = open_session_dir(id);
-        int err = 0;
-        detail::unique_fd file =
-            detail::open_regular(ops_, dir.get(), "history.jsonl", O_RDONLY, 0, err);
-        if (!file) {
-            if (err == ENOENT)
-                throw session_not_found(id, root_.string());
-            detail::throw_open_failure("cannot open session '" + id + "'", history_path(id), err);
-        }
+        detail::unique_fd dir = detail::open_session_dir(place(), id);
+        detail::unique_fd file = detail::open_history(place(), dir.get(), id, O_RDONLY,
+                                                      "cannot open session '" + id + "'");
         loaded_session out;
         const std::string path = history_path(id);
         bool have_header = true;
@@ -395,23 +383,13 @@ public:
         // one being born (its lease would be taken a moment later, on a deleted file).
         change_lock exclusive(ops_, log_, channel_, id, change_lock::exclusive);
         writer own; // the lock taken here, when this object does not hold the session
-        if (auto it = writers_.find(id); it == writers_.end()) {
+        if (writers_.find(id) == writers_.end()) {
             // Only "no such file" means there is nothing to delete: a session that could
             // not be opened for its lock (EACCES, EMFILE, ...) is never deleted unlocked,
             // because its writer may be about to acknowledge an exchange.
-            writer& w = own;
-            w.dir = open_session_dir(id);
-            int err = 0;
-            w.file = detail::open_regular(ops_, w.dir.get(), "history.jsonl", O_RDONLY, 0, err);
-            if (!w.file) {
-                if (err == ENOENT)
-                    throw session_not_found(id, root_.string());
-                detail::throw_open_failure("cannot delete session '" + id +
-                                               "': cannot open it to take its lock",
-                                           history_path(id), err);
-            }
-            take_lease(id, w.file.get());
-            require_still_linked(id, w.file.get());
+            own = detail::lease_session(place(), id, O_RDONLY,
+                                        "cannot delete session '" + id +
+                                            "': cannot open it to take its lock");
         }
         const std::string trash = ".deleted-" + id + "-" + std::to_string(ops_.getpid()) + "-" +
                                   std::to_string(detail::next_serial());
@@ -466,18 +444,7 @@ public:
     Ops& ops() noexcept { return ops_; }
 
 private:
-    struct writer {
-        detail::unique_fd dir;
-        detail::unique_fd file; ///< holds flock(LOCK_EX) while open
-        std::uint64_t size = 0;
-        std::uint64_t lines = 0;
-        session_meta meta;
-        /// A write failed in a way that left the file in doubt (a failed fdatasync, or a
-        /// partial record that could not be cut off): no more appends until reopened.
-        bool poisoned = false;
-        std::vector<diagnostic> repairs; ///< what open() repaired, for the next load()
-    };
-
+    using writer = detail::session_writer;
     using change_lock = detail::change_lock<Ops>;
 
     std::string channel_path() const { return root_.string() + "/" + channel_; }
@@ -500,38 +467,6 @@ private:
         }
     }
 
-    // After the lease is taken on `fd`: the session must still be there, with `fd` as
-    // its history. Between the open and the lease, another process may have deleted the
-    // session (or cleaned it up as unborn); a lease on an unlinked file would acknowledge
-    // exchanges that no one can ever read.
-    void require_still_linked(const session_id& id, int fd) {
-        struct stat held {
-        }, now{};
-        if (ops_.fstat(fd, &held) < 0)
-            detail::throw_errno("cannot examine", history_path(id));
-        const std::string rel = id + "/history.jsonl";
-        if (ops_.fstatat(channel_fd_.get(), rel.c_str(), &now, AT_SYMLINK_NOFOLLOW) < 0) {
-            if (errno == ENOENT)
-                throw session_not_found(id, root_.string());
-            detail::throw_errno("cannot examine", history_path(id));
-        }
-        if (held.st_ino != now.st_ino || held.st_dev != now.st_dev)
-            throw session_not_found(id, root_.string()); // removed (and made anew) meanwhile
-    }
-
-    // flock(LOCK_EX | LOCK_NB) on an open history: the one-writer lease.
-    void take_lease(const session_id& id, int fd) {
-        if (ops_.flock(fd, LOCK_EX | LOCK_NB) == 0)
-            return;
-        if (errno != EWOULDBLOCK)
-            detail::throw_errno("cannot lock session '" + id + "'", history_path(id));
-        struct stat st {};
-        std::optional<long> holder;
-        if (ops_.fstat(fd, &st) == 0)
-            holder = detail::flock_holder(ops_, st.st_dev, st.st_ino);
-        throw session_busy(id, history_path(id), holder, holder && *holder == ops_.getpid());
-    }
-
     format_error newer_format(const session_id& id, std::uint64_t version) const {
         return format_error(
             "session '" + id + "' is in history format version " + std::to_string(version) +
@@ -539,21 +474,8 @@ private:
             "); it was left untouched: use a newer dexter-sessions (" + history_path(id) + ")");
     }
 
-    detail::unique_fd open_session_dir(const session_id& id) {
-        detail::unique_fd dir(
-            ops_.openat(channel_fd_.get(), id.c_str(), O_RDONLY | O_DIRECTORY | O_NOFOLLOW));
-        if (!dir) {
-            if (errno == ENOENT)
-                throw session_not_found(id, root_.string());
-            if (errno == ELOOP || errno == ENOTDIR)
-                throw storage_error("session '" + id +
-                                        "' is not a directory (a symbolic link?); "
-                                        "refusing to follow it",
-                                    session_path(id), errno);
-            detail::throw_errno("cannot open session '" + id + "'", session_path(id));
-        }
-        return dir;
-    }
+    // Where this store's sessions are, for one call (session_lease.hpp).
+    detail::session_place<Ops> place() { return {ops_, channel_fd_.get(), root_, channel_path()}; }
 
     writer& open_writer(const session_id& id) {
         validate_session_id(id); // before the id goes into any message or path
@@ -569,56 +491,10 @@ private:
         return it->second;
     }
 
-    // Refuses a record over the size limit, or one whose encoder met invalid UTF-8.
-    void check_record(std::string_view line, bool valid_utf8, const std::string& what) const {
-        if (line.size() > options_.max_record_bytes)
-            throw invalid_input(
-                what + " is " + std::to_string(line.size()) + " bytes, over the record limit of " +
-                std::to_string(options_.max_record_bytes) + " bytes; nothing was saved");
-        if (!valid_utf8)
-            throw invalid_input(what + " holds text that is not valid UTF-8; nothing was saved");
-    }
-
     // Appends record_ to the open session: steps 2 and 3 of the write protocol.
     void write_record(const session_id& id, writer& w, const std::string& what) {
-        {
-            change_lock lock(ops_, log_, channel_, id);
-            bool rollback_failed = false;
-            if (const int e = detail::append_all(ops_, w.file.get(), record_,
-                                                 static_cast<off_t>(w.size), &rollback_failed)) {
-                if (rollback_failed) {
-                    // A fragment may stay at the end of the file: the next record would be
-                    // glued onto it. Only a reopen, which moves it to quarantine, may go on.
-                    w.poisoned = true;
-                    throw storage_error("cannot save " + what + " of session '" + id +
-                                            "', and its partial bytes could not be cut off "
-                                            "again; reopen the session (which repairs it) "
-                                            "before saving more",
-                                        history_path(id), e);
-                }
-                detail::throw_errno("cannot save " + what + " of session '" + id + "'",
-                                    history_path(id), e);
-            }
-        }
-        if (options_.sync == durability::full && ops_.fdatasync(w.file.get()) < 0) {
-            const int e = errno;
-            // Not acknowledged, so not kept: cut the record back off (the kernel may have
-            // dropped the dirty pages, so this handle never retries a sync: it is
-            // poisoned until the session is opened again).
-            w.poisoned = true;
-            try {
-                change_lock lock(ops_, log_, channel_,
-                                 id); // readers must learn that the file shrank
-                ops_.ftruncate(w.file.get(), static_cast<off_t>(w.size));
-            } catch (const storage_error&) {
-                // Cannot even record the change: the record stays, never acknowledged.
-            }
-            detail::throw_errno("cannot sync " + what + " of session '" + id +
-                                    "' to disk; it is not saved",
-                                history_path(id), e);
-        }
-        w.size += record_.size();
-        ++w.lines;
+        detail::append_record(place(), log_, channel_, id, w, record_,
+                              options_.sync == durability::full, what);
     }
 
     // --- the index and the quarantine ---------------------------------------------

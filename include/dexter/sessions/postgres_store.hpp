@@ -37,10 +37,10 @@
 // behind a transaction-pooling proxy the advisory locks would not work.
 #pragma once
 
-#include <dexter/sessions/detail/record_codec.hpp>
 #include <dexter/sessions/detail/postgres_connection.hpp>
 #include <dexter/sessions/detail/postgres_conninfo.hpp>
 #include <dexter/sessions/detail/postgres_sql.hpp>
+#include <dexter/sessions/detail/record_codec.hpp>
 #include <dexter/sessions/id.hpp>
 #include <dexter/sessions/storage.hpp>
 #include <dexter/sessions/types.hpp>
@@ -50,7 +50,6 @@
 #include <cstddef>
 #include <cstdint>
 #include <cstdlib>
-#include <initializer_list>
 #include <limits>
 #include <map>
 #include <optional>
@@ -110,18 +109,20 @@ public:
     /// storage_error.
     bool create(const session_meta& m) {
         validate_session_id(m.id);
-        const encoded_meta em = encode_meta(m, "session '" + m.id + "'");
+        const auto em =
+            detail::pg_encode_meta(m, options_.max_record_bytes, "session '" + m.id + "'");
         ensure_connected();
         const bool held_before = holds(m.id);
         if (!held_before && !try_lock(m.id))
             return false; // another writer has that id
         lease_guard unlock_unless_created(*this, held_before ? nullptr : &m.id);
-        const auto created = pg_millis(m.created_at), updated = pg_millis(m.updated_at);
-        auto r = run(detail::pg_statement::create,
-                     {channel_.c_str(), m.id.c_str(), em.title.c_str(), em.title_json_param(),
-                      created.c_str(), updated.c_str(), em.extra.c_str()},
-                     "cannot create session '" + m.id + "'");
-        if (affected(r) == 0)
+        const auto created = detail::pg_millis(m.created_at),
+                   updated = detail::pg_millis(m.updated_at);
+        auto r = conn_.run(detail::pg_statement::create,
+                           {channel_.c_str(), m.id.c_str(), em.title.c_str(), em.title_json_param(),
+                            created.c_str(), updated.c_str(), em.extra.c_str()},
+                           "cannot create session '" + m.id + "'");
+        if (detail::pg_connection::affected(r) == 0)
             return false;
         unlock_unless_created.release();
         leases_[m.id] = true;
@@ -158,13 +159,14 @@ public:
         if (!record_.empty() && record_.back() == '\n')
             record_.pop_back();
         const std::string what = "exchange " + std::to_string(ex.seq) + " of session '" + id + "'";
-        check_record(record_, record_utf8, what);
+        detail::check_record(record_, record_utf8, options_.max_record_bytes, what);
         require_lease(id);
-        const auto seq = std::to_string(ex.seq), updated = pg_millis(ex.timestamp);
-        auto r = run(detail::pg_statement::append,
-                     {channel_.c_str(), id.c_str(), seq.c_str(), updated.c_str(), record_.c_str()},
-                     "cannot save " + what);
-        if (affected(r) == 1)
+        const auto seq = std::to_string(ex.seq), updated = detail::pg_millis(ex.timestamp);
+        auto r =
+            conn_.run(detail::pg_statement::append,
+                      {channel_.c_str(), id.c_str(), seq.c_str(), updated.c_str(), record_.c_str()},
+                      "cannot save " + what);
+        if (detail::pg_connection::affected(r) == 1)
             return;
         const auto now = find_meta(id);
         if (!now)
@@ -175,13 +177,14 @@ public:
     /// Stores m.title and m.extra, and nothing else of m. Throws as append() does.
     void update(const session_meta& m) {
         validate_session_id(m.id);
-        const encoded_meta em = encode_meta(m, "the new metadata of session '" + m.id + "'");
+        const auto em = detail::pg_encode_meta(m, options_.max_record_bytes,
+                                               "the new metadata of session '" + m.id + "'");
         require_lease(m.id);
-        auto r = run(detail::pg_statement::update,
-                     {channel_.c_str(), m.id.c_str(), em.title.c_str(), em.title_json_param(),
-                      em.extra.c_str()},
-                     "cannot save the new metadata of session '" + m.id + "'");
-        if (affected(r) == 0)
+        auto r = conn_.run(detail::pg_statement::update,
+                           {channel_.c_str(), m.id.c_str(), em.title.c_str(), em.title_json_param(),
+                            em.extra.c_str()},
+                           "cannot save the new metadata of session '" + m.id + "'");
+        if (detail::pg_connection::affected(r) == 0)
             throw session_not_found(m.id, server());
     }
 
@@ -206,13 +209,13 @@ public:
     /// Every session of this store's channel, newest first. Throws storage_error.
     std::vector<session_meta> list() {
         ensure_connected();
-        auto r = run(detail::pg_statement::list, {channel_.c_str()},
-                     "cannot list the sessions of channel '" + channel_ + "'");
+        auto r = conn_.run(detail::pg_statement::list, {channel_.c_str()},
+                           "cannot list the sessions of channel '" + channel_ + "'");
         std::vector<session_meta> out;
         const int rows = PQntuples(r.get());
         out.reserve(static_cast<std::size_t>(rows));
         for (int i = 0; i < rows; ++i)
-            out.push_back(read_meta(r.get(), i));
+            out.push_back(detail::pg_read_meta(r.get(), i));
         return out;
     }
 
@@ -225,14 +228,14 @@ public:
         ensure_connected();
         const std::string limit = std::to_string(last);
         const bool all = last >= static_cast<std::size_t>(std::numeric_limits<std::int64_t>::max());
-        auto r = run(detail::pg_statement::load,
-                     {channel_.c_str(), id.c_str(), all ? nullptr : limit.c_str()},
-                     "cannot load session '" + id + "'");
+        auto r = conn_.run(detail::pg_statement::load,
+                           {channel_.c_str(), id.c_str(), all ? nullptr : limit.c_str()},
+                           "cannot load session '" + id + "'");
         const int rows = PQntuples(r.get());
         if (rows == 0)
             throw session_not_found(id, server());
         loaded_session out;
-        out.meta = read_meta(r.get(), 0);
+        out.meta = detail::pg_read_meta(r.get(), 0);
         std::vector<exchange> newest_first;
         for (int i = 0; i < rows; ++i) {
             if (PQgetisnull(r.get(), i, 7))
@@ -240,7 +243,7 @@ public:
             const std::uint64_t seq = std::strtoull(PQgetvalue(r.get(), i, 7), nullptr, 10);
             const std::string_view text(PQgetvalue(r.get(), i, 8),
                                         static_cast<std::size_t>(PQgetlength(r.get(), i, 8)));
-            auto ex = read_record(text, seq, out.diagnostics);
+            auto ex = detail::pg_read_record(text, seq, out.diagnostics);
             if (ex)
                 newest_first.push_back(std::move(*ex));
         }
@@ -248,11 +251,7 @@ public:
         for (auto it = newest_first.rbegin(); it != newest_first.rend(); ++it) {
             const auto prev = out.exchanges.empty() ? 0 : out.exchanges.back().seq;
             if (prev != 0 && it->seq != prev + 1)
-                out.diagnostics.push_back({0, 0,
-                                           "exchange seq " + std::to_string(it->seq) + " follows " +
-                                               std::to_string(prev) + ": exchanges " +
-                                               std::to_string(prev + 1) + " to " +
-                                               std::to_string(it->seq - 1) + " are missing"});
+                out.diagnostics.push_back({0, 0, detail::missing_exchanges_reason(prev, it->seq)});
             out.exchanges.push_back(std::move(*it));
         }
         return out;
@@ -269,9 +268,9 @@ public:
             throw busy(id);
         {
             lease_guard unlock_after(*this, held_before ? nullptr : &id);
-            auto r = run(detail::pg_statement::remove, {channel_.c_str(), id.c_str()},
-                         "cannot delete session '" + id + "'");
-            if (affected(r) == 0)
+            auto r = conn_.run(detail::pg_statement::remove, {channel_.c_str(), id.c_str()},
+                               "cannot delete session '" + id + "'");
+            if (detail::pg_connection::affected(r) == 0)
                 throw session_not_found(id, server());
         }
         if (held_before)
@@ -306,8 +305,6 @@ public:
     }
 
 private:
-    using encoded_meta = detail::pg_meta_params;
-
     // Releases a lease just taken, unless release() is called first (the lease is then
     // kept). A null id: nothing to release.
     class lease_guard {
@@ -325,8 +322,6 @@ private:
         postgres_store& s_;
         const session_id* id_;
     };
-
-    static std::string pg_millis(time_point t) { return detail::pg_millis(t); }
 
     // --- connection -----------------------------------------------------------------
 
@@ -346,15 +341,6 @@ private:
         }
     }
 
-    detail::pg_result_ptr run(detail::pg_statement s, std::initializer_list<const char*> params,
-                              const std::string& what) {
-        return conn_.run(s, params, what);
-    }
-
-    static long affected(const detail::pg_result_ptr& r) {
-        return detail::pg_connection::affected(r);
-    }
-
     // --- leases ---------------------------------------------------------------------
 
     bool holds(const session_id& id) const {
@@ -364,8 +350,8 @@ private:
 
     bool try_lock(const session_id& id) {
         const auto k = detail::pg_lease_keys(channel_, id);
-        auto r = run(detail::pg_statement::lock, {k[0].c_str(), k[1].c_str()},
-                     "cannot take the lease on session '" + id + "'");
+        auto r = conn_.run(detail::pg_statement::lock, {k[0].c_str(), k[1].c_str()},
+                           "cannot take the lease on session '" + id + "'");
         return std::string_view(PQgetvalue(r.get(), 0, 0)) == "t";
     }
 
@@ -374,8 +360,8 @@ private:
             if (!conn_.connected())
                 return; // gone with it
             const auto k = detail::pg_lease_keys(channel_, id);
-            run(detail::pg_statement::unlock, {k[0].c_str(), k[1].c_str()},
-                "cannot release the lease on session '" + id + "'");
+            conn_.run(detail::pg_statement::unlock, {k[0].c_str(), k[1].c_str()},
+                      "cannot release the lease on session '" + id + "'");
         } catch (...) {
             // The lease ends with the connection at the latest.
         }
@@ -401,8 +387,8 @@ private:
         std::string where = server();
         try {
             const auto k = detail::pg_lease_keys(channel_, id);
-            auto r = run(detail::pg_statement::holder, {k[0].c_str(), k[1].c_str()},
-                         "cannot look up the holder of session '" + id + "'");
+            auto r = conn_.run(detail::pg_statement::holder, {k[0].c_str(), k[1].c_str()},
+                               "cannot look up the holder of session '" + id + "'");
             if (PQntuples(r.get()) == 1 && !PQgetisnull(r.get(), 0, 0)) {
                 if (const auto holder =
                         detail::pg_parse_application_name(PQgetvalue(r.get(), 0, 0))) {
@@ -421,29 +407,12 @@ private:
 
     // --- values ---------------------------------------------------------------------
 
-    void check_record(std::string_view text, bool valid_utf8, const std::string& what) const {
-        detail::pg_check_record(text, valid_utf8, options_.max_record_bytes, what);
-    }
-
-    encoded_meta encode_meta(const session_meta& m, const std::string& what) const {
-        return detail::pg_encode_meta(m, options_.max_record_bytes, what);
-    }
-
     std::optional<session_meta> find_meta(const session_id& id) {
-        auto r = run(detail::pg_statement::find, {channel_.c_str(), id.c_str()},
-                     "cannot look up session '" + id + "'");
+        auto r = conn_.run(detail::pg_statement::find, {channel_.c_str(), id.c_str()},
+                           "cannot look up session '" + id + "'");
         if (PQntuples(r.get()) == 0)
             return std::nullopt;
-        return read_meta(r.get(), 0);
-    }
-
-    static session_meta read_meta(const PGresult* r, int row) {
-        return detail::pg_read_meta(r, row);
-    }
-
-    static std::optional<exchange> read_record(std::string_view text, std::uint64_t seq,
-                                               std::vector<diagnostic>& diags) {
-        return detail::pg_read_record(text, seq, diags);
+        return detail::pg_read_meta(r.get(), 0);
     }
 
     detail::pg_connection conn_;

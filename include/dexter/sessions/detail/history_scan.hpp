@@ -178,10 +178,7 @@ std::vector<exchange> scan_backward(Ops& ops, int fd, const std::string& path, s
     for (auto it = found.rbegin(); it != found.rend(); ++it) {
         const auto last = ordered.empty() ? 0 : ordered.back().seq;
         if (last != 0 && it->ex.seq != last + 1) // holes between the records read
-            reader.report(it->line_no, it->offset,
-                          "exchange seq " + std::to_string(it->ex.seq) + " follows " +
-                              std::to_string(last) + ": exchanges " + std::to_string(last + 1) +
-                              " to " + std::to_string(it->ex.seq - 1) + " are missing");
+            reader.report(it->line_no, it->offset, missing_exchanges_reason(last, it->ex.seq));
         ordered.push_back(std::move(it->ex));
     }
     return ordered;

@@ -1,19 +1,20 @@
 // SPDX-License-Identifier: BSL-1.0
-// The file store's listing cache, <root>/index.json, in memory and on disk.
+// The file store's listing cache, kept true to the history files.
 //
-// index_cache owns the index (what index.json holds, and what this process has learnt
-// since), and everything that keeps it true to the history files, which always win:
-// reading index.json (capped in size; a damaged one goes to quarantine and is rebuilt, an
-// unreadable one is left alone), catching up with changes.log, noticing sessions added or
-// removed behind the store's back (channel directory mtimes, one fstatat per session on a
-// list), reading a changed history again, finishing deletions that crashed, cleaning up
-// sessions whose creation was interrupted, and writing index.json back (temp file, fsync,
-// rename, under index.lock). The index is a cache: a failure to write it is a note, never
-// an error; a failure to read a history or list a directory is an error, never "absent".
+// index_cache owns the index in memory (what index.json holds, and what this process has
+// learnt since), and everything that keeps it true to the history files, which always
+// win: catching up with changes.log, noticing sessions added or removed behind the
+// store's back (channel directory mtimes, one fstatat per session on a list), reading a
+// changed history again, finishing deletions that crashed, and cleaning up sessions whose
+// creation was interrupted. Reading and writing index.json itself (size cap, quarantine,
+// index.lock) is index_file.hpp's. The index is a cache: a failure to write it is a note,
+// never an error; a failure to read a history or list a directory is an error, never
+// "absent".
 #pragma once
 
 #include <dexter/sessions/detail/change_log.hpp>
 #include <dexter/sessions/detail/history_scan.hpp>
+#include <dexter/sessions/detail/index_file.hpp>
 #include <dexter/sessions/detail/jsonl_index.hpp>
 #include <dexter/sessions/detail/posix.hpp>
 #include <dexter/sessions/detail/quarantine.hpp>
@@ -43,15 +44,6 @@
 #include <vector>
 
 namespace dexter::sessions::detail {
-
-/// Adds a store-level note (for take_diagnostics()) unless the same one is already
-/// waiting, so that a host that lists often and never takes them does not collect copies.
-inline void note_once(std::vector<diagnostic>& notes, std::string what) {
-    for (const auto& n : notes)
-        if (n.reason == what)
-            return;
-    notes.push_back({0, 0, std::move(what)});
-}
 
 /// What an index_cache needs of its store, for one call: made by the store where it is
 /// used (it refers to the store's members, which may move between calls).
@@ -233,11 +225,6 @@ private:
         return e;
     }
 
-    static bool same_file_version(const struct stat& a, const struct stat& b) {
-        return a.st_ino == b.st_ino && a.st_size == b.st_size &&
-               a.st_mtim.tv_sec == b.st_mtim.tv_sec && a.st_mtim.tv_nsec == b.st_mtim.tv_nsec;
-    }
-
     index_data::channel_data* own_channel(const context& c) {
         auto it = data_.channels.find(c.channel);
         return it == data_.channels.end() ? nullptr : &it->second;
@@ -279,184 +266,19 @@ private:
         return pread_full(c.ops, fd, &ch, 1, static_cast<off_t>(offset - 1)) == 1 && ch == '\n';
     }
 
-    // --- index.json -----------------------------------------------------------------
+    // --- index.json ---------------------------------------------------------------
 
-    // Reads index.json if it changed since we last read or wrote it. Returns true when
-    // everything must be verified against the history files (no usable index).
-    bool load_file(const context& c) {
-        struct stat st {};
-        if (c.ops.fstatat(c.root_fd, "index.json", &st, AT_SYMLINK_NOFOLLOW) < 0) {
-            if (errno != ENOENT)
-                return unusable(c, "cannot be examined (" + std::string(std::strerror(errno)) + ")",
-                                true);
-            if (loaded_ && seen_.st_ino == 0)
-                return false;
-            data_ = {};
-            loaded_ = true;
-            seen_ = {};
-            return true;
-        }
-        if (!S_ISREG(st.st_mode))
-            return unusable(c, S_ISLNK(st.st_mode) ? "is a symbolic link" : "is not a file", false,
-                            st);
-        if (loaded_ && same_file_version(st, seen_))
-            return false;
-        if (static_cast<std::uint64_t>(st.st_size) > c.max_index_bytes)
-            return unusable(c,
-                            "is " + std::to_string(st.st_size) + " bytes, over the limit of " +
-                                std::to_string(c.max_index_bytes) + " for an index (damaged)",
-                            false, st);
-        int err = 0;
-        unique_fd fd = open_regular(c.ops, c.root_fd, "index.json", O_RDONLY, 0, err);
-        std::string text;
-        if (!fd)
-            return err == ENOENT
-                       ? true
-                       : unusable(c, "cannot be read (" + describe_errno(err) + ")", true);
-        if (!read_capped(c, fd.get(), static_cast<std::size_t>(st.st_size), text))
-            return unusable(c, "cannot be read (" + std::string(std::strerror(errno)) + ")", true);
-        if (text.size() > c.max_index_bytes)
-            return unusable(c,
-                            "grew past the limit of " + std::to_string(c.max_index_bytes) +
-                                " bytes for an index while being read (damaged)",
-                            false, st);
-        auto decoded = decode_index(text);
-        if (decoded.state == index_decode::status::newer) {
-            writable_ = false;
-            data_ = {};
-            loaded_ = true;
-            seen_ = st;
-            note_once(c.notes,
-                      "index.json has format version " + std::to_string(decoded.version) +
-                          ", newer than this library writes (1): it is left untouched, and "
-                          "sessions are listed from the history files");
-            return true;
-        }
-        if (decoded.state == index_decode::status::corrupt)
-            return unusable(c, "is damaged: " + decoded.why, false, st);
-        data_ = std::move(decoded.data);
-        loaded_ = true;
-        seen_ = st;
-        return false;
+    index_file_context<Ops> file_context(const context& c) const {
+        return {c.ops, c.root_fd, c.root, c.max_index_bytes, c.notes};
     }
 
-    // The index cannot be used. A file that could not be read is never written over;
-    // one that was read and is damaged is moved to quarantine and rebuilt.
-    bool unusable(const context& c, const std::string& why, bool unreadable,
-                  const struct stat& damaged = {}) {
-        data_ = {};
-        loaded_ = true;
-        seen_ = {};
-        if (unreadable) {
-            writable_ = false;
-            note_once(c.notes, "index.json " + why +
-                                   ": sessions are listed from the history files, and the "
-                                   "index is left as it is");
-            return true;
-        }
-        const std::string moved = quarantine_file(c, damaged);
-        struct stat now {};
-        const bool replaced =
-            c.ops.fstatat(c.root_fd, "index.json", &now, AT_SYMLINK_NOFOLLOW) == 0 &&
-            (now.st_ino != damaged.st_ino || now.st_dev != damaged.st_dev);
-        if (moved.empty() && replaced) {
-            // Another process wrote a fresh index meanwhile: nothing to report, and the
-            // next refresh reads it.
-        } else if (moved.empty()) {
-            writable_ = false;
-            note_once(c.notes, "index.json " + why +
-                                   ", and it could not be moved to quarantine: it is left "
-                                   "as it is");
-        } else {
-            note_once(c.notes, "index.json " + why + ": moved to " + moved +
-                                   " and rebuilt from the history "
-                                   "files");
-        }
-        return true;
-    }
+    // Reads index.json if it changed (index_file::load).
+    bool load_file(const context& c) { return file_.load(file_context(c), data_); }
 
-    // Moves the damaged index.json into quarantine, under the index lock, unless another
-    // process has replaced it since we looked. Returns where it went, or "".
-    std::string quarantine_file(const context& c, const struct stat& damaged) {
-        unique_fd lock = open_lock(c);
-        if (!lock)
-            return {};
-        return quarantine<Ops>(c.ops, c.root_fd, c.root.string()).move_in("index.json", damaged);
-    }
-
-    // Reads fd whole, but never more than max_index_bytes + 1 bytes (so that a file that
-    // grew past the limit is seen as such without being held in memory).
-    bool read_capped(const context& c, int fd, std::size_t size_hint, std::string& out) {
-        const std::size_t cap = c.max_index_bytes + 1;
-        out.resize(std::min(size_hint + 1, cap));
-        std::size_t got = 0;
-        for (;;) {
-            if (got == out.size()) {
-                if (out.size() >= cap)
-                    break;
-                out.resize(std::min(out.size() * 2, cap));
-            }
-            const ssize_t n =
-                pread_full(c.ops, fd, out.data() + got, out.size() - got, static_cast<off_t>(got));
-            if (n < 0)
-                return false;
-            got += static_cast<std::size_t>(n);
-            if (got < out.size())
-                break;
-        }
-        out.resize(got);
-        return true;
-    }
-
-    // index.lock, 0600, held with LOCK_EX; no descriptor if it cannot be had.
-    unique_fd open_lock(const context& c) {
-        int err = 0;
-        unique_fd lock = open_regular(c.ops, c.root_fd, "index.lock", O_RDWR | O_CREAT, 0600, err);
-        if (!lock) {
-            errno = err == not_a_regular_file ? EINVAL : err;
-            return lock;
-        }
-        if (c.ops.flock(lock.get(), LOCK_EX) < 0)
-            return unique_fd{};
-        return lock;
-    }
-
-    // index.json <- the in-memory index: temp file (0600), fsync, rename, fsync of the
-    // root, under index.lock. A failure is reported, never thrown: the index is a cache.
+    // index.json <- the in-memory index (index_file::write); a failure is a note.
     void write(const context& c) {
-        if (!writable_)
-            return;
-        unique_fd lock = open_lock(c);
-        if (!lock)
-            return write_failed(c);
-        const std::string text = encode_index(data_);
-        // A fresh file each time, so that its mode is ours (0600) whatever an older one
-        // had; no one else writes it while we hold index.lock.
-        if (c.ops.unlinkat(c.root_fd, "index.json.tmp", 0) < 0 && errno != ENOENT)
-            return write_failed(c);
-        unique_fd tmp(c.ops.openat(c.root_fd, "index.json.tmp",
-                                   O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW, 0600));
-        if (!tmp)
-            return write_failed(c);
-        if (append_all(c.ops, tmp.get(), text, 0) != 0 || c.ops.fsync(tmp.get()) < 0 ||
-            c.ops.renameat(c.root_fd, "index.json.tmp", c.root_fd, "index.json") < 0) {
-            const int e = errno;
-            c.ops.unlinkat(c.root_fd, "index.json.tmp", 0);
-            errno = e;
-            return write_failed(c);
-        }
-        c.ops.fsync(c.root_fd);
-        c.ops.fstat(tmp.get(), &seen_);
-        dirty_ = false;
-    }
-
-    void write_failed(const context& c) {
-        if (write_error_reported_)
-            return;
-        write_error_reported_ = true;
-        note_once(c.notes, "could not update " + c.root.string() + "/index.json (" +
-                               std::strerror(errno) +
-                               "); listing still works from the history files");
+        if (file_.write(file_context(c), data_))
+            dirty_ = false;
     }
 
     // --- catching up with the history files ---------------------------------------
@@ -791,12 +613,9 @@ private:
     }
 
     index_data data_;
+    index_file<Ops> file_;
     std::map<session_id, int> unreadable_; ///< sessions of the store's channel not readable
-    struct stat seen_ {};                  ///< index.json as last read or written
-    bool loaded_ = false;
     bool dirty_ = false;
-    bool writable_ = true;
-    bool write_error_reported_ = false;
 };
 
 } // namespace dexter::sessions::detail

@@ -27,6 +27,7 @@
 #pragma once
 
 #include <dexter/sessions/detail/json_writer.hpp>
+#include <dexter/sessions/detail/record_codec.hpp>
 #include <dexter/sessions/error.hpp>
 #include <dexter/sessions/types.hpp>
 
@@ -171,19 +172,6 @@ inline constexpr const char* pg_schema_v1 =
     "  ON DELETE CASCADE);"
     "INSERT INTO dexter_sessions_schema (version) VALUES (1);";
 
-/// Refuses a record (or a session's title or extra, as JSON text) that the store must
-/// not save: throws invalid_input naming `what` when `text` is longer than `max_bytes`
-/// or when `valid_utf8` is false (the text held invalid UTF-8), saying nothing was saved.
-inline void pg_check_record(std::string_view text, bool valid_utf8, std::size_t max_bytes,
-                            const std::string& what) {
-    if (text.size() > max_bytes)
-        throw invalid_input(what + " is " + std::to_string(text.size()) +
-                            " bytes, over the record limit of " + std::to_string(max_bytes) +
-                            " bytes; nothing was saved");
-    if (!valid_utf8)
-        throw invalid_input(what + " holds text that is not valid UTF-8; nothing was saved");
-}
-
 /// A session's title and extra as the create and update statements take them.
 struct pg_meta_params {
     std::string title;      // as text: U+0000 shown as U+FFFD
@@ -195,7 +183,7 @@ struct pg_meta_params {
     }
 };
 
-/// The parameters of `m`'s title and extra. Throws invalid_input (as pg_check_record,
+/// The parameters of `m`'s title and extra. Throws invalid_input (as check_record,
 /// naming `what`) when either is not valid UTF-8 or its JSON is over `max_bytes`.
 inline pg_meta_params pg_encode_meta(const session_meta& m, std::size_t max_bytes,
                                      const std::string& what) {
@@ -203,7 +191,7 @@ inline pg_meta_params pg_encode_meta(const session_meta& m, std::size_t max_byte
     std::string title_json;
     bool ok = append_json_string(title_json, m.title);
     ok = append_json_value(e.extra, m.extra) && ok;
-    pg_check_record(title_json.size() > e.extra.size() ? title_json : e.extra, ok, max_bytes, what);
+    check_record(title_json.size() > e.extra.size() ? title_json : e.extra, ok, max_bytes, what);
     if (m.title.find('\0') == std::string::npos) {
         e.title = m.title;
     } else {

@@ -6,6 +6,7 @@
 #pragma once
 
 #include <dexter/sessions/detail/json_writer.hpp>
+#include <dexter/sessions/error.hpp>
 #include <dexter/sessions/types.hpp>
 #include <dexter/sessions/utf8.hpp>
 
@@ -79,6 +80,21 @@ inline bool encode_exchange(std::string& out, const exchange& ex) {
     }
     out += "}\n";
     return ok;
+}
+
+/// Refuses a record (or, in the PostgreSQL store, a session's title or extra as JSON
+/// text) that a store must not save: throws invalid_input naming `what` when `record`
+/// is longer than `max_bytes`, or when `valid_utf8` is false (its encoder met text that
+/// is not valid UTF-8), saying that nothing was saved. Both stores use it, so that both
+/// refuse the same records with the same words.
+inline void check_record(std::string_view record, bool valid_utf8, std::size_t max_bytes,
+                         const std::string& what) {
+    if (record.size() > max_bytes)
+        throw invalid_input(what + " is " + std::to_string(record.size()) +
+                            " bytes, over the record limit of " + std::to_string(max_bytes) +
+                            " bytes; nothing was saved");
+    if (!valid_utf8)
+        throw invalid_input(what + " holds text that is not valid UTF-8; nothing was saved");
 }
 
 /// A change of session metadata (title, extra), as an event.
@@ -169,6 +185,15 @@ inline diagnostic missing_header_diagnostic() {
     return {1, 0,
             "no valid session header on line 1: the session is damaged (its title and "
             "start are not known); its exchanges load, but nothing is appended to it"};
+}
+
+/// Why exchange `seq` read right after exchange `prev` leaves a hole: "exchange seq N
+/// follows M: exchanges M+1 to N-1 are missing". Every reader (forward, backward, the
+/// PostgreSQL store) reports a hole in these words. Requires seq > prev + 1.
+inline std::string missing_exchanges_reason(std::uint64_t prev, std::uint64_t seq) {
+    return "exchange seq " + std::to_string(seq) + " follows " + std::to_string(prev) +
+           ": exchanges " + std::to_string(prev + 1) + " to " + std::to_string(seq - 1) +
+           " are missing";
 }
 
 /// What a reader knows of a session after reading its file up to `consumed`.
@@ -321,10 +346,7 @@ private:
             return false;
         }
         if (seq != last + 1)
-            report(line_no, offset,
-                   "exchange seq " + std::to_string(seq) + " follows " + std::to_string(last) +
-                       ": exchanges " + std::to_string(last + 1) + " to " +
-                       std::to_string(seq - 1) + " are missing");
+            report(line_no, offset, missing_exchanges_reason(last, seq));
         if (last == 0 && !st.have_header) {
             // No header to say when the session began: its first exchange does (never
             // the epoch, which would sort a damaged session as the oldest of all).
