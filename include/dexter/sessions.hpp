@@ -4,8 +4,10 @@
 
 #include <dexter/sessions/chat_history.hpp>
 #include <dexter/sessions/clock.hpp>
+#include <dexter/sessions/export.hpp>
 #include <dexter/sessions/id.hpp>
 #include <dexter/sessions/memory_store.hpp>
+#include <dexter/sessions/query.hpp>
 #include <dexter/sessions/session_manager.hpp>
 #include <dexter/sessions/storage.hpp>
 #include <dexter/sessions/types.hpp>

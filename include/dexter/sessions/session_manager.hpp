@@ -15,6 +15,7 @@
 #include <dexter/sessions/clock.hpp>
 #include <dexter/sessions/id.hpp>
 #include <dexter/sessions/memory_store.hpp>
+#include <dexter/sessions/query.hpp>
 #include <dexter/sessions/storage.hpp>
 #include <dexter/sessions/types.hpp>
 #include <dexter/sessions/utf8.hpp>
@@ -22,6 +23,7 @@
 #include <algorithm>
 #include <chrono>
 #include <cstddef>
+#include <cstdint>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -267,6 +269,63 @@ public:
         if (found && found->exchange_count == 0)
             found.reset(); // never saved: not a session (see list_sessions())
         return found;
+    }
+
+    /// Calls visit with each exchange of stored session `meta` (as find_session() or
+    /// list_sessions() returned it) from seq `from` through meta.exchange_count, in seq
+    /// order, until visit returns false. Exchanges saved after `meta` was read are not
+    /// visited, so that what is visited agrees with `meta`. A store that streams
+    /// (streams_exchanges) holds a bounded part of the session at a time; any other is
+    /// read whole first (load()). Returns the diagnostics of what was skipped. Needs no
+    /// lease. Throws what the store's read throws, and what visit throws.
+    std::vector<diagnostic> for_each_exchange(const session_meta& meta, std::uint64_t from,
+                                              const exchange_visitor& visit) {
+        validate_session_id(meta.id);
+        if constexpr (streams_exchanges<Storage>) {
+            return storage_.for_each_exchange(meta.id, from, meta.exchange_count, visit);
+        } else {
+            auto loaded = storage_.load(meta.id, all_exchanges);
+            for (auto& ex : loaded.exchanges)
+                if (ex.seq >= from && ex.seq <= meta.exchange_count && !visit(std::move(ex)))
+                    break;
+            return std::move(loaded.diagnostics);
+        }
+    }
+
+    /// The q.limit newest places where q.text occurs in the titles, queries and answers
+    /// of the stored sessions (query.hpp: the matching rule, the order, the snippets).
+    /// The store's own search when it has one (searches_text); otherwise every session is
+    /// read through for_each_exchange(), newest first, stopping early once no older
+    /// session can hold a newer hit. Throws invalid_input for an empty text or one that
+    /// is not UTF-8, and what the store throws; damaged records are reported in the
+    /// result, never thrown.
+    search_result search(const search_query& q) {
+        check_search_query(q);
+        if constexpr (searches_text<Storage>) {
+            return storage_.search(q);
+        } else {
+            return search_sessions(storage_.list(), q,
+                                   [&](const session_meta& m, hit_collector& hits,
+                                       std::vector<session_diagnostic>& diags) {
+                                       for (auto& d : for_each_exchange(m, 1, [&](exchange&& ex) {
+                                                if (auto h = match_exchange(m, ex, q.text))
+                                                    hits.offer(std::move(*h));
+                                                return true;
+                                            }))
+                                           diags.push_back({m.id, std::move(d)});
+                                   });
+        }
+    }
+
+    /// One page of the stored sessions, newest first (query.hpp: page_request,
+    /// page_of()); pass the page's `next` as the following request's `after`. Sessions
+    /// without an exchange are left out. The store's own paging when it has one
+    /// (pages_sessions); otherwise a page of list(). Throws what the store throws.
+    session_page list_page(const page_request& r) {
+        if constexpr (pages_sessions<Storage>)
+            return storage_.list_page(r);
+        else
+            return page_of(storage_.list(), r);
     }
 
     /// Deletes session `id` (a full id; see resolve() for prefixes). Deleting the

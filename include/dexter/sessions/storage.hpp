@@ -3,11 +3,14 @@
 #pragma once
 
 #include <dexter/sessions/error.hpp>
+#include <dexter/sessions/query.hpp>
 #include <dexter/sessions/types.hpp>
 
 #include <concepts>
 #include <cstddef>
+#include <cstdint>
 #include <cstring>
+#include <functional>
 #include <limits>
 #include <optional>
 #include <stdexcept>
@@ -67,6 +70,20 @@ namespace dexter::sessions {
 //   void check_writable()                         checks_writability
 //       Throws storage_error, naming the path or server, if a save would be refused
 //       for want of write access; changes nothing.
+//   std::vector<diagnostic> for_each_exchange(const session_id& id, std::uint64_t from,
+//                                             std::uint64_t through,
+//                                             const exchange_visitor& visit)
+//                                                 streams_exchanges
+//       Calls visit once per stored exchange with from <= seq <= through, in seq order,
+//       holding only a bounded part of the session at a time, until visit returns false.
+//       Returns the diagnostics of what it skipped, as load() reports them. Needs no
+//       lease. Throws as load() does, and what visit throws (the read then stops).
+//   search_result search(const search_query& q)   searches_text
+//       The q.limit newest hits of q.text in the titles, queries and answers of the
+//       sessions that have an exchange (query.hpp: the matching rule, the order, the
+//       snippets). Damaged records are skipped and reported, never thrown.
+//   session_page list_page(const page_request& r) pages_sessions
+//       The page page_of(list(), r) would give (query.hpp), without reading every session.
 
 /// Passed as `last` to load() to ask for every exchange.
 inline constexpr std::size_t all_exchanges = std::numeric_limits<std::size_t>::max();
@@ -93,6 +110,29 @@ concept session_storage = std::movable<S> &&
 template <class S>
 concept reports_diagnostics = requires(S& s) {
     { s.take_diagnostics() } -> std::same_as<std::vector<diagnostic>>;
+};
+
+/// Receives the exchanges of a streaming read one at a time, in seq order, each its own
+/// to keep or move from; returns false to end the read early.
+using exchange_visitor = std::function<bool(exchange&&)>;
+
+/// A store that streams a session's exchanges in bounded memory: for_each_exchange().
+template <class S>
+concept streams_exchanges = requires(S& s, const session_id& id, std::uint64_t seq,
+                                     const exchange_visitor& visit) {
+    { s.for_each_exchange(id, seq, seq, visit) } -> std::same_as<std::vector<diagnostic>>;
+};
+
+/// A store that searches its sessions itself: search().
+template <class S>
+concept searches_text = requires(S& s, const search_query& q) {
+    { s.search(q) } -> std::same_as<search_result>;
+};
+
+/// A store that serves pages of its sessions itself: list_page().
+template <class S>
+concept pages_sessions = requires(S& s, const page_request& r) {
+    { s.list_page(r) } -> std::same_as<session_page>;
 };
 
 /// A store that can tell ahead of a save whether it may write: check_writable().

@@ -1,0 +1,279 @@
+// SPDX-License-Identifier: BSL-1.0
+// Exporting a session to a std::ostream, streamed exchange by exchange, as jsonl (the
+// portable form: a history.jsonl of format v1), json (one document) or markdown (a
+// transcript to read). docs/EMBEDDING.md, "Reading sessions back", shows each format.
+//
+//   session_manager<jsonl_store> sessions{jsonl_store{".dexter/sessions"}};
+//   const auto meta = sessions.find_session(sessions.resolve("ab12"));
+//   export_session(sessions, *meta, export_format::markdown, std::cout);
+#pragma once
+
+#include <dexter/sessions/detail/json_writer.hpp>
+#include <dexter/sessions/detail/record_codec.hpp>
+#include <dexter/sessions/error.hpp>
+#include <dexter/sessions/types.hpp>
+
+#include <cstdint>
+#include <optional>
+#include <ostream>
+#include <string>
+#include <string_view>
+#include <utility>
+#include <vector>
+
+namespace dexter::sessions {
+
+/// The formats a session exports to.
+enum class export_format {
+    /// history.jsonl, format v1 (docs/FORMAT.md): a session header holding the current
+    /// title and extra, then one exchange record per line. Any store imports it.
+    jsonl,
+    /// One JSON document: {"session": {id, title, created_at, updated_at,
+    /// exchange_count, extra}, "exchanges": [{seq, timestamp, query, answer, and
+    /// summary, model, duration_ms, tool_calls, extra when set}, ...]}, one exchange
+    /// per line.
+    json,
+    /// A transcript: the title, the id and dates, then per exchange a heading with its
+    /// seq and time, the question as a block quote, and the answer as it is.
+    markdown,
+};
+
+/// The format's name: "jsonl", "json", "markdown".
+[[nodiscard]] constexpr std::string_view to_string(export_format f) noexcept {
+    switch (f) {
+    case export_format::jsonl:
+        return "jsonl";
+    case export_format::json:
+        return "json";
+    case export_format::markdown:
+        return "markdown";
+    }
+    return "jsonl";
+}
+
+/// The format named `name` (as to_string() spells it; "md" also names markdown), or
+/// nothing.
+[[nodiscard]] inline std::optional<export_format> parse_export_format(std::string_view name) {
+    if (name == "jsonl")
+        return export_format::jsonl;
+    if (name == "json")
+        return export_format::json;
+    if (name == "markdown" || name == "md")
+        return export_format::markdown;
+    return std::nullopt;
+}
+
+namespace detail {
+
+// Whether a Markdown line opens or closes a code fence: up to 3 spaces, then 3 or more
+// backticks or tildes. Sets `ch` and `len` to the fence's character and length.
+inline bool markdown_fence(std::string_view line, char& ch, std::size_t& len) noexcept {
+    std::size_t i = 0;
+    while (i < 3 && i < line.size() && line[i] == ' ')
+        ++i;
+    if (i >= line.size() || (line[i] != '`' && line[i] != '~'))
+        return false;
+    ch = line[i];
+    std::size_t n = 0;
+    while (i + n < line.size() && line[i + n] == ch)
+        ++n;
+    if (n < 3)
+        return false;
+    len = n;
+    return true;
+}
+
+// The fence that closes what `text` leaves open ("" when every fence is closed), so that
+// an answer cut inside a code block cannot swallow the exchanges after it.
+inline std::string unclosed_fence(std::string_view text) {
+    char open_ch = 0;
+    std::size_t open_len = 0;
+    while (!text.empty()) {
+        const auto nl = text.find('\n');
+        const std::string_view line = text.substr(0, nl);
+        char ch = 0;
+        std::size_t len = 0;
+        if (markdown_fence(line, ch, len)) {
+            if (open_ch == 0) {
+                open_ch = ch;
+                open_len = len;
+            } else if (ch == open_ch && len >= open_len &&
+                       line.find_first_not_of(std::string_view(" \t\r"
+                                                               "`~",
+                                                               5)) == std::string_view::npos) {
+                open_ch = 0; // a closing fence holds nothing but the fence
+            }
+        }
+        if (nl == std::string_view::npos)
+            break;
+        text.remove_prefix(nl + 1);
+    }
+    return open_ch == 0 ? std::string() : std::string(open_len, open_ch);
+}
+
+// A single line of text for a Markdown heading: control characters (newlines included)
+// become spaces.
+inline void append_one_line(std::string& out, std::string_view text) {
+    for (const char ch : text) {
+        const auto c = static_cast<unsigned char>(ch);
+        out += (c < 0x20 || c == 0x7f) ? ' ' : ch;
+    }
+}
+
+} // namespace detail
+
+/// Writes one session in one format, piece by piece: begin(), add() per exchange in
+/// seq order, end(). Each call writes what it can to the stream at once; the exporter
+/// holds one exchange's text at a time. Throws error when the stream fails (the
+/// stream's state tells more).
+class session_exporter {
+public:
+    session_exporter(std::ostream& out, export_format format) : out_(out), format_(format) {}
+
+    void begin(const session_meta& m) {
+        buf_.clear();
+        switch (format_) {
+        case export_format::jsonl:
+            detail::encode_header(buf_, m);
+            break;
+        case export_format::json:
+            buf_ += R"({"session":{"id":)";
+            detail::append_json_string(buf_, m.id);
+            buf_ += R"(,"title":)";
+            detail::append_json_string(buf_, m.title);
+            buf_ += R"(,"created_at":")";
+            buf_ += format_timestamp(m.created_at);
+            buf_ += R"(","updated_at":")";
+            buf_ += format_timestamp(m.updated_at);
+            buf_ += R"(","exchange_count":)";
+            detail::append_uint(buf_, m.exchange_count);
+            buf_ += R"(,"extra":)";
+            detail::append_json_value(buf_, m.extra);
+            buf_ += "},\n\"exchanges\":[";
+            break;
+        case export_format::markdown:
+            buf_ += "# ";
+            detail::append_one_line(buf_, m.title.empty() ? std::string_view("(untitled)")
+                                                          : std::string_view(m.title));
+            buf_ += "\n\n- Session: `";
+            buf_ += m.id;
+            buf_ += "`\n- Created: ";
+            buf_ += format_timestamp(m.created_at);
+            buf_ += "\n- Updated: ";
+            buf_ += format_timestamp(m.updated_at);
+            buf_ += "\n- Exchanges: ";
+            detail::append_uint(buf_, m.exchange_count);
+            buf_ += "\n";
+            break;
+        }
+        flush();
+    }
+
+    void add(const exchange& ex) {
+        buf_.clear();
+        switch (format_) {
+        case export_format::jsonl:
+            detail::encode_exchange(buf_, ex);
+            break;
+        case export_format::json: {
+            buf_ += first_ ? "\n" : ",\n";
+            const std::size_t at = buf_.size();
+            detail::encode_exchange(buf_, ex);
+            // The record without its type (the array says what it holds) and newline.
+            constexpr std::string_view typed = R"({"type":"exchange",)";
+            buf_.replace(at, typed.size(), "{");
+            buf_.pop_back();
+            break;
+        }
+        case export_format::markdown:
+            buf_ += "\n## ";
+            detail::append_uint(buf_, ex.seq);
+            buf_ += " · ";
+            buf_ += format_timestamp(ex.timestamp);
+            if (ex.model) {
+                buf_ += " · ";
+                detail::append_one_line(buf_, *ex.model);
+            }
+            buf_ += "\n\n";
+            append_quoted(ex.query);
+            buf_ += "\n";
+            buf_ += ex.answer;
+            if (!ex.answer.empty() && ex.answer.back() != '\n')
+                buf_ += '\n';
+            if (const auto fence = detail::unclosed_fence(ex.answer); !fence.empty()) {
+                buf_ += fence;
+                buf_ += '\n';
+            }
+            break;
+        }
+        first_ = false;
+        flush();
+    }
+
+    void end() {
+        buf_.clear();
+        if (format_ == export_format::json)
+            buf_ += first_ ? "]}\n" : "\n]}\n";
+        flush();
+        out_.flush();
+        if (!out_)
+            throw error("cannot write the export: the output stream failed");
+    }
+
+private:
+    // The question as a Markdown block quote: every line of it begins with "> ", so that
+    // nothing in it (a heading, a fence, a rule) can end the quote or start a block of
+    // the transcript.
+    void append_quoted(std::string_view text) {
+        for (;;) {
+            const auto nl = text.find('\n');
+            const std::string_view line = text.substr(0, nl);
+            buf_ += line.empty() ? ">" : "> ";
+            buf_ += line;
+            buf_ += '\n';
+            if (nl == std::string_view::npos)
+                break;
+            text.remove_prefix(nl + 1);
+        }
+    }
+
+    void flush() {
+        out_.write(buf_.data(), static_cast<std::streamsize>(buf_.size()));
+        if (!out_)
+            throw error("cannot write the export: the output stream failed");
+    }
+
+    std::ostream& out_;
+    export_format format_;
+    std::string buf_;
+    bool first_ = true;
+};
+
+/// What export_session() wrote.
+struct export_result {
+    std::uint64_t exchanges = 0;         ///< exchanges written
+    std::vector<diagnostic> diagnostics; ///< what the read skipped (damaged records)
+};
+
+/// Writes stored session `meta` (as find_session() or list_sessions() returned it) to
+/// `out` in `format`, streaming: the manager's for_each_exchange() hands over one
+/// exchange at a time. Damaged records are skipped and returned in the diagnostics, never
+/// thrown. Throws error when `out` fails, and what the store throws; what was written
+/// before the throw stays written (write to a temporary file to get all or nothing, as
+/// dexter --export -o does).
+template <class Manager>
+export_result export_session(Manager& manager, const session_meta& meta, export_format format,
+                             std::ostream& out) {
+    session_exporter exporter(out, format);
+    export_result result;
+    exporter.begin(meta);
+    result.diagnostics = manager.for_each_exchange(meta, 1, [&](exchange&& ex) {
+        exporter.add(ex);
+        ++result.exchanges;
+        return true;
+    });
+    exporter.end();
+    return result;
+}
+
+} // namespace dexter::sessions
