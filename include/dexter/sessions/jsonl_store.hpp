@@ -27,6 +27,7 @@
 
 #include <dexter/sessions/detail/change_log.hpp>
 #include <dexter/sessions/detail/history_scan.hpp>
+#include <dexter/sessions/detail/history_search.hpp>
 #include <dexter/sessions/detail/index_cache.hpp>
 #include <dexter/sessions/detail/jsonl_index.hpp>
 #include <dexter/sessions/detail/posix.hpp>
@@ -34,6 +35,7 @@
 #include <dexter/sessions/detail/record_codec.hpp>
 #include <dexter/sessions/detail/session_lease.hpp>
 #include <dexter/sessions/id.hpp>
+#include <dexter/sessions/query.hpp>
 #include <dexter/sessions/storage.hpp>
 #include <dexter/sessions/types.hpp>
 #include <dexter/sessions/utf8.hpp>
@@ -363,12 +365,74 @@ public:
         }
         if (!have_header)
             out.diagnostics.push_back(detail::missing_header_diagnostic());
-        std::stable_sort(
-            out.diagnostics.begin(), out.diagnostics.end(),
-            [](const diagnostic& a, const diagnostic& b) { return a.offset < b.offset; });
-        out.diagnostics.erase(std::unique(out.diagnostics.begin(), out.diagnostics.end()),
-                              out.diagnostics.end());
+        in_file_order(out.diagnostics);
         return out;
+    }
+
+    /// Streams the exchanges with from <= seq <= through (storage.hpp, streams_exchanges):
+    /// reads the history forward in fixed chunks, decoding one line at a time, so that
+    /// memory stays flat however long the session; exchanges before `from` are read and
+    /// checked, not handed over. Reports what it skips as load() does (a torn tail only
+    /// when the read reaches it). Needs no lease and changes no file. Throws as load()
+    /// does, format_error before visiting anything, and what visit throws.
+    std::vector<diagnostic> for_each_exchange(const session_id& id, std::uint64_t from,
+                                              std::uint64_t through,
+                                              const exchange_visitor& visit) {
+        validate_session_id(id);
+        require_channel();
+        detail::unique_fd dir = detail::open_session_dir(place(), id);
+        detail::unique_fd file = detail::open_history(place(), dir.get(), id, O_RDONLY,
+                                                      "cannot open session '" + id + "'");
+        const std::string path = history_path(id);
+        const auto header =
+            detail::read_history_header(ops_, file.get(), path, options_.max_record_bytes);
+        if (header.version > detail::history_format_version)
+            throw newer_format(id, header.version);
+        std::vector<diagnostic> diags;
+        if (from > through)
+            return diags;
+        detail::scan_state st;
+        st.meta.id = id;
+        detail::scan_forward(ops_, file.get(), path, st, diags, options_.max_record_bytes, true,
+                             [&](exchange&& ex) {
+                                 if (ex.seq > through)
+                                     return false;
+                                 return ex.seq < from || visit(std::move(ex));
+                             });
+        if (!st.have_header)
+            diags.push_back(detail::missing_header_diagnostic());
+        in_file_order(diags);
+        return diags;
+    }
+
+    /// Searches the sessions of this store's channel (storage.hpp, searches_text): the
+    /// listing (list()) gives the sessions and titles; each history is then read forward
+    /// in fixed chunks, newest-updated session first, one at a time, and only the lines
+    /// whose raw bytes may hold the text are decoded (detail/history_search.hpp). Stops
+    /// early once no older session can hold a newer hit. A session deleted meanwhile is
+    /// skipped; one that cannot be read, and the damaged lines decoded, are reported in
+    /// the result. Throws invalid_input (the text), and what list() throws.
+    search_result search(const search_query& q) {
+        check_search_query(q);
+        const std::string escaped = detail::json_escaped(q.text);
+        return search_sessions(
+            list(), q,
+            [&](const session_meta& m, hit_collector& hits, std::vector<session_diagnostic>& out) {
+                std::vector<diagnostic> diags;
+                try {
+                    detail::unique_fd dir = detail::open_session_dir(place(), m.id);
+                    detail::unique_fd file = detail::open_history(
+                        place(), dir.get(), m.id, O_RDONLY, "cannot open session '" + m.id + "'");
+                    detail::search_history(ops_, file.get(), history_path(m.id), m, q.text, escaped,
+                                           options_.max_record_bytes, hits, diags);
+                } catch (const session_not_found&) {
+                    return; // deleted since the listing
+                } catch (const storage_error& e) {
+                    diags.push_back({0, 0, e.what()});
+                }
+                for (auto& d : diags)
+                    out.push_back({m.id, std::move(d)});
+            });
     }
 
     /// Allowed while this object holds the session. Throws invalid_session_id,
@@ -448,6 +512,15 @@ private:
     using change_lock = detail::change_lock<Ops>;
 
     std::string channel_path() const { return root_.string() + "/" + channel_; }
+
+    // Diagnostics in the order of the file, each once (a line can be reported by two
+    // passes over it).
+    static void in_file_order(std::vector<diagnostic>& diags) {
+        std::stable_sort(diags.begin(), diags.end(), [](const diagnostic& a, const diagnostic& b) {
+            return a.offset < b.offset;
+        });
+        diags.erase(std::unique(diags.begin(), diags.end()), diags.end());
+    }
     std::string session_path(const session_id& id) const { return channel_path() + "/" + id; }
 
     // A store-level note for take_diagnostics(). One already waiting is not repeated, so
@@ -540,6 +613,7 @@ private:
 /// The file store with the real system calls.
 using jsonl_store = basic_jsonl_store<>;
 
-static_assert(session_storage<jsonl_store>);
+static_assert(session_storage<jsonl_store> && streams_exchanges<jsonl_store> &&
+              searches_text<jsonl_store>);
 
 } // namespace dexter::sessions

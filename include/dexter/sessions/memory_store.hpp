@@ -25,7 +25,7 @@ namespace dexter::sessions {
 /// How many times each operation was called (all copies of a store together).
 struct operation_counts {
     std::size_t create = 0, open = 0, append = 0, update = 0, close = 0, find = 0, list = 0,
-                load = 0, remove = 0;
+                load = 0, remove = 0, for_each_exchange = 0;
 
     friend bool operator==(const operation_counts&, const operation_counts&) = default;
 };
@@ -140,6 +140,33 @@ public:
             s.meta, {s.exchanges.end() - static_cast<std::ptrdiff_t>(n), s.exchanges.end()}, {}};
     }
 
+    /// Streams the exchanges with from <= seq <= through (storage.hpp,
+    /// streams_exchanges): each is copied under the lock and visited outside it, so that
+    /// visit may use the store. Sees exchanges saved meanwhile up to `through`.
+    std::vector<diagnostic> for_each_exchange(const session_id& id, std::uint64_t from,
+                                              std::uint64_t through,
+                                              const exchange_visitor& visit) {
+        validate_session_id(id);
+        {
+            std::lock_guard lock(state_->mutex);
+            ++state_->counts.for_each_exchange;
+            existing(id);
+        }
+        for (std::uint64_t seq = std::max<std::uint64_t>(from, 1); seq <= through; ++seq) {
+            std::optional<exchange> ex;
+            {
+                std::lock_guard lock(state_->mutex);
+                auto it = state_->sessions.find(id);
+                if (it == state_->sessions.end() || seq > it->second.exchanges.size())
+                    break; // deleted, or not that many
+                ex = it->second.exchanges[seq - 1];
+            }
+            if (!visit(std::move(*ex)))
+                break;
+        }
+        return {};
+    }
+
     void remove(const session_id& id) {
         validate_session_id(id);
         std::lock_guard lock(state_->mutex);
@@ -216,6 +243,6 @@ private:
     std::uint64_t writer_;
 };
 
-static_assert(session_storage<memory_store>);
+static_assert(session_storage<memory_store> && streams_exchanges<memory_store>);
 
 } // namespace dexter::sessions

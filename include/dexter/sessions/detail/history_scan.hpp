@@ -15,6 +15,8 @@
 #include <cstdint>
 #include <string>
 #include <string_view>
+#include <type_traits>
+#include <utility>
 #include <vector>
 
 namespace dexter::sessions::detail {
@@ -23,19 +25,26 @@ namespace dexter::sessions::detail {
 /// whatever the file size.
 inline constexpr std::size_t read_chunk = 64 * 1024;
 
-/// Reads `fd` forward from `st.consumed` to its end, line by line, into `st`. Lines
-/// longer than `max_record` are skipped without being held in memory. Bytes after the
-/// last newline (a torn tail) are reported and left unconsumed.
-template <class Ops, class F>
-void scan_forward(Ops& ops, int fd, const std::string& path, scan_state& st,
-                  std::vector<diagnostic>& diags, std::size_t max_record, bool want_exchanges,
-                  F&& on_exchange) {
-    record_reader reader(diags);
+/// Where a forward read of a file's lines ended.
+struct lines_read {
+    std::uint64_t consumed = 0; ///< end of the last complete line handed over
+    std::uint64_t end = 0;      ///< how far the file was read
+    bool stopped = false;       ///< on_line asked to stop
+};
+
+/// Splits the bytes of `fd` from offset `pos` to its end into lines, reading in fixed
+/// chunks: calls `on_line(std::string_view line, std::uint64_t offset)` for each complete
+/// line of at most `max_record` bytes (without its newline), and `on_long(std::uint64_t
+/// offset)` for each longer one, which is never held in memory. on_line may return false
+/// to stop the read there. Bytes after the last newline (a torn tail) are not handed over.
+template <class Ops, class OnLine, class OnLong>
+lines_read read_lines(Ops& ops, int fd, const std::string& path, std::uint64_t pos,
+                      std::size_t max_record, OnLine&& on_line, OnLong&& on_long) {
     std::string buf(read_chunk, '\0');
     std::string partial;   // a line that began in an earlier chunk
     bool too_long = false; // the current line passed max_record: skipping to its end
-    std::uint64_t pos = st.consumed;
-    std::uint64_t line_start = st.consumed;
+    lines_read r;
+    r.consumed = pos;
     for (;;) {
         const ssize_t n = pread_full(ops, fd, buf.data(), buf.size(), static_cast<off_t>(pos));
         if (n < 0)
@@ -58,29 +67,69 @@ void scan_forward(Ops& ops, int fd, const std::string& path, scan_state& st,
                     partial.append(chunk.substr(from, piece));
                 break;
             }
-            ++st.lines;
+            const std::uint64_t line_start = r.consumed;
+            bool go_on = true;
             if (too_long) {
-                reader.report(st.lines, line_start,
-                              "line longer than the record limit of " + std::to_string(max_record) +
-                                  " bytes: skipped");
+                on_long(line_start);
             } else if (partial.empty()) {
-                reader.read_line(st, chunk.substr(from, piece), st.lines, line_start,
-                                 want_exchanges, on_exchange);
+                go_on = on_line(chunk.substr(from, piece), line_start);
             } else {
                 partial.append(chunk.substr(from, piece));
-                reader.read_line(st, partial, st.lines, line_start, want_exchanges, on_exchange);
+                go_on = on_line(std::string_view(partial), line_start);
                 partial.clear();
             }
             too_long = false;
             from = nl + 1;
-            line_start = pos + from;
-            st.consumed = line_start;
+            r.consumed = pos + from;
+            if (!go_on) {
+                r.end = r.consumed;
+                r.stopped = true;
+                return r;
+            }
         }
         pos += static_cast<std::uint64_t>(n);
     }
-    if (pos > st.consumed)
+    r.end = pos;
+    return r;
+}
+
+/// The diagnostic for a line longer than the record limit.
+inline std::string too_long_reason(std::size_t max_record) {
+    return "line longer than the record limit of " + std::to_string(max_record) + " bytes: skipped";
+}
+
+/// Reads `fd` forward from `st.consumed` to its end, line by line, into `st`. Lines
+/// longer than `max_record` are skipped without being held in memory. Bytes after the
+/// last newline (a torn tail) are reported and left unconsumed. `on_exchange(exchange&&)`
+/// gets each accepted exchange when `want_exchanges`; if it returns bool, false stops the
+/// read after that exchange (no torn tail is then reported).
+template <class Ops, class F>
+void scan_forward(Ops& ops, int fd, const std::string& path, scan_state& st,
+                  std::vector<diagnostic>& diags, std::size_t max_record, bool want_exchanges,
+                  F&& on_exchange) {
+    record_reader reader(diags);
+    bool stop = false;
+    auto deliver = [&](exchange&& ex) {
+        if constexpr (std::is_same_v<decltype(on_exchange(std::move(ex))), bool>)
+            stop = !on_exchange(std::move(ex));
+        else
+            on_exchange(std::move(ex));
+    };
+    const auto r = read_lines(
+        ops, fd, path, st.consumed, max_record,
+        [&](std::string_view line, std::uint64_t offset) {
+            ++st.lines;
+            reader.read_line(st, line, st.lines, offset, want_exchanges, deliver);
+            return !stop;
+        },
+        [&](std::uint64_t offset) {
+            ++st.lines;
+            reader.report(st.lines, offset, too_long_reason(max_record));
+        });
+    st.consumed = r.consumed;
+    if (!r.stopped && r.end > st.consumed)
         reader.report(st.lines + 1, st.consumed,
-                      "incomplete last line (" + std::to_string(pos - st.consumed) +
+                      "incomplete last line (" + std::to_string(r.end - st.consumed) +
                           " bytes): a write that never finished; the next writer repairs it");
 }
 
@@ -113,9 +162,7 @@ std::vector<exchange> scan_backward(Ops& ops, int fd, const std::string& path, s
 
     auto finish_line = [&](std::string_view head, std::uint64_t start) {
         if (too_long || head.size() + pieces_size > max_record) {
-            reader.report(line_no, start,
-                          "line longer than the record limit of " + std::to_string(max_record) +
-                              " bytes: skipped");
+            reader.report(line_no, start, too_long_reason(max_record));
         } else {
             std::string_view line = head;
             if (!pieces.empty()) {

@@ -196,6 +196,26 @@ inline std::string missing_exchanges_reason(std::uint64_t prev, std::uint64_t se
            " are missing";
 }
 
+/// The seq of an exchange record that begins as this library writes one
+/// (`{"type":"exchange","seq":N,`), read without decoding the line; nothing for any other
+/// line (which must then be decoded to be known).
+inline std::optional<std::uint64_t> canonical_exchange_seq(std::string_view line) noexcept {
+    constexpr std::string_view prefix = R"({"type":"exchange","seq":)";
+    if (!line.starts_with(prefix))
+        return std::nullopt;
+    std::uint64_t seq = 0;
+    std::size_t i = prefix.size(), digits = 0;
+    for (; i < line.size() && line[i] >= '0' && line[i] <= '9'; ++i, ++digits) {
+        if (digits == 19)
+            return std::nullopt; // more than a seq can be: let the decoder say so
+        seq = seq * 10 + static_cast<std::uint64_t>(line[i] - '0');
+    }
+    if (digits == 0 || seq == 0 || (digits > 1 && line[prefix.size()] == '0') || i >= line.size() ||
+        line[i] != ',')
+        return std::nullopt;
+    return seq;
+}
+
 /// What a reader knows of a session after reading its file up to `consumed`.
 struct scan_state {
     session_meta meta;
@@ -287,6 +307,13 @@ public:
 
     void report(std::uint64_t line_no, std::uint64_t offset, std::string why) {
         diags_.push_back({line_no, offset, std::move(why)});
+    }
+
+    /// Takes note of exchange `seq` on a line that was not decoded (a search's pre-filter
+    /// read only its seq, canonical_exchange_seq()), with the order checks read_line()
+    /// applies to a decoded one: returns whether a reader accepts it.
+    bool note_seq(scan_state& st, std::uint64_t seq, std::uint64_t line_no, std::uint64_t offset) {
+        return accept_seq(st, seq, st.meta.updated_at, line_no, offset);
     }
 
 private:

@@ -1,0 +1,80 @@
+// SPDX-License-Identifier: BSL-1.0
+// Searching one history file for a text without decoding what cannot match: each line
+// is first tested as raw bytes for the text as this library's JSON writer spells it, and
+// only the lines that pass are decoded and matched (query.hpp's rule). The file is read
+// forward in fixed chunks (history_scan.hpp), so memory stays flat whatever its size.
+#pragma once
+
+#include <dexter/sessions/detail/history_scan.hpp>
+#include <dexter/sessions/detail/json_writer.hpp>
+#include <dexter/sessions/detail/record_codec.hpp>
+#include <dexter/sessions/query.hpp>
+#include <dexter/sessions/types.hpp>
+
+#include <cstddef>
+#include <cstdint>
+#include <string>
+#include <string_view>
+#include <vector>
+
+namespace dexter::sessions::detail {
+
+/// `text` as it appears inside a JSON string this library writes: escaped, unquoted.
+inline std::string json_escaped(std::string_view text) {
+    std::string out;
+    append_json_string(out, text);
+    return out.substr(1, out.size() - 2);
+}
+
+/// True when raw record `line` may hold a string that contains the text whose JSON
+/// spelling is `escaped`: the bytes hold it (ASCII letters in either case), or the line
+/// holds an escape that another writer may use where this library writes the character
+/// itself (`\u`, `\/`), which a test of the bytes cannot see through. False means no
+/// decoded string of the line can contain the text.
+inline bool may_hold(std::string_view line, std::string_view escaped) noexcept {
+    return find_ignoring_ascii_case(line, escaped) != std::string_view::npos ||
+           line.find("\\u") != std::string_view::npos || line.find("\\/") != std::string_view::npos;
+}
+
+/// Offers to `hits` the matches of `needle` (JSON spelling `escaped`) in the exchanges of
+/// session `meta` stored in history `fd`, up to seq meta.exchange_count (what a listing
+/// saw; later exchanges are left for the next search). Lines that cannot match are not
+/// decoded, only their seq read for the order checks every reader applies; the damaged
+/// lines that are decoded are reported in `diags`, as load() reports them.
+template <class Ops>
+void search_history(Ops& ops, int fd, const std::string& path, const session_meta& meta,
+                    std::string_view needle, std::string_view escaped, std::size_t max_record,
+                    hit_collector& hits, std::vector<diagnostic>& diags) {
+    record_reader reader(diags);
+    scan_state st;
+    st.meta.id = meta.id;
+    std::uint64_t line_no = 0;
+    bool past_listing = false;
+    read_lines(
+        ops, fd, path, 0, max_record,
+        [&](std::string_view line, std::uint64_t offset) {
+            ++line_no;
+            if (line_no > 1) { // line 1 is decoded: it decides what the file is
+                if (const auto seq = canonical_exchange_seq(line);
+                    seq && !may_hold(line, escaped)) {
+                    if (*seq > meta.exchange_count)
+                        return false;
+                    reader.note_seq(st, *seq, line_no, offset);
+                    return true;
+                }
+            }
+            reader.read_line(st, line, line_no, offset, true, [&](exchange&& ex) {
+                if (ex.seq > meta.exchange_count)
+                    past_listing = true;
+                else if (auto h = match_exchange(meta, ex, needle))
+                    hits.offer(std::move(*h));
+            });
+            return !past_listing;
+        },
+        [&](std::uint64_t offset) {
+            ++line_no;
+            reader.report(line_no, offset, too_long_reason(max_record));
+        });
+}
+
+} // namespace dexter::sessions::detail
