@@ -38,7 +38,7 @@ inline bool may_hold(std::string_view line, std::string_view escaped) noexcept {
 
 /// Offers to `hits` the matches of `needle` (JSON spelling `escaped`) in the exchanges of
 /// session `meta` stored in history `fd`, up to seq meta.exchange_count (what a listing
-/// saw; later exchanges are left for the next search). Lines that cannot match are not
+/// saw; exchanges saved since are left for the next search). Lines that cannot match are not
 /// decoded, only their seq read for the order checks every reader applies; the damaged
 /// lines that are decoded are reported in `diags`, as load() reports them.
 template <class Ops>
@@ -49,27 +49,24 @@ void search_history(Ops& ops, int fd, const std::string& path, const session_met
     scan_state st;
     st.meta.id = meta.id;
     std::uint64_t line_no = 0;
-    bool past_listing = false;
     read_lines(
         ops, fd, path, 0, max_record,
         [&](std::string_view line, std::uint64_t offset) {
             ++line_no;
             if (line_no > 1) { // line 1 is decoded: it decides what the file is
-                if (const auto seq = canonical_exchange_seq(line);
-                    seq && !may_hold(line, escaped)) {
-                    if (*seq > meta.exchange_count)
-                        return false;
-                    reader.note_seq(st, *seq, line_no, offset);
+                const auto seq = canonical_exchange_seq(line);
+                if (seq && !may_hold(line, escaped)) {
+                    if (*seq <= meta.exchange_count)
+                        reader.note_seq(st, *seq, line_no, offset);
                     return true;
                 }
             }
             reader.read_line(st, line, line_no, offset, true, [&](exchange&& ex) {
-                if (ex.seq > meta.exchange_count)
-                    past_listing = true;
-                else if (auto h = match_exchange(meta, ex, needle))
-                    hits.offer(std::move(*h));
+                if (ex.seq <= meta.exchange_count)
+                    if (auto h = match_exchange(meta, ex, needle))
+                        hits.offer(std::move(*h));
             });
-            return !past_listing;
+            return true;
         },
         [&](std::uint64_t offset) {
             ++line_no;
