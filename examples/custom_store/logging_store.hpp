@@ -22,6 +22,7 @@
 #include <dexter/sessions/storage.hpp>
 
 #include <cstddef>
+#include <cstdint>
 #include <exception>
 #include <optional>
 #include <ostream>
@@ -76,12 +77,27 @@ public:
     }
 
     // The optional capabilities (storage.hpp): offered exactly when the wrapped store
-    // has them, so that the manager's take_diagnostics() and check_writable() reach it.
+    // has them, so that the manager's take_diagnostics(), check_writable(),
+    // for_each_exchange(), search() and list_page() reach it.
     std::vector<ds::diagnostic> take_diagnostics() requires ds::reports_diagnostics<Inner> {
         return inner_.take_diagnostics();
     }
     void check_writable() requires ds::checks_writability<Inner> {
         logged("check_writable", [&] { inner_.check_writable(); });
+    }
+
+    std::vector<ds::diagnostic>
+    for_each_exchange(const ds::session_id& id, std::uint64_t from, std::uint64_t through,
+                      const ds::exchange_visitor& visit) requires ds::streams_exchanges<Inner> {
+        return logged("stream " + shown(id) + " " + std::to_string(from) + ".." +
+                          std::to_string(through),
+                      [&] { return inner_.for_each_exchange(id, from, through, visit); });
+    }
+    ds::search_result search(const ds::search_query& q) requires ds::searches_text<Inner> {
+        return logged("search", [&] { return inner_.search(q); });
+    }
+    ds::session_page list_page(const ds::page_request& r) requires ds::pages_sessions<Inner> {
+        return logged("list_page " + std::to_string(r.limit), [&] { return inner_.list_page(r); });
     }
 
     /// The wrapped store.
