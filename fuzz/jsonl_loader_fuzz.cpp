@@ -1,7 +1,10 @@
 // SPDX-License-Identifier: BSL-1.0
 // libFuzzer target: the history.jsonl loader on arbitrary bytes, through the codec
-// (scan_forward / scan_backward over a memfd) and through jsonl_store::load.
+// (scan_forward / scan_backward over a memfd) and through jsonl_store::load; the
+// streaming read agrees with load(), and the search's raw-byte pre-filter finds exactly
+// what matching every decoded exchange finds.
 #include <dexter/sessions/detail/history_scan.hpp>
+#include <dexter/sessions/detail/history_search.hpp>
 #include <dexter/sessions/jsonl_store.hpp>
 
 #include "fuzz_support.hpp"
@@ -291,6 +294,16 @@ void check_store(const layout& in, const std::uint8_t* data, std::size_t size,
         DEXTER_FUZZ_CHECK(all.diagnostics == sorted_unique(std::move(expected)),
                           "load() and the codec disagree on the diagnostics");
         check_diagnostics(in, all.diagnostics, true);
+        std::vector<ds::exchange> streamed;
+        const auto streamed_diags =
+            store.for_each_exchange(session, 1, UINT64_MAX, [&](ds::exchange&& ex) {
+                streamed.push_back(std::move(ex));
+                return true;
+            });
+        DEXTER_FUZZ_CHECK(streamed == all.exchanges,
+                          "for_each_exchange() and load() disagree on the exchanges");
+        DEXTER_FUZZ_CHECK(streamed_diags == all.diagnostics,
+                          "for_each_exchange() and load() disagree on the diagnostics");
     } catch (const ds::format_error&) {
         refused = true;
     }
@@ -311,6 +324,39 @@ void check_store(const layout& in, const std::uint8_t* data, std::size_t size,
     }
     DEXTER_FUZZ_CHECK(refused == (f.st.newer_version != 0),
                       "load(id, 3) refuses differently from load(id)");
+}
+
+// The search of one history (detail/history_search.hpp), which decodes only the lines
+// whose bytes may hold the text, finds what matching every exchange the loader accepts
+// finds, for texts that need escaping, non-ASCII, and one taken from the input.
+void check_search(int fd, const forward_result& f) {
+    if (f.st.newer_version)
+        return;
+    ds::session_meta meta = f.st.meta;
+    meta.id = session;
+    std::vector<std::string> needles = {"a", "E", "\"", "\\", "\xc3\xa9", "\n", "\\u", "/"};
+    if (!f.exchanges.empty()) {
+        const std::string& q = f.exchanges.back().query;
+        std::size_t from = q.size() / 2;
+        while (from > 0 && (static_cast<unsigned char>(q[from]) & 0xC0) == 0x80)
+            --from;
+        const auto part = ds::utf8_prefix(std::string_view(q).substr(from), 4);
+        if (!part.empty())
+            needles.emplace_back(part);
+    }
+    constexpr std::size_t limit = 100000; // more than any input holds: no early stop
+    for (const auto& needle : needles) {
+        ds::hit_collector got(limit), want(limit);
+        std::vector<ds::diagnostic> diags;
+        ds::detail::posix_ops ops;
+        ds::detail::search_history(ops, fd, "fuzz", meta, needle, ds::detail::json_escaped(needle),
+                                   big_record, limit, got, diags);
+        for (const auto& ex : f.exchanges)
+            if (auto h = ds::match_exchange(meta, ex, needle))
+                want.offer(std::move(*h));
+        DEXTER_FUZZ_CHECK(got.take() == want.take(),
+                          "the search and the full decode disagree for '" + needle + "'");
+    }
 }
 
 } // namespace
@@ -341,6 +387,7 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
             if (max_record == big_record)
                 big = std::move(f);
         }
+        check_search(e.memfd, big);
         check_store(in, data, size, big, last3);
     } catch (const std::exception& ex) {
         DEXTER_FUZZ_CHECK(false, std::string("the loader threw: ") + ex.what());

@@ -275,6 +275,24 @@ BOOST_AUTO_TEST_CASE(search_skips_what_every_reader_skips) {
     BOOST_TEST(contains(r.diagnostics[0].what.reason, "repeats or goes back"));
 }
 
+BOOST_AUTO_TEST_CASE(a_damaged_line_does_not_hide_the_copy_that_follows_it) {
+    ds::test::temp_dir dir;
+    save_session(dir.path(), "rwrt0001", 2);
+    const fs::path file = history(dir.path(), "rwrt0001");
+    // Exchange 3 cut short (never decoded: it cannot hold the text), then written whole:
+    // a reader keeps the whole one, so the search must find it.
+    ds::exchange third = make_exchange(3);
+    third.answer = "the whole copy holds zebra";
+    append_line(file, line_of(make_exchange(3)).substr(0, 60));
+    append_line(file, line_of(third));
+    ds::jsonl_store store{dir.path(), "cli", unsynced};
+    BOOST_TEST_REQUIRE(ds::test::seqs(store.load("rwrt0001")) == range(1, 3));
+    const auto r = store.search({"zebra", 10});
+    BOOST_TEST_REQUIRE(r.hits.size() == 1u);
+    BOOST_TEST(r.hits[0].seq == 3u);
+    BOOST_TEST(r.diagnostics.size() == 1u); // the cut line, found by the full read
+}
+
 BOOST_AUTO_TEST_CASE(search_finds_the_same_hits_as_the_managers_generic_search) {
     ds::test::temp_dir dir;
     ds::session_manager<ds::jsonl_store, ds::manual_clock, ds::sequential_ids> m{

@@ -424,7 +424,7 @@ public:
                     detail::unique_fd file = detail::open_history(
                         place(), dir.get(), m.id, O_RDONLY, "cannot open session '" + m.id + "'");
                     detail::search_history(ops_, file.get(), history_path(m.id), m, q.text, escaped,
-                                           options_.max_record_bytes, hits, diags);
+                                           options_.max_record_bytes, q.limit, hits, diags);
                 } catch (const session_not_found&) {
                     return; // deleted since the listing
                 } catch (const storage_error& e) {

@@ -13,6 +13,7 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <iterator>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -38,17 +39,32 @@ inline bool may_hold(std::string_view line, std::string_view escaped) noexcept {
 
 /// Offers to `hits` the matches of `needle` (JSON spelling `escaped`) in the exchanges of
 /// session `meta` stored in history `fd`, up to seq meta.exchange_count (what a listing
-/// saw; exchanges saved since are left for the next search). Lines that cannot match are not
-/// decoded, only their seq read for the order checks every reader applies; the damaged
-/// lines that are decoded are reported in `diags`, as load() reports them.
+/// saw; exchanges saved since are left for the next search), keeping at most `limit`.
+/// Lines that cannot match are not decoded, only their seq read for the order checks every
+/// reader applies; the damaged lines that are decoded are reported in `diags`, as load()
+/// reports them.
+///
+/// A line that was not decoded may be damaged, and a reader that decodes it skips it, so
+/// its seq does not count: when a decoded exchange is skipped as a repeat after such a
+/// line, the read cannot tell whether a full reader would keep it, and the session is read
+/// again with every line decoded. That happens only in a history with repeated or
+/// backward seqs.
 template <class Ops>
 void search_history(Ops& ops, int fd, const std::string& path, const session_meta& meta,
                     std::string_view needle, std::string_view escaped, std::size_t max_record,
-                    hit_collector& hits, std::vector<diagnostic>& diags) {
-    record_reader reader(diags);
+                    std::size_t limit, hit_collector& hits, std::vector<diagnostic>& diags) {
+    hit_collector found(limit);
+    std::vector<diagnostic> reported;
+    auto offer = [&](exchange&& ex) {
+        if (ex.seq <= meta.exchange_count)
+            if (auto h = match_exchange(meta, ex, needle))
+                found.offer(std::move(*h));
+    };
+    record_reader reader(reported);
     scan_state st;
     st.meta.id = meta.id;
     std::uint64_t line_no = 0;
+    bool noted = false, in_doubt = false;
     read_lines(
         ops, fd, path, 0, max_record,
         [&](std::string_view line, std::uint64_t offset) {
@@ -56,22 +72,33 @@ void search_history(Ops& ops, int fd, const std::string& path, const session_met
             if (line_no > 1) { // line 1 is decoded: it decides what the file is
                 const auto seq = canonical_exchange_seq(line);
                 if (seq && !may_hold(line, escaped)) {
-                    if (*seq <= meta.exchange_count)
+                    if (*seq <= meta.exchange_count) {
                         reader.note_seq(st, *seq, line_no, offset);
+                        noted = true;
+                    }
                     return true;
                 }
             }
-            reader.read_line(st, line, line_no, offset, true, [&](exchange&& ex) {
-                if (ex.seq <= meta.exchange_count)
-                    if (auto h = match_exchange(meta, ex, needle))
-                        hits.offer(std::move(*h));
-            });
-            return true;
+            const auto repeats = reader.repeats();
+            reader.read_line(st, line, line_no, offset, true, offer);
+            in_doubt = noted && reader.repeats() != repeats;
+            return !in_doubt;
         },
         [&](std::uint64_t offset) {
             ++line_no;
             reader.report(line_no, offset, too_long_reason(max_record));
         });
+    if (in_doubt) {
+        found = hit_collector(limit);
+        reported.clear();
+        scan_state full;
+        full.meta.id = meta.id;
+        scan_forward(ops, fd, path, full, reported, max_record, true, offer);
+    }
+    for (auto& h : found.take())
+        hits.offer(std::move(h));
+    diags.insert(diags.end(), std::make_move_iterator(reported.begin()),
+                 std::make_move_iterator(reported.end()));
 }
 
 } // namespace dexter::sessions::detail

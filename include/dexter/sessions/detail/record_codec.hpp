@@ -198,7 +198,9 @@ inline std::string missing_exchanges_reason(std::uint64_t prev, std::uint64_t se
 
 /// The seq of an exchange record that begins as this library writes one
 /// (`{"type":"exchange","seq":N,`), read without decoding the line; nothing for any other
-/// line (which must then be decoded to be known).
+/// line (which must then be decoded to be known), including one where `"type":` or
+/// `"seq":` occurs again: a decoder takes the last of two equal keys, and a nested object
+/// (in tool_calls or extra) cannot be told from a second key without decoding.
 inline std::optional<std::uint64_t> canonical_exchange_seq(std::string_view line) noexcept {
     constexpr std::string_view prefix = R"({"type":"exchange","seq":)";
     if (!line.starts_with(prefix))
@@ -212,6 +214,9 @@ inline std::optional<std::uint64_t> canonical_exchange_seq(std::string_view line
     }
     if (digits == 0 || seq == 0 || (digits > 1 && line[prefix.size()] == '0') || i >= line.size() ||
         line[i] != ',')
+        return std::nullopt;
+    if (line.find(R"("type":)", i) != std::string_view::npos ||
+        line.find(R"("seq":)", i) != std::string_view::npos)
         return std::nullopt;
     return seq;
 }
@@ -316,6 +321,9 @@ public:
         return accept_seq(st, seq, st.meta.updated_at, line_no, offset);
     }
 
+    /// How many exchanges were skipped so far because their seq repeated or went back.
+    std::uint64_t repeats() const noexcept { return repeats_; }
+
 private:
     template <class F>
     void apply(scan_state& st, const json::value& v, std::uint64_t line_no, std::uint64_t offset,
@@ -367,6 +375,7 @@ private:
             return true;
         const auto last = st.meta.exchange_count;
         if (seq <= last) {
+            ++repeats_;
             report(line_no, offset,
                    "exchange seq " + std::to_string(seq) + " repeats or goes back (last was " +
                        std::to_string(last) + "): skipped");
@@ -387,6 +396,7 @@ private:
 
     std::vector<diagnostic>& diags_;
     bool check_order_;
+    std::uint64_t repeats_ = 0;
     line_parser parser_;
 };
 
