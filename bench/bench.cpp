@@ -9,6 +9,8 @@
 #include <dexter/sessions.hpp>
 #include <dexter/sessions/jsonl_store.hpp>
 
+#include "read_figures.hpp"
+#include "report.hpp"
 #include "workload.hpp"
 
 #include <boost/json/monotonic_resource.hpp>
@@ -38,7 +40,16 @@
 namespace fs = std::filesystem;
 namespace ds = dexter::sessions;
 namespace json = boost::json;
-using clock_type = std::chrono::steady_clock;
+using bench::add;
+using bench::clock_type;
+using bench::fmt;
+using bench::median;
+using bench::reset_peak;
+using bench::row;
+using bench::seconds_of;
+using bench::status_kb;
+using bench::table;
+using bench::time_median;
 
 namespace {
 
@@ -49,73 +60,7 @@ struct sizes {
 constexpr sizes full_sizes{200, 3000, 10000, 100000, 100, 10000, 15};
 constexpr sizes tiny_sizes{10, 50, 50, 500, 20, 200, 3};
 
-double seconds_of(clock_type::duration d) {
-    return std::chrono::duration<double>(d).count();
-}
-
-double median(std::vector<double> v) {
-    std::sort(v.begin(), v.end());
-    return v.empty() ? 0 : v[v.size() / 2];
-}
-
-template <class F>
-double time_median(std::size_t repeats, F&& f) {
-    std::vector<double> t;
-    for (std::size_t i = 0; i < repeats; ++i) {
-        const auto start = clock_type::now();
-        f();
-        t.push_back(seconds_of(clock_type::now() - start));
-    }
-    return median(std::move(t));
-}
-
-struct row {
-    std::string figure, what, ours, floor, ratio, target, verdict;
-};
-std::vector<row> table;
-
-std::string fmt(double v, const char* unit) {
-    char b[64];
-    if (std::strcmp(unit, "s") == 0) {
-        if (v < 1e-3)
-            std::snprintf(b, sizeof b, "%.1f µs", v * 1e6);
-        else if (v < 1)
-            std::snprintf(b, sizeof b, "%.2f ms", v * 1e3);
-        else
-            std::snprintf(b, sizeof b, "%.2f s", v);
-    } else {
-        std::snprintf(b, sizeof b, "%.1f %s", v, unit);
-    }
-    return b;
-}
-
-void add(std::string figure, std::string what, double ours, double floor, double target,
-         const char* unit = "s", std::string floor_label = {}) {
-    const double ratio = floor > 0 ? ours / floor : 0;
-    char r[32], t[32];
-    std::snprintf(r, sizeof r, "%.2f×", ratio);
-    std::snprintf(t, sizeof t, "≤ %.2f×", target);
-    table.push_back({std::move(figure), std::move(what), fmt(ours, unit),
-                     floor_label.empty() ? fmt(floor, unit) : floor_label, r, t,
-                     ratio <= target ? "met" : "MISSED"});
-    std::cerr << "  " << table.back().figure << ": " << table.back().ours << " vs "
-              << table.back().floor << " = " << r << "\n";
-}
-
 // --- peak memory, measured in a child process -----------------------------------------
-
-long status_kb(const char* field) {
-    std::ifstream in("/proc/self/status");
-    std::string line;
-    while (std::getline(in, line))
-        if (line.rfind(field, 0) == 0)
-            return std::atol(line.c_str() + std::strlen(field));
-    return -1;
-}
-
-void reset_peak() {
-    std::ofstream("/proc/self/clear_refs") << "5";
-}
 
 // Runs `self --child <args>` and returns its "baseline_kb peak_kb" line.
 std::pair<long, long> child_memory(const std::string& self, std::vector<std::string> args) {
@@ -427,13 +372,16 @@ int main(int argc, char** argv) {
     if (argc > 1 && std::string(argv[1]) == "--child")
         return child_main(argc, argv);
     sizes z = full_sizes;
+    bench::read_sizes rz = bench::full_read_sizes;
     fs::path dir;
     std::string dexter;
-    std::string only; // one figure ("6", "1-2", "4-7"), or all of them
+    std::string only; // one figure ("6", "1-2", "4-7", "10"), or all of them
     for (int i = 1; i < argc; ++i) {
         const std::string a = argv[i];
         if (a == "--size" && i + 1 < argc) {
-            z = std::string(argv[++i]) == "tiny" ? tiny_sizes : full_sizes;
+            const bool tiny = std::string(argv[++i]) == "tiny";
+            z = tiny ? tiny_sizes : full_sizes;
+            rz = tiny ? bench::tiny_read_sizes : bench::full_read_sizes;
         } else if (a == "--dir" && i + 1 < argc) {
             dir = argv[++i];
         } else if (a == "--dexter" && i + 1 < argc) {
@@ -442,7 +390,7 @@ int main(int argc, char** argv) {
             only = argv[++i];
         } else {
             std::cerr << "usage: bench [--size tiny|full] [--dir DIR] [--dexter PATH] "
-                         "[--only 1-2|3|4-7|5|6|8]\n";
+                         "[--only 1-2|3|4-7|5|6|8|9|10|11]\n";
             return 2;
         }
     }
@@ -470,6 +418,9 @@ int main(int argc, char** argv) {
         run("5", [&] { figure_5(dir, z, self); });
         run("6", [&] { figure_6(dir, z); });
         run("8", [&] { figure_8(dir, z, dexter); });
+        run("9", [&] { bench::figure_9(dir, rz); });
+        run("10", [&] { bench::figure_10(dir, rz); });
+        run("11", [&] { bench::figure_11(dir, rz, dexter); });
     } catch (const std::exception& e) {
         std::cerr << "bench: " << e.what() << "\n";
         if (own_dir)
@@ -478,8 +429,7 @@ int main(int argc, char** argv) {
     }
     if (own_dir)
         fs::remove_all(dir);
-    std::stable_sort(table.begin(), table.end(),
-                     [](const row& a, const row& b) { return a.figure < b.figure; });
+    std::stable_sort(table.begin(), table.end(), bench::figure_before);
     std::cout << "| # | figure | ours | floor | ratio | target | |\n"
                  "|---|---|---|---|---|---|---|\n";
     bool all_met = true;

@@ -11,11 +11,13 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <chrono>
 #include <cstdint>
 #include <filesystem>
 #include <stdexcept>
 #include <string>
+#include <string_view>
 
 namespace bench {
 
@@ -79,9 +81,36 @@ inline ds::exchange make_exchange(std::uint64_t seq) {
     return ex;
 }
 
+/// The word the search figures look for. It is in no exchange but those that
+/// carries_rare_word() picks, once in the answer, in this case (searches ignore it).
+inline constexpr std::string_view rare_word = "Zyzzyva";
+
+/// True for one exchange in a hundred: those whose place in the store (counted from 0
+/// across all its sessions, see make_store()) is a multiple of 100.
+inline bool carries_rare_word(std::uint64_t place) {
+    return place % 100 == 0;
+}
+
+/// make_exchange(seq), with rare_word in the middle of the answer when `rare`.
+inline ds::exchange make_exchange(std::uint64_t seq, bool rare) {
+    ds::exchange ex = make_exchange(seq);
+    if (rare) {
+        const auto space = ex.answer.find(' ', ex.answer.size() / 2);
+        ex.answer.insert(space + 1, std::string(rare_word) + " ");
+    }
+    return ex;
+}
+
+/// How the exchanges of a written session are chosen to carry rare_word: never, or by
+/// their place in the store, `first_place` being the place of the session's exchange 1.
+struct rare_words {
+    bool on = false;
+    std::uint64_t first_place = 0;
+};
+
 /// The bytes of a history file of `exchanges` exchanges (format v1), as the store writes.
 inline std::string history_bytes(const std::string& id, std::uint64_t exchanges,
-                                 std::uint64_t first_seq = 1) {
+                                 std::uint64_t first_seq = 1, rare_words rare = {}) {
     ds::session_meta m;
     m.id = id;
     m.title = "bench session " + id;
@@ -90,7 +119,8 @@ inline std::string history_bytes(const std::string& id, std::uint64_t exchanges,
     if (first_seq == 1)
         ds::detail::encode_header(out, m);
     for (std::uint64_t s = first_seq; s < first_seq + exchanges; ++s)
-        ds::detail::encode_exchange(out, make_exchange(s));
+        ds::detail::encode_exchange(
+            out, make_exchange(s, rare.on && carries_rare_word(rare.first_place + s - 1)));
     return out;
 }
 
@@ -116,14 +146,37 @@ inline std::string bench_id(std::size_t i) {
 }
 
 /// Writes a store of `sessions` sessions of `exchanges` exchanges each, straight to disk
-/// (no index: the first listing builds it).
+/// (no index: the first listing builds it), a thousand exchanges at a time. With
+/// `with_rare_word`, one exchange in a hundred carries rare_word: exchange `s` of session
+/// `i` is at place i * exchanges + s - 1.
 inline void make_store(const std::filesystem::path& root, std::size_t sessions,
-                       std::uint64_t exchanges) {
+                       std::uint64_t exchanges, bool with_rare_word = false) {
     std::filesystem::create_directories(root / "cli");
     for (std::size_t i = 0; i < sessions; ++i) {
         const auto id = bench_id(i);
         std::filesystem::create_directories(root / "cli" / id);
-        write_file(root / "cli" / id / "history.jsonl", history_bytes(id, exchanges));
+        const auto path = root / "cli" / id / "history.jsonl";
+        const rare_words rare{with_rare_word, i * exchanges};
+        if (exchanges <= 1000) {
+            write_file(path, history_bytes(id, exchanges, 1, rare));
+            continue;
+        }
+        const int fd = ::open(path.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+        if (fd < 0)
+            throw std::runtime_error("cannot create " + path.string());
+        for (std::uint64_t from = 1; from <= exchanges; from += 1000) {
+            const std::string bytes =
+                history_bytes(id, std::min<std::uint64_t>(1000, exchanges - from + 1), from, rare);
+            for (std::size_t done = 0; done < bytes.size();) {
+                const ssize_t n = ::write(fd, bytes.data() + done, bytes.size() - done);
+                if (n <= 0) {
+                    ::close(fd);
+                    throw std::runtime_error("cannot write " + path.string());
+                }
+                done += static_cast<std::size_t>(n);
+            }
+        }
+        ::close(fd);
     }
 }
 

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # SPDX-License-Identifier: BSL-1.0
 # Builds the benchmarks (Release) and prints the table of docs/PERFORMANCE.md.
-#   scripts/bench.sh [tiny|full]    (default full: ~2 GB of scratch files, a few minutes)
+#   scripts/bench.sh [tiny|full]    (default full: ~2.5 GB of scratch files, a few minutes)
 # BENCH_DIR chooses where the scratch files go (default: a temporary directory).
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."

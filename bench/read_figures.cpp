@@ -1,0 +1,412 @@
+// SPDX-License-Identifier: BSL-1.0
+// The read side's figures of docs/PERFORMANCE.md: export, search and dexter --show, each
+// beside its floor (a full load, grep, the whole output) measured in the same run, and
+// the peak memory of each measured in a forked child.
+#include "read_figures.hpp"
+
+#include <dexter/sessions.hpp>
+#include <dexter/sessions/export.hpp>
+#include <dexter/sessions/jsonl_store.hpp>
+
+#include "report.hpp"
+#include "workload.hpp"
+
+#include <fcntl.h>
+#include <malloc.h>
+#include <spawn.h>
+#include <sys/resource.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstdio>
+#include <cstdlib>
+#include <fstream>
+#include <iostream>
+#include <stdexcept>
+#include <string>
+#include <string_view>
+#include <vector>
+
+extern char** environ;
+
+namespace bench {
+namespace {
+
+namespace fs = std::filesystem;
+namespace ds = dexter::sessions;
+using manager = ds::session_manager<ds::jsonl_store>;
+
+// --- runs in a forked child: time and peak memory --------------------------------------
+
+// What one run measured in a child.
+struct child_run {
+    double seconds = 0;    // the work's wall time
+    double base_mib = 0;   // the child's resident size just before the work
+    double extra_mib = 0;  // its peak during the work, above base_mib
+    std::size_t count = 0; // what the work returned (exchanges, hits), to check it
+};
+
+// Runs `work` (returning a count) in a forked child and returns how long it took and how
+// far the child's peak resident size rose above the size it had just before:
+// getrusage's ru_maxrss after the work minus ru_maxrss before it, sent back through a
+// pipe. The peak inherited from this process is reset first and free heap handed back,
+// so that neither hides what the work allocates. Each run starts from the same state of
+// this process: what one run allocates does not serve the next.
+template <class F>
+child_run run_in_child(F&& work) {
+    std::cout.flush();
+    std::cerr.flush();
+    int p[2];
+    if (::pipe(p) < 0)
+        throw std::runtime_error("pipe failed");
+    const pid_t pid = ::fork();
+    if (pid < 0)
+        throw std::runtime_error("fork failed");
+    if (pid == 0) {
+        ::close(p[0]);
+        int code = 0;
+        try {
+            ::malloc_trim(0);
+            reset_peak();
+            rusage before{}, after{};
+            ::getrusage(RUSAGE_SELF, &before);
+            const auto t0 = clock_type::now();
+            const std::size_t count = work();
+            const double seconds = seconds_of(clock_type::now() - t0);
+            ::getrusage(RUSAGE_SELF, &after);
+            char line[128];
+            const int n = std::snprintf(line, sizeof line, "%.9f %ld %ld %zu\n", seconds,
+                                        before.ru_maxrss, after.ru_maxrss, count);
+            code = ::write(p[1], line, static_cast<std::size_t>(n)) == n ? 0 : 1;
+        } catch (const std::exception& e) {
+            std::fprintf(stderr, "bench: in the measuring child: %s\n", e.what());
+            code = 1;
+        }
+        ::_exit(code); // no destructors, no stdio flush: the parent owns those
+    }
+    ::close(p[1]);
+    std::string out;
+    char buf[128];
+    for (ssize_t n; (n = ::read(p[0], buf, sizeof buf)) > 0;)
+        out.append(buf, static_cast<std::size_t>(n));
+    ::close(p[0]);
+    int status = 0;
+    ::waitpid(pid, &status, 0);
+    child_run r;
+    long base = -1, peak = -1;
+    if (!WIFEXITED(status) || WEXITSTATUS(status) != 0 ||
+        std::sscanf(out.c_str(), "%lf %ld %ld %zu", &r.seconds, &base, &peak, &r.count) != 4)
+        throw std::runtime_error("the measuring child failed");
+    r.base_mib = base / 1024.0;
+    r.extra_mib = (peak - base) / 1024.0;
+    return r;
+}
+
+// The runs of one side of a figure: the median time, the highest peak.
+struct runs {
+    std::vector<child_run> all;
+
+    void add(const child_run& r) { all.push_back(r); }
+    double seconds() const {
+        std::vector<double> t;
+        for (const auto& r : all)
+            t.push_back(r.seconds);
+        return median(std::move(t));
+    }
+    child_run highest_peak() const {
+        child_run top;
+        for (const auto& r : all)
+            if (r.extra_mib >= top.extra_mib)
+                top = r;
+        return top;
+    }
+};
+
+// A row of peak memory above the baseline, met at 16 MiB; the floor column shows
+// `floor_label`, or the baseline when it is empty.
+void add_memory_row(std::string figure, std::string what, const child_run& m,
+                    std::string floor_label) {
+    if (floor_label.empty())
+        floor_label = fmt(m.base_mib, "MiB") + " baseline";
+    table.push_back({std::move(figure), std::move(what), fmt(m.extra_mib, "MiB"),
+                     std::move(floor_label), "", "≤ 16 MiB", m.extra_mib <= 16 ? "met" : "MISSED"});
+    std::cerr << "  " << table.back().figure << ": " << table.back().ours << " above "
+              << fmt(m.base_mib, "MiB") << "\n";
+}
+
+// --- other processes -------------------------------------------------------------------
+
+// This process's environment with `set` ("NAME=value") in place of any NAME= in it.
+std::vector<std::string> environment_with(const std::vector<std::string>& set) {
+    std::vector<std::string> env;
+    for (char** e = environ; *e; ++e) {
+        const std::string_view v(*e);
+        bool replaced = false;
+        for (const auto& s : set)
+            replaced = replaced || v.substr(0, s.find('=') + 1) == s.substr(0, s.find('=') + 1);
+        if (!replaced)
+            env.emplace_back(v);
+    }
+    env.insert(env.end(), set.begin(), set.end());
+    return env;
+}
+
+std::vector<char*> c_strings(std::vector<std::string>& v) {
+    std::vector<char*> out;
+    for (auto& s : v)
+        out.push_back(s.data());
+    out.push_back(nullptr);
+    return out;
+}
+
+// A running program with its standard output on a pipe that we read, and its standard
+// input on /dev/null.
+class spawned {
+public:
+    spawned(std::vector<std::string> argv, std::vector<std::string> env) {
+        int p[2];
+        if (::pipe2(p, O_CLOEXEC) < 0)
+            throw std::runtime_error("pipe failed");
+        posix_spawn_file_actions_t actions;
+        ::posix_spawn_file_actions_init(&actions);
+        ::posix_spawn_file_actions_addopen(&actions, 0, "/dev/null", O_RDONLY, 0);
+        ::posix_spawn_file_actions_adddup2(&actions, p[1], 1);
+        auto args = c_strings(argv);
+        auto envp = c_strings(env);
+        const int rc = ::posix_spawnp(&pid_, args[0], &actions, nullptr, args.data(), envp.data());
+        ::posix_spawn_file_actions_destroy(&actions);
+        ::close(p[1]);
+        if (rc != 0) {
+            ::close(p[0]);
+            throw std::runtime_error("cannot run " + argv[0]);
+        }
+        fd_ = p[0];
+    }
+    spawned(const spawned&) = delete;
+    spawned& operator=(const spawned&) = delete;
+    ~spawned() {
+        if (fd_ >= 0)
+            ::close(fd_);
+        if (pid_ > 0)
+            ::waitpid(pid_, nullptr, 0);
+    }
+
+    /// Reads up to `size` bytes of the program's output; 0 at its end.
+    std::size_t read(char* buf, std::size_t size) {
+        for (;;) {
+            const ssize_t n = ::read(fd_, buf, size);
+            if (n >= 0)
+                return static_cast<std::size_t>(n);
+            if (errno != EINTR)
+                throw std::runtime_error("cannot read a child's output");
+        }
+    }
+
+    /// Waits for the program to end; its exit status (-1 if it did not exit).
+    int wait() {
+        ::close(fd_);
+        fd_ = -1;
+        int status = 0;
+        ::waitpid(pid_, &status, 0);
+        pid_ = -1;
+        return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+    }
+
+private:
+    pid_t pid_ = -1;
+    int fd_ = -1;
+};
+
+// The whole output of a program and its exit status.
+std::pair<std::string, int> output_of(std::vector<std::string> argv, std::vector<std::string> env) {
+    spawned child(std::move(argv), std::move(env));
+    std::string out;
+    char buf[65536];
+    for (std::size_t n; (n = child.read(buf, sizeof buf)) > 0;)
+        out.append(buf, n);
+    const int status = child.wait();
+    return {std::move(out), status};
+}
+
+// --- the stores ------------------------------------------------------------------------
+
+// The store of figures 9 to 11: one session of z.long_session exchanges, one in a
+// hundred carrying rare_word; written on first use.
+fs::path long_store(const fs::path& dir, const read_sizes& z) {
+    const fs::path root = dir / "f9";
+    if (!fs::exists(root / "cli" / bench_id(0) / "history.jsonl")) {
+        make_store(root, 1, z.long_session, true);
+        ds::jsonl_store{root}.list(); // the index is built
+    }
+    return root;
+}
+
+std::size_t expected_hits(std::size_t exchanges) {
+    std::size_t n = 0;
+    for (std::size_t place = 0; place < exchanges; ++place)
+        n += carries_rare_word(place);
+    return n;
+}
+
+} // namespace
+
+void figure_9(const fs::path& dir, const read_sizes& z) {
+    const fs::path root = long_store(dir, z);
+    const std::string id = bench_id(0);
+    const double bytes = static_cast<double>(fs::file_size(root / "cli" / id / "history.jsonl"));
+    manager m{ds::jsonl_store{root}};
+    const auto meta = m.find_session(id);
+    if (!meta || meta->exchange_count != z.long_session)
+        throw std::runtime_error("figure 9: the long session is not there");
+    ds::jsonl_store store{root};
+    const auto run_export = [&](ds::export_format f) {
+        return [&, f] {
+            std::ofstream null("/dev/null", std::ios::binary);
+            return static_cast<std::size_t>(ds::export_session(m, *meta, f, null).exchanges);
+        };
+    };
+    const auto run_load = [&] { return store.load(id, ds::all_exchanges).exchanges.size(); };
+    // Interleaved, so that every side sees the same machine.
+    runs jsonl, markdown, floor;
+    for (std::size_t i = 0; i < z.repeats; ++i) {
+        jsonl.add(run_in_child(run_export(ds::export_format::jsonl)));
+        markdown.add(run_in_child(run_export(ds::export_format::markdown)));
+        floor.add(run_in_child(run_load));
+    }
+    for (const auto* side : {&jsonl, &markdown, &floor})
+        for (const auto& r : side->all)
+            if (r.count != z.long_session)
+                throw std::runtime_error("figure 9: " + std::to_string(r.count) + " exchanges of " +
+                                         std::to_string(z.long_session));
+    const std::string n = std::to_string(z.long_session);
+    add("9a",
+        "export_session of " + n + " exchanges as jsonl to /dev/null (" +
+            fmt(bytes / jsonl.seconds() / 1e6, "MB/s") + ") vs load()",
+        jsonl.seconds(), floor.seconds(), 1.3);
+    add("9b", "export_session of " + n + " exchanges as markdown to /dev/null vs load()",
+        markdown.seconds(), floor.seconds(), 1.3);
+    const std::string floor_label = "load(): " + fmt(floor.highest_peak().extra_mib, "MiB") + " (" +
+                                    fmt(bytes / 1048576.0, "MiB") + " file)";
+    add_memory_row("9ma", "peak memory of the jsonl export (9a), above baseline",
+                   jsonl.highest_peak(), floor_label);
+    add_memory_row("9mb", "peak memory of the markdown export (9b), above baseline",
+                   markdown.highest_peak(), floor_label);
+}
+
+void figure_10(const fs::path& dir, const read_sizes& z) {
+    const std::string word = "zyzzyva"; // rare_word, in another case
+    const fs::path many = dir / "f10";
+    make_store(many, z.many_sessions, 1, true);
+    ds::jsonl_store{many}.list(); // the index is built
+    const fs::path one = long_store(dir, z);
+
+    struct side {
+        std::string name, figure;
+        fs::path root;
+        std::vector<std::string> grep;
+        std::size_t expected;
+    };
+    const std::vector<std::string> grep_args{"grep", "-c", "-i", "-F", word};
+    std::vector<side> sides{{std::to_string(z.many_sessions) + " sessions of 1 exchange", "10a",
+                             many, grep_args, expected_hits(z.many_sessions)},
+                            {"one session of " + std::to_string(z.long_session) + " exchanges",
+                             "10b", one, grep_args, expected_hits(z.long_session)}};
+    sides[0].grep.insert(sides[0].grep.begin() + 1, {"-r", "--include=history.jsonl"});
+    sides[0].grep.push_back((many / "cli").string());
+    sides[1].grep.push_back((one / "cli" / bench_id(0) / "history.jsonl").string());
+    const auto env = environment_with({"LC_ALL=C"});
+
+    for (const auto& s : sides) {
+        manager m{ds::jsonl_store{s.root}};
+        const auto run_search = [&] {
+            const auto r = m.search({word, 1000000});
+            if (!r.diagnostics.empty())
+                throw std::runtime_error("figure 10: the search met damaged records");
+            return r.hits.size();
+        };
+        // grep -c prints a count per file ("path:count" with -r); the floor sums them.
+        std::size_t grep_count = 0;
+        const auto run_grep = [&] {
+            const auto [out, status] = output_of(s.grep, env);
+            if (status != 0 && status != 1)
+                throw std::runtime_error("figure 10: grep failed");
+            grep_count = 0;
+            for (std::size_t from = 0; from < out.size();) {
+                const auto nl = out.find('\n', from);
+                const auto line = std::string_view(out).substr(from, nl - from);
+                grep_count += std::strtoull(std::string(line.substr(line.rfind(':') + 1)).c_str(),
+                                            nullptr, 10);
+                from = nl == std::string::npos ? out.size() : nl + 1;
+            }
+        };
+        run_grep(); // warm
+        runs ours;
+        std::vector<double> floor;
+        for (std::size_t i = 0; i < z.repeats; ++i) {
+            ours.add(run_in_child(run_search));
+            floor.push_back(time_once(run_grep));
+        }
+        const std::size_t hits = ours.all.front().count;
+        for (const auto& r : ours.all)
+            if (r.count != hits)
+                throw std::runtime_error("figure 10: the searches found different counts");
+        if (hits != s.expected || grep_count != s.expected)
+            std::cerr << "  " << s.figure << ": hits " << hits << ", grep " << grep_count
+                      << ", generated " << s.expected << ": they differ\n";
+        add(s.figure,
+            "search for a word in 1 % of exchanges, " + s.name + " (hits " + std::to_string(hits) +
+                ", grep " + std::to_string(grep_count) + ") vs grep -c",
+            ours.seconds(), median(floor), 2.0);
+        add_memory_row(std::string("10m") + s.figure.back(),
+                       "peak memory of the search (" + s.figure + "), above baseline",
+                       ours.highest_peak(), "");
+    }
+}
+
+void figure_11(const fs::path& dir, const read_sizes& z, const std::string& dexter) {
+    const std::string what =
+        "dexter --show of " + std::to_string(z.long_session) + " exchanges: first byte";
+    if (dexter.empty() || !fs::exists(dexter)) {
+        table.push_back({"11", what, "not run (no --dexter PATH)", "", "", "≤ 50 ms", "-"});
+        return;
+    }
+    const auto help = output_of({dexter, "--help"}, environment_with({})).first;
+    if (help.find("--show") == std::string::npos) {
+        table.push_back({"11", what, "skipped: dexter has no --show", "", "", "≤ 50 ms", "-"});
+        std::cerr << "  11: skipped: dexter has no --show\n";
+        return;
+    }
+    const fs::path root = long_store(dir, z);
+    const auto env = environment_with({"DEXTER_SESSIONS_DIR=" + root.string()});
+    std::size_t bytes = 0;
+    const auto show = [&](double& first, double& all) {
+        const auto t0 = clock_type::now();
+        spawned child({dexter, "--show", bench_id(0)}, env);
+        static char buf[65536];
+        std::size_t n = child.read(buf, sizeof buf);
+        first = seconds_of(clock_type::now() - t0);
+        bytes = n;
+        while ((n = child.read(buf, sizeof buf)) > 0)
+            bytes += n;
+        all = seconds_of(clock_type::now() - t0);
+        if (child.wait() != 0 || bytes == 0)
+            throw std::runtime_error("figure 11: dexter --show failed");
+    };
+    double first = 0, all = 0;
+    show(first, all); // warm
+    std::vector<double> firsts, alls;
+    for (std::size_t i = 0; i < z.repeats; ++i) {
+        show(first, all);
+        firsts.push_back(first);
+        alls.push_back(all);
+    }
+    const double f = median(firsts);
+    table.push_back({"11", what, fmt(f, "s"),
+                     "whole output: " + fmt(median(alls), "s") + " (" +
+                         fmt(static_cast<double>(bytes) / 1048576.0, "MiB") + ")",
+                     "", "≤ 50 ms", f <= 0.05 ? "met" : "MISSED"});
+    std::cerr << "  11: first byte " << table.back().ours << ", " << table.back().floor << "\n";
+}
+
+} // namespace bench
