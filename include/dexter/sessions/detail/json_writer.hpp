@@ -51,62 +51,65 @@ inline bool append_json_string(std::string& out, std::string_view s) {
             d += 8;
             p += 8;
         }
-        if (p == end)
-            break;
-        const unsigned char c = *p;
-        if (c >= 0x20 && c < 0x80 && c != '"' && c != '\\') {
-            *d++ = static_cast<char>(c);
+        // The word that failed the test (or the last bytes), one character at a time:
+        // testing the words that overlap it would only fail again.
+        const auto* const word_end = end - p > 8 ? p + 8 : end;
+        while (p < word_end) {
+            const unsigned char c = *p;
+            if (c >= 0x20 && c < 0x80 && c != '"' && c != '\\') {
+                *d++ = static_cast<char>(c);
+                ++p;
+                continue;
+            }
+            if (c >= 0x80) {
+                const std::size_t len = utf8_sequence_length(p, static_cast<std::size_t>(end - p));
+                if (len == 0)
+                    return false;
+                std::memcpy(d, p, len);
+                d += len;
+                p += len;
+                continue;
+            }
+            // An escape: 2 or 6 bytes for 1.
+            char esc = 0;
+            switch (c) {
+            case '"':
+                esc = '"';
+                break;
+            case '\\':
+                esc = '\\';
+                break;
+            case '\b':
+                esc = 'b';
+                break;
+            case '\f':
+                esc = 'f';
+                break;
+            case '\n':
+                esc = 'n';
+                break;
+            case '\r':
+                esc = 'r';
+                break;
+            case '\t':
+                esc = 't';
+                break;
+            default:
+                break;
+            }
+            grow(esc ? 1 : 5);
+            *d++ = '\\';
+            if (esc) {
+                *d++ = esc;
+            } else {
+                *d++ = 'u';
+                *d++ = '0';
+                *d++ = '0';
+                *d++ = hex[c >> 4];
+                *d++ = hex[c & 15];
+            }
             ++p;
-            continue;
         }
-        if (c >= 0x80) {
-            const std::size_t len = utf8_sequence_length(p, static_cast<std::size_t>(end - p));
-            if (len == 0)
-                return false;
-            std::memcpy(d, p, len);
-            d += len;
-            p += len;
-            continue;
-        }
-        // An escape: 2 or 6 bytes for 1.
-        char esc = 0;
-        switch (c) {
-        case '"':
-            esc = '"';
-            break;
-        case '\\':
-            esc = '\\';
-            break;
-        case '\b':
-            esc = 'b';
-            break;
-        case '\f':
-            esc = 'f';
-            break;
-        case '\n':
-            esc = 'n';
-            break;
-        case '\r':
-            esc = 'r';
-            break;
-        case '\t':
-            esc = 't';
-            break;
-        default:
-            break;
-        }
-        grow(esc ? 1 : 5);
-        *d++ = '\\';
-        if (esc) {
-            *d++ = esc;
-        } else {
-            *d++ = 'u';
-            *d++ = '0';
-            *d++ = '0';
-            *d++ = hex[c >> 4];
-            *d++ = hex[c & 15];
-        }
-        ++p;
     }
     *d++ = '"';
     out.resize(static_cast<std::size_t>(d - out.data()));
