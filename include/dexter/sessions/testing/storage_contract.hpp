@@ -426,6 +426,9 @@ void manager_round_trip() {
 
 } // namespace dexter::sessions::testing
 
+// The read side's cases (streaming, export, search, paging), registered below.
+#include <dexter/sessions/testing/read_contract.hpp>
+
 // Registers one case of the contract for every factory of `factories`.
 #define DEXTER_SESSIONS_STORAGE_CONTRACT_CASE(name)                                                \
     BOOST_AUTO_TEST_CASE_TEMPLATE(name, F, factories) {                                            \
@@ -448,4 +451,10 @@ void manager_round_trip() {
     DEXTER_SESSIONS_STORAGE_CONTRACT_CASE(one_writer_at_a_time)                                    \
     DEXTER_SESSIONS_STORAGE_CONTRACT_CASE(large_and_unicode_payloads)                              \
     DEXTER_SESSIONS_STORAGE_CONTRACT_CASE(manager_round_trip)                                      \
+    DEXTER_SESSIONS_STORAGE_CONTRACT_CASE(streaming_read)                                          \
+    DEXTER_SESSIONS_STORAGE_CONTRACT_CASE(export_round_trip)                                       \
+    DEXTER_SESSIONS_STORAGE_CONTRACT_CASE(export_keeps_hostile_text)                               \
+    DEXTER_SESSIONS_STORAGE_CONTRACT_CASE(search_matching_rule)                                    \
+    DEXTER_SESSIONS_STORAGE_CONTRACT_CASE(search_order_and_limit)                                  \
+    DEXTER_SESSIONS_STORAGE_CONTRACT_CASE(list_page_walks_every_session)                           \
     BOOST_AUTO_TEST_SUITE_END()
