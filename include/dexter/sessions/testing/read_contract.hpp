@@ -513,6 +513,26 @@ void search_order_and_limit() {
                                                all.hits.begin() + static_cast<std::ptrdiff_t>(n)));
         }
     }
+
+    // Stopping early must not skip a session updated at the time of the oldest hit kept:
+    // it may hold a hit of that time with a lower id, which comes first.
+    F tie_factory;
+    contract_manager<F> tie_writer{tie_factory.make()};
+    tie_writer.start_new();
+    tie_writer.set_title("low id");
+    tie_writer.clock().advance(seconds{5});
+    tie_writer.save_exchange("needle low", "x");
+    const session_id low = tie_writer.current()->id;
+    tie_writer.start_new();
+    tie_writer.set_title("high id, updated later");
+    tie_writer.save_exchange("needle high", "x");
+    tie_writer.clock().advance(seconds{5});
+    tie_writer.save_exchange("later", "x");
+    const session_id high = tie_writer.current()->id;
+    BOOST_TEST_REQUIRE(low < high);
+    contract_manager<F> tie_reader{tie_factory.make()};
+    BOOST_TEST(hit_places(tie_reader.search(search_query{"needle", 1}).hits) ==
+               std::vector<std::string>{low + "#1"});
 }
 
 // Pages of list_page(), walked with each page's `next`, give list_sessions() in order,
