@@ -23,7 +23,10 @@
 // id it is given before anything else (validate_session_id() from id.hpp), throwing
 // invalid_session_id for a malformed one, even where the answer would be "not found"
 // (case unknown_and_invalid_ids); derive its metadata from the exchanges it stores
-// (append_derives_the_metadata); and persist exactly title and extra on update().
+// (append_derives_the_metadata); and persist exactly title and extra on update(). The
+// read side (streaming a session, exporting it, searching, paging) is checked through
+// session_manager by the cases of read_contract.hpp, registered here too: a store passes
+// them with its own capabilities (storage.hpp) or with the manager's fallbacks alike.
 //
 // Building: the test needs Boost.Test's shared library (boost_unit_test_framework),
 // Boost.JSON, C++20, and BOOST_TEST_DYN_LINK defined for every file that includes this
