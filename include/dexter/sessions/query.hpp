@@ -124,14 +124,20 @@ struct search_result {
     }
 }
 
-/// The snippet of `text` around a match at byte `pos` (see search_hit::snippet): up to
-/// 60 characters of context before the match, then as much of the match and what follows
-/// as fits in snippet_max_chars. `text` is valid UTF-8.
+/// The snippet of `text` around a match at byte `pos` (see search_hit::snippet): the
+/// whole text when it fits in snippet_max_chars; else up to 60 characters of context
+/// before the match, then as much of the match and what follows as fits. `text` is valid
+/// UTF-8.
 [[nodiscard]] inline std::string make_snippet(std::string_view text, std::size_t pos) {
     constexpr std::size_t before_chars = 60;
     auto is_lead = [&](std::size_t i) {
         return (static_cast<unsigned char>(text[i]) & 0xC0) != 0x80;
     };
+    std::size_t chars = 0;
+    for (std::size_t i = 0; i < text.size() && chars <= snippet_max_chars; ++i)
+        chars += is_lead(i) ? 1 : 0;
+    if (chars <= snippet_max_chars)
+        pos = 0; // it all fits: no cut, however far in the match is
     std::size_t start = std::min(pos, text.size());
     std::size_t chars_before = 0;
     while (start > 0 && chars_before < before_chars) {

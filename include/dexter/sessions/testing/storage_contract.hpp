@@ -23,7 +23,10 @@
 // id it is given before anything else (validate_session_id() from id.hpp), throwing
 // invalid_session_id for a malformed one, even where the answer would be "not found"
 // (case unknown_and_invalid_ids); derive its metadata from the exchanges it stores
-// (append_derives_the_metadata); and persist exactly title and extra on update().
+// (append_derives_the_metadata); and persist exactly title and extra on update(). The
+// read side (streaming a session, exporting it, searching, paging) is checked through
+// session_manager by the cases of read_contract.hpp, registered here too: a store passes
+// them with its own capabilities (storage.hpp) or with the manager's fallbacks alike.
 //
 // Building: the test needs Boost.Test's shared library (boost_unit_test_framework),
 // Boost.JSON, C++20, and BOOST_TEST_DYN_LINK defined for every file that includes this
@@ -426,6 +429,9 @@ void manager_round_trip() {
 
 } // namespace dexter::sessions::testing
 
+// The read side's cases (streaming, export, search, paging), registered below.
+#include <dexter/sessions/testing/read_contract.hpp>
+
 // Registers one case of the contract for every factory of `factories`.
 #define DEXTER_SESSIONS_STORAGE_CONTRACT_CASE(name)                                                \
     BOOST_AUTO_TEST_CASE_TEMPLATE(name, F, factories) {                                            \
@@ -448,4 +454,10 @@ void manager_round_trip() {
     DEXTER_SESSIONS_STORAGE_CONTRACT_CASE(one_writer_at_a_time)                                    \
     DEXTER_SESSIONS_STORAGE_CONTRACT_CASE(large_and_unicode_payloads)                              \
     DEXTER_SESSIONS_STORAGE_CONTRACT_CASE(manager_round_trip)                                      \
+    DEXTER_SESSIONS_STORAGE_CONTRACT_CASE(streaming_read)                                          \
+    DEXTER_SESSIONS_STORAGE_CONTRACT_CASE(export_round_trip)                                       \
+    DEXTER_SESSIONS_STORAGE_CONTRACT_CASE(export_keeps_hostile_text)                               \
+    DEXTER_SESSIONS_STORAGE_CONTRACT_CASE(search_matching_rule)                                    \
+    DEXTER_SESSIONS_STORAGE_CONTRACT_CASE(search_order_and_limit)                                  \
+    DEXTER_SESSIONS_STORAGE_CONTRACT_CASE(list_page_walks_every_session)                           \
     BOOST_AUTO_TEST_SUITE_END()
