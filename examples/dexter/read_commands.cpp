@@ -240,9 +240,12 @@ public:
 
     /// Throws the error of an export to the target that failed at `what`.
     [[noreturn]] void fail(const std::string& what, int err) const {
+        std::error_code ec;
+        const bool existed = fs::symlink_status(target_, ec).type() != fs::file_type::not_found;
         throw std::runtime_error("cannot export to " + target_.string() + ": " + what +
-                                 (err != 0 ? ": " + system_reason(err) : std::string()) + " (" +
-                                 target_.string() + " is unchanged)");
+                                 (err != 0 ? ": " + system_reason(err) : std::string()) +
+                                 (existed ? " (" + target_.string() + " is unchanged)"
+                                          : std::string(" (nothing was written)")));
     }
 
 private:
