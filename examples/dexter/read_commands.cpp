@@ -287,12 +287,15 @@ int export_to_file(session_manager& manager, const sessions::session_meta& meta,
 }
 
 std::string search_line(const sessions::search_hit& hit, std::size_t width) {
-    constexpr std::size_t title_width = 24;
     std::string seq = hit.seq == 0 ? std::string("-") : std::to_string(hit.seq);
     if (seq.size() < 3)
         seq.insert(0, 3 - seq.size(), ' ');
-    return fit(hit.id + "  " + seq + "  " + local_time(hit.timestamp) + "  " +
-                   fit(hit.title.empty() ? std::string("(untitled)") : hit.title, title_width) +
+    const std::string head = hit.id + "  " + seq + "  " + local_time(hit.timestamp) + "  ";
+    // The title takes half of what is left, from 10 to 24 columns, so that the snippet
+    // shows.
+    const std::size_t rest = width > head.size() ? width - head.size() : 0;
+    const std::size_t title_width = std::clamp<std::size_t>(rest / 2, 10, 24);
+    return fit(head + fit(hit.title.empty() ? std::string("(untitled)") : hit.title, title_width) +
                    "  " + hit.snippet,
                width);
 }
