@@ -1477,6 +1477,10 @@ BOOST_FIXTURE_TEST_CASE(hostile_text_is_shown_visibly_never_raw, cli) {
     }
     auto r = run({"--show", "evil1234"});
     BOOST_TEST(r.out.find("> " + visible + "\n") != std::string::npos, r.out);
+    r = run({"-s", "evil1234"}); // the exchanges replayed on resume
+    BOOST_TEST(describe_status(r.status) == "exit 0", r.err);
+    BOOST_TEST(r.out.find("> " + visible + "\n") != std::string::npos, r.out);
+    BOOST_TEST(!has_raw_controls(r.out), r.out);
     BOOST_TEST(r.out.find("answer " + visible + "\n") != std::string::npos, r.out);
     r = run({"--search", "pwned"}, {}, {{"COLUMNS", "300"}});
     BOOST_TEST(describe_status(r.status) == "exit 0", r.err);
