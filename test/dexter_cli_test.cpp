@@ -1361,6 +1361,39 @@ BOOST_FIXTURE_TEST_CASE(an_export_that_fills_the_disk_leaves_nothing_behind, cli
                library_export("fits1234", ds::export_format::markdown));
 }
 
+BOOST_FIXTURE_TEST_CASE(an_interrupted_export_leaves_the_file_as_it_was, cli) {
+    // Big enough to take a while: 300 exchanges of 16 KB.
+    const std::string answer(16 * 1024, 'z');
+    std::vector<std::pair<std::string, std::string>> exchanges(300, {"q", answer});
+    write_session("intr1234", "interrupted", exchanges, test_time());
+    const fs::path out = tmp.path() / "out";
+    fs::create_directories(out);
+    const std::string complete = library_export("intr1234", ds::export_format::markdown);
+    // Whenever SIGINT comes, the file is the old one or the whole export, never a part,
+    // and no temporary is left.
+    std::size_t interrupted = 0;
+    for (const int delay_ms : {0, 1, 3, 10, 30, 100}) {
+        std::ofstream(out / "s.md", std::ios::trunc) << "old";
+        dexter_process p({"--export", "intr1234", "-o", (out / "s.md").string()}, env());
+        std::this_thread::sleep_for(std::chrono::milliseconds(delay_ms));
+        ::kill(p.pid(), SIGINT);
+        const std::string status = describe_status(p.wait());
+        const std::string text = read_text(out / "s.md");
+        BOOST_TEST((status == "exit 0" || status == "exit 130" || status == "killed by signal 2"),
+                   status);
+        BOOST_TEST((text == "old" || text == complete), delay_ms << " ms: " << text.size());
+        BOOST_TEST(names_in(out) == std::vector<std::string>{"s.md"},
+                   boost::test_tools::per_element());
+        if (status == "exit 130") {
+            ++interrupted;
+            BOOST_TEST(text == "old");
+            BOOST_TEST(p.err() == "dexter: export interrupted; " + (out / "s.md").string() +
+                                      " is unchanged\n");
+        }
+    }
+    BOOST_TEST_MESSAGE(interrupted << " of 6 exports stopped by the signal mid-way");
+}
+
 BOOST_FIXTURE_TEST_CASE(standard_output_that_fails_is_an_error, cli) {
     write_session("outp1234", "output", {{"q", "a"}}, test_time());
     const std::vector<std::vector<std::string>> commands{

@@ -21,6 +21,7 @@
 #include <cstring>
 #include <filesystem>
 #include <functional>
+#include <iostream>
 #include <optional>
 #include <ostream>
 #include <random>
@@ -272,15 +273,18 @@ int export_to_file(session_manager& manager, const sessions::session_meta& meta,
             exporter.add(ex);
             return true;
         });
-        if (stopped_by != 0)
+        if (stopped_by != 0) {
+            std::cerr << "dexter: export interrupted; " << o.output.string()
+                      << (fs::exists(o.output) ? " is unchanged\n" : " was not written\n");
             return 128 + stopped_by; // the temporary goes with `file`
+        }
         exporter.end();
     } catch (...) {
         if (buffer.error() == 0)
             throw;
     }
     if (buffer.error() != 0 || !os)
-        file.fail("cannot write " + o.output.string(), buffer.error() ? buffer.error() : EIO);
+        file.fail("writing failed", buffer.error() ? buffer.error() : EIO);
     file.commit();
     warn_about_session(meta.id, skipped);
     return 0;
