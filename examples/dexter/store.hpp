@@ -103,7 +103,12 @@ public:
                     s.list(), q,
                     [&](const sessions::session_meta& m, sessions::hit_collector& hits,
                         std::vector<sessions::session_diagnostic>& diags) {
-                        auto loaded = s.load(m.id, sessions::all_exchanges);
+                        sessions::loaded_session loaded;
+                        try {
+                            loaded = s.load(m.id, sessions::all_exchanges);
+                        } catch (const sessions::session_not_found&) {
+                            return; // deleted since list(): nothing to find in it
+                        }
                         for (const auto& ex : loaded.exchanges)
                             if (ex.seq <= m.exchange_count)
                                 if (auto h = sessions::match_exchange(m, ex, q.text))
