@@ -953,6 +953,12 @@ BOOST_FIXTURE_TEST_CASE(listing_a_store_that_does_not_exist_creates_nothing, cli
     BOOST_TEST(describe_status(r.status) == "exit 1");
     r = run({"--delete-session", "ab12cd34", "-y"});
     BOOST_TEST(describe_status(r.status) == "exit 1");
+    r = run({"--search", "anything"});
+    BOOST_TEST(describe_status(r.status) == "exit 1"); // found nothing
+    BOOST_TEST(r.out == "");
+    r = run({"--export", "ab12cd34", "-o", (tmp.path() / "x.md").string()});
+    BOOST_TEST(describe_status(r.status) == "exit 1");
+    BOOST_TEST(!fs::exists(tmp.path() / "x.md"));
     BOOST_TEST(!fs::exists(sessions));
 }
 
