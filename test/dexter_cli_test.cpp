@@ -1243,6 +1243,14 @@ BOOST_FIXTURE_TEST_CASE(export_to_standard_output_in_each_format, cli) {
         BOOST_TEST((e.as_object().contains("model") == ex.model.has_value()));
     }
     BOOST_TEST(r.out == library_export("expo1234", ds::export_format::jsonl));
+    // ... and it is a history file: another store takes it as it is.
+    const fs::path other = tmp.path() / "other";
+    fs::create_directories(other / "cli" / "expo1234");
+    std::ofstream(other / "cli" / "expo1234" / "history.jsonl", std::ios::binary) << r.out;
+    const auto imported = ds::jsonl_store(other).load("expo1234");
+    BOOST_TEST(imported.diagnostics.empty());
+    BOOST_TEST(imported.meta.title == saved.meta.title);
+    BOOST_TEST((imported.exchanges == saved.exchanges));
 
     // json: one document; markdown, the default: the transcript.
     r = run({"--export", "expo1234", "--format", "json"});
