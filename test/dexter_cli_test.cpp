@@ -8,6 +8,8 @@
 
 #include "support/temp_dir.hpp"
 
+#include <dexter/sessions/export.hpp>
+#include <dexter/sessions/session_manager.hpp>
 #include <dexter/sessions/version.hpp>
 
 #include <boost/json/parse.hpp>
@@ -18,6 +20,7 @@
 #include <pty.h>
 #include <signal.h>
 #include <spawn.h>
+#include <sys/mount.h>
 #include <sys/resource.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
@@ -512,7 +515,119 @@ struct cli {
         ds::jsonl_store store(sessions);
         return store.load(id);
     }
+
+    // Stores session `id` directly: its title and its exchanges (query, answer), the
+    // first one at `start`, one minute apart, the third with a model.
+    void write_session(const std::string& id, const std::string& title,
+                       const std::vector<std::pair<std::string, std::string>>& exchanges,
+                       ds::time_point start) const {
+        ds::jsonl_store store(sessions);
+        ds::session_meta m;
+        m.id = id;
+        m.title = title;
+        m.created_at = m.updated_at = start;
+        BOOST_TEST_REQUIRE(store.create(m));
+        std::uint64_t seq = 0;
+        for (const auto& [query, answer] : exchanges) {
+            ds::exchange ex;
+            ex.seq = ++seq;
+            ex.timestamp = start + std::chrono::minutes(seq - 1);
+            ex.query = query;
+            ex.answer = answer;
+            if (seq == 3)
+                ex.model = "test-model";
+            store.append(id, ex);
+        }
+        store.close(id);
+    }
+
+    // What the library's export_session() writes for stored session `id`.
+    std::string library_export(const std::string& id, ds::export_format format) const {
+        ds::session_manager<ds::jsonl_store> manager{ds::jsonl_store(sessions)};
+        const auto meta = manager.find_session(id);
+        BOOST_TEST_REQUIRE(meta.has_value());
+        std::ostringstream out;
+        ds::export_session(manager, *meta, format, out);
+        return out.str();
+    }
+
+    // Runs dexter with standard output on `out_fd` (standard input empty); returns its
+    // status and standard error.
+    run_result run_with_stdout(const std::vector<std::string>& args, int out_fd) const {
+        int err[2];
+        if (::pipe2(err, O_CLOEXEC) < 0)
+            throw_errno("pipe2");
+        posix_spawn_file_actions_t files;
+        posix_spawn_file_actions_init(&files);
+        posix_spawn_file_actions_addopen(&files, 0, "/dev/null", O_RDONLY, 0);
+        posix_spawn_file_actions_adddup2(&files, out_fd, 1);
+        posix_spawn_file_actions_adddup2(&files, err[1], 2);
+        c_strings argv(dexter_argv(args)), envp(child_environment(env()));
+        pid_t pid = -1;
+        const int rc = ::posix_spawn(&pid, DEXTER_BINARY, &files, nullptr, argv.get(), envp.get());
+        posix_spawn_file_actions_destroy(&files);
+        ::close(err[1]);
+        if (rc != 0) {
+            ::close(err[0]);
+            errno = rc;
+            throw_errno("posix_spawn " DEXTER_BINARY);
+        }
+        run_result r;
+        char buf[4096];
+        for (;;) {
+            const ssize_t n = ::read(err[0], buf, sizeof buf);
+            if (n > 0)
+                r.err.append(buf, static_cast<std::size_t>(n));
+            else if (n == 0 || errno != EINTR)
+                break;
+        }
+        ::close(err[0]);
+        r.status = reap(pid);
+        return r;
+    }
+
+    // The names in directory `dir`, sorted.
+    static std::vector<std::string> names_in(const fs::path& dir) {
+        std::vector<std::string> names;
+        for (const auto& e : fs::directory_iterator(dir))
+            names.push_back(e.path().filename().string());
+        std::sort(names.begin(), names.end());
+        return names;
+    }
 };
+
+std::string read_text(const fs::path& path) {
+    std::ifstream in(path, std::ios::binary);
+    return std::string(std::istreambuf_iterator<char>(in), {});
+}
+
+// 2026-03-01 09:00:00 UTC, and `minutes` later.
+ds::time_point test_time(int minutes = 0) {
+    return ds::time_point(
+        std::chrono::sys_days(std::chrono::year(2026) / 3 / 1).time_since_epoch() +
+        std::chrono::hours(9) + std::chrono::minutes(minutes));
+}
+
+// Text that would take over a terminal if printed raw: OSC 0 (window title) and CSI (red),
+// OSC 52 (clipboard), an 8-bit CSI in UTF-8 form, a bare CR, backspaces.
+const std::string hostile = "hi \x1b]0;pwned\x07\x1b[31m red \x1b]52;c;cHduZWQ=\x07 "
+                            "c1 \xc2\x9b"
+                            "2J cr\rover bs\b\b end";
+
+// True when `text` holds a byte or sequence a terminal would act on (apart from the line
+// breaks a pseudo-terminal itself adds: CR LF).
+bool has_raw_controls(const std::string& text) {
+    for (std::size_t i = 0; i < text.size(); ++i) {
+        const auto c = static_cast<unsigned char>(text[i]);
+        if (c == '\r' && i + 1 < text.size() && text[i + 1] == '\n')
+            continue;
+        if ((c < 0x20 && c != '\n' && c != '\t') || c == 0x7f)
+            return true;
+        if (c == 0xC2 && i + 1 < text.size() && static_cast<unsigned char>(text[i + 1]) <= 0x9F)
+            return true;
+    }
+    return false;
+}
 
 std::vector<std::string> queries_of(const ds::loaded_session& s) {
     std::vector<std::string> q;
@@ -838,6 +953,12 @@ BOOST_FIXTURE_TEST_CASE(listing_a_store_that_does_not_exist_creates_nothing, cli
     BOOST_TEST(describe_status(r.status) == "exit 1");
     r = run({"--delete-session", "ab12cd34", "-y"});
     BOOST_TEST(describe_status(r.status) == "exit 1");
+    r = run({"--search", "anything"});
+    BOOST_TEST(describe_status(r.status) == "exit 1"); // found nothing
+    BOOST_TEST(r.out == "");
+    r = run({"--export", "ab12cd34", "-o", (tmp.path() / "x.md").string()});
+    BOOST_TEST(describe_status(r.status) == "exit 1");
+    BOOST_TEST(!fs::exists(tmp.path() / "x.md"));
     BOOST_TEST(!fs::exists(sessions));
 }
 
@@ -936,7 +1057,9 @@ BOOST_FIXTURE_TEST_CASE(errors_have_one_line_and_their_exit_status, cli) {
          "exit 2 dexter: --list-sessions cannot be used with --prompt (see dexter --help)"},
         {{"--delete-session", "ab12cd34", "-p", "q"},
          "exit 2 dexter: --delete-session cannot be used with --prompt (see dexter --help)"},
-        {{"--json"}, "exit 2 dexter: --json needs --list-sessions or --prompt (see dexter --help)"},
+        {{"--json"},
+         "exit 2 dexter: --json needs --list-sessions, --search, --show or --prompt (see dexter "
+         "--help)"},
         {{"-y"}, "exit 2 dexter: --yes needs --delete-session (see dexter --help)"},
         {{"--frobnicate"}, "exit 2 dexter: unrecognised option '--frobnicate' (see dexter --help)"},
         {{"--history-limit", "lots"},
@@ -1007,6 +1130,496 @@ BOOST_FIXTURE_TEST_CASE(store_problems_are_one_warning_line, cli) {
     BOOST_TEST_REQUIRE(lines_of(r.err).size() == 1u, r.err);
     BOOST_TEST(r.err.starts_with("dexter: warning: "), r.err);
     BOOST_TEST(json::parse(r.out).as_array().size() == 1u);
+}
+
+// --- reading sessions back: --show, --export, --search, --list-sessions --limit --------------
+
+BOOST_FIXTURE_TEST_CASE(show_prints_the_whole_session_in_each_view, cli) {
+    write_session("show1234", "Revenue review",
+                  {{"What was revenue in Q3?", "About 4.2M."},
+                   {"And the margin?\nPer region, please.", "North 12%\nSouth 9%"},
+                   {"Thanks", "You're welcome."}},
+                  test_time());
+    // The terminal view: a header, then per exchange its seq and local time (TZ=UTC), the
+    // question quoted, the answer.
+    auto r = run({"--show", "show1234"});
+    BOOST_TEST(describe_status(r.status) == "exit 0", r.err);
+    BOOST_TEST(r.err == "");
+    BOOST_TEST(r.out == "session show1234 · Revenue review\n"
+                        "3 exchanges · created 2026-03-01 09:00 · updated 2026-03-01 09:02\n"
+                        "\n"
+                        "#1 · 2026-03-01 09:00:00\n"
+                        "> What was revenue in Q3?\n"
+                        "About 4.2M.\n"
+                        "\n"
+                        "#2 · 2026-03-01 09:01:00\n"
+                        "> And the margin?\n"
+                        "> Per region, please.\n"
+                        "North 12%\n"
+                        "South 9%\n"
+                        "\n"
+                        "#3 · 2026-03-01 09:02:00 · test-model\n"
+                        "> Thanks\n"
+                        "You're welcome.\n"
+                        "\n");
+
+    // --json: one document that matches what was saved.
+    r = run({"--show", "show", "--json"});
+    BOOST_TEST(describe_status(r.status) == "exit 0", r.err);
+    const json::value v = json::parse(r.out);
+    BOOST_TEST(v.at("session").at("id").as_string() == "show1234");
+    BOOST_TEST(v.at("session").at("title").as_string() == "Revenue review");
+    BOOST_TEST(v.at("session").at("exchange_count").to_number<int>() == 3);
+    const auto saved = stored("show1234");
+    const auto& exchanges = v.at("exchanges").as_array();
+    BOOST_TEST_REQUIRE(exchanges.size() == saved.exchanges.size());
+    for (std::size_t i = 0; i < exchanges.size(); ++i) {
+        const auto& e = exchanges[i];
+        const auto& ex = saved.exchanges[i];
+        BOOST_TEST(e.at("seq").to_number<std::uint64_t>() == ex.seq);
+        BOOST_TEST(e.at("query").as_string() == ex.query);
+        BOOST_TEST(e.at("answer").as_string() == ex.answer);
+        BOOST_TEST((ds::parse_timestamp(std::string(e.at("timestamp").as_string())) ==
+                    std::optional(ex.timestamp)));
+    }
+    BOOST_TEST(exchanges[2].at("model").as_string() == "test-model");
+
+    // --markdown: the library's transcript, byte for byte.
+    r = run({"--show", "show1234", "--markdown"});
+    BOOST_TEST(describe_status(r.status) == "exit 0", r.err);
+    BOOST_TEST(r.out == library_export("show1234", ds::export_format::markdown));
+    BOOST_TEST(r.out.find("## 2 · 2026-03-01T09:01:00.000Z") != std::string::npos, r.out);
+}
+
+BOOST_FIXTURE_TEST_CASE(show_and_export_name_ambiguous_and_unknown_sessions, cli) {
+    write_session("abcd1111", "one", {{"q1", "a1"}}, test_time());
+    write_session("abcd2222", "two", {{"q2", "a2"}}, test_time(5));
+    for (const char* command : {"--show", "--export"}) {
+        auto r = run({command, "abcd"});
+        BOOST_TEST(describe_status(r.status) == "exit 1", command);
+        BOOST_TEST(r.err == "dexter: session prefix 'abcd' matches 2 sessions (abcd1111, "
+                            "abcd2222); give more characters\n");
+        BOOST_TEST(r.out == "");
+        r = run({command, "zzzz"});
+        BOOST_TEST(describe_status(r.status) == "exit 1", command);
+        BOOST_TEST(r.err == "dexter: no session 'zzzz' in " + sessions.string() +
+                                " (see --list-sessions)\n");
+        r = run({command, "abcd2"}); // unique
+        BOOST_TEST(describe_status(r.status) == "exit 0", command << r.err);
+        BOOST_TEST(r.out.find("q2") != std::string::npos);
+    }
+    // A store that does not exist is not created by looking into it.
+    const auto r = run({"--show", "abcd1111", "--sessions-dir", (tmp.path() / "none").string()});
+    BOOST_TEST(describe_status(r.status) == "exit 1");
+    BOOST_TEST(!fs::exists(tmp.path() / "none"));
+}
+
+BOOST_FIXTURE_TEST_CASE(export_to_standard_output_in_each_format, cli) {
+    write_session("expo1234", "Export \"me\"",
+                  {{"first question", "first answer"},
+                   {"second\nquestion", "a table:\n| a | b |\n```\ncode"},
+                   {"third", "done"}},
+                  test_time());
+    const auto saved = stored("expo1234");
+
+    // jsonl: a session header, then one exchange per line, field by field as stored.
+    auto r = run({"--export", "expo1234", "--format", "jsonl"});
+    BOOST_TEST(describe_status(r.status) == "exit 0", r.err);
+    const auto lines = lines_of(r.out);
+    BOOST_TEST_REQUIRE(lines.size() == 1 + saved.exchanges.size(), r.out);
+    const json::value header = json::parse(lines[0]);
+    BOOST_TEST(header.at("type").as_string() == "session");
+    BOOST_TEST(header.at("id").as_string() == "expo1234");
+    BOOST_TEST(header.at("title").as_string() == "Export \"me\"");
+    for (std::size_t i = 0; i < saved.exchanges.size(); ++i) {
+        const json::value e = json::parse(lines[i + 1]);
+        const auto& ex = saved.exchanges[i];
+        BOOST_TEST(e.at("type").as_string() == "exchange");
+        BOOST_TEST(e.at("seq").to_number<std::uint64_t>() == ex.seq);
+        BOOST_TEST((ds::parse_timestamp(std::string(e.at("timestamp").as_string())) ==
+                    std::optional(ex.timestamp)));
+        BOOST_TEST(e.at("query").as_string() == ex.query);
+        BOOST_TEST(e.at("answer").as_string() == ex.answer);
+        BOOST_TEST((e.as_object().contains("model") == ex.model.has_value()));
+    }
+    BOOST_TEST(r.out == library_export("expo1234", ds::export_format::jsonl));
+    // ... and it is a history file: another store takes it as it is.
+    const fs::path other = tmp.path() / "other";
+    fs::create_directories(other / "cli" / "expo1234");
+    std::ofstream(other / "cli" / "expo1234" / "history.jsonl", std::ios::binary) << r.out;
+    const auto imported = ds::jsonl_store(other).load("expo1234");
+    BOOST_TEST(imported.diagnostics.empty());
+    BOOST_TEST(imported.meta.title == saved.meta.title);
+    BOOST_TEST((imported.exchanges == saved.exchanges));
+
+    // json: one document; markdown, the default: the transcript.
+    r = run({"--export", "expo1234", "--format", "json"});
+    BOOST_TEST(describe_status(r.status) == "exit 0", r.err);
+    BOOST_TEST(json::parse(r.out).at("exchanges").as_array().size() == 3u);
+    BOOST_TEST(r.out == library_export("expo1234", ds::export_format::json));
+    r = run({"--export", "expo1234"});
+    BOOST_TEST(describe_status(r.status) == "exit 0", r.err);
+    BOOST_TEST(r.out == library_export("expo1234", ds::export_format::markdown));
+    BOOST_TEST(r.out.starts_with("# Export \"me\"\n"));
+}
+
+BOOST_FIXTURE_TEST_CASE(export_to_a_file_replaces_it_only_when_complete, cli) {
+    write_session("file1234", "to a file", {{"q", "a"}, {"q2", "a2"}}, test_time());
+    const fs::path out = tmp.path() / "out";
+    fs::create_directories(out);
+    const mode_t old_mask = ::umask(027);
+    auto r = run({"--export", "file1234", "--format", "jsonl", "-o", (out / "s.jsonl").string()});
+    ::umask(old_mask);
+    BOOST_TEST(describe_status(r.status) == "exit 0", r.err);
+    BOOST_TEST(r.out == "");
+    BOOST_TEST(r.err == "");
+    BOOST_TEST(read_text(out / "s.jsonl") == library_export("file1234", ds::export_format::jsonl));
+    BOOST_TEST(names_in(out) == std::vector<std::string>{"s.jsonl"},
+               boost::test_tools::per_element());
+    struct stat st {};
+    BOOST_TEST_REQUIRE(::stat((out / "s.jsonl").c_str(), &st) == 0);
+    BOOST_TEST((st.st_mode & 0777) == 0640u); // 0666 less the umask
+
+    // An existing file is replaced.
+    std::ofstream(out / "s.md") << "old content";
+    r = run({"--export", "file1234", "--output", (out / "s.md").string()});
+    BOOST_TEST(describe_status(r.status) == "exit 0", r.err);
+    BOOST_TEST(read_text(out / "s.md") == library_export("file1234", ds::export_format::markdown));
+    BOOST_TEST(names_in(out) == (std::vector<std::string>{"s.jsonl", "s.md"}),
+               boost::test_tools::per_element());
+
+    // A directory that does not exist, or a "directory" that is a file: an error naming
+    // the path, nothing written.
+    r = run({"--export", "file1234", "-o", (tmp.path() / "missing" / "s.md").string()});
+    BOOST_TEST(describe_status(r.status) == "exit 1");
+    BOOST_TEST(r.err.starts_with("dexter: cannot export to " +
+                                 (tmp.path() / "missing" / "s.md").string() + ": "),
+               r.err);
+    BOOST_TEST(r.err.find("No such file or directory") != std::string::npos, r.err);
+    BOOST_TEST(lines_of(r.err).size() == 1u);
+    BOOST_TEST(!fs::exists(tmp.path() / "missing"));
+    r = run({"--export", "file1234", "-o", (out / "s.md" / "x").string()});
+    BOOST_TEST(describe_status(r.status) == "exit 1");
+    BOOST_TEST(r.err.find((out / "s.md" / "x").string()) != std::string::npos, r.err);
+    BOOST_TEST(r.err.find("Not a directory") != std::string::npos, r.err);
+
+    // A target that is a directory: the rename fails, the temporary goes.
+    fs::create_directories(out / "adir");
+    r = run({"--export", "file1234", "-o", (out / "adir").string()});
+    BOOST_TEST(describe_status(r.status) == "exit 1");
+    BOOST_TEST(r.err.find("(" + (out / "adir").string() + " is unchanged)") != std::string::npos,
+               r.err);
+    BOOST_TEST(fs::is_directory(out / "adir"));
+    BOOST_TEST(names_in(out) == (std::vector<std::string>{"adir", "s.jsonl", "s.md"}),
+               boost::test_tools::per_element());
+    BOOST_TEST(read_text(out / "s.md") == library_export("file1234", ds::export_format::markdown));
+}
+
+namespace {
+
+// A tmpfs of `size` mounted on `dir` for as long as it lives (root only).
+class small_file_system {
+public:
+    small_file_system(const fs::path& dir, const char* size) : dir_(dir) {
+        fs::create_directories(dir_);
+        const std::string data = std::string("size=") + size;
+        mounted_ = ::mount("tmpfs", dir_.c_str(), "tmpfs", 0, data.c_str()) == 0;
+        if (!mounted_)
+            reason_ = std::strerror(errno);
+    }
+    small_file_system(const small_file_system&) = delete;
+    small_file_system& operator=(const small_file_system&) = delete;
+    ~small_file_system() {
+        if (mounted_)
+            ::umount2(dir_.c_str(), MNT_DETACH);
+    }
+    bool mounted() const noexcept { return mounted_; }
+    const std::string& reason() const noexcept { return reason_; }
+
+private:
+    fs::path dir_;
+    bool mounted_ = false;
+    std::string reason_;
+};
+
+} // namespace
+
+BOOST_FIXTURE_TEST_CASE(an_export_that_fills_the_disk_leaves_nothing_behind, cli) {
+    // Larger than the file system: 4 exchanges of 40 KB.
+    const std::string big(40 * 1024, 'x');
+    write_session("full1234", "big", {{"q1", big}, {"q2", big}, {"q3", big}, {"q4", big}},
+                  test_time());
+    const fs::path small = tmp.path() / "small";
+    small_file_system tmpfs(small, "64k");
+    if (!tmpfs.mounted()) {
+        BOOST_TEST_MESSAGE("skipped: cannot mount a tmpfs (" << tmpfs.reason() << ")");
+        return;
+    }
+    std::ofstream(small / "kept.md") << "precious";
+    for (const char* name : {"kept.md", "new.md"}) {
+        const auto r = run({"--export", "full1234", "-o", (small / name).string()});
+        BOOST_TEST(describe_status(r.status) == "exit 1", name);
+        BOOST_TEST(r.err.starts_with("dexter: cannot export to " + (small / name).string() + ": "),
+                   r.err);
+        BOOST_TEST(r.err.find("No space left on device") != std::string::npos, r.err);
+        BOOST_TEST(lines_of(r.err).size() == 1u, r.err);
+        BOOST_TEST(names_in(small) == std::vector<std::string>{"kept.md"},
+                   boost::test_tools::per_element());
+        BOOST_TEST(read_text(small / "kept.md") == "precious");
+    }
+    // What fits is written whole.
+    write_session("fits1234", "small", {{"q", "a"}}, test_time(10));
+    const auto r = run({"--export", "fits1234", "-o", (small / "kept.md").string()});
+    BOOST_TEST(describe_status(r.status) == "exit 0", r.err);
+    BOOST_TEST(read_text(small / "kept.md") ==
+               library_export("fits1234", ds::export_format::markdown));
+}
+
+BOOST_FIXTURE_TEST_CASE(an_interrupted_export_leaves_the_file_as_it_was, cli) {
+    // Big enough to take a while: 300 exchanges of 16 KB.
+    const std::string answer(16 * 1024, 'z');
+    std::vector<std::pair<std::string, std::string>> exchanges(300, {"q", answer});
+    write_session("intr1234", "interrupted", exchanges, test_time());
+    const fs::path out = tmp.path() / "out";
+    fs::create_directories(out);
+    const std::string complete = library_export("intr1234", ds::export_format::markdown);
+    // Whenever SIGINT comes, the file is the old one or the whole export, never a part,
+    // and no temporary is left.
+    std::size_t interrupted = 0;
+    for (const int delay_ms : {0, 1, 3, 10, 30, 100}) {
+        std::ofstream(out / "s.md", std::ios::trunc) << "old";
+        dexter_process p({"--export", "intr1234", "-o", (out / "s.md").string()}, env());
+        std::this_thread::sleep_for(std::chrono::milliseconds(delay_ms));
+        ::kill(p.pid(), SIGINT);
+        const std::string status = describe_status(p.wait());
+        const std::string text = read_text(out / "s.md");
+        BOOST_TEST((status == "exit 0" || status == "exit 130" || status == "killed by signal 2"),
+                   status);
+        BOOST_TEST((text == "old" || text == complete), delay_ms << " ms: " << text.size());
+        BOOST_TEST(names_in(out) == std::vector<std::string>{"s.md"},
+                   boost::test_tools::per_element());
+        if (status == "exit 130") {
+            ++interrupted;
+            BOOST_TEST(text == "old");
+            BOOST_TEST(p.err() == "dexter: export interrupted; " + (out / "s.md").string() +
+                                      " is unchanged\n");
+        }
+    }
+    BOOST_TEST_MESSAGE(interrupted << " of 6 exports stopped by the signal mid-way");
+}
+
+BOOST_FIXTURE_TEST_CASE(standard_output_that_fails_is_an_error, cli) {
+    write_session("outp1234", "output", {{"q", "a"}}, test_time());
+    const std::vector<std::vector<std::string>> commands{
+        {"--show", "outp1234"},   {"--show", "outp1234", "--json"},
+        {"--export", "outp1234"}, {"--export", "outp1234", "--format", "jsonl"},
+        {"--search", "q"},        {"--search", "q", "--json"}};
+    const int full = ::open("/dev/full", O_WRONLY | O_CLOEXEC);
+    BOOST_TEST_REQUIRE(full >= 0);
+    int closed[2];
+    BOOST_TEST_REQUIRE(::pipe2(closed, O_CLOEXEC) == 0);
+    ::close(closed[0]); // nobody reads: EPIPE
+    for (const auto& args : commands) {
+        auto r = run_with_stdout(args, full);
+        BOOST_TEST(describe_status(r.status) + " " + r.err ==
+                   "exit 1 dexter: cannot write to standard output: No space left on device\n");
+        r = run_with_stdout(args, closed[1]);
+        BOOST_TEST(describe_status(r.status) + " " + r.err ==
+                   "exit 1 dexter: cannot write to standard output: Broken pipe\n");
+    }
+    ::close(closed[1]);
+    ::close(full);
+}
+
+BOOST_FIXTURE_TEST_CASE(search_finds_titles_questions_and_answers_newest_first, cli) {
+    write_session("srch0001", "Quarterly planning", {{"budget for Q3", "about 4.2M"}},
+                  test_time(0));
+    write_session("srch0002", "Zoo visit", {{"which animals?", "a zebra and a lion"}},
+                  test_time(10));
+    write_session("srch0003", "More budget",
+                  {{"the budget again", "still 4.2M"}, {"and Q4?", "5M, budget allowing"}},
+                  test_time(20));
+
+    // A title only.
+    auto r = run({"--search", "PLANNING", "--json"});
+    BOOST_TEST(describe_status(r.status) == "exit 0", r.err);
+    json::value v = json::parse(r.out);
+    BOOST_TEST_REQUIRE(v.as_array().size() == 1u, r.out);
+    const auto& title_hit = v.as_array()[0].as_object();
+    BOOST_TEST(title_hit.size() == 6u);
+    BOOST_TEST(title_hit.at("id").as_string() == "srch0001");
+    BOOST_TEST(title_hit.at("title").as_string() == "Quarterly planning");
+    BOOST_TEST(title_hit.at("seq").to_number<int>() == 0);
+    BOOST_TEST(title_hit.at("field").as_string() == "title");
+    BOOST_TEST(title_hit.at("snippet").as_string() == "Quarterly planning");
+    BOOST_TEST(title_hit.at("timestamp").as_string() == "2026-03-01T09:00:00.000Z");
+
+    // An answer only.
+    r = run({"--search", "zebra", "--json"});
+    BOOST_TEST(describe_status(r.status) == "exit 0", r.err);
+    v = json::parse(r.out);
+    BOOST_TEST_REQUIRE(v.as_array().size() == 1u, r.out);
+    BOOST_TEST(v.as_array()[0].at("id").as_string() == "srch0002");
+    BOOST_TEST(v.as_array()[0].at("seq").to_number<int>() == 1);
+    BOOST_TEST(v.as_array()[0].at("field").as_string() == "answer");
+    BOOST_TEST(v.as_array()[0].at("snippet").as_string() == "a zebra and a lion");
+
+    // Several, newest first, as lines: ID  SEQ  DATE  TITLE  snippet.
+    r = run({"--search", "budget"});
+    BOOST_TEST(describe_status(r.status) == "exit 0", r.err);
+    BOOST_TEST(r.out == "srch0003    2  2026-03-01 09:21  More budget  5M, budget allowing\n"
+                        "srch0003    -  2026-03-01 09:21  More budget  More budget\n"
+                        "srch0003    1  2026-03-01 09:20  More budget  the budget again\n"
+                        "srch0001    1  2026-03-01 09:00  Quarterly planning  budget for Q3\n");
+    r = run({"--search", "budget", "--limit", "2"});
+    BOOST_TEST(lines_of(r.out).size() == 2u, r.out);
+
+    // Nothing found: exit 1, as grep; an empty text: a usage error.
+    r = run({"--search", "platypus"});
+    BOOST_TEST(describe_status(r.status) == "exit 1");
+    BOOST_TEST(r.out == "");
+    BOOST_TEST(r.err == "");
+    r = run({"--search", "platypus", "--json"});
+    BOOST_TEST(describe_status(r.status) == "exit 1");
+    BOOST_TEST(r.out == "[]\n");
+    r = run({"--search", ""});
+    BOOST_TEST(describe_status(r.status) == "exit 2");
+    BOOST_TEST(r.err ==
+               "dexter: --search needs a text to find, not an empty one (see dexter --help)\n");
+}
+
+BOOST_FIXTURE_TEST_CASE(search_lines_fit_the_terminal_width, cli) {
+    const std::string long_title = "A title that is much longer than the title column allows";
+    const std::string answer = "the needle sits in " + std::string(300, 'y') + " a long answer";
+    write_session("wide1234", long_title, {{"question", answer}}, test_time());
+    for (const int columns : {50, 80, 120}) {
+        const auto r = run({"--search", "needle"}, {}, {{"COLUMNS", std::to_string(columns)}});
+        BOOST_TEST(describe_status(r.status) == "exit 0", r.err);
+        const auto lines = lines_of(r.out);
+        BOOST_TEST_REQUIRE(lines.size() == 1u, r.out);
+        BOOST_TEST(code_points(lines[0]) == static_cast<std::size_t>(columns), lines[0]);
+        BOOST_TEST(lines[0].ends_with("\xE2\x80\xA6"), lines[0]);
+        // The title gets half of what the line has left after the date, from 10 to 24
+        // columns, so that the snippet shows.
+        const std::size_t title_width = std::clamp<std::size_t>((columns - 33) / 2, 10, 24);
+        std::string title;
+        for (std::size_t i = 0; code_points(title) < title_width - 1; ++i)
+            title += long_title[i];
+        BOOST_TEST(lines[0].starts_with("wide1234    1  2026-03-01 09:00  " + title +
+                                        "\xE2\x80\xA6  the "),
+                   lines[0]);
+    }
+}
+
+BOOST_FIXTURE_TEST_CASE(hostile_text_is_shown_visibly_never_raw, cli) {
+    write_session("evil1234", "title " + hostile, {{hostile, "answer " + hostile}}, test_time());
+    const std::string visible = "hi ^[]0;pwned^G^[[31m red ^[]52;c;cHduZWQ=^G c1 <U+009B>2J "
+                                "cr^Mover bs^H^H end";
+    // Through a pipe: the human views are made safe.
+    for (const auto& args : std::vector<std::vector<std::string>>{
+             {"--show", "evil1234"}, {"--list-sessions"}, {"--delete-session", "evil1234"}}) {
+        const auto r = run(args);
+        BOOST_TEST(!has_raw_controls(r.out), args[0] << ": " << r.out);
+        BOOST_TEST(r.out.find("title hi ^[]0;pwned^G") != std::string::npos, r.out);
+    }
+    auto r = run({"--show", "evil1234"});
+    BOOST_TEST(r.out.find("> " + visible + "\n") != std::string::npos, r.out);
+    r = run({"-s", "evil1234"}); // the exchanges replayed on resume
+    BOOST_TEST(describe_status(r.status) == "exit 0", r.err);
+    BOOST_TEST(r.out.find("> " + visible + "\n") != std::string::npos, r.out);
+    BOOST_TEST(!has_raw_controls(r.out), r.out);
+    BOOST_TEST(r.out.find("answer " + visible + "\n") != std::string::npos, r.out);
+    r = run({"--search", "pwned"}, {}, {{"COLUMNS", "300"}});
+    BOOST_TEST(describe_status(r.status) == "exit 0", r.err);
+    BOOST_TEST(lines_of(r.out).size() == 2u, r.out); // the title, the question
+    BOOST_TEST(!has_raw_controls(r.out), r.out);
+
+    // Into a pipe, --export and --show --markdown are faithful, and JSON is as written.
+    for (const auto& args : std::vector<std::vector<std::string>>{
+             {"--export", "evil1234"}, {"--show", "evil1234", "--markdown"}}) {
+        r = run(args);
+        BOOST_TEST(r.out.find("> " + hostile + "\n") != std::string::npos, r.out);
+    }
+    r = run({"--show", "evil1234", "--json"});
+    BOOST_TEST(r.out.find("\\u001b]0;pwned\\u0007") != std::string::npos, r.out);
+    BOOST_TEST(r.out.find("\xc2\x9b") != std::string::npos, r.out);
+    BOOST_TEST(json::parse(r.out).at("exchanges").as_array()[0].at("query").as_string() == hostile);
+
+    // On a terminal, every view is safe, JSON still the same JSON.
+    const std::vector<std::vector<std::string>> on_terminal{
+        {"--show", "evil1234"},
+        {"--show", "evil1234", "--markdown"},
+        {"--show", "evil1234", "--json"},
+        {"--export", "evil1234"},
+        {"--export", "evil1234", "--format", "jsonl"},
+        {"--search", "pwned"},
+        {"--search", "pwned", "--json"},
+        {"--list-sessions"},
+        {"--list-sessions", "--json"}};
+    for (const auto& args : on_terminal) {
+        pty_dexter t(args, env());
+        BOOST_TEST(describe_status(t.wait()) == "exit 0");
+        BOOST_TEST(!has_raw_controls(t.output()), args[0] << ": " << t.output());
+        BOOST_TEST(t.output().find("pwned") != std::string::npos, t.output());
+    }
+    pty_dexter t({"--show", "evil1234", "--json"}, env());
+    t.wait();
+    std::string text = t.output();
+    text.erase(std::remove(text.begin(), text.end(), '\r'), text.end()); // the terminal's CR LF
+    BOOST_TEST(text.find("\\u009b") != std::string::npos, text);
+    BOOST_TEST(json::parse(text).at("exchanges").as_array()[0].at("query").as_string() == hostile);
+}
+
+BOOST_FIXTURE_TEST_CASE(list_sessions_limit_gives_the_newest, cli) {
+    write_session("list0001", "oldest", {{"q", "a"}}, test_time(0));
+    write_session("list0002", "newest", {{"q", "a"}}, test_time(30));
+    write_session("list0003", "middle", {{"q", "a"}, {"q", "a"}}, test_time(10));
+    auto r = run({"--list-sessions", "--limit", "2"});
+    BOOST_TEST(describe_status(r.status) == "exit 0", r.err);
+    auto lines = lines_of(r.out);
+    BOOST_TEST_REQUIRE(lines.size() == 3u, r.out);
+    BOOST_TEST(lines[1] == "list0002  2026-03-01 09:30          1  newest");
+    BOOST_TEST(lines[2] == "list0003  2026-03-01 09:11          2  middle");
+    r = run({"--list-sessions", "--limit", "2", "--json"});
+    BOOST_TEST(describe_status(r.status) == "exit 0", r.err);
+    const auto a = json::parse(r.out).as_array();
+    BOOST_TEST_REQUIRE(a.size() == 2u);
+    BOOST_TEST(a[0].at("id").as_string() == "list0002");
+    BOOST_TEST(a[1].at("id").as_string() == "list0003");
+    r = run({"--list-sessions", "--limit", "10"});
+    BOOST_TEST(lines_of(r.out).size() == 4u);
+}
+
+BOOST_FIXTURE_TEST_CASE(damaged_records_are_one_warning_line_for_every_reader, cli) {
+    write_session("dmgd1234", "damaged", {{"one", "a1"}, {"two", "a2"}, {"three", "a3"}},
+                  test_time());
+    const fs::path history = sessions / "cli" / "dmgd1234" / "history.jsonl";
+    auto lines = lines_of(read_text(history));
+    BOOST_TEST_REQUIRE(lines.size() == 4u);
+    lines[2] = std::string(lines[2].size(), '#'); // the second exchange
+    {
+        std::ofstream out(history, std::ios::trunc);
+        for (const auto& l : lines)
+            out << l << '\n';
+    }
+    const std::vector<std::vector<std::string>> readers{
+        {"--show", "dmgd1234"},
+        {"--show", "dmgd1234", "--json"},
+        {"--export", "dmgd1234", "--format", "jsonl"},
+        {"--export", "dmgd1234", "-o", (tmp.path() / "d.md").string()},
+        {"--search", "three"}};
+    for (const auto& args : readers) {
+        const auto r = run(args);
+        BOOST_TEST(describe_status(r.status) == "exit 0", args[0] << r.err);
+        BOOST_TEST_REQUIRE(lines_of(r.err).size() == 1u, r.err);
+        BOOST_TEST(r.err.starts_with("dexter: warning: "), r.err);
+        BOOST_TEST(r.err.find("dmgd1234") != std::string::npos, r.err);
+        BOOST_TEST(r.err.find("line 3: ") != std::string::npos, r.err);
+    }
+    const auto r = run({"--show", "dmgd1234"});
+    BOOST_TEST(r.out.find("> one\n") != std::string::npos);
+    BOOST_TEST(r.out.find("> three\n") != std::string::npos);
+    BOOST_TEST(r.out.find("> two\n") == std::string::npos);
 }
 
 // --- crashes, locks and signals ----------------------------------------------------------------

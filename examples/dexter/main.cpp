@@ -4,11 +4,13 @@
 // errors into messages and exit statuses (0 ok, 1 error, 2 usage, 128+N signal N).
 //
 // Reading order: options.hpp (what can be asked for), repl.hpp (the conversation),
-// agent.hpp (who answers), session_commands.hpp (list, delete), store.hpp (the store),
+// agent.hpp (who answers), session_commands.hpp (list, delete), read_commands.hpp (show,
+// export, search), store.hpp (the store), terminal.hpp (what is printed for people),
 // interrupts.hpp (Ctrl-C).
 #include "agent.hpp"
 #include "interrupts.hpp"
 #include "options.hpp"
+#include "read_commands.hpp"
 #include "repl.hpp"
 #include "session_commands.hpp"
 #include "store.hpp"
@@ -47,6 +49,20 @@ int run(const cli::options& o) {
         return 0;
     case cli::command::list_sessions:
         return cli::list_sessions(o);
+    case cli::command::show_session:
+    case cli::command::export_session:
+    case cli::command::search: {
+        // A reader that went away (EPIPE) is an error with a message, not a silent death.
+        ::signal(SIGPIPE, SIG_IGN);
+        if (o.what == cli::command::show_session)
+            return cli::show_session(o);
+        if (o.what == cli::command::search)
+            return cli::search_sessions(o);
+        if (o.output.empty())
+            return cli::export_session(o, nullptr);
+        cli::interrupt_pipe interrupts; // Ctrl-C removes the unfinished file
+        return cli::export_session(o, &interrupts);
+    }
     case cli::command::delete_session: {
         cli::interrupt_pipe interrupts;
         return cli::delete_session(o, interrupts);

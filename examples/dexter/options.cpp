@@ -4,10 +4,12 @@
 
 #include <dexter/sessions/id.hpp>
 #include <dexter/sessions/session_manager.hpp>
+#include <dexter/sessions/utf8.hpp>
 
 #include <boost/program_options.hpp>
 
 #include <cstdlib>
+#include <iterator>
 #include <sstream>
 
 namespace dexter::cli {
@@ -26,7 +28,20 @@ po::options_description describe_options() {
         ("prompt,p", po::value<std::string>()->value_name("TEXT"),
          "one-shot: answer TEXT, save the exchange, print the answer, exit")
         ("list-sessions", "list sessions, newest first, then exit")
-        ("json", "with --list-sessions or --prompt: print JSON")
+        ("show", po::value<std::string>()->value_name("ID"),
+         "print session ID, every exchange (readable; or --json, --markdown)")
+        ("export", po::value<std::string>()->value_name("ID"),
+         "write session ID in a format (--format) to standard output or -o FILE")
+        ("search", po::value<std::string>()->value_name("TEXT"),
+         "find TEXT in titles, questions and answers, newest first")
+        ("json", "with --list-sessions, --search, --show or --prompt: print JSON")
+        ("markdown", "with --show: print the session as Markdown")
+        ("format", po::value<std::string>()->value_name("FMT"),
+         "with --export: markdown (default), json or jsonl")
+        ("output,o", po::value<std::string>()->value_name("FILE"),
+         "with --export: write FILE, replaced only once the export is complete")
+        ("limit", po::value<std::string>()->value_name("N"),
+         "with --search: at most N hits (default 20); with --list-sessions: the newest N")
         ("delete-session", po::value<std::string>()->value_name("ID"),
          "delete session ID (asks on a terminal)")
         ("yes,y", "with --delete-session: do not ask")
@@ -58,8 +73,9 @@ std::optional<usage_error> check_session_arg(const std::string& value) {
     return usage_error{bad.what()};
 }
 
-std::optional<std::size_t> parse_history_limit(const std::string& text) {
-    if (text.empty() || text.size() > 6)
+// A whole number from `min` to `max` (at most 7 digits), or nothing.
+std::optional<std::size_t> parse_count(const std::string& text, std::size_t min, std::size_t max) {
+    if (text.empty() || text.size() > 7)
         return std::nullopt;
     std::size_t n = 0;
     for (char c : text) {
@@ -67,7 +83,7 @@ std::optional<std::size_t> parse_history_limit(const std::string& text) {
             return std::nullopt;
         n = n * 10 + static_cast<std::size_t>(c - '0');
     }
-    if (n > max_history_limit)
+    if (n < min || n > max)
         return std::nullopt;
     return n;
 }
@@ -118,33 +134,53 @@ std::variant<options, usage_error> parse_options(int argc, const char* const arg
         return o;
     }
 
-    // Which command, and which options go together.
+    // Which command, and which options go together. The commands other than a
+    // conversation exclude each other, and a conversation's -p, -s and -c.
     const bool list = has("list-sessions"), del = has("delete-session"), prompt = has("prompt");
+    const bool show = has("show"), exp = has("export"), search = has("search");
     const bool session = has("session"), cont = has("continue");
     if (session && cont)
         return usage_error{"--session and --continue cannot be used together"};
-    if (list && del)
-        return usage_error{"--list-sessions and --delete-session cannot be used together"};
-    for (const char* other : {"prompt", "session", "continue"}) {
-        if (list && has(other))
-            return usage_error{std::string("--list-sessions cannot be used with --") + other};
-        if (del && has(other))
-            return usage_error{std::string("--delete-session cannot be used with --") + other};
+    const char* const commands[] = {"list-sessions", "delete-session", "show", "export", "search"};
+    for (std::size_t i = 0; i < std::size(commands); ++i) {
+        if (!has(commands[i]))
+            continue;
+        for (std::size_t j = i + 1; j < std::size(commands); ++j)
+            if (has(commands[j]))
+                return usage_error{std::string("--") + commands[i] + " and --" + commands[j] +
+                                   " cannot be used together"};
+        for (const char* other : {"prompt", "session", "continue"})
+            if (has(other))
+                return usage_error{std::string("--") + commands[i] + " cannot be used with --" +
+                                   other};
     }
-    if (has("json") && !list && !prompt)
-        return usage_error{"--json needs --list-sessions or --prompt"};
+    if (has("json") && !list && !prompt && !show && !search)
+        return usage_error{"--json needs --list-sessions, --search, --show or --prompt"};
+    if (has("markdown") && !show)
+        return usage_error{"--markdown needs --show"};
+    if (has("markdown") && has("json"))
+        return usage_error{"--show takes --json or --markdown, not both"};
+    if (has("format") && !exp)
+        return usage_error{"--format needs --export"};
+    if (has("output") && !exp)
+        return usage_error{"-o (--output) needs --export"};
+    if (has("limit") && !search && !list)
+        return usage_error{"--limit needs --search or --list-sessions"};
     if (has("yes") && !del)
         return usage_error{"--yes needs --delete-session"};
 
     o.what = list     ? command::list_sessions
              : del    ? command::delete_session
+             : show   ? command::show_session
+             : exp    ? command::export_session
+             : search ? command::search
              : prompt ? command::one_shot
                       : command::interactive;
     o.continue_last = cont;
     o.json = has("json");
     o.yes = has("yes");
-    if (session || del) {
-        o.session = text(session ? "session" : "delete-session");
+    if (session || del || show || exp) {
+        o.session = text(session ? "session" : del ? "delete-session" : show ? "show" : "export");
         if (auto bad = check_session_arg(o.session))
             return *bad;
     }
@@ -152,6 +188,38 @@ std::variant<options, usage_error> parse_options(int argc, const char* const arg
         o.prompt = text("prompt");
         if (o.prompt.find_first_not_of(" \t\r\n") == std::string::npos)
             return usage_error{"--prompt needs a question, not an empty text"};
+    }
+    if (show && has("json"))
+        o.format = sessions::export_format::json;
+    if (show && has("markdown"))
+        o.format = sessions::export_format::markdown;
+    if (exp) {
+        o.format = sessions::export_format::markdown;
+        if (has("format")) {
+            o.format = sessions::parse_export_format(text("format"));
+            if (!o.format)
+                return usage_error{"--format: expected markdown, json or jsonl, got '" +
+                                   text("format") + "'"};
+        }
+        if (has("output")) {
+            if (text("output").empty())
+                return usage_error{"-o (--output) needs a file name"};
+            o.output = text("output");
+        }
+    }
+    if (search) {
+        o.search_text = text("search");
+        if (o.search_text.empty())
+            return usage_error{"--search needs a text to find, not an empty one"};
+        if (!sessions::is_valid_utf8(o.search_text))
+            return usage_error{"--search: the text is not valid UTF-8"};
+        o.limit = default_search_limit;
+    }
+    if (has("limit")) {
+        o.limit = parse_count(text("limit"), 1, max_limit);
+        if (!o.limit)
+            return usage_error{"--limit: expected a whole number from 1 to " +
+                               std::to_string(max_limit) + ", got '" + text("limit") + "'"};
     }
 
     // Values that may also come from the environment; the command line wins.
@@ -184,7 +252,7 @@ std::variant<options, usage_error> parse_options(int argc, const char* const arg
         o.agent_command = *cmd;
     }
     if (has("history-limit")) {
-        auto n = parse_history_limit(text("history-limit"));
+        auto n = parse_count(text("history-limit"), 0, max_history_limit);
         if (!n)
             return usage_error{"--history-limit: expected a whole number from 0 to " +
                                std::to_string(max_history_limit) + ", got '" +
@@ -204,7 +272,16 @@ std::string help_text() {
            "  dexter -p TEXT | --prompt TEXT  one-shot: answer TEXT, save the exchange, print "
            "the\n"
            "                                  answer, exit (with -s or -c: in that session)\n"
-           "  dexter --list-sessions [--json] list sessions, newest first, then exit\n"
+           "  dexter --list-sessions [--json] [--limit N]\n"
+           "                                  list sessions (the newest N), newest first\n"
+           "  dexter --show ID [--json | --markdown]\n"
+           "                                  print a session, every exchange\n"
+           "  dexter --export ID [--format markdown|json|jsonl] [-o FILE]\n"
+           "                                  write a session (default markdown) to standard\n"
+           "                                  output, or to FILE once complete\n"
+           "  dexter --search TEXT [--json] [--limit N]\n"
+           "                                  the newest N (20) places TEXT occurs; exit 1 if\n"
+           "                                  none\n"
            "  dexter --delete-session ID [-y] delete ID (asks on a terminal; refuses without "
            "-y\n"
            "                                  otherwise)\n"
@@ -223,7 +300,12 @@ std::string help_text() {
            "output. A non-zero exit or an empty answer is an error and nothing is saved.\n"
            "\n"
            "Environment: DEXTER_STORE, DEXTER_SESSIONS_DIR, DEXTER_AGENT_CMD.\n"
-           "Exit status: 0 success, 1 error, 2 usage error, 130 interrupted.\n";
+           "Text from sessions is shown with control characters made visible (ESC as ^[);\n"
+           "--json output, and --export or --show --markdown into a file or pipe, keep it\n"
+           "exactly.\n"
+           "\n"
+           "Exit status: 0 success, 1 error (or --search found nothing), 2 usage error,\n"
+           "130 interrupted.\n";
     return out.str();
 }
 

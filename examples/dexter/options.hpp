@@ -2,6 +2,8 @@
 // dexter's command line: what the user asked for, parsed and checked, nothing done yet.
 #pragma once
 
+#include <dexter/sessions/export.hpp>
+
 #include <cstddef>
 #include <filesystem>
 #include <functional>
@@ -17,6 +19,9 @@ enum class command {
     one_shot,       ///< -p TEXT: answer one question and exit
     list_sessions,  ///< --list-sessions
     delete_session, ///< --delete-session ID
+    show_session,   ///< --show ID
+    export_session, ///< --export ID
+    search,         ///< --search TEXT
     show_help,      ///< -h, --help
     show_version,   ///< --version
 };
@@ -30,18 +35,36 @@ inline constexpr std::size_t default_history_limit = 10;
 /// The largest --history-limit accepted.
 inline constexpr std::size_t max_history_limit = 1000;
 
+/// Hits --search shows unless --limit says otherwise.
+inline constexpr std::size_t default_search_limit = 20;
+
+/// The largest --limit accepted.
+inline constexpr std::size_t max_limit = 1'000'000;
+
 /// A parsed and checked command line (environment variables already applied).
 struct options {
     command what = command::interactive;
     /// -s: the session to resume (a full id or a unique prefix of 4+ characters), or
-    /// for --delete-session the session to delete. Empty: none given.
+    /// the session of --delete-session, --show or --export. Empty: none given.
     std::string session;
     /// -c: resume the most recently updated session.
     bool continue_last = false;
     /// -p: the one-shot question.
     std::string prompt;
-    /// --json: machine-readable output (with --list-sessions or --prompt).
+    /// --json: machine-readable output (with --list-sessions, --search, --show or
+    /// --prompt).
     bool json = false;
+    /// --show: the format (--json, --markdown), or nothing for the terminal view.
+    /// --export: --format, markdown unless given.
+    std::optional<sessions::export_format> format;
+    /// --export -o FILE: write FILE (by a temporary beside it, renamed into place when
+    /// complete). Empty: standard output.
+    std::filesystem::path output;
+    /// --search: the text to find (non-empty UTF-8).
+    std::string search_text;
+    /// --limit N: at most N hits (--search; default_search_limit if not given) or the
+    /// newest N sessions (--list-sessions; all if not given).
+    std::optional<std::size_t> limit;
     /// -y: delete without asking.
     bool yes = false;
     std::filesystem::path sessions_dir = default_sessions_dir;

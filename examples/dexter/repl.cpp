@@ -5,6 +5,7 @@
 #include "repl.hpp"
 
 #include "store.hpp"
+#include "terminal.hpp"
 
 #include <dexter/sessions/utf8.hpp>
 #include <dexter/sessions/version.hpp>
@@ -71,7 +72,8 @@ void print_banner(const session_manager& manager,
                   << (earlier == 1 ? " earlier exchange\n" : " earlier exchanges\n");
     }
     for (auto it = loaded.end() - static_cast<std::ptrdiff_t>(shown); it != loaded.end(); ++it)
-        std::cout << "> " << shorten(it->query) << '\n' << shorten(it->answer) << '\n';
+        std::cout << "> " << terminal_safe(shorten(it->query), true) << '\n'
+                  << terminal_safe(shorten(it->answer), true) << '\n';
     if (shown > 0)
         std::cout << "— continuing —\n"; // the replay ends, the session goes on
 }

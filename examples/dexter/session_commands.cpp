@@ -3,12 +3,12 @@
 #include "session_commands.hpp"
 
 #include "store.hpp"
+#include "terminal.hpp"
 
 #include <boost/json/array.hpp>
 #include <boost/json/object.hpp>
 #include <boost/json/serialize.hpp>
 
-#include <sys/ioctl.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -28,48 +28,6 @@ namespace {
 // Width of the table's columns before the title: "ab12cd34  2026-01-02 13:45  ......12  "
 constexpr std::size_t title_column = 8 + 2 + 16 + 2 + 9 + 2;
 constexpr std::size_t min_title_width = 10;
-
-std::size_t terminal_width() {
-    winsize ws{};
-    if (::isatty(STDOUT_FILENO) && ::ioctl(STDOUT_FILENO, TIOCGWINSZ, &ws) == 0 && ws.ws_col > 0)
-        return ws.ws_col;
-    if (const char* columns = std::getenv("COLUMNS")) {
-        char* end = nullptr;
-        const long n = std::strtol(columns, &end, 10);
-        if (end != columns && *end == '\0' && n > 0 && n < 10000)
-            return static_cast<std::size_t>(n);
-    }
-    return 80;
-}
-
-std::string local_time(sessions::time_point t) {
-    const std::time_t secs = std::chrono::system_clock::to_time_t(
-        std::chrono::time_point_cast<std::chrono::system_clock::duration>(t));
-    std::tm tm{};
-    char buf[32] = "(unknown time)";
-    if (::localtime_r(&secs, &tm))
-        std::strftime(buf, sizeof buf, "%Y-%m-%d %H:%M", &tm);
-    return buf;
-}
-
-// `text` made safe for a terminal (control characters shown as '?') and cut to at most
-// `width` characters, an ellipsis marking the cut. Counts code points, not bytes.
-std::string fit(const std::string& text, std::size_t width) {
-    std::string out;
-    std::size_t chars = 0, cut = std::string::npos;
-    for (const char ch : text) {
-        const auto c = static_cast<unsigned char>(ch);
-        const bool starts_char = (c & 0xC0) != 0x80;
-        if (starts_char) {
-            if (chars + 1 == width)
-                cut = out.size(); // room for the ellipsis
-            if (++chars > width)
-                return out.substr(0, cut) + "…";
-        }
-        out += (c < 0x20 || c == 0x7f) ? '?' : ch;
-    }
-    return out;
-}
 
 std::string plural(std::uint64_t n, const char* one, const char* many) {
     return std::to_string(n) + ' ' + (n == 1 ? one : many);
@@ -104,7 +62,8 @@ void print_json(const std::vector<sessions::session_meta>& all) {
                                           {"created_at", sessions::format_timestamp(m.created_at)},
                                           {"updated_at", sessions::format_timestamp(m.updated_at)},
                                           {"exchange_count", m.exchange_count}});
-    std::cout << boost::json::serialize(out) << '\n';
+    const std::string text = boost::json::serialize(out);
+    std::cout << (is_terminal(STDOUT_FILENO) ? json_for_terminal(text) : text) << '\n';
 }
 
 } // namespace
@@ -113,7 +72,8 @@ int list_sessions(const options& o) {
     std::vector<sessions::session_meta> all;
     if (store_exists(o)) {
         session_manager manager = open_store(o);
-        all = manager.list_sessions();
+        all = o.limit ? manager.list_page({*o.limit, std::nullopt, {}}).sessions
+                      : manager.list_sessions();
         warn_about_store(manager);
     }
     if (o.json)

@@ -1,5 +1,6 @@
 // SPDX-License-Identifier: BSL-1.0
 // The commands that manage sessions rather than talk in one: list and delete.
+// (read_commands.hpp has those that read one back: show, export, search.)
 #pragma once
 
 #include "interrupts.hpp"
@@ -7,10 +8,11 @@
 
 namespace dexter::cli {
 
-/// --list-sessions: a table (id, last update in local time, exchange count, title cut
-/// to the terminal width), newest first; with --json a JSON array of objects
-/// {id, title, created_at, updated_at, exchange_count} (UTC ISO-8601 times).
-/// A store root that does not exist lists as empty and is not created. Returns 0.
+/// --list-sessions: a table (id, last update in local time, exchange count, title made
+/// terminal-safe and cut to the terminal width), newest first; with --json a JSON array
+/// of objects {id, title, created_at, updated_at, exchange_count} (UTC ISO-8601 times).
+/// With --limit N, only the newest N (one page: session_manager::list_page()). A store
+/// root that does not exist lists as empty and is not created. Returns 0.
 int list_sessions(const options& o);
 
 /// --delete-session ID: shows the session, asks "Delete? [y/N]" when standard input is

@@ -2,11 +2,14 @@
 // Opening the store and the session of a conversation; store warnings.
 #include "store.hpp"
 
+#include "terminal.hpp"
+
 #include <unistd.h>
 
 #include <algorithm>
 #include <filesystem>
 #include <iostream>
+#include <set>
 #include <stdexcept>
 #include <string>
 
@@ -94,20 +97,40 @@ void warn_about_store(session_manager& manager) {
     const auto events = manager.take_diagnostics();
     constexpr std::size_t shown = 5;
     for (std::size_t i = 0; i < events.size() && i < shown; ++i)
-        std::cerr << "dexter: warning: " << events[i].reason << '\n';
+        std::cerr << "dexter: warning: " << terminal_safe(events[i].reason, false) << '\n';
     if (events.size() > shown)
         std::cerr << "dexter: warning: (and " << events.size() - shown << " more)\n";
 }
 
 void warn_about_session(const sessions::loaded_session& loaded) {
-    const auto& d = loaded.diagnostics;
+    warn_about_session(loaded.meta.id, loaded.diagnostics);
+}
+
+void warn_about_session(const sessions::session_id& id,
+                        const std::vector<sessions::diagnostic>& d) {
     if (d.empty())
         return;
-    std::cerr << "dexter: warning: session " << loaded.meta.id << ": " << d.size()
+    std::cerr << "dexter: warning: session " << id << ": " << d.size()
               << (d.size() == 1 ? " damaged line" : " damaged lines") << " skipped (first: ";
     if (d.front().line != 0)
         std::cerr << "line " << d.front().line << ": ";
-    std::cerr << d.front().reason << ")\n";
+    std::cerr << terminal_safe(d.front().reason, false) << ")\n";
+}
+
+void warn_about_search(const std::vector<sessions::session_diagnostic>& d) {
+    if (d.empty())
+        return;
+    std::set<sessions::session_id> ids;
+    for (const auto& e : d)
+        ids.insert(e.id);
+    const std::size_t sessions_met = ids.size();
+    std::cerr << "dexter: warning: " << d.size()
+              << (d.size() == 1 ? " damaged line" : " damaged lines") << " skipped in "
+              << sessions_met << (sessions_met == 1 ? " session" : " sessions")
+              << " (first: session " << d.front().id << ", ";
+    if (d.front().what.line != 0)
+        std::cerr << "line " << d.front().what.line << ": ";
+    std::cerr << terminal_safe(d.front().what.reason, false) << ")\n";
 }
 
 } // namespace dexter::cli

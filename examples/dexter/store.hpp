@@ -12,8 +12,10 @@
 #endif
 
 #include <cstddef>
+#include <cstdint>
 #include <optional>
 #include <string>
+#include <type_traits>
 #include <utility>
 #include <variant>
 #include <vector>
@@ -75,6 +77,57 @@ public:
         on([](auto& s) { s.check_writable(); });
     }
 
+    // The read side's capabilities, forwarded so that the manager uses them; a store
+    // without one gets the generic code, as the manager would give it.
+    std::vector<sessions::diagnostic> for_each_exchange(const sessions::session_id& id,
+                                                        std::uint64_t from, std::uint64_t through,
+                                                        const sessions::exchange_visitor& visit) {
+        return on([&](auto& s) {
+            if constexpr (sessions::streams_exchanges<std::remove_cvref_t<decltype(s)>>) {
+                return s.for_each_exchange(id, from, through, visit);
+            } else {
+                auto loaded = s.load(id, sessions::all_exchanges);
+                for (auto& ex : loaded.exchanges)
+                    if (ex.seq >= from && ex.seq <= through && !visit(std::move(ex)))
+                        break;
+                return std::move(loaded.diagnostics);
+            }
+        });
+    }
+    sessions::search_result search(const sessions::search_query& q) {
+        return on([&](auto& s) {
+            if constexpr (sessions::searches_text<std::remove_cvref_t<decltype(s)>>) {
+                return s.search(q);
+            } else {
+                return sessions::search_sessions(
+                    s.list(), q,
+                    [&](const sessions::session_meta& m, sessions::hit_collector& hits,
+                        std::vector<sessions::session_diagnostic>& diags) {
+                        sessions::loaded_session loaded;
+                        try {
+                            loaded = s.load(m.id, sessions::all_exchanges);
+                        } catch (const sessions::session_not_found&) {
+                            return; // deleted since list(): nothing to find in it
+                        }
+                        for (const auto& ex : loaded.exchanges)
+                            if (ex.seq <= m.exchange_count)
+                                if (auto h = sessions::match_exchange(m, ex, q.text))
+                                    hits.offer(std::move(*h));
+                        for (auto& d : loaded.diagnostics)
+                            diags.push_back({m.id, std::move(d)});
+                    });
+            }
+        });
+    }
+    sessions::session_page list_page(const sessions::page_request& r) {
+        return on([&](auto& s) {
+            if constexpr (sessions::pages_sessions<std::remove_cvref_t<decltype(s)>>)
+                return s.list_page(r);
+            else
+                return sessions::page_of(s.list(), r);
+        });
+    }
+
 private:
 #ifdef DEXTER_WITH_POSTGRES
     std::variant<sessions::jsonl_store, sessions::postgres_store> store_;
@@ -118,5 +171,13 @@ void warn_about_store(session_manager& manager);
 
 /// Prints one warning line on standard error if loading `loaded` skipped anything.
 void warn_about_session(const sessions::loaded_session& loaded);
+
+/// Prints one warning line on standard error if reading session `id` skipped anything
+/// (`skipped`, as for_each_exchange() and export_session() report it).
+void warn_about_session(const sessions::session_id& id,
+                        const std::vector<sessions::diagnostic>& skipped);
+
+/// Prints one warning line on standard error if a search skipped anything.
+void warn_about_search(const std::vector<sessions::session_diagnostic>& skipped);
 
 } // namespace dexter::cli
