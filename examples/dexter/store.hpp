@@ -15,6 +15,7 @@
 #include <cstdint>
 #include <optional>
 #include <string>
+#include <string_view>
 #include <type_traits>
 #include <utility>
 #include <variant>
@@ -92,6 +93,18 @@ public:
                         break;
                 return std::move(loaded.diagnostics);
             }
+        });
+    }
+    std::vector<sessions::diagnostic> for_each_record(const sessions::session_id& id,
+                                                      std::uint64_t from, std::uint64_t through,
+                                                      const sessions::record_visitor& visit) {
+        return on([&](auto& s) {
+            if constexpr (sessions::streams_records<std::remove_cvref_t<decltype(s)>>)
+                return s.for_each_record(id, from, through, visit);
+            else
+                return for_each_exchange(id, from, through, [&](sessions::exchange&& ex) {
+                    return visit(std::move(ex), std::string_view());
+                });
         });
     }
     sessions::search_result search(const sessions::search_query& q) {

@@ -169,22 +169,34 @@ public:
         flush();
     }
 
-    void add(const exchange& ex) {
+    /// Writes `ex`. `record`, when not empty, is ex's record as a store keeps it (a line
+    /// of history format v1 without its newline that decodes to ex: see
+    /// session_manager::for_each_record()), which the jsonl and json formats then copy
+    /// instead of encoding ex again.
+    void add(const exchange& ex, std::string_view record = {}) {
         buf_.clear();
+        constexpr std::string_view typed = R"({"type":"exchange",)";
         switch (format_) {
         case export_format::jsonl:
-            detail::encode_exchange(buf_, ex);
+            if (record.empty()) {
+                detail::encode_exchange(buf_, ex);
+            } else {
+                buf_ += record;
+                buf_ += '\n';
+            }
             break;
-        case export_format::json: {
-            buf_ += first_ ? "\n" : ",\n";
-            const std::size_t at = buf_.size();
-            detail::encode_exchange(buf_, ex);
+        case export_format::json:
             // The record without its type (the array says what it holds) and newline.
-            constexpr std::string_view typed = R"({"type":"exchange",)";
-            buf_.replace(at, typed.size(), "{");
-            buf_.pop_back();
+            buf_ += first_ ? "\n{" : ",\n{";
+            if (record.starts_with(typed)) {
+                buf_ += record.substr(typed.size());
+            } else {
+                const std::size_t at = buf_.size();
+                detail::encode_exchange(buf_, ex);
+                buf_.erase(at, typed.size());
+                buf_.pop_back();
+            }
             break;
-        }
         case export_format::markdown:
             buf_ += "\n## ";
             detail::append_uint(buf_, ex.seq);
@@ -256,22 +268,23 @@ struct export_result {
 };
 
 /// Writes stored session `meta` (as find_session() or list_sessions() returned it) to
-/// `out` in `format`, streaming: the manager's for_each_exchange() hands over one
-/// exchange at a time. Damaged records are skipped and returned in the diagnostics, never
-/// thrown. Throws error when `out` fails, and what the store throws; what was written
-/// before the throw stays written (write to a temporary file to get all or nothing, as
-/// dexter --export -o does).
+/// `out` in `format`, streaming: the manager's for_each_record() hands over one
+/// exchange at a time, with its stored record, which jsonl and json copy as it is. Damaged records
+/// are skipped and returned in the diagnostics, never thrown. Throws error when `out` fails, and
+/// what the store throws; what was written before the throw stays written (write to a temporary
+/// file to get all or nothing, as dexter --export -o does).
 template <class Manager>
 export_result export_session(Manager& manager, const session_meta& meta, export_format format,
                              std::ostream& out) {
     session_exporter exporter(out, format);
     export_result result;
     exporter.begin(meta);
-    result.diagnostics = manager.for_each_exchange(meta, 1, [&](exchange&& ex) {
-        exporter.add(ex);
-        ++result.exchanges;
-        return true;
-    });
+    result.diagnostics =
+        manager.for_each_record(meta, 1, [&](exchange&& ex, std::string_view record) {
+            exporter.add(ex, format == export_format::markdown ? std::string_view() : record);
+            ++result.exchanges;
+            return true;
+        });
     exporter.end();
     return result;
 }

@@ -378,6 +378,16 @@ public:
     std::vector<diagnostic> for_each_exchange(const session_id& id, std::uint64_t from,
                                               std::uint64_t through,
                                               const exchange_visitor& visit) {
+        return for_each_record(id, from, through, [&](exchange&& ex, std::string_view) {
+            return visit(std::move(ex));
+        });
+    }
+
+    /// As for_each_exchange(), with each exchange's line (storage.hpp, streams_records)
+    /// when it is in the form this library writes (its canonical beginning, no lone
+    /// surrogate escaped); empty otherwise.
+    std::vector<diagnostic> for_each_record(const session_id& id, std::uint64_t from,
+                                            std::uint64_t through, const record_visitor& visit) {
         validate_session_id(id);
         require_channel();
         detail::unique_fd dir = detail::open_session_dir(place(), id);
@@ -393,12 +403,18 @@ public:
             return diags;
         detail::scan_state st;
         st.meta.id = id;
-        detail::scan_forward(ops_, file.get(), path, st, diags, options_.max_record_bytes, true,
-                             [&](exchange&& ex) {
-                                 if (ex.seq > through)
-                                     return false;
-                                 return ex.seq < from || visit(std::move(ex));
-                             });
+        detail::scan_forward(
+            ops_, file.get(), path, st, diags, options_.max_record_bytes, true,
+            [&](exchange&& ex, std::string_view line) {
+                if (ex.seq > through)
+                    return false;
+                if (ex.seq < from)
+                    return true;
+                const bool as_written = detail::canonical_exchange_seq(line) == ex.seq &&
+                                        line.find("\\ud") == std::string_view::npos &&
+                                        line.find("\\uD") == std::string_view::npos;
+                return visit(std::move(ex), as_written ? line : std::string_view());
+            });
         if (!st.have_header)
             diags.push_back(detail::missing_header_diagnostic());
         in_file_order(diags);
@@ -614,6 +630,6 @@ private:
 using jsonl_store = basic_jsonl_store<>;
 
 static_assert(session_storage<jsonl_store> && streams_exchanges<jsonl_store> &&
-              searches_text<jsonl_store>);
+              streams_records<jsonl_store> && searches_text<jsonl_store>);
 
 } // namespace dexter::sessions

@@ -292,6 +292,21 @@ public:
         }
     }
 
+    /// As for_each_exchange(), handing over with each exchange its record as the store
+    /// keeps it (storage.hpp, streams_records: a line of history format v1 without its
+    /// newline), or an empty view where the store has none to give; a store without the
+    /// capability gives empty views. What export_session() copies instead of encoding.
+    std::vector<diagnostic> for_each_record(const session_meta& meta, std::uint64_t from,
+                                            const record_visitor& visit) {
+        validate_session_id(meta.id);
+        if constexpr (streams_records<Storage>)
+            return storage_.for_each_record(meta.id, from, meta.exchange_count, visit);
+        else
+            return for_each_exchange(meta, from, [&](exchange&& ex) {
+                return visit(std::move(ex), std::string_view());
+            });
+    }
+
     /// The q.limit newest places where q.text occurs in the titles, queries and answers
     /// of the stored sessions (query.hpp: the matching rule, the order, the snippets).
     /// The store's own search when it has one (searches_text); otherwise every session is

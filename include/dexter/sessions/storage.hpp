@@ -78,6 +78,15 @@ namespace dexter::sessions {
 //       holding only a bounded part of the session at a time, until visit returns false.
 //       Returns the diagnostics of what it skipped, as load() reports them. Needs no
 //       lease. Throws as load() does, and what visit throws (the read then stops).
+//   std::vector<diagnostic> for_each_record(const session_id& id, std::uint64_t from,
+//                                           std::uint64_t through,
+//                                           const record_visitor& visit)
+//                                                 streams_records
+//       As for_each_exchange, handing over with each exchange its record as stored: a
+//       line of history format v1 (docs/FORMAT.md) without its newline, which decodes to
+//       that very exchange; empty when the store cannot give one (the reader repaired
+//       the line, or it is not in the form this library writes). An export copies it
+//       instead of encoding the exchange again.
 //   search_result search(const search_query& q)   searches_text
 //       The q.limit newest hits of q.text in the titles, queries and answers of the
 //       sessions that have an exchange (query.hpp: the matching rule, the order, the
@@ -121,6 +130,17 @@ template <class S>
 concept streams_exchanges = requires(S& s, const session_id& id, std::uint64_t seq,
                                      const exchange_visitor& visit) {
     { s.for_each_exchange(id, seq, seq, visit) } -> std::same_as<std::vector<diagnostic>>;
+};
+
+/// Receives the exchanges of a streaming read with the record each was read from (see
+/// streams_records); returns false to end the read early.
+using record_visitor = std::function<bool(exchange&&, std::string_view record)>;
+
+/// A store that streams its records as stored: for_each_record().
+template <class S>
+concept streams_records = requires(S& s, const session_id& id, std::uint64_t seq,
+                                   const record_visitor& visit) {
+    { s.for_each_record(id, seq, seq, visit) } -> std::same_as<std::vector<diagnostic>>;
 };
 
 /// A store that searches its sessions itself: search().

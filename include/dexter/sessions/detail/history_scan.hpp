@@ -100,25 +100,34 @@ inline std::string too_long_reason(std::size_t max_record) {
 
 /// Reads `fd` forward from `st.consumed` to its end, line by line, into `st`. Lines
 /// longer than `max_record` are skipped without being held in memory. Bytes after the
-/// last newline (a torn tail) are reported and left unconsumed. `on_exchange(exchange&&)`
-/// gets each accepted exchange when `want_exchanges`; if it returns bool, false stops the
-/// read after that exchange (no torn tail is then reported).
+/// last newline (a torn tail) are reported and left unconsumed. `on_exchange` gets each
+/// accepted exchange when `want_exchanges`, as `(exchange&&)` or, if it takes them,
+/// `(exchange&&, std::string_view line)` with the line it was read from; if it returns
+/// bool, false stops the read after that exchange (no torn tail is then reported).
 template <class Ops, class F>
 void scan_forward(Ops& ops, int fd, const std::string& path, scan_state& st,
                   std::vector<diagnostic>& diags, std::size_t max_record, bool want_exchanges,
                   F&& on_exchange) {
     record_reader reader(diags);
     bool stop = false;
-    auto deliver = [&](exchange&& ex) {
-        if constexpr (std::is_same_v<decltype(on_exchange(std::move(ex))), bool>)
-            stop = !on_exchange(std::move(ex));
+    std::string_view current;
+    auto call = [&](exchange&& ex) {
+        if constexpr (std::is_invocable_v<F&, exchange&&, std::string_view>)
+            return on_exchange(std::move(ex), current);
         else
-            on_exchange(std::move(ex));
+            return on_exchange(std::move(ex));
+    };
+    auto deliver = [&](exchange&& ex) {
+        if constexpr (std::is_same_v<decltype(call(std::move(ex))), bool>)
+            stop = !call(std::move(ex));
+        else
+            call(std::move(ex));
     };
     const auto r = read_lines(
         ops, fd, path, st.consumed, max_record,
         [&](std::string_view line, std::uint64_t offset) {
             ++st.lines;
+            current = line;
             reader.read_line(st, line, st.lines, offset, want_exchanges, deliver);
             return !stop;
         },
