@@ -496,21 +496,31 @@ BOOST_AUTO_TEST_CASE(search_gives_what_the_generic_search_gives) {
 }
 
 BOOST_AUTO_TEST_CASE(search_reads_what_other_writers_escape) {
-    // JSON that another writer may produce: é as \u00e9, / as \/, a letter as \u0041.
+    // JSON that another writer may produce: é as \u00e9, a letter as \u0041, / as \/;
+    // each escape in a record of its own.
     const std::string channel = fresh_channel();
     auto s = make_store(channel);
-    put(s, "escaped1", "", 0, {{"placeholder", "placeholder", 1}, {"q", "a", 2}});
+    put(s, "escaped1", "", 0, {{"placeholder", "x", 1}, {"placeholder", "x", 2}});
     admin a;
-    a.exec("UPDATE dexter_records SET record = '{\"type\":\"exchange\",\"seq\":1,"
-           "\"timestamp\":\"2026-03-01T00:01:00.000Z\",\"query\":\"caf\\u00e9 \\u0041BC\","
-           "\"answer\":\"either\\/or\"}' WHERE " +
-           record_row(channel, "escaped1", 1));
-    BOOST_TEST(s.search({"caf\xC3\xA9", 10}).hits.size() == 1u);
+    auto set_record = [&](int seq, const std::string& query, const std::string& answer) {
+        a.exec("UPDATE dexter_records SET record = '{\"type\":\"exchange\",\"seq\":" +
+               std::to_string(seq) + ",\"timestamp\":\"2026-03-01T00:0" + std::to_string(seq) +
+               ":00.000Z\",\"query\":\"" + query + "\",\"answer\":\"" + answer + "\"}' WHERE " +
+               record_row(channel, "escaped1", seq));
+    };
+    set_record(1, "caf\\u00e9 \\u0041BC", "x");
+    set_record(2, "q", "either\\/or");
+    const auto accented = s.search({"caf\xC3\xA9", 10});
+    BOOST_TEST_REQUIRE(accented.hits.size() == 1u);
+    BOOST_TEST(accented.hits[0].seq == 1u);
+    BOOST_TEST(accented.hits[0].snippet == "caf\xC3\xA9 ABC");
     BOOST_TEST(s.search({"abc", 10}).hits.size() == 1u);
     const auto slash = s.search({"either/or", 10});
     BOOST_TEST_REQUIRE(slash.hits.size() == 1u);
+    BOOST_TEST(slash.hits[0].seq == 2u);
     BOOST_TEST((slash.hits[0].field == ds::match_field::answer));
     BOOST_TEST(s.search({"CAF\xC3\x89", 10}).hits.empty());
+    BOOST_TEST(s.search({"placeholder", 10}).hits.empty());
 }
 
 BOOST_AUTO_TEST_CASE(search_reports_damaged_records_and_goes_on) {
