@@ -17,6 +17,8 @@
 
 #include <chrono>
 #include <cstdint>
+#include <cstdlib>
+#include <functional>
 #include <limits>
 #include <set>
 #include <stdexcept>
@@ -730,6 +732,47 @@ BOOST_AUTO_TEST_CASE(the_manager_reads_through_the_stores_own_capabilities) {
     BOOST_TEST_REQUIRE(page.sessions.size() == 1u);
     BOOST_TEST(page.sessions[0].id == meta.id);
     BOOST_TEST(!page.next);
+    // The reads ended their read-only transaction: the connection saves again.
+    BOOST_TEST(m.save_exchange("question 70", "answer 70").seq == 71u);
+    BOOST_TEST(m.search({"question 70", 10}).hits.size() == 1u);
+}
+
+BOOST_AUTO_TEST_CASE(reads_over_a_lost_connection_fail_then_reconnect) {
+    const std::string ctl = ds::test::env_or_empty("DEXTER_TEST_PG_CTL");
+    BOOST_TEST_REQUIRE(!ctl.empty(), "DEXTER_TEST_PG_CTL is not set");
+    const std::string channel = fresh_channel();
+    auto s = make_store(channel);
+    put(s, "restart1", "a needle title", 0, {{"needle 1", "a", 1}, {"needle 2", "a", 2}});
+    const std::vector<std::pair<std::string, std::function<std::size_t()>>> reads = {
+        {"search",
+         [&] {
+             return s.search({"needle", 10}).hits.size();
+         }},
+        {"list_page",
+         [&] {
+             return s.list_page({10, std::nullopt, "needle"}).sessions.size();
+         }},
+        {"for_each_exchange", [&] { return stream(s, "restart1", 1, 10).first.size(); }},
+    };
+    const std::vector<std::size_t> expected = {3, 1, 2};
+    for (std::size_t i = 0; i < reads.size(); ++i) {
+        BOOST_TEST_CONTEXT(reads[i].first) {
+            BOOST_TEST(reads[i].second() == expected[i]);
+            const std::string cmd = ctl + " restart -m fast >/dev/null";
+            BOOST_TEST_REQUIRE(std::system(cmd.c_str()) == 0);
+            std::string message;
+            try {
+                reads[i].second();
+                BOOST_FAIL("a read over a connection the server closed must fail");
+            } catch (const ds::storage_error& e) {
+                message = e.what();
+            }
+            BOOST_TEST(message.find("lost the connection to the PostgreSQL server") !=
+                           std::string::npos,
+                       message);
+            BOOST_TEST(reads[i].second() == expected[i]); // reconnects
+        }
+    }
 }
 
 BOOST_AUTO_TEST_SUITE_END()
