@@ -551,6 +551,7 @@ namespace {
 /// of 7 equal times, titles "title <i>" (every 10th "SPECIAL <i>"), every 13th never saved
 /// to (exchange_count 0).
 void bulk_sessions(admin& a, const std::string& channel, int n) {
+    make_store(channel); // creates the schema when the database has none
     a.exec("INSERT INTO dexter_sessions (channel, id, title, created_at, updated_at, "
            "exchange_count, extra) SELECT '" +
            channel +
@@ -695,6 +696,7 @@ BOOST_AUTO_TEST_CASE(pages_and_searches_read_the_index_in_order) {
                  {ch, nullptr, nullptr, nullptr, pattern, "64"},
                  {ch, "1767225700000", "p0000020", "1", pattern, "64"}}) {
             const std::string plan = plan_of(a, st::search, params);
+            BOOST_TEST_MESSAGE("search plan:\n" << plan);
             BOOST_TEST_CONTEXT(plan) {
                 BOOST_TEST(plan.find("Index Scan using dexter_sessions_recent") !=
                            std::string::npos);

@@ -193,13 +193,15 @@ inline constexpr std::array<const char*, static_cast<std::size_t>(pg_statement::
     // search: $1 channel, $2 $3 $4 the cursor (updated_at in ms, id, seq; NULL: the start),
     // $5 the record pattern, $6 how many; the candidate records of the sessions with an
     // exchange, the sessions newest first (read in order from the index), each one's
-    // records by seq: id, title, title_json, updated_at (ms), seq, record
+    // records by seq: id, title, title_json, updated_at (ms), seq, record. The LIMIT in
+    // the lateral subquery keeps it one: the records are read session by session on the
+    // primary key, never joined wholesale, so a page costs what it returns.
     "SELECT s.id, s.title, s.title_json::text, (extract(epoch FROM s.updated_at) * 1000)::bigint, "
     "r.seq, r.record::text FROM dexter_sessions s CROSS JOIN LATERAL "
     "(SELECT seq, record FROM dexter_records r WHERE r.channel = s.channel AND r.session_id = s.id "
     "AND r.seq > CASE WHEN s.updated_at = " DEXTER_SESSIONS_PG_MILLIS(2) " AND s.id = $3 "
     "THEN $4::bigint ELSE 0 END "
-    "AND " DEXTER_SESSIONS_PG_CANDIDATE(5) ") r "
+    "AND " DEXTER_SESSIONS_PG_CANDIDATE(5) " ORDER BY seq LIMIT $6::bigint) r "
     "WHERE s.channel = $1 AND s.exchange_count > 0 "
     "AND s.updated_at <= " DEXTER_SESSIONS_PG_CURSOR_AT " "
     "AND (s.updated_at < " DEXTER_SESSIONS_PG_CURSOR_AT " OR s.id >= $3) "
