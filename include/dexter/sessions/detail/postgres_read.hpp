@@ -7,9 +7,10 @@
 //
 // Every read pages with a keyset (the next statement starts after the last row of the
 // one before), so the store holds at most pg_page_rows records at a time, and each
-// statement is short. A search, and a page of sessions, read one snapshot; a stream
-// runs the caller's code between its pages, so each page is a statement of its own:
-// exchanges saved meanwhile may be seen, and a session deleted meanwhile ends the read.
+// statement is short. A search reads one snapshot. A stream runs the caller's code
+// between its pages, so each page is a statement of its own: exchanges saved meanwhile
+// may be seen, and a session deleted meanwhile ends the read. A page of sessions is one
+// statement (more only when the title filter turns down titles holding U+0000).
 #pragma once
 
 #include <dexter/sessions/detail/postgres_connection.hpp>
@@ -153,7 +154,6 @@ inline session_page pg_list_page(pg_connection& conn, const std::string& channel
     const std::string what = "cannot list the sessions of channel '" + channel + "'";
     std::optional<list_cursor> after = req.after;
     std::vector<session_meta> found;
-    pg_snapshot snapshot(conn, what);
     for (;;) {
         const std::size_t asked = want - found.size();
         auto r = pg_page_after(conn, channel, after, pattern, asked, what);
@@ -175,10 +175,11 @@ inline session_page pg_list_page(pg_connection& conn, const std::string& channel
     return page;
 }
 
-/// The search `q` (query.hpp): the server picks the candidates, this code decides, with
-/// match_title() and match_exchange(), so that the server's case folding (which may fold
-/// more than ASCII letters) never does. Two passes, each over the sessions with an
-/// exchange, newest-updated first, read in order from the index, a page at a time:
+/// The search `q` (query.hpp): the server picks candidates from the titles and the
+/// records' JSON text; this code reads each one and decides on the text itself, with
+/// match_title() and match_exchange(), the rule every store follows. Two passes in one
+/// snapshot (pg_snapshot), each over the sessions with an exchange, newest-updated
+/// first, read in order from the index, a page at a time:
 ///  1. the titles: the page statement with the text as title pattern;
 ///  2. the records: the search statement's candidates (DEXTER_SESSIONS_PG_CANDIDATE: the
 ///     record's JSON text contains the text escaped as encode_exchange() escapes it,
