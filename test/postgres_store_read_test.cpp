@@ -240,7 +240,10 @@ BOOST_AUTO_TEST_CASE(streaming_an_unknown_or_malformed_id_throws) {
     const std::string channel = fresh_channel();
     auto s = make_store(channel);
     int visits = 0;
-    const ds::exchange_visitor count = [&](ds::exchange&&) { return ++visits > 0; };
+    const ds::exchange_visitor count = [&](ds::exchange&&) {
+        ++visits;
+        return true;
+    };
     BOOST_CHECK_THROW(s.for_each_exchange("nosuch01", 1, 10, count), ds::session_not_found);
     BOOST_CHECK_THROW(s.for_each_exchange("nosuch01", 5, 1, count), ds::session_not_found);
     BOOST_CHECK_THROW(s.for_each_exchange("Bad-Id", 1, 10, count), ds::invalid_session_id);
@@ -248,6 +251,7 @@ BOOST_AUTO_TEST_CASE(streaming_an_unknown_or_malformed_id_throws) {
     // A session without an exchange exists: nothing to visit, nothing thrown.
     BOOST_TEST_REQUIRE(s.create(ds::session_meta{"empty001", "", base, base, 0, {}}));
     BOOST_TEST(s.for_each_exchange("empty001", 1, 10, count).empty());
+    BOOST_TEST(visits == 0);
     // What visit throws ends the read and reaches the caller.
     put(s, "throws01", "", 0, {{"q", "a", 1}, {"q", "a", 2}});
     BOOST_CHECK_THROW(s.for_each_exchange("throws01", 1, 2,
