@@ -278,8 +278,9 @@ BOOST_AUTO_TEST_CASE(every_statement_has_its_sql_and_parameters) {
     using s = dd::pg_statement;
     // The parameters each call site passes (postgres_store.hpp).
     const std::map<s, int> parameters = {
-        {s::find, 2}, {s::list, 1},   {s::create, 7}, {s::append, 5}, {s::update, 5},
-        {s::load, 3}, {s::remove, 2}, {s::lock, 2},   {s::unlock, 2}, {s::holder, 2}};
+        {s::find, 2},   {s::list, 1},   {s::create, 7}, {s::append, 5}, {s::update, 5},
+        {s::load, 3},   {s::remove, 2}, {s::lock, 2},   {s::unlock, 2}, {s::holder, 2},
+        {s::stream, 5}, {s::page, 5},   {s::search, 6}};
     BOOST_TEST(parameters.size() == static_cast<std::size_t>(s::count));
     BOOST_TEST(dd::pg_sql.size() == static_cast<std::size_t>(s::count));
     for (std::size_t i = 0; i < dd::pg_sql.size(); ++i) {
@@ -295,9 +296,24 @@ BOOST_AUTO_TEST_CASE(every_statement_has_its_sql_and_parameters) {
     const auto columns = find.substr(0, find.find(" FROM dexter_sessions"));
     BOOST_TEST(columns.starts_with("SELECT s.title, s.title_json::text, "));
     BOOST_TEST(columns.ends_with(", s.exchange_count, s.extra::text, s.id"));
-    for (s other : {s::list, s::load})
+    for (s other : {s::list, s::load, s::page})
         BOOST_TEST(
             std::string_view(dd::pg_sql[static_cast<std::size_t>(other)]).starts_with(columns));
+}
+
+BOOST_AUTO_TEST_CASE(search_patterns_escape_what_like_and_json_would_read) {
+    // LIKE's wildcards and its escape character stand for themselves.
+    BOOST_TEST(dd::pg_contains_pattern("") == "%%");
+    BOOST_TEST(dd::pg_contains_pattern("abc") == "%abc%");
+    BOOST_TEST(dd::pg_contains_pattern("50%_a\\b") == "%50\\%\\_a\\\\b%");
+    BOOST_TEST(dd::pg_contains_pattern("\xC3\xA9") == "%\xC3\xA9%");
+    // The text as a record's JSON string holds it: escaped as encode_exchange() does.
+    BOOST_TEST(dd::pg_json_needle("plain /path") == "plain /path");
+    BOOST_TEST(dd::pg_json_needle("say \"hi\"\n") == "say \\\"hi\\\"\\n");
+    BOOST_TEST(dd::pg_json_needle(std::string("a\0b\x1f", 4)) == "a\\u0000b\\u001f");
+    BOOST_TEST(dd::pg_json_needle("\xC3\xA9t\xC3\xA9") == "\xC3\xA9t\xC3\xA9");
+    // Both together: what the search statement's record pattern is.
+    BOOST_TEST(dd::pg_contains_pattern(dd::pg_json_needle("C:\\x \"")) == "%C:\\\\\\\\x \\\\\"%");
 }
 
 BOOST_AUTO_TEST_CASE(the_schema_is_the_version_it_says) {

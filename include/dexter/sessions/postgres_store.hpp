@@ -23,6 +23,10 @@
 //  - Resume reads the last n records (ORDER BY seq DESC LIMIT n) and the metadata in one
 //    statement (one snapshot). Delete is one statement (the records go by cascade),
 //    refused while another writer holds the lease.
+//  - Reading (detail/postgres_read.hpp) needs no lease: for_each_exchange() pages
+//    through the records by seq, list_page() through the index dexter_sessions_recent,
+//    and search() lets the server pick the candidate records (ILIKE on their JSON text)
+//    and decides here, with the same matching rule as every other store.
 //  - Faults: a lost connection (a server restart, a network cut) makes the call that
 //    meets it throw storage_error naming the server, with the exchange not acknowledged;
 //    the next call reconnects and takes back every lease it held, or throws
@@ -39,9 +43,11 @@
 
 #include <dexter/sessions/detail/postgres_connection.hpp>
 #include <dexter/sessions/detail/postgres_conninfo.hpp>
+#include <dexter/sessions/detail/postgres_read.hpp>
 #include <dexter/sessions/detail/postgres_sql.hpp>
 #include <dexter/sessions/detail/record_codec.hpp>
 #include <dexter/sessions/id.hpp>
+#include <dexter/sessions/query.hpp>
 #include <dexter/sessions/storage.hpp>
 #include <dexter/sessions/types.hpp>
 
@@ -277,6 +283,37 @@ public:
             close(id);
     }
 
+    // --- the read side (storage.hpp's optional capabilities) -------------------------
+
+    /// Calls visit with each exchange of session `id` with from <= seq <= through, in seq
+    /// order, holding at most detail::pg_page_rows records at a time, until visit returns
+    /// false. Needs no lease and changes nothing. Returns the diagnostics of what it
+    /// skipped, as load() reports them. Throws invalid_session_id, session_not_found,
+    /// storage_error, and what visit throws.
+    std::vector<diagnostic> for_each_exchange(const session_id& id, std::uint64_t from,
+                                              std::uint64_t through,
+                                              const exchange_visitor& visit) {
+        validate_session_id(id);
+        ensure_connected();
+        return detail::pg_for_each_exchange(conn_, channel_, id, from, through, visit);
+    }
+
+    /// The q.limit newest hits of q.text (query.hpp), the server filtering the records
+    /// and this code matching them (detail::pg_search). Throws invalid_input for an
+    /// empty or invalid text, storage_error; damaged records are reported in the result.
+    search_result search(const search_query& q) {
+        check_search_query(q);
+        ensure_connected();
+        return detail::pg_search(conn_, channel_, q);
+    }
+
+    /// The page page_of(list(), r) gives, read from the index dexter_sessions_recent
+    /// (detail::pg_list_page) rather than from every session. Throws storage_error.
+    session_page list_page(const page_request& r) {
+        ensure_connected();
+        return detail::pg_list_page(conn_, channel_, r);
+    }
+
     // --- beyond the policy ------------------------------------------------------------
 
     /// The server, as errors name it: host:port/dbname (never the password).
@@ -423,5 +460,7 @@ private:
 };
 
 static_assert(session_storage<postgres_store>);
+static_assert(streams_exchanges<postgres_store> && searches_text<postgres_store> &&
+              pages_sessions<postgres_store>);
 
 } // namespace dexter::sessions

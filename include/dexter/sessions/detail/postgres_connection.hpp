@@ -147,12 +147,20 @@ public:
         return r;
     }
 
-    /// Runs statement `s` (prepared on first use on this connection) with text
-    /// parameters (nullptr is SQL NULL). Throws storage_error starting with `what` when it
+    /// Runs statement `s` with text parameters (nullptr is SQL NULL): prepared on first use
+    /// on this connection, or, for those pg_planned_per_call() names, planned by the
+    /// server for these very parameters. Throws storage_error starting with `what` when it
     /// fails.
     pg_result_ptr run(pg_statement s, std::initializer_list<const char*> params,
                       const std::string& what) {
         const auto i = static_cast<std::size_t>(s);
+        if (pg_planned_per_call(s)) {
+            pg_result_ptr r(PQexecParams(conn_.get(), pg_sql[i], static_cast<int>(params.size()),
+                                         nullptr, params.begin(), nullptr, nullptr, 0));
+            if (!succeeded(r.get()))
+                fail(r.get(), what);
+            return r;
+        }
         const std::string name = "dexter_sessions_" + std::to_string(i);
         if (!prepared_[i]) {
             pg_result_ptr p(PQprepare(conn_.get(), name.c_str(), pg_sql[i],

@@ -92,8 +92,24 @@ enum class pg_statement : std::size_t {
     lock,
     unlock,
     holder,
+    stream,
+    page,
+    search,
     count
 };
+
+/// Whether statement `s` is run unprepared (pg_connection::run_unprepared): page and
+/// search, whose best plan depends on their parameters. A prepared statement may get a
+/// generic plan after a few runs, which cannot see that a cursor is at the start or
+/// how rare a title is, and may then sort every session of the channel where the index
+/// would give them in order.
+constexpr bool pg_planned_per_call(pg_statement s) noexcept {
+    return s == pg_statement::page || s == pg_statement::search;
+}
+
+/// Most rows a read-side statement (stream, page, search) returns at a time: what the
+/// store holds of a session while it streams or searches it.
+inline constexpr std::size_t pg_page_rows = 64;
 
 // Metadata columns: title, title_json, created_at, updated_at (ms), exchange_count, extra, id.
 #define DEXTER_SESSIONS_PG_META_COLUMNS                                                            \
@@ -101,6 +117,17 @@ enum class pg_statement : std::size_t {
     "(extract(epoch FROM s.updated_at) * 1000)::bigint, s.exchange_count, s.extra::text, s.id"
 #define DEXTER_SESSIONS_PG_MILLIS(n)                                                               \
     "('epoch'::timestamptz + $" #n "::bigint * interval '1 millisecond')"
+// The cursor's updated_at ($2, in ms); +infinity when NULL (the first page).
+#define DEXTER_SESSIONS_PG_CURSOR_AT "coalesce(" DEXTER_SESSIONS_PG_MILLIS(2) ", 'infinity')"
+// A record that may hold the search text: its JSON text contains the escaped text ($p, a
+// pattern of pg_contains_pattern(pg_json_needle(text))), ASCII letters folded (COLLATE "C":
+// ILIKE folds nothing else), or it holds a \u or \/ escape, behind which the text may hide.
+// A CASE, like the page statement's title filter, so that the planner does not guess from
+// the pattern that few records match and read them all to sort the few.
+#define DEXTER_SESSIONS_PG_CANDIDATE(p)                                                            \
+    "CASE WHEN r.record::text COLLATE \"C\" ILIKE $" #p " THEN true "                              \
+    "WHEN strpos(r.record::text, E'\\\\u') > 0 THEN true "                                         \
+    "ELSE strpos(r.record::text, E'\\\\/') > 0 END"
 
 inline constexpr std::array<const char*, static_cast<std::size_t>(pg_statement::count)> pg_sql = {
     // find: $1 channel, $2 id
@@ -143,10 +170,70 @@ inline constexpr std::array<const char*, static_cast<std::size_t>(pg_statement::
     "AND l.classid = $1::oid AND l.objid = $2::oid "
     "AND l.database = (SELECT oid FROM pg_database WHERE datname = current_database()) "
     "AND l.pid <> pg_backend_pid() LIMIT 1",
+    // clang-format off
+    // stream: $1 channel, $2 id, $3 from, $4 through, $5 how many; a page of records in
+    // seq order (the next page starts after the last seq)
+    "SELECT seq, record::text FROM dexter_records WHERE channel = $1 AND session_id = $2 "
+    "AND seq >= $3::bigint AND seq <= $4::bigint ORDER BY seq LIMIT $5::bigint",
+    // page: $1 channel, $2 $3 the cursor (updated_at in ms, id; NULL: the first page), $4 a
+    // title pattern of pg_contains_pattern (NULL: every title), $5 how many; the sessions
+    // with an exchange after the cursor, newest first, read in order from the index
+    // dexter_sessions_recent. A title holding U+0000 (title shows it as U+FFFD) is always
+    // returned: the caller matches the exact one. The CASE hides the pattern from the
+    // planner, which guesses from its length that few titles match and would then read
+    // every session of the channel to sort the few, rather than read the index in order
+    // and stop when the page is full.
+    "SELECT " DEXTER_SESSIONS_PG_META_COLUMNS " FROM dexter_sessions s "
+    "WHERE s.channel = $1 AND s.exchange_count > 0 "
+    "AND s.updated_at <= " DEXTER_SESSIONS_PG_CURSOR_AT " "
+    "AND (s.updated_at < " DEXTER_SESSIONS_PG_CURSOR_AT " OR s.id > $3) "
+    "AND CASE WHEN $4::text IS NULL THEN true WHEN s.title COLLATE \"C\" ILIKE $4 THEN true "
+    "ELSE s.title_json IS NOT NULL END "
+    "ORDER BY s.updated_at DESC, s.id LIMIT $5::bigint",
+    // search: $1 channel, $2 $3 $4 the cursor (updated_at in ms, id, seq; NULL: the start),
+    // $5 the record pattern, $6 how many; the candidate records of the sessions with an
+    // exchange, the sessions newest first (read in order from the index), each one's
+    // records by seq: id, title, title_json, updated_at (ms), seq, record. The LIMIT in
+    // the lateral subquery keeps it one: the records are read session by session on the
+    // primary key, never joined wholesale, so a page costs what it returns.
+    "SELECT s.id, s.title, s.title_json::text, (extract(epoch FROM s.updated_at) * 1000)::bigint, "
+    "r.seq, r.record::text FROM dexter_sessions s CROSS JOIN LATERAL "
+    "(SELECT seq, record FROM dexter_records r WHERE r.channel = s.channel AND r.session_id = s.id "
+    "AND r.seq > CASE WHEN s.updated_at = " DEXTER_SESSIONS_PG_MILLIS(2) " AND s.id = $3 "
+    "THEN $4::bigint ELSE 0 END "
+    "AND " DEXTER_SESSIONS_PG_CANDIDATE(5) " ORDER BY seq LIMIT $6::bigint) r "
+    "WHERE s.channel = $1 AND s.exchange_count > 0 "
+    "AND s.updated_at <= " DEXTER_SESSIONS_PG_CURSOR_AT " "
+    "AND (s.updated_at < " DEXTER_SESSIONS_PG_CURSOR_AT " OR s.id >= $3) "
+    "ORDER BY s.updated_at DESC, s.id, r.seq LIMIT $6::bigint",
+    // clang-format on
 };
 
 #undef DEXTER_SESSIONS_PG_META_COLUMNS
 #undef DEXTER_SESSIONS_PG_MILLIS
+#undef DEXTER_SESSIONS_PG_CURSOR_AT
+#undef DEXTER_SESSIONS_PG_CANDIDATE
+
+/// A LIKE pattern that matches any text containing `text`: `%`, `_` and `\` (LIKE's
+/// escape character) escaped with `\`, between two `%`.
+inline std::string pg_contains_pattern(std::string_view text) {
+    std::string p = "%";
+    for (char c : text) {
+        if (c == '%' || c == '_' || c == '\\')
+            p += '\\';
+        p += c;
+    }
+    p += '%';
+    return p;
+}
+
+/// `text` as a record written by encode_exchange() holds it inside a JSON string: the
+/// string's content, without the quotes. `text` is valid UTF-8.
+inline std::string pg_json_needle(std::string_view text) {
+    std::string s;
+    append_json_string(s, text);
+    return s.substr(1, s.size() - 2);
+}
 
 /// Schema version 1 (the tables above), several statements in one string, run in the
 /// one transaction that creates the schema.
@@ -206,6 +293,22 @@ inline pg_meta_params pg_encode_meta(const session_meta& m, std::size_t max_byte
     return e;
 }
 
+/// The exact title in `row` of `r`: column `json_col` (title_json) when it is not NULL
+/// and holds a JSON string, else column `title_col` (title).
+inline std::string pg_read_title(const PGresult* r, int row, int title_col, int json_col) {
+    if (!PQgetisnull(r, row, json_col)) {
+        boost::system::error_code ec;
+        const auto v =
+            json::parse(std::string_view(PQgetvalue(r, row, json_col),
+                                         static_cast<std::size_t>(PQgetlength(r, row, json_col))),
+                        ec);
+        if (!ec && v.is_string())
+            return std::string(v.get_string().data(), v.get_string().size());
+    }
+    return std::string(PQgetvalue(r, row, title_col),
+                       static_cast<std::size_t>(PQgetlength(r, row, title_col)));
+}
+
 /// The metadata in columns 0-6 of `row` of a find, list or load result (the metadata
 /// columns, in their order: title, title_json, created_at, updated_at, exchange_count,
 /// extra, id). title_json, when not NULL and a JSON string, is the exact title; an
@@ -221,13 +324,7 @@ inline session_meta pg_read_meta(const PGresult* r, int row) {
     };
     session_meta m;
     m.id = std::string(text(6));
-    m.title = std::string(text(0));
-    if (!PQgetisnull(r, row, 1)) {
-        boost::system::error_code ec;
-        const auto v = json::parse(text(1), ec);
-        if (!ec && v.is_string())
-            m.title.assign(v.get_string().data(), v.get_string().size());
-    }
+    m.title = pg_read_title(r, row, 0, 1);
     m.created_at = millis(2);
     m.updated_at = millis(3);
     m.exchange_count = std::strtoull(PQgetvalue(r, row, 4), nullptr, 10);
