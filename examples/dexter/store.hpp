@@ -78,59 +78,21 @@ public:
         on([](auto& s) { s.check_writable(); });
     }
 
-    // The read side's capabilities, forwarded so that the manager uses them; a store
-    // without one gets the generic code, as the manager would give it.
+    // The read side's capabilities (storage.hpp), forwarded so that the manager uses
+    // them: both stores stream and search; the file store pages its listing through
+    // page_of(), as the manager would.
     std::vector<sessions::diagnostic> for_each_exchange(const sessions::session_id& id,
                                                         std::uint64_t from, std::uint64_t through,
                                                         const sessions::exchange_visitor& visit) {
-        return on([&](auto& s) {
-            if constexpr (sessions::streams_exchanges<std::remove_cvref_t<decltype(s)>>) {
-                return s.for_each_exchange(id, from, through, visit);
-            } else {
-                auto loaded = s.load(id, sessions::all_exchanges);
-                for (auto& ex : loaded.exchanges)
-                    if (ex.seq >= from && ex.seq <= through && !visit(std::move(ex)))
-                        break;
-                return std::move(loaded.diagnostics);
-            }
-        });
+        return on([&](auto& s) { return s.for_each_exchange(id, from, through, visit); });
     }
     std::vector<sessions::diagnostic> for_each_record(const sessions::session_id& id,
                                                       std::uint64_t from, std::uint64_t through,
                                                       const sessions::record_visitor& visit) {
-        return on([&](auto& s) {
-            if constexpr (sessions::streams_records<std::remove_cvref_t<decltype(s)>>)
-                return s.for_each_record(id, from, through, visit);
-            else
-                return for_each_exchange(id, from, through, [&](sessions::exchange&& ex) {
-                    return visit(std::move(ex), std::string_view());
-                });
-        });
+        return on([&](auto& s) { return s.for_each_record(id, from, through, visit); });
     }
     sessions::search_result search(const sessions::search_query& q) {
-        return on([&](auto& s) {
-            if constexpr (sessions::searches_text<std::remove_cvref_t<decltype(s)>>) {
-                return s.search(q);
-            } else {
-                return sessions::search_sessions(
-                    s.list(), q,
-                    [&](const sessions::session_meta& m, sessions::hit_collector& hits,
-                        std::vector<sessions::session_diagnostic>& diags) {
-                        sessions::loaded_session loaded;
-                        try {
-                            loaded = s.load(m.id, sessions::all_exchanges);
-                        } catch (const sessions::session_not_found&) {
-                            return; // deleted since list(): nothing to find in it
-                        }
-                        for (const auto& ex : loaded.exchanges)
-                            if (ex.seq <= m.exchange_count)
-                                if (auto h = sessions::match_exchange(m, ex, q.text))
-                                    hits.offer(std::move(*h));
-                        for (auto& d : loaded.diagnostics)
-                            diags.push_back({m.id, std::move(d)});
-                    });
-            }
-        });
+        return on([&](auto& s) { return s.search(q); });
     }
     sessions::session_page list_page(const sessions::page_request& r) {
         return on([&](auto& s) {

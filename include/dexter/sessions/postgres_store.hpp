@@ -295,7 +295,19 @@ public:
                                               const exchange_visitor& visit) {
         validate_session_id(id);
         ensure_connected();
-        return detail::pg_for_each_exchange(conn_, channel_, id, from, through, visit);
+        return for_each_record(id, from, through, [&](exchange&& ex, std::string_view) {
+            return visit(std::move(ex));
+        });
+    }
+
+    /// As for_each_exchange(), with each exchange's record as stored (storage.hpp,
+    /// streams_records): the `record` column's text, when it is one line in this
+    /// library's form (not edited by hand into another).
+    std::vector<diagnostic> for_each_record(const session_id& id, std::uint64_t from,
+                                            std::uint64_t through, const record_visitor& visit) {
+        validate_session_id(id);
+        ensure_connected();
+        return detail::pg_for_each_record(conn_, channel_, id, from, through, visit);
     }
 
     /// The q.limit newest hits of q.text (query.hpp), the server filtering the records
@@ -460,7 +472,7 @@ private:
 };
 
 static_assert(session_storage<postgres_store>);
-static_assert(streams_exchanges<postgres_store> && searches_text<postgres_store> &&
-              pages_sessions<postgres_store>);
+static_assert(streams_exchanges<postgres_store> && streams_records<postgres_store> &&
+              searches_text<postgres_store> && pages_sessions<postgres_store>);
 
 } // namespace dexter::sessions

@@ -52,10 +52,10 @@ inline std::string_view pg_text(const PGresult* r, int row, int col) {
 /// "record <seq>: ..."), and so is a hole between two exchanges visited in a row.
 /// Throws session_not_found when the session does not exist, storage_error, and what
 /// visit throws.
-inline std::vector<diagnostic> pg_for_each_exchange(pg_connection& conn, const std::string& channel,
-                                                    const std::string& id, std::uint64_t from,
-                                                    std::uint64_t through,
-                                                    const exchange_visitor& visit) {
+inline std::vector<diagnostic> pg_for_each_record(pg_connection& conn, const std::string& channel,
+                                                  const std::string& id, std::uint64_t from,
+                                                  std::uint64_t through,
+                                                  const record_visitor& visit) {
     std::vector<diagnostic> diags;
     std::uint64_t next = std::max<std::uint64_t>(from, 1);
     const std::uint64_t last = std::min(through, pg_bigint_max);
@@ -81,13 +81,18 @@ inline std::vector<diagnostic> pg_for_each_exchange(pg_connection& conn, const s
         for (int i = 0; i < rows; ++i) {
             const std::uint64_t seq = std::strtoull(PQgetvalue(r.get(), i, 0), nullptr, 10);
             next = seq + 1;
-            auto ex = pg_read_record(pg_text(r.get(), i, 1), seq, diags);
+            const std::string_view text = pg_text(r.get(), i, 1);
+            auto ex = pg_read_record(text, seq, diags);
             if (!ex)
                 continue;
             if (prev != 0 && ex->seq != prev + 1)
                 diags.push_back({0, 0, missing_exchanges_reason(prev, ex->seq)});
             prev = ex->seq;
-            if (!visit(std::move(*ex)))
+            // The record as the store wrote it (one line, this library's form), unless it
+            // was edited into another form in the database.
+            const bool as_written =
+                canonical_exchange_seq(text) == seq && text.find('\n') == std::string_view::npos;
+            if (!visit(std::move(*ex), as_written ? text : std::string_view()))
                 return diags;
         }
         if (static_cast<std::size_t>(rows) < pg_page_rows)
