@@ -384,8 +384,8 @@ public:
     }
 
     /// As for_each_exchange(), with each exchange's line (storage.hpp, streams_records)
-    /// when it is in the form this library writes (its canonical beginning, no lone
-    /// surrogate escaped); empty otherwise.
+    /// when it is in the form this library writes (its canonical beginning and seq, read
+    /// without repair); empty otherwise.
     std::vector<diagnostic> for_each_record(const session_id& id, std::uint64_t from,
                                             std::uint64_t through, const record_visitor& visit) {
         validate_session_id(id);
@@ -410,9 +410,7 @@ public:
                     return false;
                 if (ex.seq < from)
                     return true;
-                const bool as_written = detail::canonical_exchange_seq(line) == ex.seq &&
-                                        line.find("\\ud") == std::string_view::npos &&
-                                        line.find("\\uD") == std::string_view::npos;
+                const bool as_written = detail::canonical_exchange_seq(line) == ex.seq;
                 return visit(std::move(ex), as_written ? line : std::string_view());
             });
         if (!st.have_header)

@@ -102,7 +102,8 @@ inline std::string too_long_reason(std::size_t max_record) {
 /// longer than `max_record` are skipped without being held in memory. Bytes after the
 /// last newline (a torn tail) are reported and left unconsumed. `on_exchange` gets each
 /// accepted exchange when `want_exchanges`, as `(exchange&&)` or, if it takes them,
-/// `(exchange&&, std::string_view line)` with the line it was read from; if it returns
+/// `(exchange&&, std::string_view line)` with the line it was read from (empty when the
+/// line had to be repaired to be read: it is then not the record); if it returns
 /// bool, false stops the read after that exchange (no torn tail is then reported).
 template <class Ops, class F>
 void scan_forward(Ops& ops, int fd, const std::string& path, scan_state& st,
@@ -113,7 +114,8 @@ void scan_forward(Ops& ops, int fd, const std::string& path, scan_state& st,
     std::string_view current;
     auto call = [&](exchange&& ex) {
         if constexpr (std::is_invocable_v<F&, exchange&&, std::string_view>)
-            return on_exchange(std::move(ex), current);
+            return on_exchange(std::move(ex),
+                               reader.line_repaired() ? std::string_view() : current);
         else
             return on_exchange(std::move(ex));
     };

@@ -33,9 +33,18 @@ inline std::string json_escaped(std::string_view text) {
 /// itself (`\u`, `\/`), which a test of the bytes cannot see through. False means no
 /// decoded string of the line can contain the text.
 inline bool may_hold(std::string_view line, std::string_view escaped) noexcept {
-    return find_ignoring_ascii_case(line, escaped) != std::string_view::npos ||
-           line.find("\\u") != std::string_view::npos || line.find("\\/") != std::string_view::npos;
+    if (find_ignoring_ascii_case(line, escaped) != std::string_view::npos)
+        return true;
+    // One pass over the escapes: each backslash and the character it escapes.
+    for (std::size_t b = line.find('\\'); b != std::string_view::npos && b + 1 < line.size();
+         b = line.find('\\', b + 2))
+        if (line[b + 1] == 'u' || line[b + 1] == '/')
+            return true;
+    return false;
 }
+
+/// Where the seq key of a line that canonical_exchange_seq() reads ends.
+inline constexpr std::size_t seq_key_end = std::string_view(R"({"type":"exchange","seq":)").size();
 
 /// Offers to `hits` the matches of `needle` (JSON spelling `escaped`) in the exchanges of
 /// session `meta` stored in history `fd`, up to seq meta.exchange_count (what a listing
@@ -71,7 +80,7 @@ void search_history(Ops& ops, int fd, const std::string& path, const session_met
             ++line_no;
             if (line_no > 1) { // line 1 is decoded: it decides what the file is
                 const auto seq = canonical_exchange_seq(line);
-                if (seq && !may_hold(line, escaped)) {
+                if (seq && !may_hold(line, escaped) && !seq_may_repeat(line, seq_key_end)) {
                     if (*seq <= meta.exchange_count) {
                         reader.note_seq(st, *seq, line_no, offset);
                         noted = true;

@@ -198,9 +198,8 @@ inline std::string missing_exchanges_reason(std::uint64_t prev, std::uint64_t se
 
 /// The seq of an exchange record that begins as this library writes one
 /// (`{"type":"exchange","seq":N,`), read without decoding the line; nothing for any other
-/// line (which must then be decoded to be known), including one where `"type":` or
-/// `"seq":` occurs again: a decoder takes the last of two equal keys, and a nested object
-/// (in tool_calls or extra) cannot be told from a second key without decoding.
+/// line (which must then be decoded to be known). The rest of the line is not looked at:
+/// see seq_may_repeat().
 inline std::optional<std::uint64_t> canonical_exchange_seq(std::string_view line) noexcept {
     constexpr std::string_view prefix = R"({"type":"exchange","seq":)";
     if (!line.starts_with(prefix))
@@ -215,10 +214,19 @@ inline std::optional<std::uint64_t> canonical_exchange_seq(std::string_view line
     if (digits == 0 || seq == 0 || (digits > 1 && line[prefix.size()] == '0') || i >= line.size() ||
         line[i] != ',')
         return std::nullopt;
-    if (line.find(R"("type":)", i) != std::string_view::npos ||
-        line.find(R"("seq":)", i) != std::string_view::npos)
-        return std::nullopt;
     return seq;
+}
+
+/// False when `line`, holding no `\u` escape, can have no second "seq" key after its first
+/// `prefix_end` bytes: a decoder takes the last of two equal keys, so the seq of such a
+/// line is only known once it is decoded. Looks for the bytes `"seq"` (a key spelt without
+/// escapes; a string "seq" counts too) from the rare `q`, at memchr speed.
+inline bool seq_may_repeat(std::string_view line, std::size_t prefix_end) noexcept {
+    for (std::size_t q = line.find('q', prefix_end); q != std::string_view::npos;
+         q = line.find('q', q + 1))
+        if (q >= 3 && q + 1 < line.size() && line.substr(q - 3, 5) == R"("seq")")
+            return true;
+    return false;
 }
 
 /// What a reader knows of a session after reading its file up to `consumed`.
@@ -243,7 +251,10 @@ public:
         repaired = false;
         if (try_parse(line, on_value))
             return true;
-        if (repair_lone_surrogates(line, repaired_) > 0 && try_parse(repaired_, on_value)) {
+        repairing_ = repair_lone_surrogates(line, repaired_) > 0;
+        const bool parsed = repairing_ && try_parse(repaired_, on_value);
+        repairing_ = false;
+        if (parsed) {
             repaired = true;
             return true;
         }
@@ -254,6 +265,9 @@ public:
             why = "not valid JSON (" + last_error_.message() + ")";
         return false;
     }
+
+    /// True while parse() hands over a value read from a repaired copy of the line.
+    bool repairing() const noexcept { return repairing_; }
 
 private:
     static json::parse_options parse_options() {
@@ -281,6 +295,7 @@ private:
     json::parser parser_;
     alignas(16) std::array<unsigned char, 8192> arena_{};
     std::string repaired_;
+    bool repairing_ = false; // on_value is seeing a repaired copy of the line
     boost::system::error_code last_error_;
 };
 
@@ -320,6 +335,10 @@ public:
     bool note_seq(scan_state& st, std::uint64_t seq, std::uint64_t line_no, std::uint64_t offset) {
         return accept_seq(st, seq, st.meta.updated_at, line_no, offset);
     }
+
+    /// True while read_line() hands over an exchange read from a repaired copy of its
+    /// line (lone surrogate escapes replaced): the line is then not the record as read.
+    bool line_repaired() const noexcept { return parser_.repairing(); }
 
     /// How many exchanges were skipped so far because their seq repeated or went back.
     std::uint64_t repeats() const noexcept { return repeats_; }
