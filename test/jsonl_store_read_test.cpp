@@ -173,6 +173,28 @@ BOOST_AUTO_TEST_CASE(a_15_mib_answer_streams_and_exports_byte_for_byte) {
     BOOST_TEST(out.str() == read_bytes(dir / "cli" / id / "history.jsonl"));
 }
 
+BOOST_AUTO_TEST_CASE(a_repaired_line_is_exported_as_read_never_as_it_was_written) {
+    ds::test::temp_dir dir;
+    save_session(dir.path(), "surr0001", 1);
+    const fs::path file = history(dir.path(), "surr0001");
+    // A JavaScript writer cut a string inside a surrogate pair: the reader replaces the
+    // lone half with U+FFFD and says so; an export must not copy the broken escape.
+    append_line(
+        file,
+        R"({"type":"exchange","seq":2,"timestamp":"2026-03-01T00:00:20.000Z","query":"cut \ud83d","answer":"a"})");
+    ds::session_manager<ds::jsonl_store> m{ds::jsonl_store{dir.path(), "cli", unsynced}};
+    const auto meta = m.find_session("surr0001");
+    BOOST_TEST_REQUIRE(meta.has_value());
+    for (const auto format : {ds::export_format::jsonl, ds::export_format::json}) {
+        std::ostringstream out;
+        const auto r = ds::export_session(m, *meta, format, out);
+        BOOST_TEST(r.exchanges == 2u);
+        BOOST_TEST(mentions(r.diagnostics, "lone UTF-16 surrogate"), show(r.diagnostics));
+        BOOST_TEST(!contains(out.str(), "\\ud83d"));
+        BOOST_TEST(contains(out.str(), "cut \xEF\xBF\xBD"));
+    }
+}
+
 BOOST_AUTO_TEST_CASE(streaming_holds_a_bounded_part_of_the_session) {
     ds::test::temp_dir dir;
     save_long(dir.path(), "mem00001", 2000, 16 * 1024); // ~33 MB
