@@ -1317,13 +1317,14 @@ BOOST_FIXTURE_TEST_CASE(export_to_a_file_replaces_it_only_when_complete, cli) {
 
 namespace {
 
-// A tmpfs of `size` mounted on `dir` for as long as it lives (root only).
+// A tmpfs of `size` mounted on `dir` for as long as it lives (root only), read-only when
+// `flags` says MS_RDONLY.
 class small_file_system {
 public:
-    small_file_system(const fs::path& dir, const char* size) : dir_(dir) {
+    small_file_system(const fs::path& dir, const char* size, unsigned long flags = 0) : dir_(dir) {
         fs::create_directories(dir_);
         const std::string data = std::string("size=") + size;
-        mounted_ = ::mount("tmpfs", dir_.c_str(), "tmpfs", 0, data.c_str()) == 0;
+        mounted_ = ::mount("tmpfs", dir_.c_str(), "tmpfs", flags, data.c_str()) == 0;
         if (!mounted_)
             reason_ = std::strerror(errno);
     }
@@ -1373,6 +1374,23 @@ BOOST_FIXTURE_TEST_CASE(an_export_that_fills_the_disk_leaves_nothing_behind, cli
     BOOST_TEST(describe_status(r.status) == "exit 0", r.err);
     BOOST_TEST(read_text(small / "kept.md") ==
                library_export("fits1234", ds::export_format::markdown));
+}
+
+BOOST_FIXTURE_TEST_CASE(an_export_into_a_read_only_directory_leaves_nothing_behind, cli) {
+    write_session("rdonly12", "read-only", {{"q", "a"}}, test_time());
+    // A read-only mount: root's permission checks cannot be bypassed there.
+    const fs::path ro = tmp.path() / "ro";
+    small_file_system mounted(ro, "64k", MS_RDONLY);
+    if (!mounted.mounted()) {
+        BOOST_TEST_MESSAGE("skipped: cannot mount a read-only tmpfs (" << mounted.reason() << ")");
+        return;
+    }
+    const auto r = run({"--export", "rdonly12", "-o", (ro / "s.md").string()});
+    BOOST_TEST(describe_status(r.status) == "exit 1", r.err);
+    BOOST_TEST(r.err.starts_with("dexter: cannot export to " + (ro / "s.md").string() + ": "),
+               r.err);
+    BOOST_TEST(r.err.find("Read-only file system") != std::string::npos, r.err);
+    BOOST_TEST(names_in(ro).empty());
 }
 
 BOOST_FIXTURE_TEST_CASE(an_interrupted_export_leaves_the_file_as_it_was, cli) {
