@@ -8,6 +8,7 @@
 
 #include <dexter/sessions/session_manager.hpp>
 
+#include "support/postgres_admin.hpp"
 #include "support/postgres_server.hpp"
 
 #include <fcntl.h>
@@ -29,6 +30,7 @@
 
 namespace ds = dexter::sessions;
 using ds::test::env_or_empty;
+using ds::test::admin;
 using ds::test::fresh_channel;
 using ds::test::test_server;
 
@@ -57,35 +59,6 @@ std::string with_options(std::string conninfo, const std::string& options) {
     conninfo += conninfo.find('?') == std::string::npos ? '?' : '&';
     return conninfo + "options=" + encoded;
 }
-
-/// A plain libpq connection for checks behind the store's back.
-class admin {
-public:
-    admin() : conn_(PQconnectdb(test_server().c_str())) {
-        if (PQstatus(conn_) != CONNECTION_OK)
-            throw std::runtime_error(std::string("admin connection: ") + PQerrorMessage(conn_));
-    }
-    admin(const admin&) = delete;
-    admin& operator=(const admin&) = delete;
-    ~admin() { PQfinish(conn_); }
-
-    /// Runs `sql` (constant text, test-made) and returns the first value ("" if none).
-    std::string exec(const std::string& sql) {
-        PGresult* r = PQexec(conn_, sql.c_str());
-        const auto s = PQresultStatus(r);
-        std::string out;
-        if (s == PGRES_TUPLES_OK && PQntuples(r) > 0)
-            out = PQgetvalue(r, 0, 0);
-        const std::string err = PQresultErrorMessage(r);
-        PQclear(r);
-        if (s != PGRES_TUPLES_OK && s != PGRES_COMMAND_OK)
-            throw std::runtime_error("admin: " + sql + ": " + err);
-        return out;
-    }
-
-private:
-    PGconn* conn_;
-};
 
 /// Creates an empty schema named `prefix` + a fresh channel name; returns its name.
 std::string create_schema(admin& a, const std::string& prefix) {

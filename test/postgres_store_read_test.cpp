@@ -11,6 +11,7 @@
 #include <dexter/sessions/memory_store.hpp>
 #include <dexter/sessions/session_manager.hpp>
 
+#include "support/postgres_admin.hpp"
 #include "support/postgres_server.hpp"
 
 #include <libpq-fe.h>
@@ -27,6 +28,7 @@
 #include <vector>
 
 namespace ds = dexter::sessions;
+using ds::test::admin;
 using ds::test::fresh_channel;
 using ds::test::test_server;
 using namespace std::chrono_literals;
@@ -38,44 +40,6 @@ using announce_skip = ds::test::announce_skip;
 ds::postgres_store make_store(const std::string& channel) {
     return ds::postgres_store{test_server(), channel};
 }
-
-/// A plain libpq connection for changes and checks behind the store's back.
-class admin {
-public:
-    admin() : conn_(PQconnectdb(test_server().c_str())) {
-        if (PQstatus(conn_) != CONNECTION_OK)
-            throw std::runtime_error(std::string("admin connection: ") + PQerrorMessage(conn_));
-    }
-    admin(const admin&) = delete;
-    admin& operator=(const admin&) = delete;
-    ~admin() { PQfinish(conn_); }
-
-    /// Runs `sql` (test-made) with `params` and returns every row's first value.
-    std::vector<std::string> rows(const std::string& sql,
-                                  const std::vector<const char*>& params = {}) {
-        PGresult* r = PQexecParams(conn_, sql.c_str(), static_cast<int>(params.size()), nullptr,
-                                   params.data(), nullptr, nullptr, 0);
-        const auto s = PQresultStatus(r);
-        std::vector<std::string> out;
-        if (s == PGRES_TUPLES_OK)
-            for (int i = 0; i < PQntuples(r); ++i)
-                out.emplace_back(PQgetvalue(r, i, 0));
-        const std::string err = PQresultErrorMessage(r);
-        PQclear(r);
-        if (s != PGRES_TUPLES_OK && s != PGRES_COMMAND_OK)
-            throw std::runtime_error("admin: " + sql + ": " + err);
-        return out;
-    }
-
-    /// Runs `sql` and returns the first value ("" if none).
-    std::string exec(const std::string& sql) {
-        auto r = rows(sql);
-        return r.empty() ? std::string() : r.front();
-    }
-
-private:
-    PGconn* conn_;
-};
 
 const ds::time_point base{std::chrono::sys_days{std::chrono::year{2026} / 3 / 1}};
 
