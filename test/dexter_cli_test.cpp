@@ -23,6 +23,7 @@
 #include <sys/mount.h>
 #include <sys/resource.h>
 #include <sys/stat.h>
+#include <sys/sysmacros.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -1312,6 +1313,28 @@ BOOST_FIXTURE_TEST_CASE(export_to_a_file_replaces_it_only_when_complete, cli) {
     BOOST_TEST(fs::is_directory(out / "adir"));
     BOOST_TEST(names_in(out) == (std::vector<std::string>{"adir", "s.jsonl", "s.md"}),
                boost::test_tools::per_element());
+
+    // Only regular files are replaced: a rename over a device node (as root, -o /dev/null
+    // would replace the system's), a FIFO or a symbolic link would put the export in its
+    // place.
+    const fs::path special = tmp.path() / "special";
+    fs::create_directories(special);
+    BOOST_TEST_REQUIRE(::mkfifo((special / "fifo").c_str(), 0600) == 0);
+    fs::create_symlink(out / "s.md", special / "link");
+    const bool have_node =
+        ::mknod((special / "null").c_str(), S_IFCHR | 0666, ::makedev(1, 3)) == 0;
+    for (const char* name : {"fifo", "link", "null"}) {
+        if (std::string(name) == "null" && !have_node)
+            continue; // not root: no device node to test with
+        r = run({"--export", "file1234", "-o", (special / name).string()});
+        BOOST_TEST(describe_status(r.status) == "exit 1", name);
+        BOOST_TEST(r.err.find("-o only writes regular files") != std::string::npos, r.err);
+    }
+    BOOST_TEST(fs::is_fifo(special / "fifo"));
+    BOOST_TEST(fs::is_symlink(special / "link"));
+    if (have_node)
+        BOOST_TEST(fs::is_character_file(special / "null"));
+    BOOST_TEST(names_in(special).size() == (have_node ? 3u : 2u));
     BOOST_TEST(read_text(out / "s.md") == library_export("file1234", ds::export_format::markdown));
 }
 
@@ -1374,6 +1397,28 @@ BOOST_FIXTURE_TEST_CASE(an_export_that_fills_the_disk_leaves_nothing_behind, cli
     BOOST_TEST(describe_status(r.status) == "exit 0", r.err);
     BOOST_TEST(read_text(small / "kept.md") ==
                library_export("fits1234", ds::export_format::markdown));
+}
+
+BOOST_FIXTURE_TEST_CASE(an_export_to_a_file_is_the_export_to_standard_output, cli) {
+    // Records another writer added a field to: an export copies the records it can,
+    // whether it goes to standard output or through -o.
+    write_session("same1234", "same", {{"q1", "a1"}}, test_time());
+    const fs::path history = sessions / "cli" / "same1234" / "history.jsonl";
+    std::ofstream(history, std::ios::app)
+        << R"({"type":"exchange","seq":2,"timestamp":"2026-11-06T10:01:00.000Z","query":"q2","answer":"a2","origin":"another tool"})"
+        << "\n";
+    const fs::path out = tmp.path() / "out";
+    fs::create_directories(out);
+    for (const char* format : {"jsonl", "json", "markdown"}) {
+        const auto to_stdout = run({"--export", "same1234", "--format", format});
+        BOOST_TEST(describe_status(to_stdout.status) == "exit 0", to_stdout.err);
+        const fs::path file = out / (std::string("s.") + format);
+        const auto to_file = run({"--export", "same1234", "--format", format, "-o", file.string()});
+        BOOST_TEST(describe_status(to_file.status) == "exit 0", to_file.err);
+        BOOST_TEST(read_text(file) == to_stdout.out, format);
+        if (std::string(format) != "markdown")
+            BOOST_TEST(to_stdout.out.find("another tool") != std::string::npos, format);
+    }
 }
 
 BOOST_FIXTURE_TEST_CASE(an_export_into_a_read_only_directory_leaves_nothing_behind, cli) {

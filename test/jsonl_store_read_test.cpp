@@ -195,7 +195,21 @@ BOOST_AUTO_TEST_CASE(a_repaired_line_is_exported_as_read_never_as_it_was_written
     }
 }
 
+#if defined(__SANITIZE_ADDRESS__)
+#define DEXTER_TEST_UNDER_ASAN 1
+#elif defined(__has_feature)
+#if __has_feature(address_sanitizer)
+#define DEXTER_TEST_UNDER_ASAN 1
+#endif
+#endif
+
 BOOST_AUTO_TEST_CASE(streaming_holds_a_bounded_part_of_the_session) {
+#ifdef DEXTER_TEST_UNDER_ASAN
+    // AddressSanitizer keeps freed memory in quarantine (256 MiB by default): the peak
+    // then says nothing about what the reader holds.
+    BOOST_TEST_MESSAGE("skipped under AddressSanitizer: peak memory is not the reader's");
+    return;
+#endif
     ds::test::temp_dir dir;
     save_long(dir.path(), "mem00001", 2000, 16 * 1024); // ~33 MB
     // In a child each, so that one measurement's peak is not the other's.

@@ -173,6 +173,11 @@ BOOST_AUTO_TEST_CASE(short_text_is_whole_with_controls_as_spaces) {
     BOOST_TEST(ds::make_snippet("plain text", 6) == "plain text");
     BOOST_TEST(ds::make_snippet("line one\nline\ttwo\r\x1b[31m\x7f!", 9) ==
                "line one line two  [31m !");
+    // C1 controls (an 8-bit CSI, U+009B; U+0085, NEL) are controls too; U+00A0 and é stay.
+    BOOST_TEST(ds::make_snippet("a\xC2\x9B"
+                                "2Jb\xC2\x85"
+                                "c\xC2\xA0\xC3\xA9",
+                                0) == "a 2Jb c\xC2\xA0\xC3\xA9");
     // A text of snippet_max_chars characters fits whole, wherever the match is.
     std::string fits;
     for (std::size_t i = 0; i < ds::snippet_max_chars; ++i)

@@ -28,6 +28,7 @@
 #include <stdexcept>
 #include <streambuf>
 #include <string>
+#include <string_view>
 #include <vector>
 
 namespace dexter::cli {
@@ -190,6 +191,16 @@ public:
         const std::string name = target_.filename().string();
         if (name.empty() || name == "." || name == "..")
             fail("not a file name", 0);
+        // Only a regular file is replaced: a rename over a device (/dev/null, as root), a
+        // FIFO or a symbolic link would put the export in its place.
+        struct stat st {};
+        if (::lstat(target_.c_str(), &st) == 0 && !S_ISREG(st.st_mode))
+            fail(std::string("it is ") +
+                     (S_ISLNK(st.st_mode)   ? "a symbolic link"
+                      : S_ISDIR(st.st_mode) ? "a directory"
+                                            : "not a regular file") +
+                     ", and -o only writes regular files (use > to write to it)",
+                 0);
         const fs::path dir = target_.has_parent_path() ? target_.parent_path() : fs::path(".");
         std::random_device seed;
         std::mt19937 random(seed());
@@ -267,12 +278,16 @@ int export_to_file(session_manager& manager, const sessions::session_meta& meta,
     std::vector<sessions::diagnostic> skipped;
     try {
         exporter.begin(meta);
-        skipped = manager.for_each_exchange(meta, 1, [&](sessions::exchange&& ex) {
-            if (interrupts && (stopped_by = interrupts->take()) != 0)
-                return false;
-            exporter.add(ex);
-            return true;
-        });
+        // As sessions::export_session() writes it (stored records copied as they are),
+        // with a check for Ctrl-C between exchanges.
+        skipped =
+            manager.for_each_record(meta, 1, [&](sessions::exchange&& ex, std::string_view record) {
+                if (interrupts && (stopped_by = interrupts->take()) != 0)
+                    return false;
+                exporter.add(ex, *o.format == sessions::export_format::markdown ? std::string_view()
+                                                                                : record);
+                return true;
+            });
         if (stopped_by != 0) {
             std::cerr << "dexter: export interrupted; " << o.output.string()
                       << (fs::exists(o.output) ? " is unchanged\n" : " was not written\n");

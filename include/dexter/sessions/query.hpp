@@ -60,8 +60,8 @@ struct search_hit {
     time_point timestamp{};
     match_field field = match_field::answer;
     /// At most snippet_max_chars characters of the field around its first match, with
-    /// newlines, tabs and other control characters each shown as a space; "…" marks a cut
-    /// at either end.
+    /// newlines, tabs and other control characters (C0, DEL, C1) each shown as a space; "…" marks a
+    /// cut at either end.
     std::string snippet;
 
     friend bool operator==(const search_hit&, const search_hit&) = default;
@@ -168,6 +168,11 @@ struct search_result {
         out += "…";
     for (std::size_t i = start; i < end; ++i) {
         const auto c = static_cast<unsigned char>(text[i]);
+        if (c == 0xC2 && i + 1 < end && static_cast<unsigned char>(text[i + 1]) <= 0x9F) {
+            out += ' '; // a C1 control, U+0080..U+009F (an 8-bit CSI among them)
+            ++i;
+            continue;
+        }
         out += (c < 0x20 || c == 0x7f) ? ' ' : static_cast<char>(c);
     }
     if (cut_back)
