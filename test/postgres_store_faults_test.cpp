@@ -29,8 +29,8 @@
 #include <vector>
 
 namespace ds = dexter::sessions;
-using ds::test::env_or_empty;
 using ds::test::admin;
+using ds::test::env_or_empty;
 using ds::test::fresh_channel;
 using ds::test::test_server;
 
