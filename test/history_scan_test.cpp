@@ -39,7 +39,8 @@ ds::exchange make_exchange(std::uint64_t seq, std::size_t answer_bytes = 10) {
 
 std::string history(std::uint64_t n, std::size_t answer_bytes = 10) {
     std::string text;
-    ds::detail::encode_header(text, {"abcd1234", "title", at(0), at(0), 0, {}});
+    ds::detail::encode_header(text,
+                              {"abcd1234", "title", at(0), at(0), 0, {}, false, std::nullopt});
     for (std::uint64_t seq = 1; seq <= n; ++seq)
         ds::detail::encode_exchange(text, make_exchange(seq, answer_bytes));
     return text;
@@ -226,8 +227,8 @@ BOOST_AUTO_TEST_CASE(line_one_decides_the_header) {
     }
     {
         std::string text; // a header longer than several read chunks
-        ds::detail::encode_header(text,
-                                  {"abcd1234", std::string(200000, 't'), at(0), at(0), 0, {}});
+        ds::detail::encode_header(
+            text, {"abcd1234", std::string(200000, 't'), at(0), at(0), 0, {}, false, std::nullopt});
         file f(dir, text);
         BOOST_TEST(ds::detail::read_history_header(ops, f.fd(), f.path(), 16u << 20).present);
         BOOST_TEST(!ds::detail::read_history_header(ops, f.fd(), f.path(), 100000).present);

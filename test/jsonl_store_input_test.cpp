@@ -60,7 +60,7 @@ BOOST_AUTO_TEST_CASE(hostile_ids_are_refused_before_any_path_is_built) {
     for (const auto& bad : hostile) {
         BOOST_TEST_CONTEXT("id " << ds::detail::quote_untrusted(bad)) {
             ds::jsonl_store store{root, "cli", unsynced};
-            const ds::session_meta m{bad, "title", at(0), at(0), 1, {}};
+            const ds::session_meta m{bad, "title", at(0), at(0), 1, {}, false, std::nullopt};
             BOOST_CHECK_THROW(store.create(m), ds::invalid_session_id);
             BOOST_CHECK_THROW(store.open(bad), ds::invalid_session_id);
             BOOST_CHECK_THROW(store.append(bad, make_exchange(1)), ds::invalid_session_id);
@@ -114,7 +114,7 @@ BOOST_AUTO_TEST_CASE(planted_symlinks_are_never_followed) {
             const auto listed = store.list();
             BOOST_TEST(listed.size() == 1u);
             BOOST_TEST(listed.at(0).id == "good0001");
-            BOOST_TEST(!store.create({id, "t", at(0), at(0), 0, {}}));
+            BOOST_TEST(!store.create({id, "t", at(0), at(0), 0, {}, false, std::nullopt}));
             file_manager sessions{ds::jsonl_store{root, "cli", unsynced}};
             BOOST_CHECK_THROW(sessions.resume(id), ds::error);
         }

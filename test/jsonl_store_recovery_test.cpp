@@ -373,7 +373,7 @@ BOOST_AUTO_TEST_CASE(record_limit_boundary) {
     ds::test::temp_dir dir;
     const std::size_t limit = 4096;
     ds::jsonl_store store{dir.path(), "cli", {ds::durability::process_crash, limit}};
-    ds::session_meta meta{"edge0001", "t", at(0), at(0), 0, {}};
+    ds::session_meta meta{"edge0001", "t", at(0), at(0), 0, {}, false, std::nullopt};
     BOOST_TEST_REQUIRE(store.create(meta));
     ds::exchange ex = make_exchange(1);
     ex.answer.clear();
@@ -397,7 +397,8 @@ BOOST_AUTO_TEST_CASE(over_long_lines_on_disk_are_skipped) {
             ds::test::temp_dir dir;
             {
                 ds::jsonl_store store{dir.path(), "cli", unsynced}; // the default limit: 16 MiB
-                ds::session_meta meta{"long0001", "title of long0001", at(0), at(0), 0, {}};
+                ds::session_meta meta{"long0001", "title of long0001", at(0), at(0), 0, {},
+                                      false,      std::nullopt};
                 BOOST_TEST_REQUIRE(store.create(meta));
                 for (std::uint64_t seq = 1; seq <= 5; ++seq) {
                     auto ex = make_exchange(seq);

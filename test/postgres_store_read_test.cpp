@@ -56,7 +56,7 @@ template <class Store>
 void put(Store& s, const std::string& id, const std::string& title, int created,
          const std::vector<turn>& turns) {
     const ds::time_point c = base + std::chrono::minutes(created);
-    BOOST_TEST_REQUIRE(s.create(ds::session_meta{id, title, c, c, 0, {}}));
+    BOOST_TEST_REQUIRE(s.create(ds::session_meta{id, title, c, c, 0, {}, false, std::nullopt}));
     std::uint64_t seq = 0;
     for (const auto& t : turns) {
         ds::exchange ex;
@@ -213,7 +213,8 @@ BOOST_AUTO_TEST_CASE(streaming_an_unknown_or_malformed_id_throws) {
     BOOST_CHECK_THROW(s.for_each_exchange("Bad-Id", 1, 10, count), ds::invalid_session_id);
     BOOST_CHECK_THROW(s.for_each_exchange("../../x", 1, 10, count), ds::invalid_session_id);
     // A session without an exchange exists: nothing to visit, nothing thrown.
-    BOOST_TEST_REQUIRE(s.create(ds::session_meta{"empty001", "", base, base, 0, {}}));
+    BOOST_TEST_REQUIRE(
+        s.create(ds::session_meta{"empty001", "", base, base, 0, {}, false, std::nullopt}));
     BOOST_TEST(s.for_each_exchange("empty001", 1, 10, count).empty());
     BOOST_TEST(visits == 0);
     // What visit throws ends the read and reaches the caller.
@@ -306,7 +307,8 @@ void fill_search_data(Store& s) {
     put(s, "tieb0001", "", 200, {{"tie-break", "x", 201}});
     put(s, "tiea0001", "", 200, {{"tie-break", "x", 201}});
     // A title that matches, in a session never saved to: not searched.
-    BOOST_TEST_REQUIRE(s.create(ds::session_meta{"unsaved1", "planning ahead", base, base, 0, {}}));
+    BOOST_TEST_REQUIRE(s.create(
+        ds::session_meta{"unsaved1", "planning ahead", base, base, 0, {}, false, std::nullopt}));
     s.close("unsaved1");
 }
 

@@ -71,8 +71,8 @@ bool has_reason(const std::vector<ds::diagnostic>& d, std::string_view part, std
 } // namespace
 
 BOOST_AUTO_TEST_CASE(header_exchanges_and_meta_round_trip) {
-    ds::session_meta m{"abcd1234", "title \xE2\x82\xAC",          at(0), at(0),
-                       0,          json::object{{"project", "x"}}};
+    ds::session_meta m{"abcd1234", "title \xE2\x82\xAC",           at(0), at(0),
+                       0,          json::object{{"project", "x"}}, false, std::nullopt};
     std::string text;
     BOOST_TEST_REQUIRE(ds::detail::encode_header(text, m));
     std::vector<ds::exchange> saved;
@@ -110,7 +110,7 @@ BOOST_AUTO_TEST_CASE(encoders_refuse_invalid_utf8) {
     ds::exchange ex = make_exchange(1, 0);
     ex.answer = "bad \xC0\xAF";
     BOOST_TEST(!ds::detail::encode_exchange(out, ex));
-    ds::session_meta m{"abcd1234", "bad \xFF", at(0), at(0), 0, {}};
+    ds::session_meta m{"abcd1234", "bad \xFF", at(0), at(0), 0, {}, false, std::nullopt};
     out.clear();
     BOOST_TEST(!ds::detail::encode_header(out, m));
     out.clear();
@@ -119,7 +119,7 @@ BOOST_AUTO_TEST_CASE(encoders_refuse_invalid_utf8) {
 
 BOOST_AUTO_TEST_CASE(every_bad_line_is_skipped_and_reported_with_its_line) {
     std::string text;
-    ds::session_meta m{"abcd1234", "t", at(0), at(0), 0, {}};
+    ds::session_meta m{"abcd1234", "t", at(0), at(0), 0, {}, false, std::nullopt};
     BOOST_TEST_REQUIRE(ds::detail::encode_header(text, m));                     // 1
     BOOST_TEST_REQUIRE(ds::detail::encode_exchange(text, make_exchange(1, 1))); // 2
     text += "{not json\n";                                                      // 3

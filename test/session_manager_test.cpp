@@ -1001,7 +1001,8 @@ BOOST_AUTO_TEST_CASE(find_session_sees_stored_sessions_only) {
     BOOST_CHECK_THROW(m.find_session("../etc"), ds::invalid_session_id);
     // created but never given an exchange (a first save cut short): not a session
     ds::memory_store other = store;
-    BOOST_TEST_REQUIRE(other.create(ds::session_meta{"empty001", "t", {}, {}, 0, {}}));
+    BOOST_TEST_REQUIRE(
+        other.create(ds::session_meta{"empty001", "t", {}, {}, 0, {}, false, std::nullopt}));
     BOOST_TEST(!m.find_session("empty001").has_value());
 }
 

@@ -26,6 +26,7 @@
 #include <exception>
 #include <optional>
 #include <ostream>
+#include <span>
 #include <string>
 #include <utility>
 #include <vector>
@@ -78,7 +79,8 @@ public:
 
     // The optional capabilities (storage.hpp): offered exactly when the wrapped store
     // has them, so that the manager's take_diagnostics(), check_writable(),
-    // for_each_exchange(), search() and list_page() reach it.
+    // for_each_exchange(), search(), list_page(), fork_session(), import_session() and
+    // the trash reach it.
     std::vector<ds::diagnostic> take_diagnostics() requires ds::reports_diagnostics<Inner> {
         return inner_.take_diagnostics();
     }
@@ -98,6 +100,25 @@ public:
     }
     ds::session_page list_page(const ds::page_request& r) requires ds::pages_sessions<Inner> {
         return logged("list_page " + std::to_string(r.limit), [&] { return inner_.list_page(r); });
+    }
+    bool create_whole(const ds::session_meta& m,
+                      const ds::session_filler& fill) requires ds::creates_whole_sessions<Inner> {
+        return logged("create_whole " + shown(m.id), [&] { return inner_.create_whole(m, fill); });
+    }
+    std::vector<ds::trash_outcome>
+    trash(std::span<const ds::session_id> ids, ds::time_point at,
+          std::optional<ds::time_point> stale_before) requires ds::keeps_trash<Inner> {
+        return logged("trash " + std::to_string(ids.size()),
+                      [&] { return inner_.trash(ids, at, stale_before); });
+    }
+    ds::session_meta restore(const ds::session_id& id) requires ds::keeps_trash<Inner> {
+        return logged("restore " + shown(id), [&] { return inner_.restore(id); });
+    }
+    std::vector<ds::trashed_session> list_trash() requires ds::keeps_trash<Inner> {
+        return logged("list_trash", [&] { return inner_.list_trash(); });
+    }
+    void purge(const ds::session_id& id, ds::time_point at) requires ds::keeps_trash<Inner> {
+        logged("purge " + shown(id), [&] { inner_.purge(id, at); });
     }
 
     /// The wrapped store.

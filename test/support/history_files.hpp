@@ -171,7 +171,7 @@ inline exchange make_exchange(std::uint64_t seq) {
 }
 
 inline session_meta make_meta(const std::string& id) {
-    return session_meta{id, "title of " + id, at(0), at(0), 0, {}};
+    return session_meta{id, "title of " + id, at(0), at(0), 0, {}, false, std::nullopt};
 }
 
 /// Appends `ex` to the open session `meta`, as the manager does.

@@ -49,6 +49,19 @@ private:
     std::string id_;
 };
 
+/// A session id that is already taken where a session was to be created or restored
+/// (restore_session() of an id that a live session has meanwhile, an import whose id
+/// was taken while it was being written). Nothing was changed.
+class session_exists : public error {
+public:
+    session_exists(std::string_view id, std::string_view what)
+        : error(std::string(what)), id_(id) {}
+    const std::string& id() const noexcept { return id_; }
+
+private:
+    std::string id_;
+};
+
 /// A session-id prefix that matches more than one session.
 class ambiguous_session_id : public error {
 public:

@@ -29,7 +29,8 @@ enum class export_format {
     /// title and extra, then one exchange record per line. Any store imports it.
     jsonl,
     /// One JSON document: {"session": {id, title, created_at, updated_at,
-    /// exchange_count, extra}, "exchanges": [{seq, timestamp, query, answer, and
+    /// exchange_count, extra, pinned, forked_from when set, version}, "exchanges": [{seq,
+    /// timestamp, query, answer, and
     /// summary, model, duration_ms, tool_calls, extra when set}, ...]}, one exchange
     /// per line.
     json,
@@ -149,6 +150,16 @@ public:
             detail::append_uint(buf_, m.exchange_count);
             buf_ += R"(,"extra":)";
             detail::append_json_value(buf_, m.extra);
+            buf_ += m.pinned ? R"(,"pinned":true)" : R"(,"pinned":false)";
+            if (m.forked_from) {
+                buf_ += R"(,"forked_from":{"id":)";
+                detail::append_json_string(buf_, m.forked_from->id);
+                buf_ += R"(,"seq":)";
+                detail::append_uint(buf_, m.forked_from->seq);
+                buf_ += '}';
+            }
+            buf_ += R"(,"version":)";
+            detail::append_uint(buf_, detail::history_format_version);
             buf_ += "},\n\"exchanges\":[";
             break;
         case export_format::markdown:

@@ -10,6 +10,7 @@
 #include <dexter/sessions/id.hpp>
 #include <dexter/sessions/storage.hpp>
 
+#include <algorithm>
 #include <cerrno>
 #include <cstddef>
 #include <cstdint>
@@ -17,6 +18,7 @@
 #include <memory>
 #include <mutex>
 #include <optional>
+#include <span>
 #include <string>
 #include <vector>
 
@@ -25,7 +27,8 @@ namespace dexter::sessions {
 /// How many times each operation was called (all copies of a store together).
 struct operation_counts {
     std::size_t create = 0, open = 0, append = 0, update = 0, close = 0, find = 0, list = 0,
-                load = 0, remove = 0, for_each_exchange = 0;
+                load = 0, remove = 0, for_each_exchange = 0, create_whole = 0, trash = 0,
+                restore = 0, list_trash = 0, purge = 0;
 
     friend bool operator==(const operation_counts&, const operation_counts&) = default;
 };
@@ -96,8 +99,123 @@ public:
         std::lock_guard lock(state_->mutex);
         ++state_->counts.update;
         auto& s = open_for_writing(m.id);
-        s.meta.title = m.title; // title and extra only, as every store
+        s.meta.title = m.title; // title, extra and pinned only, as every store
         s.meta.extra = m.extra;
+        s.meta.pinned = m.pinned;
+    }
+
+    /// Builds the session aside and adds it whole under the lock (storage.hpp,
+    /// creates_whole_sessions); fill runs outside the lock, so it may read this store.
+    bool create_whole(const session_meta& m, const session_filler& fill) {
+        validate_session_id(m.id);
+        {
+            std::lock_guard lock(state_->mutex);
+            ++state_->counts.create_whole;
+            if (state_->sessions.count(m.id))
+                return false;
+        }
+        struct building final : session_sink {
+            stored_session s;
+            void add(const exchange& ex, std::string_view) override {
+                if (ex.seq <= s.meta.exchange_count)
+                    throw invalid_input(
+                        "exchange seq " + std::to_string(ex.seq) + " does not follow " +
+                        std::to_string(s.meta.exchange_count) + "; nothing was saved");
+                s.exchanges.push_back(ex);
+                apply_exchange(s.meta, ex);
+            }
+            void update(const session_meta& changed) override {
+                s.meta.title = changed.title;
+                s.meta.extra = changed.extra;
+                s.meta.pinned = changed.pinned;
+            }
+        } b;
+        b.s.meta = m;
+        b.s.meta.exchange_count = 0;
+        b.s.meta.updated_at = std::max(m.created_at, m.updated_at);
+        fill(b);
+        std::lock_guard lock(state_->mutex);
+        auto [it, inserted] = state_->sessions.try_emplace(m.id, std::move(b.s));
+        if (!inserted)
+            throw session_exists(m.id, "session '" + m.id +
+                                           "' was created by another writer while it was "
+                                           "being written; nothing was saved");
+        return true;
+    }
+
+    /// Moves sessions to the trash (storage.hpp, keeps_trash).
+    std::vector<trash_outcome> trash(std::span<const session_id> ids, time_point deleted_at,
+                                     std::optional<time_point> stale_before) {
+        std::vector<trash_outcome> out;
+        out.reserve(ids.size());
+        std::lock_guard lock(state_->mutex);
+        ++state_->counts.trash;
+        for (const auto& id : ids) {
+            trash_outcome& o = out.emplace_back();
+            o.id = id;
+            try {
+                validate_session_id(id);
+                auto& s = existing(id);
+                if (s.writer && *s.writer != writer_)
+                    throw session_busy(id, location, std::nullopt);
+                if (stale_before && s.meta.pinned) {
+                    o.kept_because = "it is pinned";
+                    continue;
+                }
+                if (stale_before && s.meta.updated_at >= *stale_before) {
+                    o.kept_because = "it was saved into since it was listed";
+                    continue;
+                }
+                auto node = state_->sessions.extract(id);
+                node.mapped().writer.reset();
+                state_->trash.push_back({std::move(node.mapped()), deleted_at});
+                o.moved = true;
+            } catch (...) {
+                o.error = std::current_exception();
+            }
+        }
+        return out;
+    }
+
+    session_meta restore(const session_id& id) {
+        validate_session_id(id);
+        std::lock_guard lock(state_->mutex);
+        ++state_->counts.restore;
+        auto newest = state_->trash.end();
+        for (auto it = state_->trash.begin(); it != state_->trash.end(); ++it)
+            if (it->session.meta.id == id &&
+                (newest == state_->trash.end() || it->deleted_at >= newest->deleted_at))
+                newest = it;
+        if (newest == state_->trash.end())
+            throw session_not_found(id, "the trash of the memory store");
+        if (state_->sessions.count(id))
+            throw session_exists(id, "cannot restore session '" + id +
+                                         "': a session with that id exists; nothing was moved");
+        session_meta meta = newest->session.meta;
+        state_->sessions.emplace(id, std::move(newest->session));
+        state_->trash.erase(newest);
+        return meta;
+    }
+
+    std::vector<trashed_session> list_trash() {
+        std::lock_guard lock(state_->mutex);
+        ++state_->counts.list_trash;
+        std::vector<trashed_session> out;
+        out.reserve(state_->trash.size());
+        for (const auto& t : state_->trash)
+            out.push_back({t.session.meta, t.deleted_at});
+        return out;
+    }
+
+    void purge(const session_id& id, time_point deleted_at) {
+        validate_session_id(id);
+        std::lock_guard lock(state_->mutex);
+        ++state_->counts.purge;
+        const auto n = std::erase_if(state_->trash, [&](const trashed& t) {
+            return t.session.meta.id == id && t.deleted_at == deleted_at;
+        });
+        if (n == 0)
+            throw session_not_found(id, "the trash of the memory store");
     }
 
     void close(const session_id& id) noexcept {
@@ -202,9 +320,15 @@ private:
         std::optional<std::uint64_t> writer; // the copy holding the lease
     };
 
+    struct trashed {
+        stored_session session;
+        time_point deleted_at;
+    };
+
     struct state {
         std::mutex mutex;
         std::map<session_id, stored_session> sessions;
+        std::vector<trashed> trash;
         std::uint64_t next_writer = 1;
         operation_counts counts;
         std::optional<std::size_t> fail_append_in;
@@ -243,6 +367,7 @@ private:
     std::uint64_t writer_;
 };
 
-static_assert(session_storage<memory_store> && streams_exchanges<memory_store>);
+static_assert(session_storage<memory_store> && streams_exchanges<memory_store> &&
+              creates_whole_sessions<memory_store> && keeps_trash<memory_store>);
 
 } // namespace dexter::sessions

@@ -45,6 +45,29 @@ struct manager_options {
     std::size_t min_prefix = 4;
 };
 
+/// How delete_session() deletes.
+enum class deletion {
+    /// Into the trash, from where restore_session() brings it back (the default).
+    to_trash,
+    /// For good, at once.
+    permanent,
+};
+
+/// What prune() moved to the trash (in a dry run: would move), and what it left.
+struct prune_result {
+    /// Moved (dry run: would be moved), most recently updated first.
+    std::vector<session_meta> moved;
+    /// Candidates left in place, each with why: held by a writer, saved into or pinned
+    /// since it was listed, or an error.
+    std::vector<std::pair<session_meta, std::string>> kept;
+};
+
+/// What purge_trash() deleted for good, and what it could not.
+struct purge_result {
+    std::vector<trashed_session> purged;
+    std::vector<std::pair<trashed_session, std::string>> failed;
+};
+
 /// One conversation's view of a store: the current session, and the rules for saving
 /// into it. Not thread-safe: use one manager per conversation, from one thread at a
 /// time. Not copyable (it holds the current session's lease); move-constructible only.
@@ -103,7 +126,11 @@ public:
         const time_point now = now_ms();
         session_id id = fresh_id();
         close();
-        current_ = session_meta{std::move(id), {}, now, now, 0, {}};
+        session_meta fresh;
+        fresh.id = std::move(id);
+        fresh.created_at = now;
+        fresh.updated_at = now;
+        current_ = std::move(fresh);
         stored_ = false;
         history_.clear();
         return *current_;
@@ -343,18 +370,223 @@ public:
             return page_of(storage_.list(), r);
     }
 
-    /// Deletes session `id` (a full id; see resolve() for prefixes). Deleting the
-    /// current session leaves no current session. Throws invalid_session_id,
-    /// session_not_found, session_busy (another writer has it open), storage_error; on
-    /// throw nothing changed.
-    void delete_session(std::string_view id) {
+    /// Renames stored session `id` (a full id; see resolve() for prefixes). A session
+    /// that another writer holds is refused (session_busy): the title is written under
+    /// the session's lease, as every change of a session. Throws invalid_session_id,
+    /// session_not_found, session_busy, invalid_input (not UTF-8), storage_error; on
+    /// throw the title is unchanged.
+    void rename_session(std::string_view id, std::string title) {
+        check_utf8(title, "title");
+        change_meta(id, [&](session_meta& m) { m.title = std::move(title); });
+    }
+
+    /// Pins stored session `id`: prune() never moves a pinned session. Throws as
+    /// rename_session() does.
+    void pin_session(std::string_view id) {
+        change_meta(id, [](session_meta& m) { m.pinned = true; });
+    }
+
+    /// Unpins stored session `id`. Throws as rename_session() does.
+    void unpin_session(std::string_view id) {
+        change_meta(id, [](session_meta& m) { m.pinned = false; });
+    }
+
+    /// Copies stored session `id` (a full id) into a new session holding its exchanges
+    /// 1..through_seq (default: the last) with their seq numbers and timestamps, its
+    /// title and extra, created now, with forked_from = {id, through_seq}. Returns the
+    /// new session's metadata; the current session stays current. Reads the source in
+    /// bounded memory and needs no lease on it (another process may be writing it). A
+    /// store that creates_whole_sessions makes the fork appear whole or not at all, even
+    /// if the process is killed; with any other store it is built by create() and
+    /// append() (a crash midway leaves a partial fork). Throws invalid_session_id,
+    /// session_not_found, invalid_input (through_seq is 0 or past the last exchange),
+    /// and what the store throws; on throw no new session exists.
+    session_meta fork_session(std::string_view id,
+                              std::optional<std::uint64_t> through_seq = std::nullopt) {
+        const auto source = find_session(id);
+        if (!source)
+            throw session_not_found(id);
+        const std::uint64_t through = through_seq.value_or(source->exchange_count);
+        if (through == 0 || through > source->exchange_count)
+            throw invalid_input("cannot fork session '" + source->id + "' at exchange " +
+                                std::to_string(through) + ": it has exchanges 1 to " +
+                                std::to_string(source->exchange_count));
+        const time_point now = now_ms();
+        session_meta copy_of = *source;
+        copy_of.exchange_count = through;
+        session_meta fork;
+        fork.title = source->title;
+        fork.extra = source->extra;
+        fork.created_at = now;
+        fork.updated_at = now;
+        fork.forked_from = session_origin{source->id, through};
+        for (int attempt = 0;; ++attempt) {
+            fork.id = fresh_id();
+            session_meta made = fork;
+            const bool created = create_whole(made, [&](session_sink& sink) {
+                for_each_record(copy_of, 1, [&](exchange&& ex, std::string_view record) {
+                    sink.add(ex, record);
+                    apply_exchange(made, ex);
+                    return true;
+                });
+                if (made.exchange_count == 0)
+                    throw error("cannot fork session '" + source->id +
+                                "': none of its exchanges could be read (it is damaged, or was "
+                                "deleted meanwhile); nothing was created");
+            });
+            if (created)
+                return made;
+            if (attempt + 1 >= options_.id_attempts)
+                throw error("could not find a free session id in " +
+                            std::to_string(options_.id_attempts) + " attempts");
+        }
+    }
+
+    /// Deletes stored session `id` (a full id; see resolve() for prefixes): by default
+    /// into the trash, from where restore_session() brings it back, and after which
+    /// listing, search, resume and find no longer see it; with deletion::permanent at
+    /// once and for good. Deleting the current session leaves no current session.
+    /// Throws invalid_session_id, session_not_found, session_busy (another writer has it
+    /// open), storage_error, and error when the store keeps no trash (keeps_trash) and
+    /// `how` is to_trash; on throw nothing changed.
+    void delete_session(std::string_view id, deletion how = deletion::to_trash) {
         validate_session_id(id);
         const session_id sid(id);
-        storage_.remove(sid); // allowed while we hold the session: the lease is ours
+        if (how == deletion::permanent) {
+            storage_.remove(sid); // allowed while we hold the session: the lease is ours
+        } else if constexpr (keeps_trash<Storage>) {
+            auto outcome =
+                storage_.trash(std::span<const session_id>(&sid, 1), now_ms(), std::nullopt);
+            if (outcome.empty())
+                throw error("the store did not report on session '" + sid + "'");
+            if (outcome.front().error)
+                std::rethrow_exception(outcome.front().error);
+            if (!outcome.front().moved)
+                throw error("session '" + sid +
+                            "' was not moved to the trash: " + outcome.front().kept_because);
+        } else {
+            throw error("cannot move session '" + sid +
+                        "' to the trash: this store keeps no trash (delete it with "
+                        "deletion::permanent)");
+        }
         if (current_ && current_->id == sid) {
             current_.reset();
             stored_ = false;
             history_.clear();
+        }
+    }
+
+    /// Brings trashed session `id` (a full id, or a unique prefix of a trashed one) back
+    /// under the same id and returns its metadata; of several trashed sessions with that
+    /// id, the one deleted last. Throws invalid_session_id, session_not_found (not in the
+    /// trash), ambiguous_session_id, session_exists (a live session has the id: nothing
+    /// moved), storage_error.
+    session_meta restore_session(std::string_view id) {
+        if constexpr (keeps_trash<Storage>) {
+            session_id sid;
+            if (is_valid_session_id(id)) {
+                sid = id;
+            } else {
+                if (id.size() < options_.min_prefix || !is_valid_session_id_prefix(id))
+                    throw invalid_session_id(id, "expected 8 characters of [0-9a-z], or a "
+                                                 "unique prefix of " +
+                                                     std::to_string(options_.min_prefix) +
+                                                     " or more");
+                std::vector<session_id> matches;
+                for (auto& t : storage_.list_trash())
+                    if (t.meta.id.starts_with(id) &&
+                        std::find(matches.begin(), matches.end(), t.meta.id) == matches.end())
+                        matches.push_back(std::move(t.meta.id));
+                if (matches.empty())
+                    throw session_not_found(id, "the trash");
+                if (matches.size() > 1) {
+                    std::sort(matches.begin(), matches.end());
+                    throw ambiguous_session_id(id, std::move(matches));
+                }
+                sid = std::move(matches.front());
+            }
+            return storage_.restore(sid);
+        } else {
+            validate_session_id(id);
+            throw session_not_found(id, "the trash (this store keeps no trash)");
+        }
+    }
+
+    /// The sessions in the trash, most recently deleted first (ties by id); empty for a
+    /// store that keeps no trash. Throws what the store throws.
+    std::vector<trashed_session> list_trash() {
+        if constexpr (keeps_trash<Storage>) {
+            auto all = storage_.list_trash();
+            std::sort(all.begin(), all.end(),
+                      [](const trashed_session& a, const trashed_session& b) {
+                          return a.deleted_at != b.deleted_at ? a.deleted_at > b.deleted_at
+                                                              : a.meta.id < b.meta.id;
+                      });
+            return all;
+        } else {
+            return {};
+        }
+    }
+
+    /// Deletes for good every trashed session deleted more than `older_than` ago (all
+    /// of them for zero). A failure of one is reported in the result and the others go
+    /// on. Throws what the store's list_trash() throws.
+    purge_result purge_trash(std::chrono::milliseconds older_than) {
+        purge_result out;
+        if constexpr (keeps_trash<Storage>) {
+            const time_point cutoff = now_ms() - older_than;
+            for (auto& t : list_trash()) {
+                if (older_than.count() > 0 && t.deleted_at >= cutoff)
+                    continue;
+                try {
+                    storage_.purge(t.meta.id, t.deleted_at);
+                    out.purged.push_back(std::move(t));
+                } catch (const error& e) {
+                    out.failed.emplace_back(std::move(t), e.what());
+                }
+            }
+        }
+        return out;
+    }
+
+    /// Moves to the trash every stored session whose last exchange is older than
+    /// `older_than` (its stored updated_at, never a file's time), except pinned ones
+    /// and the current session. A dry run changes nothing and returns the sessions a
+    /// real run would move now. A real run checks each session again under its lease:
+    /// one held by a writer, saved into or pinned since it was listed, is left (in
+    /// `kept`, with why). Throws error when the store keeps no trash, and what the
+    /// store's list() throws; a failure of one session is in `kept`.
+    prune_result prune(std::chrono::milliseconds older_than, bool dry_run = false) {
+        if constexpr (!keeps_trash<Storage>) {
+            throw error("cannot prune: this store keeps no trash to move sessions to");
+        } else {
+            const time_point now = now_ms();
+            const time_point cutoff = now - older_than;
+            prune_result out;
+            std::vector<session_meta> candidates;
+            for (auto& m : list_sessions())
+                if (!m.pinned && m.updated_at < cutoff && !(current_ && current_->id == m.id))
+                    candidates.push_back(std::move(m));
+            if (dry_run) {
+                out.moved = std::move(candidates);
+                return out;
+            }
+            std::vector<session_id> ids;
+            ids.reserve(candidates.size());
+            for (const auto& m : candidates)
+                ids.push_back(m.id);
+            auto outcomes = storage_.trash(ids, now, cutoff);
+            for (std::size_t i = 0; i < candidates.size(); ++i) {
+                const trash_outcome* o = i < outcomes.size() ? &outcomes[i] : nullptr;
+                if (o && o->moved)
+                    out.moved.push_back(std::move(candidates[i]));
+                else
+                    out.kept.emplace_back(std::move(candidates[i]),
+                                          !o         ? std::string("not reported by the store")
+                                          : o->error ? describe(o->error)
+                                                     : o->kept_because);
+            }
+            return out;
         }
     }
 
@@ -476,6 +708,87 @@ private:
             // in a read-only store: left as it is.
         }
         return std::nullopt;
+    }
+
+    // Changes the metadata of stored session `id` under its lease: through the current
+    // session when it is `id`, else by opening it, updating it and closing it again.
+    template <class Change>
+    void change_meta(std::string_view id, Change&& change) {
+        validate_session_id(id);
+        const session_id sid(id);
+        if (current_ && current_->id == sid) {
+            session_meta after = *current_;
+            change(after);
+            if (stored_)
+                storage_.update(after);
+            current_ = std::move(after);
+            return;
+        }
+        const auto found = find_session(sid);
+        if (!found)
+            throw session_not_found(sid);
+        session_meta m = storage_.open(sid);
+        try {
+            change(m);
+            storage_.update(m);
+        } catch (...) {
+            storage_.close(sid);
+            throw;
+        }
+        storage_.close(sid);
+    }
+
+    // Creates session m.id with what fill gives, through the store's create_whole() when
+    // it has one; else by create(), append() and update(), removing what was made if any
+    // step fails. Sets m's exchange_count and updated_at on success.
+    bool create_whole(session_meta& m, const session_filler& fill) {
+        if constexpr (creates_whole_sessions<Storage>) {
+            return storage_.create_whole(m, fill);
+        } else {
+            session_meta created = m;
+            created.exchange_count = 0;
+            if (!storage_.create(created))
+                return false;
+            struct generic_sink final : session_sink {
+                Storage& store;
+                session_meta& meta;
+                generic_sink(Storage& s, session_meta& mm) : store(s), meta(mm) {}
+                void add(const exchange& ex, std::string_view) override {
+                    store.append(meta.id, ex);
+                    apply_exchange(meta, ex);
+                }
+                void update(const session_meta& changed) override {
+                    meta.title = changed.title;
+                    meta.extra = changed.extra;
+                    meta.pinned = changed.pinned;
+                    store.update(meta);
+                }
+            } sink(storage_, created);
+            try {
+                fill(sink);
+            } catch (...) {
+                try {
+                    storage_.remove(created.id);
+                } catch (...) {
+                    // What was made stays behind, to be deleted by hand.
+                }
+                storage_.close(created.id);
+                throw;
+            }
+            storage_.close(created.id);
+            m = std::move(created);
+            return true;
+        }
+    }
+
+    static std::string describe(const std::exception_ptr& e) {
+        try {
+            std::rethrow_exception(e);
+        } catch (const std::exception& x) {
+            return x.what();
+        } catch (...) {
+            return "unknown error";
+        }
     }
 
     void require_current() const {

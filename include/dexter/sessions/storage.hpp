@@ -10,9 +10,11 @@
 #include <cstddef>
 #include <cstdint>
 #include <cstring>
+#include <exception>
 #include <functional>
 #include <limits>
 #include <optional>
+#include <span>
 #include <stdexcept>
 #include <string>
 #include <string_view>
@@ -27,8 +29,9 @@ namespace dexter::sessions {
 // (ids, sequence numbers, timestamps, titles); a store implements these primitives:
 //
 //   bool create(const session_meta& m)
-//       Creates session m.id, exclusively, with m's metadata and no exchange, and
-//       opens it for writing. Returns false, changing nothing, if the id exists.
+//       Creates session m.id, exclusively, with m's metadata (title, extra, created_at,
+//       pinned, forked_from) and no exchange, and opens it for writing. Returns false,
+//       changing nothing, if the id exists.
 //   session_meta open(const session_id& id)
 //       Opens an existing session for writing by this store object (a lease: no other
 //       writer may open it until close), repairs what an earlier crash left, and
@@ -41,8 +44,9 @@ namespace dexter::sessions {
 //       ex.timestamp. Returns only once the exchange is stored as durably as the store
 //       promises (acknowledged). On throw, nothing of ex is stored.
 //   void update(const session_meta& m)
-//       Persists m.title and m.extra as the open session m.id's, and nothing else: the
-//       id, created_at, updated_at and exchange_count stay what the store holds.
+//       Persists m.title, m.extra and m.pinned as the open session m.id's, and nothing
+//       else: the id, created_at, updated_at, exchange_count and forked_from stay what
+//       the store holds.
 //   void close(const session_id& id) noexcept
 //       Ends the lease taken by create or open. Closing a session that is not open
 //       does nothing.
@@ -93,6 +97,41 @@ namespace dexter::sessions {
 //       snippets). Damaged records are skipped and reported, never thrown.
 //   session_page list_page(const page_request& r) pages_sessions
 //       The page page_of(list(), r) would give (query.hpp), without reading every session.
+//   bool create_whole(const session_meta& m, const session_filler& fill)
+//                                                 creates_whole_sessions
+//       Creates session m.id holding what fill hands to the session_sink it is given,
+//       all or nothing: m's title, extra, created_at, pinned and forked_from, then each
+//       exchange (in increasing seq; a gap is kept, as a load reports it) and change of
+//       metadata (title, extra, pinned) in order; exchange_count and updated_at follow
+//       from the exchanges (apply_exchange()). No reader (find, list, load, search, a
+//       listing in another process) sees the session before it is complete; on throw
+//       (from fill, the sink or the store) nothing of it remains, and a crash at any
+//       point leaves no part of it under any id. Leaves the session closed (no lease).
+//       Returns false, without calling fill, when m.id is taken (by a session, or in a
+//       store where trashed sessions keep their ids, by a trashed one); throws
+//       session_exists when the id was taken while the session was being written.
+//   std::vector<trash_outcome> trash(std::span<const session_id> ids, time_point
+//                                    deleted_at, std::optional<time_point> stale_before)
+//                                                 keeps_trash (with the three below)
+//       Moves each session of ids, in order, to the trash, recording deleted_at: from
+//       then on find, list, load, search and open no longer see it. Takes each
+//       session's lease (allowed while this store object holds it; the lease then
+//       ends). With stale_before, a session is moved only if, read under its lease, it
+//       is not pinned and its updated_at is before stale_before (else it is left, and
+//       its outcome says why): what retention needs, so that a session saved into or
+//       pinned since it was listed stays. A failure of one session (session_busy,
+//       session_not_found, storage_error) is its outcome's error, never thrown; the
+//       others go on. At every instant each session is either live or in the trash,
+//       never both, never neither, whatever kills the process.
+//   session_meta restore(const session_id& id)
+//       Moves the most recently trashed session `id` back, live under the same id, and
+//       returns its metadata. Throws session_not_found (not in the trash),
+//       session_exists (a live session has that id: nothing is moved).
+//   std::vector<trashed_session> list_trash()
+//       Every trashed session of the store, in any order.
+//   void purge(const session_id& id, time_point deleted_at)
+//       Deletes the trashed session `id` that was trashed at deleted_at, for good.
+//       Throws session_not_found if there is none.
 
 /// Passed as `last` to load() to ask for every exchange.
 inline constexpr std::size_t all_exchanges = std::numeric_limits<std::size_t>::max();
@@ -153,6 +192,54 @@ concept searches_text = requires(S& s, const search_query& q) {
 template <class S>
 concept pages_sessions = requires(S& s, const page_request& r) {
     { s.list_page(r) } -> std::same_as<session_page>;
+};
+
+/// What create_whole() hands to its filler: where the new session's content goes, in
+/// order. A store implements it; a host only calls it.
+class session_sink {
+public:
+    /// Adds exchange `ex`; its seq must be greater than the last one added. `record`,
+    /// when not empty, is ex's record as a store keeps it (a line of history format v1
+    /// without its newline that decodes to ex: see streams_records), which a store may
+    /// copy instead of encoding ex. Throws invalid_input (a seq out of order, a record
+    /// over the store's limit, text that is not UTF-8), storage_error.
+    virtual void add(const exchange& ex, std::string_view record) = 0;
+    /// Records a change of the session's title, extra and pinned, as update() would.
+    virtual void update(const session_meta& m) = 0;
+
+protected:
+    ~session_sink() = default;
+};
+
+/// Fills a session being created by create_whole(); called at most once per call.
+using session_filler = std::function<void(session_sink&)>;
+
+/// A store that creates a session with its content, all or nothing: create_whole().
+template <class S>
+concept creates_whole_sessions = requires(S& s, const session_meta& m, const session_filler& f) {
+    { s.create_whole(m, f) } -> std::same_as<bool>;
+};
+
+/// What trash() did with one session.
+struct trash_outcome {
+    session_id id;
+    /// True when the session is now in the trash.
+    bool moved = false;
+    /// When not moved and error is empty: why the session was left (it is pinned, or was
+    /// updated after stale_before).
+    std::string kept_because;
+    /// When not moved: what failed (session_busy, session_not_found, storage_error).
+    std::exception_ptr error;
+};
+
+/// A store with a trash: trash(), restore(), list_trash(), purge() (see above).
+template <class S>
+concept keeps_trash = requires(S& s, const session_id& id, std::span<const session_id> ids,
+                               time_point t, std::optional<time_point> stale_before) {
+    { s.trash(ids, t, stale_before) } -> std::same_as<std::vector<trash_outcome>>;
+    { s.restore(id) } -> std::same_as<session_meta>;
+    { s.list_trash() } -> std::same_as<std::vector<trashed_session>>;
+    { s.purge(id, t) } -> std::same_as<void>;
 };
 
 /// A store that can tell ahead of a save whether it may write: check_writable().

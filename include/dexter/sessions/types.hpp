@@ -34,6 +34,15 @@ using time_point = std::chrono::sys_time<std::chrono::milliseconds>;
 /// A session id: exactly 8 characters of `[0-9a-z]` (see id.hpp for the rules).
 using session_id = std::string;
 
+/// Where a forked session came from: the session it was copied from, and the last
+/// exchange copied.
+struct session_origin {
+    session_id id;
+    std::uint64_t seq = 0;
+
+    friend bool operator==(const session_origin&, const session_origin&) = default;
+};
+
 /// Metadata of one session. `exchange_count` is the `seq` of the last exchange.
 struct session_meta {
     session_id id;
@@ -43,8 +52,21 @@ struct session_meta {
     std::uint64_t exchange_count = 0;
     /// Host-defined fields, kept as they are.
     json::object extra;
+    /// A pinned session is never moved to the trash by session_manager::prune().
+    bool pinned = false;
+    /// Set on a session made by session_manager::fork_session(), for good.
+    std::optional<session_origin> forked_from;
 
     friend bool operator==(const session_meta&, const session_meta&) = default;
+};
+
+/// A session in the trash (session_manager::delete_session()), with the time it was
+/// moved there.
+struct trashed_session {
+    session_meta meta;
+    time_point deleted_at{};
+
+    friend bool operator==(const trashed_session&, const trashed_session&) = default;
 };
 
 /// One completed question/answer exchange. `seq` starts at 1 and grows by 1.
@@ -270,6 +292,17 @@ inline read_result<exchange> read_exchange(const json::object& o) {
     return ex;
 }
 
+/// A session_origin: {"id": a well-formed session id, "seq": a positive integer}.
+inline std::optional<session_origin> read_origin(const json::object& o) {
+    session_origin origin;
+    if (!read_string(o, "id", origin.id) || !read_uint(o, "seq", origin.seq) || origin.seq == 0 ||
+        origin.id.size() != 8 || !std::all_of(origin.id.begin(), origin.id.end(), [](char c) {
+            return (c >= '0' && c <= '9') || (c >= 'a' && c <= 'z');
+        }))
+        return std::nullopt;
+    return origin;
+}
+
 inline read_result<session_meta> read_session_meta(const json::object& o) {
     session_meta m;
     if (!read_string(o, "id", m.id))
@@ -289,6 +322,17 @@ inline read_result<session_meta> read_session_meta(const json::object& o) {
         if (!v->is_object())
             return missing("extra", "an object");
         m.extra = v->get_object();
+    }
+    if (const auto* v = member(o, "pinned"); v && !v->is_null()) {
+        if (!v->is_bool())
+            return missing("pinned", "true or false");
+        m.pinned = v->get_bool();
+    }
+    if (const auto* v = member(o, "forked_from"); v && !v->is_null()) {
+        auto origin = v->is_object() ? read_origin(v->get_object()) : std::nullopt;
+        if (!origin)
+            return missing("forked_from", "an object with a session id and a positive seq");
+        m.forked_from = std::move(*origin);
     }
     return m;
 }
@@ -338,6 +382,14 @@ inline void tag_invoke(json::value_from_tag, json::value& v, const session_meta&
     o["exchange_count"] = m.exchange_count;
     if (!m.extra.empty())
         o["extra"] = m.extra;
+    o["pinned"] = m.pinned;
+    if (m.forked_from)
+        o["forked_from"] = {{"id", m.forked_from->id}, {"seq", m.forked_from->seq}};
+}
+
+inline void tag_invoke(json::value_from_tag, json::value& v, const trashed_session& t) {
+    json::value_from(t.meta, v);
+    v.get_object()["deleted_at"] = format_timestamp(t.deleted_at);
 }
 
 inline void tag_invoke(json::value_from_tag, json::value& v, const diagnostic& d) {

@@ -45,6 +45,15 @@ inline bool encode_header(std::string& out, const session_meta& m) {
         out += R"(,"extra":)";
         ok = append_json_value(out, m.extra) && ok;
     }
+    if (m.pinned)
+        out += R"(,"pinned":true)";
+    if (m.forked_from) {
+        out += R"(,"forked_from":{"id":)";
+        ok = append_json_string(out, m.forked_from->id) && ok;
+        out += R"(,"seq":)";
+        append_uint(out, m.forked_from->seq);
+        out += '}';
+    }
     out += "}\n";
     return ok;
 }
@@ -97,12 +106,13 @@ inline void check_record(std::string_view record, bool valid_utf8, std::size_t m
         throw invalid_input(what + " holds text that is not valid UTF-8; nothing was saved");
 }
 
-/// A change of session metadata (title, extra), as an event.
+/// A change of session metadata (title, extra, pinned), as an event.
 inline bool encode_meta(std::string& out, const session_meta& m) {
     out += R"({"type":"meta","title":)";
     bool ok = append_json_string(out, m.title);
     out += R"(,"extra":)";
     ok = append_json_value(out, m.extra) && ok;
+    out += m.pinned ? R"(,"pinned":true)" : R"(,"pinned":false)";
     out += "}\n";
     return ok;
 }
@@ -377,15 +387,23 @@ private:
             st.have_header = true;
             read_time(o, "created_at", st.meta.created_at);
             st.meta.updated_at = st.meta.created_at;
-            read_string(o, "title", st.meta.title);
-            if (const auto* e = member(o, "extra"); e && e->is_object())
-                st.meta.extra = e->get_object();
+            read_meta_fields(st.meta, o);
+            if (const auto* f = member(o, "forked_from"); f && f->is_object())
+                st.meta.forked_from = read_origin(f->get_object());
         } else if (t == "meta") {
-            read_string(o, "title", st.meta.title);
-            if (const auto* e = member(o, "extra"); e && e->is_object())
-                st.meta.extra = e->get_object();
+            read_meta_fields(st.meta, o);
         }
         // Records of other types are from a newer writer: skipped on purpose.
+    }
+
+    // The fields a header or a meta record may change; an absent one keeps its value
+    // (a meta record written before `pinned` existed leaves the pin as it was).
+    static void read_meta_fields(session_meta& m, const json::object& o) {
+        read_string(o, "title", m.title);
+        if (const auto* e = member(o, "extra"); e && e->is_object())
+            m.extra = e->get_object();
+        if (const auto* p = member(o, "pinned"); p && p->is_bool())
+            m.pinned = p->get_bool();
     }
 
     bool accept_seq(scan_state& st, std::uint64_t seq, time_point ts, std::uint64_t line_no,
