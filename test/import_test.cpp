@@ -190,7 +190,8 @@ BOOST_AUTO_TEST_CASE(a_gibibyte_without_a_newline_is_passed_over_in_bounded_memo
         BOOST_TEST(r.exchanges == 2u);
         BOOST_TEST_REQUIRE(r.diagnostics.size() == 1u);
         BOOST_TEST(r.diagnostics[0].line == 3u);
-        BOOST_TEST(r.diagnostics[0].reason.find("over the limit") != std::string::npos);
+        BOOST_TEST(r.diagnostics[0].reason.find("longer than the record limit") !=
+                   std::string::npos);
     }
     {
         // As the whole input: not an export, refused without holding it.
@@ -277,6 +278,24 @@ BOOST_AUTO_TEST_CASE(json_exchanges_are_checked_one_by_one) {
     BOOST_TEST_REQUIRE(r.meta.forked_from.has_value());
     BOOST_TEST(r.meta.forked_from->id == "abcd1234");
     BOOST_TEST(r.diagnostics.size() == 4u); // 7, {"seq":2}, seq 1 again, 2 missing
+}
+
+BOOST_AUTO_TEST_CASE(an_unfinished_last_line_is_skipped_as_a_load_skips_it) {
+    ds::test_session_manager m;
+    const auto r = import_text(m, lines({header, exchange_line(1)}) + exchange_line(2));
+    BOOST_TEST(r.exchanges == 1u);
+    BOOST_TEST_REQUIRE(r.diagnostics.size() == 1u);
+    BOOST_TEST(r.diagnostics[0].line == 3u);
+    BOOST_TEST(r.diagnostics[0].reason.find("no newline") != std::string::npos);
+    // A header alone, without its newline: nothing to import.
+    BOOST_CHECK_THROW(import_text(m, header), ds::invalid_input);
+    // A header with a lone surrogate in its title reads as a load reads it.
+    const auto s = import_text(
+        m,
+        lines(
+            {R"({"type":"session","version":1,"id":"surr0001","created_at":"2026-02-01T10:00:00.000Z","title":"cut \ud83d"})",
+             exchange_line(1)}));
+    BOOST_TEST(s.meta.title == "cut \xEF\xBF\xBD");
 }
 
 BOOST_AUTO_TEST_CASE(a_stream_that_fails_midway_leaves_nothing) {
