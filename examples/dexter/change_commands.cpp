@@ -23,7 +23,6 @@
 #include <optional>
 #include <stdexcept>
 #include <string>
-#include <type_traits>
 #include <vector>
 
 namespace dexter::cli {
@@ -70,34 +69,6 @@ sessions::session_id change_session(session_manager& manager, const options& o, 
     }
     warn_about_store(manager);
     return id;
-}
-
-// The original id of an import, whichever way import_result holds it.
-[[maybe_unused]] std::string id_text(const std::string& id) {
-    return id;
-}
-[[maybe_unused]] std::string id_text(const std::optional<std::string>& id) {
-    return id.value_or(std::string());
-}
-
-// Imports `in` through the manager's import_session() (sessions/import.hpp).
-template <class Manager>
-sessions::session_id import_from(Manager& manager, std::istream& in, const std::string& name) {
-    if constexpr (requires(Manager & m, std::istream & s) { m.import_session(s); }) {
-        auto result = manager.import_session(in);
-        warn_about_store(manager);
-        warn_about_session(result.meta.id, result.diagnostics);
-        const std::string original = id_text(result.original_id);
-        if (!original.empty() && original != result.meta.id)
-            std::cerr << "dexter: session " << fit(original, 40) << " of " << name
-                      << " is taken in this store: imported as " << result.meta.id << '\n';
-        return result.meta.id;
-    } else {
-        (void)manager;
-        (void)in;
-        throw std::runtime_error("this build of dexter cannot import " + name +
-                                 ": the library has no import_session()");
-    }
 }
 
 // The trashed sessions that purge_trash(older_than) would delete now.
@@ -159,8 +130,13 @@ int import_session(const options& o) {
     }
     std::istream& in = from_stdin ? std::cin : file;
     session_manager manager = open_store(o);
-    const auto id = import_from(manager, in, fit(name, 200));
-    std::cout << id << '\n';
+    const sessions::import_result result = manager.import_session(in);
+    warn_about_store(manager);
+    warn_about_session(result.meta.id, result.diagnostics);
+    if (!result.original_id.empty() && result.original_id != result.meta.id)
+        std::cerr << "dexter: session " << result.original_id << " of " << fit(name, 200)
+                  << " is taken in this store: imported as " << result.meta.id << '\n';
+    std::cout << result.meta.id << '\n';
     flush_stdout();
     return 0;
 }
@@ -190,6 +166,12 @@ int list_trash(const options& o) {
 }
 
 int restore_session(const options& o) {
+    const auto not_in_trash = [&] {
+        return std::runtime_error("no session '" + o.session + "' in the trash of " +
+                                  store_name(o) + " (see --list-trash)");
+    };
+    if (!store_exists(o))
+        throw not_in_trash();
     session_manager manager = open_store(o);
     sessions::session_meta restored;
     try {
