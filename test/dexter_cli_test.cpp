@@ -1623,7 +1623,9 @@ BOOST_FIXTURE_TEST_CASE(hostile_text_is_shown_visibly_never_raw, cli) {
                                 "cr^Mover bs^H^H end";
     // Through a pipe: the human views are made safe.
     for (const auto& args : std::vector<std::vector<std::string>>{
-             {"--show", "evil1234"}, {"--list-sessions"}, {"--delete-session", "evil1234"}}) {
+             {"--show", "evil1234"},
+             {"--list-sessions"},
+             {"--delete-session", "evil1234", "--permanent"}}) { // refused: no terminal
         const auto r = run(args);
         BOOST_TEST(!has_raw_controls(r.out), args[0] << ": " << r.out);
         BOOST_TEST(r.out.find("title hi ^[]0;pwned^G") != std::string::npos, r.out);
@@ -2319,7 +2321,8 @@ BOOST_FIXTURE_TEST_CASE(prune_dry_run_changes_nothing_and_lists_what_a_real_run_
     BOOST_TEST(ids_of(stored_sessions()) == sorted({"mid00001", "old00003", fresh}),
                boost::test_tools::per_element());
     std::vector<std::string> trashed;
-    for (const auto& t : json::parse(run({"--list-trash", "--json"}).out).as_array())
+    const json::value trash = json::parse(run({"--list-trash", "--json"}).out);
+    for (const auto& t : trash.as_array())
         trashed.emplace_back(t.at("id").as_string());
     BOOST_TEST(sorted(trashed) == sorted(would), boost::test_tools::per_element());
 
