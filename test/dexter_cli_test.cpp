@@ -2280,6 +2280,9 @@ BOOST_FIXTURE_TEST_CASE(purge_trash_asks_then_deletes_for_good, cli) {
         BOOST_TEST(count_of(t.output(), "purged session ") == 2u, t.output());
     }
     BOOST_TEST(run({"--list-trash", "--json"}).out == "[]\n");
+    r = run({"--purge-trash", "--older-than", "0d"});
+    BOOST_TEST(describe_status(r.status) == "exit 0", r.err);
+    BOOST_TEST(r.out == "the trash of " + sessions.string() + " is empty\n");
     BOOST_TEST(ids_of(stored_sessions()) == std::vector<std::string>{live},
                boost::test_tools::per_element());
     BOOST_TEST(describe_status(run({"--restore", a}).status) == "exit 1");

@@ -195,7 +195,10 @@ int purge_trash(const options& o, interrupt_pipe& interrupts) {
     const auto candidates = purgeable(manager, o.older_than);
     warn_about_store(manager);
     if (candidates.empty()) {
-        std::cout << "nothing to purge: no session in the trash was deleted that long ago\n";
+        if (manager.list_trash().empty())
+            std::cout << "the trash of " << store_name(o) << " is empty\n";
+        else
+            std::cout << "nothing to purge: no session in the trash was deleted that long ago\n";
         flush_stdout();
         return 0;
     }
