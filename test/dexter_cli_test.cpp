@@ -935,7 +935,10 @@ BOOST_FIXTURE_TEST_CASE(list_as_json, cli) {
     BOOST_TEST(a[1].at("exchange_count").to_number<int>() == 2);
     BOOST_TEST(a[0].at("exchange_count").to_number<int>() == 1);
     for (const auto& e : a) {
-        BOOST_TEST(e.as_object().size() == 5u);
+        // id, title, created_at, updated_at, exchange_count, pinned (no extra, no
+        // forked_from: neither is set)
+        BOOST_TEST(e.as_object().size() == 6u);
+        BOOST_TEST(e.at("pinned").as_bool() == false);
         const auto created = ds::parse_timestamp(std::string(e.at("created_at").as_string()));
         const auto updated = ds::parse_timestamp(std::string(e.at("updated_at").as_string()));
         BOOST_TEST_REQUIRE((created && updated));
@@ -973,7 +976,9 @@ BOOST_FIXTURE_TEST_CASE(delete_with_yes, cli) {
     BOOST_TEST(describe_status(r.status) == "exit 0", r.err);
     BOOST_TEST(r.out.find("session " + gone + " \"delete me\": 2 exchanges") != std::string::npos,
                r.out);
-    BOOST_TEST(r.out.ends_with("deleted session " + gone + "\n"));
+    BOOST_TEST(r.out.ends_with("moved session " + gone + " to the trash (undo: dexter --restore " +
+                               gone + ")\n"),
+               r.out);
     const auto all = stored_sessions();
     BOOST_TEST_REQUIRE(all.size() == 1u);
     BOOST_TEST(all[0].id == keep);
@@ -984,44 +989,74 @@ BOOST_FIXTURE_TEST_CASE(delete_with_yes, cli) {
                                 " (see --list-sessions)\n");
 }
 
-BOOST_FIXTURE_TEST_CASE(delete_without_a_terminal_is_refused_unless_yes, cli) {
+BOOST_FIXTURE_TEST_CASE(delete_into_the_trash_needs_no_confirmation, cli) {
+    // It can be undone: no question, with or without a terminal.
     const std::string id = make_session({"precious"});
-    const auto r = run({"--delete-session", id}, "y\n");
+    auto r = run({"--delete-session", id}, "n\n");
+    BOOST_TEST(describe_status(r.status) == "exit 0", r.err);
+    BOOST_TEST(r.out.ends_with("moved session " + id + " to the trash (undo: dexter --restore " +
+                               id + ")\n"),
+               r.out);
+    BOOST_TEST(stored_sessions().empty());
+    r = run({"--restore", id});
+    BOOST_TEST(describe_status(r.status) == "exit 0", r.err);
+    {
+        pty_dexter t({"--delete-session", id}, env());
+        t.expect("moved session " + id + " to the trash");
+        BOOST_TEST(describe_status(t.wait()) == "exit 0");
+        BOOST_TEST(t.output().find("[y/N]") == std::string::npos);
+    }
+    BOOST_TEST(stored_sessions().empty());
+}
+
+BOOST_FIXTURE_TEST_CASE(permanent_delete_without_a_terminal_is_refused_unless_yes, cli) {
+    const std::string id = make_session({"precious"});
+    auto r = run({"--delete-session", id, "--permanent"}, "y\n");
     BOOST_TEST(describe_status(r.status) == "exit 1");
     BOOST_TEST(r.out.find("session " + id + " \"precious\": 1 exchange") != std::string::npos);
     BOOST_TEST(r.err == "dexter: not deleting session " + id +
-                            " without confirmation: standard input is not a terminal (add -y to "
-                            "delete without asking)\n");
+                            " for good without confirmation: standard input is not a terminal "
+                            "(add -y to delete without asking)\n");
     BOOST_TEST(stored_sessions().size() == 1u);
+    // With -y: gone for good, not in the trash.
+    r = run({"--delete-session", id, "--permanent", "-y"});
+    BOOST_TEST(describe_status(r.status) == "exit 0", r.err);
+    BOOST_TEST(r.out.ends_with("deleted session " + id + " for good\n"), r.out);
+    BOOST_TEST(stored_sessions().empty());
+    r = run({"--list-trash", "--json"});
+    BOOST_TEST(r.out == "[]\n");
+    r = run({"--restore", id});
+    BOOST_TEST(describe_status(r.status) == "exit 1");
 }
 
-BOOST_FIXTURE_TEST_CASE(delete_asks_on_a_terminal, cli) {
+BOOST_FIXTURE_TEST_CASE(permanent_delete_asks_on_a_terminal, cli) {
     const std::string id = make_session({"on a terminal"});
     {
-        pty_dexter t({"--delete-session", id}, env());
+        pty_dexter t({"--delete-session", id, "--permanent"}, env());
         t.expect("session " + id + " \"on a terminal\": 1 exchange");
-        t.expect("Delete? [y/N] ");
+        t.expect("Delete for good? [y/N] ");
         t.type("n\n");
         t.expect("kept session " + id);
         BOOST_TEST(describe_status(t.wait()) == "exit 0");
     }
     BOOST_TEST(stored_sessions().size() == 1u);
     {
-        pty_dexter t({"--delete-session", id}, env());
-        t.expect("Delete? [y/N] ");
+        pty_dexter t({"--delete-session", id, "--permanent"}, env());
+        t.expect("Delete for good? [y/N] ");
         t.type("\n"); // the default is no
         t.expect("kept session " + id);
         BOOST_TEST(describe_status(t.wait()) == "exit 0");
     }
     BOOST_TEST(stored_sessions().size() == 1u);
     {
-        pty_dexter t({"--delete-session", id}, env());
-        t.expect("Delete? [y/N] ");
+        pty_dexter t({"--delete-session", id, "--permanent"}, env());
+        t.expect("Delete for good? [y/N] ");
         t.type("y\n");
-        t.expect("deleted session " + id);
+        t.expect("deleted session " + id + " for good");
         BOOST_TEST(describe_status(t.wait()) == "exit 0");
     }
     BOOST_TEST(stored_sessions().empty());
+    BOOST_TEST(run({"--list-trash", "--json"}).out == "[]\n");
 }
 
 BOOST_FIXTURE_TEST_CASE(interactive_on_a_terminal_prompts, cli) {
@@ -1059,9 +1094,17 @@ BOOST_FIXTURE_TEST_CASE(errors_have_one_line_and_their_exit_status, cli) {
         {{"--delete-session", "ab12cd34", "-p", "q"},
          "exit 2 dexter: --delete-session cannot be used with --prompt (see dexter --help)"},
         {{"--json"},
-         "exit 2 dexter: --json needs --list-sessions, --search, --show or --prompt (see dexter "
+         "exit 2 dexter: --json needs --list-sessions, --list-trash, --search, --show or "
+         "--prompt (see dexter --help)"},
+        {{"-y"},
+         "exit 2 dexter: --yes needs --delete-session, --purge-trash or --prune (see dexter "
          "--help)"},
-        {{"-y"}, "exit 2 dexter: --yes needs --delete-session (see dexter --help)"},
+        {{"--prune", "--older-than", "30"},
+         "exit 2 dexter: --older-than: expected a DURATION such as 30d, 12h, 90m, 45s or 2w, "
+         "got '30' (see dexter --help)"},
+        {{"--incognito", "-c"},
+         "exit 2 dexter: --incognito cannot be used with --continue (an incognito conversation "
+         "uses no store) (see dexter --help)"},
         {{"--frobnicate"}, "exit 2 dexter: unrecognised option '--frobnicate' (see dexter --help)"},
         {{"--history-limit", "lots"},
          "exit 2 dexter: --history-limit: expected a whole number "
@@ -1580,7 +1623,9 @@ BOOST_FIXTURE_TEST_CASE(hostile_text_is_shown_visibly_never_raw, cli) {
                                 "cr^Mover bs^H^H end";
     // Through a pipe: the human views are made safe.
     for (const auto& args : std::vector<std::vector<std::string>>{
-             {"--show", "evil1234"}, {"--list-sessions"}, {"--delete-session", "evil1234"}}) {
+             {"--show", "evil1234"},
+             {"--list-sessions"},
+             {"--delete-session", "evil1234", "--permanent"}}) { // refused: no terminal
         const auto r = run(args);
         BOOST_TEST(!has_raw_controls(r.out), args[0] << ": " << r.out);
         BOOST_TEST(r.out.find("title hi ^[]0;pwned^G") != std::string::npos, r.out);
@@ -1786,9 +1831,22 @@ BOOST_FIXTURE_TEST_CASE(a_second_dexter_on_the_same_session_is_refused, cli) {
     BOOST_TEST(describe_status(r.status) == "exit 1");
     BOOST_TEST(r.err == refusal);
     BOOST_TEST(r.out == "");
-    r = run({"--delete-session", id, "-y"});
-    BOOST_TEST(describe_status(r.status) == "exit 1");
-    BOOST_TEST(r.err == refusal);
+    for (const auto& args :
+         std::vector<std::vector<std::string>>{{"--delete-session", id, "-y"},
+                                               {"--delete-session", id, "--permanent", "-y"},
+                                               {"--rename", id, "not while it is open"},
+                                               {"--pin", id},
+                                               {"--unpin", id}}) {
+        r = run(args);
+        BOOST_TEST(describe_status(r.status) == "exit 1", args[0]);
+        BOOST_TEST(r.err == refusal, args[0]);
+    }
+    BOOST_TEST(stored_sessions().at(0).title == "mine");
+    BOOST_TEST(!stored_sessions().at(0).pinned);
+    // A fork needs no lease: it copies what the writer has saved.
+    r = run({"--fork", id});
+    BOOST_TEST(describe_status(r.status) == "exit 0", r.err);
+    BOOST_TEST(stored(lines_of(r.out).at(0)).exchanges.size() == 1u);
 
     // The first one still works, and once it has gone the session is free.
     first.write("still mine\n");
@@ -1878,4 +1936,492 @@ BOOST_FIXTURE_TEST_CASE(sigint_during_a_one_shot_exits_130, cli) {
     BOOST_TEST(p.out() == "");
     wait_until_group_gone(pgid);
     BOOST_TEST(stored_sessions().empty());
+}
+
+// --- changing sessions: rename, pins, fork, import, trash, prune, incognito ---------------
+
+namespace {
+
+// Now, in the stored resolution, minus `d`.
+template <class Duration>
+ds::time_point ago(Duration d) {
+    return std::chrono::floor<std::chrono::milliseconds>(std::chrono::system_clock::now()) -
+           std::chrono::duration_cast<std::chrono::milliseconds>(d);
+}
+
+// The ids at the start of the rows of a table (lines that start with an id and two spaces).
+std::vector<std::string> row_ids(const std::string& out) {
+    static const std::regex row("([0-9a-z]{8})  .*");
+    std::vector<std::string> ids;
+    std::smatch m;
+    for (const auto& line : lines_of(out))
+        if (std::regex_match(line, m, row))
+            ids.push_back(m[1]);
+    return ids;
+}
+
+std::vector<std::string> sorted(std::vector<std::string> v) {
+    std::sort(v.begin(), v.end());
+    return v;
+}
+
+std::vector<std::string> ids_of(const std::vector<ds::session_meta>& all) {
+    std::vector<std::string> ids;
+    for (const auto& m : all)
+        ids.push_back(m.id);
+    return sorted(ids);
+}
+
+// Every file and directory under `dir`.
+std::vector<std::string> everything_under(const fs::path& dir) {
+    std::vector<std::string> found;
+    for (const auto& e : fs::recursive_directory_iterator(dir))
+        found.push_back(e.path().string());
+    return found;
+}
+
+} // namespace
+
+BOOST_FIXTURE_TEST_CASE(rename_by_id_or_prefix, cli) {
+    const std::string id = make_session({"old title"});
+    auto r = run({"--rename", id.substr(0, 5), "A \"new\" title"});
+    BOOST_TEST(describe_status(r.status) == "exit 0", r.err);
+    BOOST_TEST(r.out == "renamed session " + id + " to \"A \"new\" title\"\n");
+    BOOST_TEST(stored_sessions().at(0).title == "A \"new\" title");
+    BOOST_TEST(stored(id).exchanges.size() == 1u); // the exchanges are untouched
+
+    r = run({"--rename", "zz99zz99", "x"});
+    BOOST_TEST(describe_status(r.status) + " " + r.err ==
+               "exit 1 dexter: no session 'zz99zz99' in " + sessions.string() +
+                   " (see --list-sessions)\n");
+    r = run({"--rename", id, ""});
+    BOOST_TEST(describe_status(r.status) == "exit 2");
+    BOOST_TEST(stored_sessions().at(0).title == "A \"new\" title");
+}
+
+BOOST_FIXTURE_TEST_CASE(pinned_sessions_are_marked_in_the_list, cli) {
+    const std::string plain = make_session({"plain"});
+    const std::string pinned = make_session({"keeper"});
+    auto r = run({"--pin", pinned.substr(0, 6)});
+    BOOST_TEST(describe_status(r.status) == "exit 0", r.err);
+    BOOST_TEST(r.out == "pinned session " + pinned + "\n");
+
+    r = run({"--list-sessions"});
+    const auto lines = lines_of(r.out);
+    BOOST_TEST_REQUIRE(lines.size() == 3u, r.out);
+    BOOST_TEST(lines[1].starts_with(pinned));
+    BOOST_TEST(lines[1].ends_with("  [pinned] keeper"), lines[1]);
+    BOOST_TEST(lines[2].ends_with("  plain"), lines[2]);
+    const json::value v = json::parse(run({"--list-sessions", "--json"}).out);
+    BOOST_TEST(v.at(0).at("pinned").as_bool() == true);
+    BOOST_TEST(v.at(1).at("pinned").as_bool() == false);
+
+    r = run({"--unpin", pinned});
+    BOOST_TEST(describe_status(r.status) == "exit 0", r.err);
+    BOOST_TEST(r.out == "unpinned session " + pinned + "\n");
+    BOOST_TEST(run({"--list-sessions"}).out.find("[pinned]") == std::string::npos);
+    for (const auto& m : stored_sessions())
+        BOOST_TEST(!m.pinned, m.id);
+    r = run({"--pin", "zz99zz99"});
+    BOOST_TEST(describe_status(r.status) == "exit 1");
+    BOOST_TEST(r.err.starts_with("dexter: no session 'zz99zz99'"), r.err);
+}
+
+BOOST_FIXTURE_TEST_CASE(fork_prints_the_new_id_and_copies_the_exchanges, cli) {
+    const std::string id = make_session({"q1", "q2", "q3"});
+    auto r = run({"--fork", id + "@2"});
+    BOOST_TEST(describe_status(r.status) == "exit 0", r.err);
+    BOOST_TEST(r.err == "");
+    static const std::regex alone("([0-9a-z]{8})\n");
+    std::smatch m;
+    BOOST_TEST_REQUIRE(std::regex_match(r.out, m, alone), r.out);
+    const std::string fork = m[1];
+    BOOST_TEST(fork != id);
+    const auto copy = stored(fork);
+    const auto source = stored(id);
+    BOOST_TEST(queries_of(copy) == (std::vector<std::string>{"q1", "q2"}),
+               boost::test_tools::per_element());
+    BOOST_TEST((copy.exchanges.at(1).timestamp == source.exchanges.at(1).timestamp));
+    BOOST_TEST(copy.meta.title == "q1");
+    BOOST_TEST(queries_of(source) == (std::vector<std::string>{"q1", "q2", "q3"}),
+               boost::test_tools::per_element());
+    // The origin is in the listing's JSON.
+    const json::value v = json::parse(run({"--list-sessions", "--json"}).out);
+    bool seen = false;
+    for (const auto& e : v.as_array())
+        if (e.at("id").as_string() == fork) {
+            seen = true;
+            BOOST_TEST(e.at("forked_from").at("id").as_string() == id);
+            BOOST_TEST(e.at("forked_from").at("seq").to_number<int>() == 2);
+        } else {
+            BOOST_TEST(!e.as_object().contains("forked_from"));
+        }
+    BOOST_TEST(seen);
+
+    // Without @SEQ, every exchange; by prefix.
+    r = run({"--fork", id.substr(0, 5)});
+    BOOST_TEST(describe_status(r.status) == "exit 0", r.err);
+    BOOST_TEST(stored(lines_of(r.out).at(0)).exchanges.size() == 3u);
+
+    // Errors: past the end, an unknown session.
+    r = run({"--fork", id + "@4"});
+    BOOST_TEST(describe_status(r.status) + " " + r.err ==
+               "exit 1 dexter: cannot fork session '" + id +
+                   "' at exchange 4: it has exchanges 1 to 3\n");
+    r = run({"--fork", "zz99zz99"});
+    BOOST_TEST(describe_status(r.status) == "exit 1");
+    BOOST_TEST(r.err.starts_with("dexter: no session 'zz99zz99'"), r.err);
+    BOOST_TEST(stored_sessions().size() == 3u);
+}
+
+BOOST_FIXTURE_TEST_CASE(fork_with_a_prompt_continues_in_the_fork, cli) {
+    const std::string id = make_session({"q1", "q2"});
+    auto r = run({"--fork", id + "@1", "-p", "another way"});
+    BOOST_TEST(describe_status(r.status) == "exit 0", r.err);
+    auto lines = lines_of(r.out);
+    BOOST_TEST_REQUIRE(lines.size() == 2u, r.out);
+    const std::string fork = lines[0];
+    BOOST_TEST(lines[1] == offline(1, "q1", "another way"));
+    BOOST_TEST(queries_of(stored(fork)) == (std::vector<std::string>{"q1", "another way"}),
+               boost::test_tools::per_element());
+    BOOST_TEST(queries_of(stored(id)) == (std::vector<std::string>{"q1", "q2"}),
+               boost::test_tools::per_element());
+
+    // With --json: the JSON alone, whose session_id is the fork's.
+    r = run({"--fork", id, "-p", "as json", "--json"});
+    BOOST_TEST(describe_status(r.status) == "exit 0", r.err);
+    const json::value v = json::parse(r.out);
+    const std::string fork2(v.at("session_id").as_string());
+    BOOST_TEST(fork2 != id);
+    BOOST_TEST(fork2 != fork);
+    BOOST_TEST(v.at("seq").to_number<int>() == 3);
+    BOOST_TEST(stored(fork2).exchanges.size() == 3u);
+    BOOST_TEST(stored(id).exchanges.size() == 2u);
+}
+
+BOOST_FIXTURE_TEST_CASE(fork_on_a_terminal_continues_interactively, cli) {
+    const std::string id = make_session({"q1", "q2"});
+    pty_dexter t({"--fork", id}, env());
+    t.expect("forked session ");
+    static const std::regex banner(
+        "\n?([0-9a-z]{8})\r\ndexter " DEXTER_SESSIONS_VERSION
+        " \xE2\x80\x94 forked session ([0-9a-z]{8}) from ([0-9a-z]{8})@2 "
+        "\\(2 exchanges\\)");
+    t.expect("(2 exchanges)");
+    std::smatch m;
+    const std::string shown = t.output();
+    BOOST_TEST_REQUIRE(std::regex_search(shown, m, banner), shown);
+    const std::string fork = m[1];
+    BOOST_TEST(m[2] == fork);
+    BOOST_TEST(m[3] == id);
+    t.expect("> ");
+    t.type("in the fork\n");
+    t.expect(offline(2, "q2", "in the fork"));
+    t.expect("> ");
+    t.type("\x04");
+    BOOST_TEST(describe_status(t.wait()) == "exit 0");
+    BOOST_TEST(stored(fork).exchanges.size() == 3u);
+    BOOST_TEST(stored(id).exchanges.size() == 2u);
+}
+
+BOOST_FIXTURE_TEST_CASE(import_prints_the_new_id_and_says_when_it_changed, cli) {
+    const std::string id = make_session({"q1", "q2"});
+    const fs::path file = tmp.path() / "s.jsonl";
+    BOOST_TEST_REQUIRE(
+        describe_status(run({"--export", id, "--format", "jsonl", "-o", file.string()}).status) ==
+        "exit 0");
+
+    // Into another store: the original id.
+    const fs::path elsewhere = tmp.path() / "elsewhere";
+    auto r = run({"--import", file.string(), "--sessions-dir", elsewhere.string()});
+    BOOST_TEST(describe_status(r.status) == "exit 0", r.err);
+    BOOST_TEST(r.out == id + "\n");
+    BOOST_TEST(r.err == "");
+    BOOST_TEST(queries_of(ds::jsonl_store(elsewhere).load(id)) ==
+                   (std::vector<std::string>{"q1", "q2"}),
+               boost::test_tools::per_element());
+
+    // Into the same store: the id is taken, a fresh one is given and said.
+    r = run({"--import", file.string()});
+    BOOST_TEST(describe_status(r.status) == "exit 0", r.err);
+    const auto lines = lines_of(r.out);
+    BOOST_TEST_REQUIRE(lines.size() == 1u, r.out);
+    const std::string fresh = lines[0];
+    BOOST_TEST(fresh != id);
+    BOOST_TEST(r.err.find(id) != std::string::npos, r.err);
+    BOOST_TEST(r.err.find(fresh) != std::string::npos, r.err);
+    BOOST_TEST(lines_of(r.err).size() == 1u, r.err);
+    const auto copy = stored(fresh), original = stored(id);
+    BOOST_TEST(queries_of(copy) == queries_of(original), boost::test_tools::per_element());
+    BOOST_TEST((copy.exchanges.at(0).timestamp == original.exchanges.at(0).timestamp));
+
+    // From standard input, with a damaged line: one warning line, the rest imported.
+    std::string text = read_text(file);
+    const auto second = text.find('\n', text.find('\n') + 1); // after the header and ex 1
+    text.insert(second + 1, "{not json\n");
+    r = run({"--import", "-", "--sessions-dir", (tmp.path() / "third").string()}, text);
+    BOOST_TEST(describe_status(r.status) == "exit 0", r.err);
+    BOOST_TEST(r.out == id + "\n");
+    BOOST_TEST(lines_of(r.err).size() == 1u, r.err);
+    BOOST_TEST(r.err.starts_with("dexter: warning: session " + id + ": 1 damaged line skipped"),
+               r.err);
+
+    // A file that is not there.
+    r = run({"--import", (tmp.path() / "missing.jsonl").string()});
+    BOOST_TEST(describe_status(r.status) == "exit 1");
+    BOOST_TEST(r.err.starts_with("dexter: cannot read "), r.err);
+    BOOST_TEST(lines_of(r.err).size() == 1u);
+    BOOST_TEST(stored_sessions().size() == 2u);
+}
+
+BOOST_FIXTURE_TEST_CASE(delete_list_trash_and_restore_round_trip, cli) {
+    const std::string keep = make_session({"keep me"});
+    const std::string gone = make_session({"delete me", "twice"});
+    const auto before = stored(gone);
+    BOOST_TEST(run({"--list-trash"}).out == "the trash of " + sessions.string() + " is empty\n");
+
+    auto r = run({"--delete-session", gone});
+    BOOST_TEST(describe_status(r.status) == "exit 0", r.err);
+    BOOST_TEST(ids_of(stored_sessions()) == std::vector<std::string>{keep},
+               boost::test_tools::per_element());
+    // Neither shown, nor searched, nor resumed.
+    BOOST_TEST(describe_status(run({"--show", gone}).status) == "exit 1");
+    BOOST_TEST(describe_status(run({"--search", "delete me"}).status) == "exit 1");
+    BOOST_TEST(describe_status(run({"-s", gone, "-p", "q"}).status) == "exit 1");
+
+    r = run({"--list-trash"}, {}, {{"COLUMNS", "60"}});
+    BOOST_TEST(describe_status(r.status) == "exit 0", r.err);
+    auto lines = lines_of(r.out);
+    BOOST_TEST_REQUIRE(lines.size() == 2u, r.out);
+    BOOST_TEST(lines[0] == "ID        DELETED           EXCHANGES  TITLE");
+    static const std::regex row(
+        "([0-9a-z]{8})  (\\d{4}-\\d\\d-\\d\\d \\d\\d:\\d\\d)  +(\\d+)  (.*)");
+    std::smatch m;
+    BOOST_TEST_REQUIRE(std::regex_match(lines[1], m, row), lines[1]);
+    BOOST_TEST(m[1] == gone);
+    BOOST_TEST(m[3] == "2");
+    BOOST_TEST(m[4] == "delete me");
+
+    r = run({"--list-trash", "--json"});
+    const json::value v = json::parse(r.out);
+    BOOST_TEST_REQUIRE(v.as_array().size() == 1u);
+    BOOST_TEST(v.at(0).at("id").as_string() == gone);
+    BOOST_TEST(v.at(0).at("title").as_string() == "delete me");
+    BOOST_TEST(v.at(0).at("exchange_count").to_number<int>() == 2);
+    BOOST_TEST(v.at(0).at("pinned").as_bool() == false);
+    const auto deleted = ds::parse_timestamp(std::string(v.at(0).at("deleted_at").as_string()));
+    BOOST_TEST_REQUIRE(deleted.has_value());
+    BOOST_TEST((*deleted >= before.meta.updated_at));
+    // The table's time is the deletion time, in local time (TZ=UTC here).
+    std::string utc = std::string(v.at(0).at("deleted_at").as_string()).substr(0, 16);
+    utc[10] = ' ';
+    BOOST_TEST(m[2] == utc);
+
+    // Restored by a prefix of the trashed id: the same id, the same exchanges.
+    std::size_t n = 4;
+    while (n < 8 && keep.compare(0, n, gone, 0, n) == 0)
+        ++n;
+    r = run({"--restore", gone.substr(0, n)});
+    BOOST_TEST(describe_status(r.status) == "exit 0", r.err);
+    BOOST_TEST(r.out == "restored session " + gone + "\n");
+    BOOST_TEST(ids_of(stored_sessions()) == sorted({keep, gone}), boost::test_tools::per_element());
+    const auto after = stored(gone);
+    BOOST_TEST(queries_of(after) == queries_of(before), boost::test_tools::per_element());
+    BOOST_TEST((after.meta.updated_at == before.meta.updated_at));
+    BOOST_TEST(run({"--list-trash", "--json"}).out == "[]\n");
+    BOOST_TEST(describe_status(run({"-s", gone, "-p", "back"}).status) == "exit 0");
+
+    // Restoring what is not in the trash.
+    r = run({"--restore", gone});
+    BOOST_TEST(describe_status(r.status) + " " + r.err ==
+               "exit 1 dexter: no session '" + gone + "' in the trash of " + sessions.string() +
+                   " (see --list-trash)\n");
+    r = run({"--restore", "zz99"});
+    BOOST_TEST(describe_status(r.status) == "exit 1");
+    BOOST_TEST(r.err.starts_with("dexter: no session 'zz99' in the trash"), r.err);
+}
+
+BOOST_FIXTURE_TEST_CASE(purge_trash_asks_then_deletes_for_good, cli) {
+    const std::string a = make_session({"a"});
+    const std::string b = make_session({"b"});
+    const std::string live = make_session({"live"});
+    BOOST_TEST_REQUIRE(describe_status(run({"--delete-session", a}).status) == "exit 0");
+    BOOST_TEST_REQUIRE(describe_status(run({"--delete-session", b}).status) == "exit 0");
+
+    // Nothing was deleted a day ago.
+    auto r = run({"--purge-trash", "--older-than", "1d", "-y"});
+    BOOST_TEST(describe_status(r.status) == "exit 0", r.err);
+    BOOST_TEST(r.out.starts_with("nothing to purge"), r.out);
+    BOOST_TEST(json::parse(run({"--list-trash", "--json"}).out).as_array().size() == 2u);
+
+    // Without a terminal and without -y: refused, nothing purged.
+    r = run({"--purge-trash", "--older-than", "0d"}, "y\n");
+    BOOST_TEST(describe_status(r.status) == "exit 1");
+    BOOST_TEST(r.err == "dexter: not purging the trash without confirmation: standard input is "
+                        "not a terminal (add -y to purge without asking)\n");
+    BOOST_TEST(sorted(row_ids(r.out)) == sorted({a, b}), boost::test_tools::per_element());
+    BOOST_TEST(json::parse(run({"--list-trash", "--json"}).out).as_array().size() == 2u);
+
+    // On a terminal: asks; no keeps everything.
+    {
+        pty_dexter t({"--purge-trash", "--older-than", "0s"}, env());
+        t.expect("Delete them for good? [y/N] ");
+        t.type("n\n");
+        t.expect("kept the trash as it is");
+        BOOST_TEST(describe_status(t.wait()) == "exit 0");
+    }
+    BOOST_TEST(json::parse(run({"--list-trash", "--json"}).out).as_array().size() == 2u);
+    {
+        pty_dexter t({"--purge-trash", "--older-than", "0s"}, env());
+        t.expect("Delete them for good? [y/N] ");
+        t.type("y\n");
+        t.expect("purged session ");
+        BOOST_TEST(describe_status(t.wait()) == "exit 0");
+        BOOST_TEST(count_of(t.output(), "purged session ") == 2u, t.output());
+    }
+    BOOST_TEST(run({"--list-trash", "--json"}).out == "[]\n");
+    r = run({"--purge-trash", "--older-than", "0d"});
+    BOOST_TEST(describe_status(r.status) == "exit 0", r.err);
+    BOOST_TEST(r.out == "the trash of " + sessions.string() + " is empty\n");
+    BOOST_TEST(ids_of(stored_sessions()) == std::vector<std::string>{live},
+               boost::test_tools::per_element());
+    BOOST_TEST(describe_status(run({"--restore", a}).status) == "exit 1");
+}
+
+BOOST_FIXTURE_TEST_CASE(prune_dry_run_changes_nothing_and_lists_what_a_real_run_moves, cli) {
+    write_session("old00001", "old one", {{"q", "a"}}, ago(std::chrono::days(60)));
+    write_session("old00002", "old two", {{"q", "a"}, {"q2", "a2"}}, ago(std::chrono::days(45)));
+    write_session("old00003", "old but pinned", {{"q", "a"}}, ago(std::chrono::days(90)));
+    write_session("mid00001", "twenty days", {{"q", "a"}}, ago(std::chrono::days(20)));
+    const std::string fresh = make_session({"fresh"});
+    BOOST_TEST_REQUIRE(describe_status(run({"--pin", "old00003"}).status) == "exit 0");
+
+    const std::string listing = run({"--list-sessions", "--json"}).out;
+    auto r = run({"--prune", "--older-than", "30d", "--dry-run"});
+    BOOST_TEST(describe_status(r.status) == "exit 0", r.err);
+    BOOST_TEST(r.out.starts_with("would move 2 sessions to the trash:\n"), r.out);
+    const auto would = row_ids(r.out);
+    BOOST_TEST(would == (std::vector<std::string>{"old00002", "old00001"}),
+               boost::test_tools::per_element()); // most recently updated first
+    BOOST_TEST(r.out.find("kept session old00003: pinned\n") != std::string::npos, r.out);
+    BOOST_TEST(run({"--list-sessions", "--json"}).out == listing);
+    BOOST_TEST(run({"--list-trash", "--json"}).out == "[]\n");
+
+    // A real run without a terminal needs -y.
+    r = run({"--prune", "--older-than", "30d"}, "y\n");
+    BOOST_TEST(describe_status(r.status) == "exit 1");
+    BOOST_TEST(r.err.starts_with("dexter: not pruning without confirmation"), r.err);
+    BOOST_TEST(run({"--list-sessions", "--json"}).out == listing);
+
+    r = run({"--prune", "--older-than", "30d", "-y"});
+    BOOST_TEST(describe_status(r.status) == "exit 0", r.err);
+    std::vector<std::string> moved;
+    for (const auto& line : lines_of(r.out))
+        if (line.starts_with("moved session "))
+            moved.push_back(line.substr(14, 8));
+    BOOST_TEST(sorted(moved) == sorted(would), boost::test_tools::per_element());
+    BOOST_TEST(r.out.find("kept session old00003: pinned\n") != std::string::npos, r.out);
+    BOOST_TEST(ids_of(stored_sessions()) == sorted({"mid00001", "old00003", fresh}),
+               boost::test_tools::per_element());
+    std::vector<std::string> trashed;
+    const json::value trash = json::parse(run({"--list-trash", "--json"}).out);
+    for (const auto& t : trash.as_array())
+        trashed.emplace_back(t.at("id").as_string());
+    BOOST_TEST(sorted(trashed) == sorted(would), boost::test_tools::per_element());
+
+    // Nothing left to prune at 30 days; on a terminal the question comes first.
+    r = run({"--prune", "--older-than", "30d", "--dry-run"});
+    BOOST_TEST(r.out.starts_with("nothing to prune"), r.out);
+    {
+        pty_dexter t({"--prune", "--older-than", "2w"}, env());
+        t.expect("to move 1 session to the trash:");
+        t.expect("mid00001");
+        t.expect("Move them to the trash? [y/N] ");
+        t.type("n\n");
+        t.expect("moved nothing");
+        BOOST_TEST(describe_status(t.wait()) == "exit 0");
+    }
+    BOOST_TEST(stored_sessions().size() == 3u);
+}
+
+BOOST_FIXTURE_TEST_CASE(incognito_writes_nothing_anywhere, cli) {
+    const fs::path home = tmp.path() / "home", store = tmp.path() / "store",
+                   cwd = tmp.path() / "cwd", tmpdir = tmp.path() / "tmpdir";
+    for (const auto& d : {home, store, cwd, tmpdir})
+        fs::create_directories(d);
+    const env_changes where{{"HOME", home.string()},
+                            {"DEXTER_SESSIONS_DIR", store.string()},
+                            {"TMPDIR", tmpdir.string()},
+                            {"XDG_DATA_HOME", std::nullopt},
+                            {"XDG_STATE_HOME", std::nullopt}};
+    auto r = run({"--incognito"}, "first\nsecond\n/rename secret\n/fork\nthird\n", where, cwd);
+    BOOST_TEST(describe_status(r.status) == "exit 0", r.err);
+    BOOST_TEST(r.err == "");
+    static const std::regex banner("dexter " DEXTER_SESSIONS_VERSION
+                                   " \xE2\x80\x94 incognito session ([0-9a-z]{8}): nothing will "
+                                   "be saved\n");
+    std::smatch m;
+    BOOST_TEST_REQUIRE(std::regex_search(r.out, m, banner), r.out);
+    // The conversation has its context, and /fork continues it, all in memory.
+    BOOST_TEST(r.out.find(offline(1, "first", "second")) != std::string::npos, r.out);
+    BOOST_TEST(r.out.find("now in session ") != std::string::npos, r.out);
+    BOOST_TEST(r.out.find(offline(2, "second", "third")) != std::string::npos, r.out);
+
+    r = run({"--incognito", "-p", "one shot", "--json"}, {}, where, cwd);
+    BOOST_TEST(describe_status(r.status) == "exit 0", r.err);
+    BOOST_TEST(json::parse(r.out).at("answer").as_string() == offline(0, "", "one shot"));
+
+    for (const auto& d : {home, store, cwd, tmpdir})
+        BOOST_TEST(everything_under(d).empty(), d);
+    BOOST_TEST(!fs::exists(sessions));
+    BOOST_TEST(!fs::exists(cwd / ".dexter"));
+}
+
+BOOST_FIXTURE_TEST_CASE(slash_commands_rename_fork_help_and_refuse_the_rest, cli) {
+    const std::string record = agent("record", "cat >> " + dir() + "/requests.jsonl\necho ok\n");
+    auto r = run({"--agent-cmd", record},
+                 "/rename Chosen before\n/fork\nq1\n/help\n/frobnicate now\n/rename  Later "
+                 "title \nq2\n/fork\nq3\n");
+    BOOST_TEST(describe_status(r.status) == "exit 0", r.err);
+    const std::string id = banner_id(r.out);
+    const auto errors = lines_of(r.err);
+    BOOST_TEST_REQUIRE(errors.size() == 2u, r.err);
+    BOOST_TEST(errors[0] == "dexter: nothing to fork yet: this session has no exchange");
+    BOOST_TEST(errors[1] ==
+               "dexter: unknown command /frobnicate (type /help; a question cannot start with "
+               "/word)");
+    BOOST_TEST(r.out.find("session " + id + " will be titled \"Chosen before\"\n") !=
+                   std::string::npos,
+               r.out);
+    BOOST_TEST(r.out.find("/rename TITLE") != std::string::npos, r.out);
+    BOOST_TEST(r.out.find("/fork ") != std::string::npos);
+    BOOST_TEST(r.out.find("/help ") != std::string::npos);
+    BOOST_TEST(r.out.find("exit, quit") != std::string::npos);
+    BOOST_TEST(r.out.find("renamed session " + id + " to \"Later title\"\n") != std::string::npos,
+               r.out);
+    static const std::regex forked("now in session ([0-9a-z]{8}), a fork of ([0-9a-z]{8})@2 ");
+    std::smatch m;
+    BOOST_TEST_REQUIRE(std::regex_search(r.out, m, forked), r.out);
+    const std::string fork = m[1];
+    BOOST_TEST(m[2] == id);
+
+    // Only the questions reached the agent.
+    std::ifstream in(tmp.path() / "requests.jsonl");
+    std::vector<std::string> asked;
+    for (std::string line; std::getline(in, line);) {
+        const json::value request = json::parse(line);
+        asked.emplace_back(request.at("messages").as_array().back().at("content").as_string());
+    }
+    BOOST_TEST(asked == (std::vector<std::string>{"q1", "q2", "q3"}),
+               boost::test_tools::per_element());
+    const auto original = stored(id);
+    BOOST_TEST(original.meta.title == "Later title");
+    BOOST_TEST(queries_of(original) == (std::vector<std::string>{"q1", "q2"}),
+               boost::test_tools::per_element());
+    const auto copy = stored(fork);
+    BOOST_TEST(copy.meta.title == "Later title");
+    BOOST_TEST(queries_of(copy) == (std::vector<std::string>{"q1", "q2", "q3"}),
+               boost::test_tools::per_element());
+    BOOST_TEST((copy.meta.forked_from && copy.meta.forked_from->id == id &&
+                copy.meta.forked_from->seq == 2u));
 }

@@ -11,6 +11,7 @@
 
 #include <boost/json/parse.hpp>
 
+#include <chrono>
 #include <map>
 #include <random>
 #include <set>
@@ -124,6 +125,171 @@ BOOST_AUTO_TEST_CASE(session_commands) {
     BOOST_TEST(accepted({"--yes", "--delete-session", "ab12"}).yes);
 }
 
+BOOST_AUTO_TEST_CASE(commands_that_change_sessions) {
+    options o = accepted({"--rename", "ab12", "A new title"});
+    BOOST_TEST((o.what == command::rename_session));
+    BOOST_TEST(o.session == "ab12");
+    BOOST_TEST(o.title == "A new title");
+
+    o = accepted({"--fork", "ab12cd34"});
+    BOOST_TEST((o.what == command::fork_session));
+    BOOST_TEST(o.fork);
+    BOOST_TEST(o.session == "ab12cd34");
+    BOOST_TEST(!o.fork_seq);
+    o = accepted({"--fork", "ab12@3", "-p", "and now?", "--json"});
+    BOOST_TEST((o.what == command::one_shot));
+    BOOST_TEST(o.fork);
+    BOOST_TEST(o.session == "ab12");
+    BOOST_TEST(o.fork_seq.value_or(0) == 3u);
+    BOOST_TEST(o.prompt == "and now?");
+    BOOST_TEST(o.json);
+
+    o = accepted({"--import", "saved.jsonl"});
+    BOOST_TEST((o.what == command::import_session));
+    BOOST_TEST(o.import_file == "saved.jsonl");
+    BOOST_TEST(accepted({"--import", "-"}).import_file == "-");
+
+    o = accepted({"--delete-session", "ab12"});
+    BOOST_TEST(!o.permanent);
+    o = accepted({"--delete-session", "ab12", "--permanent", "-y"});
+    BOOST_TEST(o.permanent);
+    BOOST_TEST(o.yes);
+
+    o = accepted({"--list-trash"});
+    BOOST_TEST((o.what == command::list_trash));
+    BOOST_TEST(accepted({"--list-trash", "--json"}).json);
+    o = accepted({"--restore", "ab12cd34"});
+    BOOST_TEST((o.what == command::restore));
+    BOOST_TEST(o.session == "ab12cd34");
+
+    using namespace std::chrono;
+    o = accepted({"--purge-trash", "--older-than", "30d", "-y"});
+    BOOST_TEST((o.what == command::purge_trash));
+    BOOST_TEST((o.older_than == days(30)));
+    BOOST_TEST(o.yes);
+    o = accepted({"--prune", "--older-than=12h", "--dry-run"});
+    BOOST_TEST((o.what == command::prune));
+    BOOST_TEST((o.older_than == hours(12)));
+    BOOST_TEST(o.dry_run);
+    BOOST_TEST(!o.yes);
+    BOOST_TEST((accepted({"--prune", "--older-than", "0d"}).older_than == milliseconds(0)));
+
+    BOOST_TEST((accepted({"--pin", "ab12"}).what == command::pin_session));
+    BOOST_TEST((accepted({"--unpin", "ab12"}).what == command::unpin_session));
+    BOOST_TEST(accepted({"--unpin", "ab12"}).session == "ab12");
+
+    o = accepted({"--incognito"});
+    BOOST_TEST((o.what == command::interactive));
+    BOOST_TEST(o.incognito);
+    o = accepted({"--incognito", "-p", "q", "--agent-cmd", "x"});
+    BOOST_TEST((o.what == command::one_shot));
+    BOOST_TEST(o.incognito);
+}
+
+BOOST_AUTO_TEST_CASE(durations_are_a_whole_number_and_a_unit) {
+    using namespace std::chrono;
+    using dexter::cli::parse_duration;
+    BOOST_TEST((parse_duration("30d") == milliseconds(days(30))));
+    BOOST_TEST((parse_duration("12h") == milliseconds(hours(12))));
+    BOOST_TEST((parse_duration("90m") == milliseconds(minutes(90))));
+    BOOST_TEST((parse_duration("45s") == milliseconds(seconds(45))));
+    BOOST_TEST((parse_duration("2w") == milliseconds(weeks(2))));
+    BOOST_TEST((parse_duration("0d") == milliseconds(0)));
+    BOOST_TEST((parse_duration("0s") == milliseconds(0)));
+    BOOST_TEST((parse_duration("007h") == milliseconds(hours(7))));
+    BOOST_TEST((parse_duration("999999999w") == milliseconds(weeks(999999999))));
+    for (const auto* bad : {"", "d", "30", "0", "30D", "30y", "30ms", "-1d", "+1d", "1.5d", " 1d",
+                            "1d ", "1 d", "1e3s", "1dd", "d30", "1000000000w", "0x10s", "３d"})
+        BOOST_TEST(!parse_duration(bad), '\'' << bad << '\'');
+}
+
+BOOST_AUTO_TEST_CASE(change_command_options_belong_to_their_commands) {
+    const std::vector<std::pair<std::vector<std::string>, std::string>> cases{
+        {{"--rename", "ab12"}, "--rename takes an ID and a TITLE (quote a title with spaces)"},
+        {{"--rename", "ab12", "two", "words"},
+         "--rename takes an ID and a TITLE (quote a title with spaces)"},
+        {{"--rename", "ab12", " "}, "--rename needs a title, not an empty text"},
+        {{"--rename", "ab12", "\xff"}, "--rename: the title is not valid UTF-8"},
+        {{"--rename", "ab12", "t", "-p", "q"}, "--rename cannot be used with --prompt"},
+        {{"--fork", "ab12", "-s", "ab12"}, "--fork cannot be used with --session"},
+        {{"--fork", "ab12", "-c"}, "--fork cannot be used with --continue"},
+        {{"--fork", "ab12@0"},
+         "--fork: expected ID or ID@SEQ with SEQ a whole number from 1, got '0' after the @"},
+        {{"--fork", "ab12@"},
+         "--fork: expected ID or ID@SEQ with SEQ a whole number from 1, got '' after the @"},
+        {{"--fork", "ab12@x"},
+         "--fork: expected ID or ID@SEQ with SEQ a whole number from 1, got 'x' after the @"},
+        {{"--fork", "ab12", "--json"},
+         "--json needs --list-sessions, --list-trash, --search, --show or --prompt"},
+        {{"--import", ""}, "--import needs a file name (or - for standard input)"},
+        {{"--import", "f", "--fork", "ab12"}, "--fork and --import cannot be used together"},
+        {{"--import", "f", "-p", "q"}, "--import cannot be used with --prompt"},
+        {{"--permanent"}, "--permanent needs --delete-session"},
+        {{"--restore", "ab12", "--permanent"}, "--permanent needs --delete-session"},
+        {{"--list-trash", "--list-sessions"},
+         "--list-sessions and --list-trash cannot be used together"},
+        {{"--restore", "ab12", "--delete-session", "ab12"},
+         "--delete-session and --restore cannot be used together"},
+        {{"--purge-trash"}, "--purge-trash needs --older-than DURATION (0 for everything)"},
+        {{"--prune"}, "--prune needs --older-than DURATION (0 for everything)"},
+        {{"--older-than", "3d"}, "--older-than needs --purge-trash or --prune"},
+        {{"--list-trash", "--older-than", "3d"}, "--older-than needs --purge-trash or --prune"},
+        {{"--prune", "--older-than", "3x"},
+         "--older-than: expected a DURATION such as 30d, 12h, 90m, 45s or 2w, got '3x'"},
+        {{"--purge-trash", "--older-than", "-3d"},
+         "--older-than: expected a DURATION such as 30d, 12h, 90m, 45s or 2w, got '-3d'"},
+        {{"--prune", "--purge-trash", "--older-than", "1d"},
+         "--purge-trash and --prune cannot be used together"},
+        {{"--dry-run"}, "--dry-run needs --prune"},
+        {{"--purge-trash", "--older-than", "1d", "--dry-run"}, "--dry-run needs --prune"},
+        {{"--pin", "ab12", "--unpin", "ab12"}, "--pin and --unpin cannot be used together"},
+        {{"--list-trash", "-y"}, "--yes needs --delete-session, --purge-trash or --prune"},
+        {{"--incognito", "-c"},
+         "--incognito cannot be used with --continue (an incognito conversation uses no store)"},
+        {{"--incognito", "-s", "ab12"},
+         "--incognito cannot be used with --session (an incognito conversation uses no store)"},
+        {{"--incognito", "--fork", "ab12"},
+         "--incognito cannot be used with --fork (an incognito conversation uses no store)"},
+        {{"--incognito", "--store", "d"},
+         "--incognito cannot be used with --store (an incognito conversation uses no store)"},
+        {{"--incognito", "--sessions-dir", "d"},
+         "--incognito cannot be used with --sessions-dir (an incognito conversation uses no "
+         "store)"},
+        {{"--incognito", "--list-sessions"},
+         "--incognito cannot be used with --list-sessions (an incognito conversation uses no "
+         "store)"},
+        {{"--incognito", "--list-trash"},
+         "--incognito cannot be used with --list-trash (an incognito conversation uses no "
+         "store)"},
+        {{"--incognito", "--search", "x"},
+         "--incognito cannot be used with --search (an incognito conversation uses no store)"},
+    };
+    for (const auto& [args, expected] : cases)
+        BOOST_TEST(refused(args) == expected, joined(args));
+    for (const auto* id : {"../x", "ABCD1234", "abc"}) {
+        for (const auto* flag : {"--restore", "--pin", "--unpin", "--fork"})
+            BOOST_TEST(refused({flag, id}).find("invalid session id") != std::string::npos,
+                       flag << ' ' << id);
+        BOOST_TEST(refused({"--rename", id, "t"}).find("invalid session id") != std::string::npos,
+                   id);
+    }
+    BOOST_TEST(refused({"--fork", "../x@2"}).find("invalid session id") != std::string::npos);
+    refused({"--restore"}); // missing values
+    refused({"--import"});
+    refused({"--pin"});
+    refused({"--rename"});
+    refused({"--prune", "--older-than"});
+}
+
+BOOST_AUTO_TEST_CASE(incognito_reads_no_store_from_the_environment) {
+    const environment env{{"DEXTER_STORE", "postgresql://db/x"}, {"DEXTER_SESSIONS_DIR", "/srv"}};
+    auto call = parse({"--incognito"}, env);
+    BOOST_TEST_REQUIRE(std::holds_alternative<options>(call.result));
+    BOOST_TEST(std::get<options>(call.result).store_uri.empty());
+    BOOST_TEST(call.looked_up.count("DEXTER_STORE") == 0u);
+    BOOST_TEST(call.looked_up.count("DEXTER_SESSIONS_DIR") == 0u);
+}
+
 BOOST_AUTO_TEST_CASE(read_commands) {
     options o = accepted({"--show", "ab12cd34"});
     BOOST_TEST((o.what == command::show_session));
@@ -181,7 +347,7 @@ BOOST_AUTO_TEST_CASE(read_command_options_belong_to_their_commands) {
         {{"--export", "ab12", "--markdown"}, "--markdown needs --show"},
         {{"--show", "ab12", "--json", "--markdown"}, "--show takes --json or --markdown, not both"},
         {{"--export", "ab12", "--json"},
-         "--json needs --list-sessions, --search, --show or --prompt"},
+         "--json needs --list-sessions, --list-trash, --search, --show or --prompt"},
         {{"--search", ""}, "--search needs a text to find, not an empty one"},
         {{"--search", "\xff"}, "--search: the text is not valid UTF-8"},
         {{"--export", "ab12", "--format", "xml"},
@@ -319,7 +485,26 @@ BOOST_AUTO_TEST_CASE(help_text_names_every_option_and_the_environment) {
                              "--limit",
                              "jsonl",
                              "DEXTER_SESSIONS_DIR",
-                             "DEXTER_AGENT_CMD"})
+                             "DEXTER_AGENT_CMD",
+                             "--rename",
+                             "--fork",
+                             "ID[@SEQ]",
+                             "--import",
+                             "--permanent",
+                             "--list-trash",
+                             "--restore",
+                             "--purge-trash",
+                             "--prune",
+                             "--older-than",
+                             "--dry-run",
+                             "DURATION",
+                             "30d",
+                             "--pin",
+                             "--unpin",
+                             "--incognito",
+                             "/rename",
+                             "/fork",
+                             "/help"})
         BOOST_TEST(help.find(word) != std::string::npos, word);
 }
 

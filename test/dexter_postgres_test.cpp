@@ -114,7 +114,8 @@ BOOST_AUTO_TEST_SUITE(dexter_postgres,
                       *boost::unit_test::precondition(ds::test::have_test_server{}))
 
 // -p saves, --list-sessions --json lists, -c -p continues, the environment variable
-// works as the option does, --delete-session deletes.
+// works as the option does, --delete-session moves to the trash, --restore brings back,
+// --permanent deletes for good.
 BOOST_AUTO_TEST_CASE(prompt_list_continue_delete) {
     const std::string store = fresh_store();
     auto first = run_dexter({"--store", store, "-p", "hello"});
@@ -139,9 +140,24 @@ BOOST_AUTO_TEST_CASE(prompt_list_continue_delete) {
     BOOST_TEST(listed[0].at("id").as_string() == id);
     BOOST_TEST(listed[0].at("exchange_count").to_number<int>() == 2);
 
-    const auto del = run_dexter({"--store", store, "--delete-session", id, "-y"});
+    auto del = run_dexter({"--store", store, "--delete-session", id});
     BOOST_TEST_REQUIRE(del.status == 0, del.err);
     BOOST_TEST(list_json(store).empty());
+    const auto trash = run_dexter({"--store", store, "--list-trash", "--json"});
+    BOOST_TEST_REQUIRE(trash.status == 0, trash.err);
+    const auto trashed = json::parse(trash.out).as_array();
+    BOOST_TEST_REQUIRE(trashed.size() == 1u);
+    BOOST_TEST(trashed[0].at("id").as_string() == id);
+    BOOST_TEST(trashed[0].as_object().contains("deleted_at"));
+    const auto restored = run_dexter({"--store", store, "--restore", id});
+    BOOST_TEST_REQUIRE(restored.status == 0, restored.err);
+    BOOST_TEST(restored.out == "restored session " + id + "\n");
+    BOOST_TEST(list_json(store).size() == 1u);
+
+    del = run_dexter({"--store", store, "--delete-session", id, "--permanent", "-y"});
+    BOOST_TEST_REQUIRE(del.status == 0, del.err);
+    BOOST_TEST(list_json(store).empty());
+    BOOST_TEST(run_dexter({"--store", store, "--list-trash", "--json"}).out == "[]\n");
 }
 
 // A session one dexter holds (interactive, waiting for input) is refused to another,

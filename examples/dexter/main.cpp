@@ -5,9 +5,11 @@
 //
 // Reading order: options.hpp (what can be asked for), repl.hpp (the conversation),
 // agent.hpp (who answers), session_commands.hpp (list, delete), read_commands.hpp (show,
-// export, search), store.hpp (the store), terminal.hpp (what is printed for people),
-// interrupts.hpp (Ctrl-C).
+// export, search), change_commands.hpp (rename, pin, fork, import, trash, prune),
+// store.hpp (the store), terminal.hpp (what is printed for people), interrupts.hpp
+// (Ctrl-C).
 #include "agent.hpp"
+#include "change_commands.hpp"
 #include "interrupts.hpp"
 #include "options.hpp"
 #include "read_commands.hpp"
@@ -67,6 +69,31 @@ int run(const cli::options& o) {
         cli::interrupt_pipe interrupts;
         return cli::delete_session(o, interrupts);
     }
+    case cli::command::rename_session:
+        return cli::rename_session(o);
+    case cli::command::pin_session:
+    case cli::command::unpin_session:
+        return cli::pin_session(o, o.what == cli::command::pin_session);
+    case cli::command::import_session:
+        return cli::import_session(o);
+    case cli::command::list_trash:
+        return cli::list_trash(o);
+    case cli::command::restore:
+        return cli::restore_session(o);
+    case cli::command::purge_trash: {
+        cli::interrupt_pipe interrupts;
+        return cli::purge_trash(o, interrupts);
+    }
+    case cli::command::prune: {
+        cli::interrupt_pipe interrupts;
+        return cli::prune_sessions(o, interrupts);
+    }
+    case cli::command::fork_session:
+        // On a terminal, the conversation goes on in the fork; otherwise (a script
+        // capturing the id, input from a file) the new id is all.
+        if (!(::isatty(STDIN_FILENO) && ::isatty(STDOUT_FILENO)))
+            return cli::fork_session(o);
+        [[fallthrough]];
     case cli::command::interactive:
     case cli::command::one_shot: {
         cli::interrupt_pipe interrupts;

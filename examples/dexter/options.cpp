@@ -11,6 +11,7 @@
 #include <cstdlib>
 #include <iterator>
 #include <sstream>
+#include <vector>
 
 namespace dexter::cli {
 
@@ -34,7 +35,8 @@ po::options_description describe_options() {
          "write session ID in a format (--format) to standard output or -o FILE")
         ("search", po::value<std::string>()->value_name("TEXT"),
          "find TEXT in titles, questions and answers, newest first")
-        ("json", "with --list-sessions, --search, --show or --prompt: print JSON")
+        ("json", "with --list-sessions, --list-trash, --search, --show or --prompt: print "
+         "JSON")
         ("markdown", "with --show: print the session as Markdown")
         ("format", po::value<std::string>()->value_name("FMT"),
          "with --export: markdown (default), json or jsonl")
@@ -42,9 +44,32 @@ po::options_description describe_options() {
          "with --export: write FILE, replaced only once the export is complete")
         ("limit", po::value<std::string>()->value_name("N"),
          "with --search: at most N hits (default 20); with --list-sessions: the newest N")
+        ("rename", po::value<std::vector<std::string>>()->multitoken()->value_name("ID TITLE"),
+         "give session ID the title TITLE")
+        ("fork", po::value<std::string>()->value_name("ID[@SEQ]"),
+         "copy session ID (through exchange SEQ) into a new session and print its id; "
+         "with -p, or on a terminal, continue in the copy")
+        ("import", po::value<std::string>()->value_name("FILE"),
+         "import a session exported as json or jsonl from FILE (- for standard input) "
+         "and print its id")
         ("delete-session", po::value<std::string>()->value_name("ID"),
-         "delete session ID (asks on a terminal)")
-        ("yes,y", "with --delete-session: do not ask")
+         "move session ID to the trash (--restore brings it back)")
+        ("permanent", "with --delete-session: delete for good (asks on a terminal)")
+        ("list-trash", "list the sessions in the trash, most recently deleted first")
+        ("restore", po::value<std::string>()->value_name("ID"),
+         "bring session ID back from the trash")
+        ("purge-trash", "delete for good what was moved to the trash more than "
+         "--older-than ago (asks on a terminal)")
+        ("prune", "move sessions whose last exchange is older than --older-than to the "
+         "trash (asks on a terminal); pinned sessions stay")
+        ("older-than", po::value<std::string>()->value_name("DURATION"),
+         "with --purge-trash or --prune: 30d, 12h, 90m, 45s, 2w (0: everything)")
+        ("dry-run", "with --prune: list what would move, change nothing")
+        ("pin", po::value<std::string>()->value_name("ID"),
+         "pin session ID: --prune never moves it")
+        ("unpin", po::value<std::string>()->value_name("ID"), "unpin session ID")
+        ("yes,y", "with --delete-session --permanent, --purge-trash or --prune: do not ask")
+        ("incognito", "a conversation kept in memory only: nothing is written anywhere")
         ("sessions-dir", po::value<std::string>()->value_name("DIR"),
          "store root (default ./.dexter/sessions, or $DEXTER_SESSIONS_DIR)")
         ("store", po::value<std::string>()->value_name("URI|DIR"),
@@ -88,7 +113,49 @@ std::optional<std::size_t> parse_count(const std::string& text, std::size_t min,
     return n;
 }
 
+// --fork's value: ID or ID@SEQ (SEQ a whole number from 1).
+std::variant<std::pair<std::string, std::optional<std::uint64_t>>, usage_error>
+parse_fork_arg(const std::string& value) {
+    const auto at = value.find('@');
+    std::string id = value.substr(0, at);
+    if (auto bad = check_session_arg(id))
+        return *bad;
+    if (at == std::string::npos)
+        return std::pair{std::move(id), std::optional<std::uint64_t>()};
+    const auto seq = parse_count(value.substr(at + 1), 1, 9'999'999);
+    if (!seq)
+        return usage_error{"--fork: expected ID or ID@SEQ with SEQ a whole number from 1, got '" +
+                           value.substr(at + 1) + "' after the @"};
+    return std::pair{std::move(id), std::optional<std::uint64_t>(*seq)};
+}
+
 } // namespace
+
+std::optional<std::chrono::milliseconds> parse_duration(std::string_view text) {
+    if (text.size() < 2 || text.size() > 10)
+        return std::nullopt;
+    std::int64_t n = 0;
+    for (const char c : text.substr(0, text.size() - 1)) {
+        if (c < '0' || c > '9')
+            return std::nullopt;
+        n = n * 10 + (c - '0');
+    }
+    using namespace std::chrono;
+    switch (text.back()) {
+    case 's':
+        return duration_cast<milliseconds>(seconds(n));
+    case 'm':
+        return duration_cast<milliseconds>(minutes(n));
+    case 'h':
+        return duration_cast<milliseconds>(hours(n));
+    case 'd':
+        return duration_cast<milliseconds>(days(n));
+    case 'w':
+        return duration_cast<milliseconds>(weeks(n));
+    default:
+        return std::nullopt;
+    }
+}
 
 bool is_postgres_uri(const std::string& store) {
     return store.starts_with("postgresql://") || store.starts_with("postgres://");
@@ -135,13 +202,19 @@ std::variant<options, usage_error> parse_options(int argc, const char* const arg
     }
 
     // Which command, and which options go together. The commands other than a
-    // conversation exclude each other, and a conversation's -p, -s and -c.
+    // conversation exclude each other, and a conversation's -p, -s and -c (--fork goes
+    // with -p: a one-shot question in the fork).
     const bool list = has("list-sessions"), del = has("delete-session"), prompt = has("prompt");
     const bool show = has("show"), exp = has("export"), search = has("search");
-    const bool session = has("session"), cont = has("continue");
+    const bool session = has("session"), cont = has("continue"), fork = has("fork");
+    const bool rename = has("rename"), import = has("import"), trash = has("list-trash");
+    const bool restore = has("restore"), purge = has("purge-trash"), prune = has("prune");
+    const bool pin = has("pin"), unpin = has("unpin");
     if (session && cont)
         return usage_error{"--session and --continue cannot be used together"};
-    const char* const commands[] = {"list-sessions", "delete-session", "show", "export", "search"};
+    const char* const commands[] = {
+        "list-sessions", "delete-session", "show",    "export",      "search", "rename", "fork",
+        "import",        "list-trash",     "restore", "purge-trash", "prune",  "pin",    "unpin"};
     for (std::size_t i = 0; i < std::size(commands); ++i) {
         if (!has(commands[i]))
             continue;
@@ -150,12 +223,13 @@ std::variant<options, usage_error> parse_options(int argc, const char* const arg
                 return usage_error{std::string("--") + commands[i] + " and --" + commands[j] +
                                    " cannot be used together"};
         for (const char* other : {"prompt", "session", "continue"})
-            if (has(other))
+            if (has(other) && !(fork && std::string_view(other) == "prompt"))
                 return usage_error{std::string("--") + commands[i] + " cannot be used with --" +
                                    other};
     }
-    if (has("json") && !list && !prompt && !show && !search)
-        return usage_error{"--json needs --list-sessions, --search, --show or --prompt"};
+    if (has("json") && !list && !prompt && !show && !search && !trash)
+        return usage_error{"--json needs --list-sessions, --list-trash, --search, --show or "
+                           "--prompt"};
     if (has("markdown") && !show)
         return usage_error{"--markdown needs --show"};
     if (has("markdown") && has("json"))
@@ -166,23 +240,95 @@ std::variant<options, usage_error> parse_options(int argc, const char* const arg
         return usage_error{"-o (--output) needs --export"};
     if (has("limit") && !search && !list)
         return usage_error{"--limit needs --search or --list-sessions"};
-    if (has("yes") && !del)
-        return usage_error{"--yes needs --delete-session"};
+    if (has("yes") && !del && !purge && !prune)
+        return usage_error{"--yes needs --delete-session, --purge-trash or --prune"};
+    if (has("permanent") && !del)
+        return usage_error{"--permanent needs --delete-session"};
+    if (has("older-than") && !purge && !prune)
+        return usage_error{"--older-than needs --purge-trash or --prune"};
+    if ((purge || prune) && !has("older-than"))
+        return usage_error{std::string(purge ? "--purge-trash" : "--prune") +
+                           " needs --older-than DURATION (0 for everything)"};
+    if (has("dry-run") && !prune)
+        return usage_error{"--dry-run needs --prune"};
+    if (has("incognito")) {
+        for (const char* other : {"session", "continue", "fork", "store", "sessions-dir"})
+            if (has(other))
+                return usage_error{std::string("--incognito cannot be used with --") + other +
+                                   " (an incognito conversation uses no store)"};
+        for (const char* command : commands)
+            if (has(command))
+                return usage_error{std::string("--incognito cannot be used with --") + command +
+                                   " (an incognito conversation uses no store)"};
+    }
 
-    o.what = list     ? command::list_sessions
-             : del    ? command::delete_session
-             : show   ? command::show_session
-             : exp    ? command::export_session
-             : search ? command::search
-             : prompt ? command::one_shot
-                      : command::interactive;
+    o.what = list      ? command::list_sessions
+             : del     ? command::delete_session
+             : show    ? command::show_session
+             : exp     ? command::export_session
+             : search  ? command::search
+             : rename  ? command::rename_session
+             : import  ? command::import_session
+             : trash   ? command::list_trash
+             : restore ? command::restore
+             : purge   ? command::purge_trash
+             : prune   ? command::prune
+             : pin     ? command::pin_session
+             : unpin   ? command::unpin_session
+             : prompt  ? command::one_shot
+             : fork    ? command::fork_session
+                       : command::interactive;
     o.continue_last = cont;
     o.json = has("json");
     o.yes = has("yes");
-    if (session || del || show || exp) {
-        o.session = text(session ? "session" : del ? "delete-session" : show ? "show" : "export");
+    o.permanent = has("permanent");
+    o.dry_run = has("dry-run");
+    o.incognito = has("incognito");
+    if (session || del || show || exp || restore || pin || unpin) {
+        o.session = text(session   ? "session"
+                         : del     ? "delete-session"
+                         : show    ? "show"
+                         : exp     ? "export"
+                         : restore ? "restore"
+                         : pin     ? "pin"
+                                   : "unpin");
         if (auto bad = check_session_arg(o.session))
             return *bad;
+    }
+    if (fork) {
+        auto parsed = parse_fork_arg(text("fork"));
+        if (auto* bad = std::get_if<usage_error>(&parsed))
+            return *bad;
+        auto& [id, seq] = std::get<0>(parsed);
+        o.fork = true;
+        o.session = std::move(id);
+        o.fork_seq = seq;
+    }
+    if (rename) {
+        const auto& values = given["rename"].as<std::vector<std::string>>();
+        if (values.size() != 2)
+            return usage_error{"--rename takes an ID and a TITLE (quote a title with spaces)"};
+        o.session = values[0];
+        if (auto bad = check_session_arg(o.session))
+            return *bad;
+        o.title = values[1];
+        if (o.title.find_first_not_of(" \t\r\n") == std::string::npos)
+            return usage_error{"--rename needs a title, not an empty text"};
+        if (!sessions::is_valid_utf8(o.title))
+            return usage_error{"--rename: the title is not valid UTF-8"};
+    }
+    if (import) {
+        o.import_file = text("import");
+        if (o.import_file.empty())
+            return usage_error{"--import needs a file name (or - for standard input)"};
+    }
+    if (has("older-than")) {
+        const auto d = parse_duration(text("older-than"));
+        if (!d)
+            return usage_error{"--older-than: expected a DURATION such as 30d, 12h, 90m, 45s or "
+                               "2w, got '" +
+                               text("older-than") + "'"};
+        o.older_than = *d;
     }
     if (prompt) {
         o.prompt = text("prompt");
@@ -239,6 +385,8 @@ std::variant<options, usage_error> parse_options(int argc, const char* const arg
         if (text("sessions-dir").empty())
             return usage_error{"--sessions-dir needs a directory"};
         o.sessions_dir = text("sessions-dir");
+    } else if (o.incognito) {
+        // An incognito conversation uses no store: the environment's is not looked at.
     } else if (auto store = env("DEXTER_STORE"); store && !store->empty()) {
         set_store(*store);
     } else if (auto dir = env("DEXTER_SESSIONS_DIR"); dir && !dir->empty()) {
@@ -282,12 +430,40 @@ std::string help_text() {
            "  dexter --search TEXT [--json] [--limit N]\n"
            "                                  the newest N (20) places TEXT occurs; exit 1 if\n"
            "                                  none\n"
-           "  dexter --delete-session ID [-y] delete ID (asks on a terminal; refuses without "
-           "-y\n"
-           "                                  otherwise)\n"
+           "  dexter --rename ID TITLE        give session ID a new title\n"
+           "  dexter --fork ID[@SEQ] [-p TEXT]\n"
+           "                                  copy ID (its exchanges 1..SEQ, default all) into\n"
+           "                                  a new session and print the new id on a line of\n"
+           "                                  its own; with -p, answer TEXT in the copy; on a\n"
+           "                                  terminal (input and output), continue in it\n"
+           "  dexter --import FILE|-          import a session from a json or jsonl export and\n"
+           "                                  print its id (a fresh one if the original is "
+           "taken)\n"
+           "  dexter --delete-session ID      move ID to the trash (undo: --restore ID)\n"
+           "  dexter --delete-session ID --permanent [-y]\n"
+           "                                  delete ID for good (asks on a terminal; refuses\n"
+           "                                  without -y otherwise)\n"
+           "  dexter --list-trash [--json]    the trash, most recently deleted first\n"
+           "  dexter --restore ID             bring ID back from the trash, under the same id\n"
+           "  dexter --purge-trash --older-than DURATION [-y]\n"
+           "                                  delete for good what was moved to the trash more\n"
+           "                                  than DURATION ago (asks as --permanent does)\n"
+           "  dexter --prune --older-than DURATION [--dry-run] [-y]\n"
+           "                                  move sessions whose last exchange is older than\n"
+           "                                  DURATION to the trash, pinned ones excepted\n"
+           "                                  (asks as --permanent does; --dry-run only lists)\n"
+           "  dexter --pin ID | --unpin ID    pinned sessions are never pruned (marked\n"
+           "                                  [pinned] in --list-sessions)\n"
+           "  dexter --incognito [-p TEXT]    a conversation kept in memory only: no file, no\n"
+           "                                  directory, no database is written\n"
+           "\n"
+           "DURATION is a whole number and a unit: s, m, h, d or w (30d, 12h, 90m, 45s, 2w);\n"
+           "0 (as 0d) means everything.\n"
            "\n"
            "Interactive mode reads one question per line until end of input, 'exit', 'quit'\n"
            "or '/exit'. Every answered question is saved before its answer is shown.\n"
+           "Commands: /rename TITLE (the session's title), /fork (continue in a copy of the\n"
+           "session so far), /help; any other line starting with /word is refused.\n"
            "Ctrl-C while the agent works stops it and saves nothing for that question;\n"
            "Ctrl-C at the prompt (or twice) leaves.\n"
            "\n"

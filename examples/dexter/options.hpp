@@ -4,11 +4,14 @@
 
 #include <dexter/sessions/export.hpp>
 
+#include <chrono>
 #include <cstddef>
+#include <cstdint>
 #include <filesystem>
 #include <functional>
 #include <optional>
 #include <string>
+#include <string_view>
 #include <variant>
 
 namespace dexter::cli {
@@ -22,6 +25,16 @@ enum class command {
     show_session,   ///< --show ID
     export_session, ///< --export ID
     search,         ///< --search TEXT
+    rename_session, ///< --rename ID TITLE
+    fork_session,   ///< --fork ID[@SEQ] without -p: print the new id (and, on a terminal,
+                    ///< continue in the fork)
+    import_session, ///< --import FILE
+    list_trash,     ///< --list-trash
+    restore,        ///< --restore ID
+    purge_trash,    ///< --purge-trash --older-than DURATION
+    prune,          ///< --prune --older-than DURATION
+    pin_session,    ///< --pin ID
+    unpin_session,  ///< --unpin ID
     show_help,      ///< -h, --help
     show_version,   ///< --version
 };
@@ -45,14 +58,31 @@ inline constexpr std::size_t max_limit = 1'000'000;
 struct options {
     command what = command::interactive;
     /// -s: the session to resume (a full id or a unique prefix of 4+ characters), or
-    /// the session of --delete-session, --show or --export. Empty: none given.
+    /// the session of --delete-session, --show, --export, --rename, --fork, --restore,
+    /// --pin or --unpin. Empty: none given.
     std::string session;
+    /// --fork ID[@SEQ]: fork o.session (through exchange fork_seq, else the last). With
+    /// -p (command::one_shot) or a conversation the run then continues in the fork.
+    bool fork = false;
+    std::optional<std::uint64_t> fork_seq;
+    /// --rename ID TITLE: the new title (non-empty UTF-8).
+    std::string title;
+    /// --import FILE: the file to import; "-" is standard input.
+    std::string import_file;
+    /// --delete-session --permanent: delete for good instead of into the trash.
+    bool permanent = false;
+    /// --older-than DURATION (with --purge-trash or --prune).
+    std::chrono::milliseconds older_than{0};
+    /// --prune --dry-run: list what would move, change nothing.
+    bool dry_run = false;
+    /// --incognito: the conversation is kept in memory only; nothing is written.
+    bool incognito = false;
     /// -c: resume the most recently updated session.
     bool continue_last = false;
     /// -p: the one-shot question.
     std::string prompt;
-    /// --json: machine-readable output (with --list-sessions, --search, --show or
-    /// --prompt).
+    /// --json: machine-readable output (with --list-sessions, --list-trash, --search,
+    /// --show or --prompt).
     bool json = false;
     /// --show: the format (--json, --markdown), or nothing for the terminal view.
     /// --export: --format, markdown unless given.
@@ -65,7 +95,7 @@ struct options {
     /// --limit N: at most N hits (--search; default_search_limit if not given) or the
     /// newest N sessions (--list-sessions; all if not given).
     std::optional<std::size_t> limit;
-    /// -y: delete without asking.
+    /// -y: delete (--delete-session --permanent, --purge-trash, --prune) without asking.
     bool yes = false;
     std::filesystem::path sessions_dir = default_sessions_dir;
     /// --store postgresql://... (or $DEXTER_STORE): the sessions are in that PostgreSQL
@@ -81,6 +111,11 @@ struct options {
 /// rather than a directory.
 bool is_postgres_uri(const std::string& store);
 
+/// A DURATION of --older-than: a whole number of at most 9 digits and a unit, s (seconds),
+/// m (minutes), h (hours), d (days) or w (weeks), as in 30d, 12h, 90m, 45s, 2w; 0 with
+/// any unit is zero. Nothing else (no sign, space, fraction, missing or other unit).
+std::optional<std::chrono::milliseconds> parse_duration(std::string_view text);
+
 /// A command line dexter cannot run: what is wrong, in one line (exit status 2).
 struct usage_error {
     std::string message;
@@ -94,9 +129,9 @@ std::optional<std::string> process_environment(const std::string& name);
 
 /// Parses and checks a command line. Reads nothing but its arguments (the environment
 /// only through `env`: DEXTER_STORE, DEXTER_SESSIONS_DIR, DEXTER_AGENT_CMD; empty values count as
-/// unset), and touches no file. Every unknown option, bad value or conflicting
-/// combination gives a usage_error; -h and --version win over everything but an
-/// unknown option or a missing value.
+/// unset; DEXTER_STORE and DEXTER_SESSIONS_DIR are not read with --incognito), and touches no file.
+/// Every unknown option, bad value or conflicting combination gives a usage_error; -h and --version
+/// win over everything but an unknown option or a missing value.
 std::variant<options, usage_error> parse_options(int argc, const char* const argv[],
                                                  const env_lookup& env);
 

@@ -54,17 +54,11 @@ std::string shorten(const std::string& text, std::size_t max_lines = 4,
     return trim(text.substr(0, end)) + " …";
 }
 
-void print_banner(const session_manager& manager,
-                  const std::optional<sessions::loaded_session>& resumed) {
-    std::cout << "dexter " DEXTER_SESSIONS_VERSION " — ";
-    if (!resumed) {
-        std::cout << "new session " << manager.current()->id << '\n';
-        return;
-    }
-    const auto count = resumed->meta.exchange_count;
-    std::cout << "resumed session " << resumed->meta.id << " (" << count
-              << (count == 1 ? " exchange)\n" : " exchanges)\n");
-    const auto& loaded = resumed->exchanges;
+// The last exchanges of a resumed session (at most exchanges_shown_on_resume), as a
+// reminder of where the conversation stands.
+void print_replay(const sessions::loaded_session& resumed) {
+    const auto count = resumed.meta.exchange_count;
+    const auto& loaded = resumed.exchanges;
     const std::size_t shown = std::min(exchanges_shown_on_resume, loaded.size());
     if (count > shown) {
         const auto earlier = count - shown;
@@ -76,6 +70,31 @@ void print_banner(const session_manager& manager,
                   << terminal_safe(shorten(it->answer), true) << '\n';
     if (shown > 0)
         std::cout << "— continuing —\n"; // the replay ends, the session goes on
+}
+
+std::string exchanges_text(std::uint64_t count) {
+    return std::to_string(count) + (count == 1 ? " exchange" : " exchanges");
+}
+
+void print_banner(const session_manager& manager,
+                  const std::optional<sessions::loaded_session>& resumed, const options& o) {
+    std::cout << "dexter " DEXTER_SESSIONS_VERSION " — ";
+    if (o.incognito) {
+        std::cout << "incognito session " << manager.current()->id << ": nothing will be saved\n";
+        return;
+    }
+    if (!resumed) {
+        std::cout << "new session " << manager.current()->id << '\n';
+        return;
+    }
+    const auto& meta = resumed->meta;
+    if (o.fork && meta.forked_from)
+        std::cout << "forked session " << meta.id << " from " << meta.forked_from->id << '@'
+                  << meta.forked_from->seq << " (" << exchanges_text(meta.exchange_count) << ")\n";
+    else
+        std::cout << "resumed session " << meta.id << " (" << exchanges_text(meta.exchange_count)
+                  << ")\n";
+    print_replay(*resumed);
 }
 
 // What became of one question.
@@ -111,6 +130,67 @@ bool is_exit_command(const std::string& line) {
     return line == "exit" || line == "quit" || line == "/exit";
 }
 
+constexpr const char* slash_help = "/rename TITLE  give this session a new title\n"
+                                   "/fork          continue in a copy of this session so far\n"
+                                   "/help          this list\n"
+                                   "exit, quit, /exit (or end of input) leave\n";
+
+// A line starting with "/" and a word: a command to dexter, never a question. Returns
+// false when `line` is a question.
+bool run_slash_command(session_manager& manager, const std::string& line) {
+    if (line.size() < 2 || line[0] != '/' || line[1] == ' ' || line[1] == '/')
+        return false;
+    const auto space = line.find(' ');
+    const std::string word = line.substr(1, space == std::string::npos ? space : space - 1);
+    const std::string rest = space == std::string::npos ? std::string() : trim(line.substr(space));
+    if (word == "help") {
+        std::cout << slash_help;
+        return true;
+    }
+    if (word == "rename") {
+        if (rest.empty()) {
+            std::cerr << "dexter: /rename needs a title: /rename TITLE\n";
+            return true;
+        }
+        try {
+            manager.set_title(rest);
+        } catch (const sessions::invalid_input& e) {
+            std::cerr << "dexter: " << e.what() << '\n';
+            return true;
+        }
+        warn_about_store(manager);
+        std::cout << (manager.current_is_stored() ? "renamed session " : "session ")
+                  << manager.current()->id
+                  << (manager.current_is_stored() ? " to \"" : " will be titled \"")
+                  << fit(rest, 60) << "\"\n";
+        return true;
+    }
+    if (word == "fork") {
+        if (!rest.empty()) {
+            std::cerr << "dexter: /fork takes no argument\n";
+            return true;
+        }
+        if (!manager.current_is_stored()) {
+            std::cerr << "dexter: nothing to fork yet: this session has no exchange\n";
+            return true;
+        }
+        const sessions::session_id from = manager.current()->id;
+        const sessions::session_meta fork = manager.fork_session(from);
+        try {
+            manager.resume(fork.id);
+        } catch (const sessions::session_busy& e) {
+            throw std::runtime_error(busy_message(fork.id, e));
+        }
+        warn_about_store(manager);
+        std::cout << "now in session " << fork.id << ", a fork of " << from << '@'
+                  << fork.exchange_count << " (" << from << " stays as it was)\n";
+        return true;
+    }
+    std::cerr << "dexter: unknown command /" << fit(word, 30)
+              << " (type /help; a question cannot start with /word)\n";
+    return true;
+}
+
 } // namespace
 
 int run_interactive(const options& o, agent& answerer, interrupt_pipe& interrupts) {
@@ -118,7 +198,7 @@ int run_interactive(const options& o, agent& answerer, interrupt_pipe& interrupt
     manager.check_writable(); // before the user types anything
     warn_about_store(manager);
     const auto resumed = open_session(manager, o);
-    print_banner(manager, resumed);
+    print_banner(manager, resumed, o);
 
     const bool terminal = ::isatty(STDIN_FILENO) == 1;
     line_reader input(STDIN_FILENO, interrupts);
@@ -138,6 +218,10 @@ int run_interactive(const options& o, agent& answerer, interrupt_pipe& interrupt
             continue;
         if (is_exit_command(question))
             return 0;
+        if (run_slash_command(manager, question)) {
+            flush_stdout();
+            continue;
+        }
 
         const turn_result turn = ask_and_save(manager, answerer, question, o.history_limit);
         switch (turn.reply.result) {

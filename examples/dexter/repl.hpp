@@ -8,17 +8,21 @@
 
 namespace dexter::cli {
 
-/// Interactive mode: opens (or starts) the session, prints the banner and, on resume,
-/// the last exchanges; then answers one question per line of standard input until the
-/// end of input, `exit`, `quit` or `/exit`. Each answer is saved before it is printed;
-/// a failed or interrupted question saves nothing and the loop goes on.
+/// Interactive mode: opens (or starts, or forks, or with --incognito starts in memory)
+/// the session, prints the banner and, on resume, the last exchanges; then answers one
+/// question per line of standard input until the end of input, `exit`, `quit` or
+/// `/exit`. Each answer is saved before it is printed; a failed or interrupted question
+/// saves nothing and the loop goes on. A line "/word ..." is a command, never a
+/// question: /rename TITLE, /fork, /help; any other word is refused with one line on
+/// standard error.
 /// Returns the exit status: 0, or 128 + the signal that ended it (130 for Ctrl-C at
 /// the prompt or twice). Throws on a store failure (nothing more can be saved).
 int run_interactive(const options& o, agent& answerer, interrupt_pipe& interrupts);
 
-/// One-shot mode: answers o.prompt in a new session (or the one -s/-c names), saves
-/// the exchange, then prints the answer (with --json: {"session_id","seq","answer"}).
-/// Returns 0, 1 if the agent failed, or 128 + the signal that interrupted it.
+/// One-shot mode: answers o.prompt in a new session (or the one -s/-c names, or a fork
+/// of --fork's, whose id is printed first unless --json), saves the exchange, then prints the
+/// answer (with --json: {"session_id","seq","answer"}). Returns 0, 1 if the agent failed, or 128 +
+/// the signal that interrupted it.
 int run_one_shot(const options& o, agent& answerer);
 
 } // namespace dexter::cli

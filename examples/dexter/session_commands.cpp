@@ -8,6 +8,7 @@
 #include <boost/json/array.hpp>
 #include <boost/json/object.hpp>
 #include <boost/json/serialize.hpp>
+#include <boost/json/value_from.hpp>
 
 #include <unistd.h>
 
@@ -42,6 +43,7 @@ bool is_yes(const std::string& reply) {
 }
 
 void print_table(const std::vector<sessions::session_meta>& all) {
+    // A pinned session's title is marked; the columns stay those of the header.
     const std::size_t width = std::max(terminal_width(), title_column + min_title_width);
     char row[128];
     std::snprintf(row, sizeof row, "%-8s  %-16s  %9s  ", "ID", "UPDATED", "EXCHANGES");
@@ -50,18 +52,15 @@ void print_table(const std::vector<sessions::session_meta>& all) {
         std::snprintf(row, sizeof row, "%-8s  %-16s  %9llu  ", m.id.c_str(),
                       local_time(m.updated_at).c_str(),
                       static_cast<unsigned long long>(m.exchange_count));
-        std::cout << row << fit(m.title, width - title_column) << '\n';
+        const std::string_view pin = m.pinned ? "[pinned] " : "";
+        std::cout << row << pin << fit(m.title, width - title_column - pin.size()) << '\n';
     }
 }
 
 void print_json(const std::vector<sessions::session_meta>& all) {
     boost::json::array out;
     for (const auto& m : all)
-        out.push_back(boost::json::object{{"id", m.id},
-                                          {"title", m.title},
-                                          {"created_at", sessions::format_timestamp(m.created_at)},
-                                          {"updated_at", sessions::format_timestamp(m.updated_at)},
-                                          {"exchange_count", m.exchange_count}});
+        out.push_back(boost::json::value_from(m));
     const std::string text = boost::json::serialize(out);
     std::cout << (is_terminal(STDOUT_FILENO) ? json_for_terminal(text) : text) << '\n';
 }
@@ -87,6 +86,24 @@ int list_sessions(const options& o) {
     return 0;
 }
 
+std::optional<int> confirm(const options& o, interrupt_pipe& interrupts,
+                           const std::string& question, const std::string& refusal,
+                           const std::string& kept) {
+    if (o.yes)
+        return std::nullopt;
+    if (!::isatty(STDIN_FILENO))
+        throw std::runtime_error(refusal);
+    std::cout << question << " [y/N] " << std::flush;
+    line_reader input(STDIN_FILENO, interrupts);
+    const input_event answer = input.next();
+    if (answer.what == input_event::kind::line && is_yes(answer.text))
+        return std::nullopt;
+    if (answer.what != input_event::kind::line)
+        std::cout << '\n';
+    std::cout << kept << '\n';
+    return answer.what == input_event::kind::signal ? 128 + answer.signal : 0;
+}
+
 int delete_session(const options& o, interrupt_pipe& interrupts) {
     session_manager manager = open_store(o);
     const sessions::session_id id = manager.resolve(o.session);
@@ -98,32 +115,26 @@ int delete_session(const options& o, interrupt_pipe& interrupts) {
               << "\": " << plural(meta->exchange_count, "exchange", "exchanges")
               << ", last updated " << local_time(meta->updated_at) << '\n';
 
-    if (!o.yes) {
-        if (!::isatty(STDIN_FILENO))
-            throw std::runtime_error("not deleting session " + id +
-                                     " without confirmation: standard input is not a terminal "
-                                     "(add -y to delete without asking)");
-        std::cout << "Delete? [y/N] " << std::flush;
-        line_reader input(STDIN_FILENO, interrupts);
-        const input_event answer = input.next();
-        if (answer.what == input_event::kind::signal) {
-            std::cout << "\nkept session " << id << '\n';
-            return 128 + answer.signal;
-        }
-        if (answer.what != input_event::kind::line || !is_yes(answer.text)) {
-            if (answer.what != input_event::kind::line)
-                std::cout << '\n';
-            std::cout << "kept session " << id << '\n';
-            return 0;
-        }
+    if (o.permanent) {
+        if (auto status = confirm(o, interrupts, "Delete for good?",
+                                  "not deleting session " + id +
+                                      " for good without confirmation: standard input is not a "
+                                      "terminal (add -y to delete without asking)",
+                                  "kept session " + id))
+            return *status;
     }
     try {
-        manager.delete_session(id);
+        manager.delete_session(id, o.permanent ? sessions::deletion::permanent
+                                               : sessions::deletion::to_trash);
     } catch (const sessions::session_busy& e) {
         throw std::runtime_error(busy_message(id, e));
     }
     warn_about_store(manager);
-    std::cout << "deleted session " << id << '\n';
+    if (o.permanent)
+        std::cout << "deleted session " << id << " for good\n";
+    else
+        std::cout << "moved session " << id << " to the trash (undo: dexter --restore " << id
+                  << ")\n";
     if (!std::cout.flush())
         throw std::runtime_error("cannot write to standard output");
     return 0;

@@ -23,6 +23,21 @@ std::string no_sessions_to_continue(const options& o) {
 
 } // namespace
 
+sessions::search_result any_store::search_by_reading(const sessions::search_query& q) {
+    return sessions::search_sessions(
+        list(), q,
+        [&](const sessions::session_meta& m, sessions::hit_collector& hits,
+            std::vector<sessions::session_diagnostic>& diags) {
+            for (auto& d :
+                 for_each_exchange(m.id, 1, m.exchange_count, [&](sessions::exchange&& ex) {
+                     if (auto h = sessions::match_exchange(m, ex, q.text))
+                         hits.offer(std::move(*h));
+                     return true;
+                 }))
+                diags.push_back({m.id, std::move(d)});
+        });
+}
+
 bool store_exists(const options& o) {
     if (!o.store_uri.empty())
         return true;
@@ -41,14 +56,16 @@ std::string store_name(const options& o) {
 }
 
 session_manager open_store(const options& o) {
+    sessions::manager_options mo;
+    mo.context_exchanges = std::max(o.history_limit, exchanges_shown_on_resume);
+    if (o.incognito)
+        return session_manager(any_store(sessions::memory_store()), mo);
     if (!store_exists(o)) {
         if (!o.session.empty())
             throw sessions::session_not_found(o.session);
         if (o.continue_last)
             throw std::runtime_error(no_sessions_to_continue(o));
     }
-    sessions::manager_options mo;
-    mo.context_exchanges = std::max(o.history_limit, exchanges_shown_on_resume);
     if (!o.store_uri.empty()) {
 #ifdef DEXTER_WITH_POSTGRES
         return session_manager(any_store(sessions::postgres_store(o.store_uri)), mo);
@@ -74,6 +91,16 @@ std::optional<sessions::loaded_session> open_session(session_manager& manager, c
         id = all.front().id;
     } else {
         id = manager.resolve(o.session);
+    }
+    if (o.fork) {
+        const sessions::session_meta fork = manager.fork_session(id, o.fork_seq);
+        warn_about_store(manager);
+        if (!o.json) { // with --json the answer's session_id is the fork's
+            std::cout << fork.id << '\n';
+            if (!std::cout.flush())
+                throw std::runtime_error("cannot write to standard output");
+        }
+        id = fork.id;
     }
     try {
         auto loaded = manager.resume(id);

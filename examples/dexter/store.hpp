@@ -7,6 +7,7 @@
 
 #include <dexter/sessions.hpp>
 #include <dexter/sessions/jsonl_store.hpp>
+#include <dexter/sessions/memory_store.hpp>
 #ifdef DEXTER_WITH_POSTGRES
 #include <dexter/sessions/postgres_store.hpp>
 #endif
@@ -28,16 +29,22 @@ namespace dexter::cli {
 inline constexpr std::size_t exchanges_shown_on_resume = 3;
 
 /// The store dexter was pointed at: files (--sessions-dir, --store DIR) or, when built
-/// with PostgreSQL support, a database (--store postgresql://...). A storage policy
-/// that forwards each primitive to the one it holds.
+/// with PostgreSQL support, a database (--store postgresql://...), or for --incognito a
+/// memory_store (nothing written anywhere). A storage policy that forwards each primitive
+/// to the one it holds, and every optional capability (storage.hpp): to the store when it
+/// has it, else as the manager would do without it (a store without a trash refuses
+/// trash(), restore() and purge() with an error, and lists an empty trash).
 class any_store {
     template <class F>
     decltype(auto) on(F&& f) {
         return std::visit(std::forward<F>(f), store_);
     }
+    template <class S>
+    using plain = std::remove_cvref_t<S>;
 
 public:
     explicit any_store(sessions::jsonl_store s) : store_(std::move(s)) {}
+    explicit any_store(sessions::memory_store s) : store_(std::move(s)) {}
 #ifdef DEXTER_WITH_POSTGRES
     explicit any_store(sessions::postgres_store s) : store_(std::move(s)) {}
 #endif
@@ -70,37 +77,104 @@ public:
         on([&](auto& s) { s.remove(id); });
     }
 
-    // The optional capabilities both stores have (storage.hpp), which the manager
-    // exposes.
+    // The optional capabilities.
     std::vector<sessions::diagnostic> take_diagnostics() {
-        return on([](auto& s) { return s.take_diagnostics(); });
+        return on([](auto& s) -> std::vector<sessions::diagnostic> {
+            if constexpr (sessions::reports_diagnostics<plain<decltype(s)>>)
+                return s.take_diagnostics();
+            else
+                return {};
+        });
     }
     void check_writable() {
-        on([](auto& s) { s.check_writable(); });
+        on([](auto& s) {
+            if constexpr (sessions::checks_writability<plain<decltype(s)>>)
+                s.check_writable();
+        });
     }
-
-    // The read side's capabilities (storage.hpp), forwarded so that the manager uses
-    // them: both stores stream and search; the file store pages its listing through
-    // page_of(), as the manager would.
     std::vector<sessions::diagnostic> for_each_exchange(const sessions::session_id& id,
                                                         std::uint64_t from, std::uint64_t through,
                                                         const sessions::exchange_visitor& visit) {
-        return on([&](auto& s) { return s.for_each_exchange(id, from, through, visit); });
+        return on([&](auto& s) {
+            if constexpr (sessions::streams_exchanges<plain<decltype(s)>>) {
+                return s.for_each_exchange(id, from, through, visit);
+            } else {
+                auto loaded = s.load(id, sessions::all_exchanges);
+                for (auto& ex : loaded.exchanges)
+                    if (ex.seq >= from && ex.seq <= through && !visit(std::move(ex)))
+                        break;
+                return std::move(loaded.diagnostics);
+            }
+        });
     }
     std::vector<sessions::diagnostic> for_each_record(const sessions::session_id& id,
                                                       std::uint64_t from, std::uint64_t through,
                                                       const sessions::record_visitor& visit) {
-        return on([&](auto& s) { return s.for_each_record(id, from, through, visit); });
+        return on([&](auto& s) {
+            if constexpr (sessions::streams_records<plain<decltype(s)>>)
+                return s.for_each_record(id, from, through, visit);
+            else
+                return for_each_exchange(id, from, through, [&](sessions::exchange&& ex) {
+                    return visit(std::move(ex), std::string_view());
+                });
+        });
     }
     sessions::search_result search(const sessions::search_query& q) {
-        return on([&](auto& s) { return s.search(q); });
+        return on([&](auto& s) {
+            if constexpr (sessions::searches_text<plain<decltype(s)>>)
+                return s.search(q);
+            else
+                return search_by_reading(q);
+        });
     }
     sessions::session_page list_page(const sessions::page_request& r) {
         return on([&](auto& s) {
-            if constexpr (sessions::pages_sessions<std::remove_cvref_t<decltype(s)>>)
+            if constexpr (sessions::pages_sessions<plain<decltype(s)>>)
                 return s.list_page(r);
             else
                 return sessions::page_of(s.list(), r);
+        });
+    }
+    bool create_whole(const sessions::session_meta& m, const sessions::session_filler& fill) {
+        return on([&](auto& s) {
+            if constexpr (sessions::creates_whole_sessions<plain<decltype(s)>>)
+                return s.create_whole(m, fill);
+            else
+                return create_piecewise(s, m, fill);
+        });
+    }
+    std::vector<sessions::trash_outcome> trash(std::span<const sessions::session_id> ids,
+                                               sessions::time_point deleted_at,
+                                               std::optional<sessions::time_point> stale_before) {
+        return on([&](auto& s) -> std::vector<sessions::trash_outcome> {
+            if constexpr (sessions::keeps_trash<plain<decltype(s)>>)
+                return s.trash(ids, deleted_at, stale_before);
+            else
+                throw no_trash();
+        });
+    }
+    sessions::session_meta restore(const sessions::session_id& id) {
+        return on([&](auto& s) -> sessions::session_meta {
+            if constexpr (sessions::keeps_trash<plain<decltype(s)>>)
+                return s.restore(id);
+            else
+                throw no_trash();
+        });
+    }
+    std::vector<sessions::trashed_session> list_trash() {
+        return on([](auto& s) -> std::vector<sessions::trashed_session> {
+            if constexpr (sessions::keeps_trash<plain<decltype(s)>>)
+                return s.list_trash();
+            else
+                return {};
+        });
+    }
+    void purge(const sessions::session_id& id, sessions::time_point deleted_at) {
+        on([&](auto& s) {
+            if constexpr (sessions::keeps_trash<plain<decltype(s)>>)
+                s.purge(id, deleted_at);
+            else
+                throw no_trash();
         });
     }
 
@@ -150,10 +224,56 @@ public:
     }
 
 private:
+    static sessions::error no_trash() {
+        return sessions::error("this store keeps no trash (delete for good with --permanent)");
+    }
+
+    // search() for a store that does not search itself: every session read through.
+    sessions::search_result search_by_reading(const sessions::search_query& q);
+
+    // create_whole() for a store without it: create(), then append() and update() of
+    // what `fill` gives; what was made is removed again if a step fails.
+    template <class Store>
+    static bool create_piecewise(Store& s, const sessions::session_meta& m,
+                                 const sessions::session_filler& fill) {
+        sessions::session_meta created = m;
+        created.exchange_count = 0;
+        if (!s.create(created))
+            return false;
+        struct piecewise_sink final : sessions::session_sink {
+            Store& store;
+            sessions::session_meta& meta;
+            piecewise_sink(Store& st, sessions::session_meta& mm) : store(st), meta(mm) {}
+            void add(const sessions::exchange& ex, std::string_view) override {
+                store.append(meta.id, ex);
+                sessions::apply_exchange(meta, ex);
+            }
+            void update(const sessions::session_meta& changed) override {
+                meta.title = changed.title;
+                meta.extra = changed.extra;
+                meta.pinned = changed.pinned;
+                store.update(meta);
+            }
+        } sink(s, created);
+        try {
+            fill(sink);
+        } catch (...) {
+            try {
+                s.remove(created.id);
+            } catch (...) {
+                // What was made stays behind, to be deleted by hand.
+            }
+            s.close(created.id);
+            throw;
+        }
+        s.close(created.id);
+        return true;
+    }
+
 #ifdef DEXTER_WITH_POSTGRES
-    std::variant<sessions::jsonl_store, sessions::postgres_store> store_;
+    std::variant<sessions::jsonl_store, sessions::memory_store, sessions::postgres_store> store_;
 #else
-    std::variant<sessions::jsonl_store> store_;
+    std::variant<sessions::jsonl_store, sessions::memory_store> store_;
 #endif
 };
 
@@ -161,11 +281,11 @@ private:
 /// random ids, Dexter's chat history.
 using session_manager = sessions::session_manager<any_store>;
 
-/// The store at `o.store_uri` (a PostgreSQL database) or else `o.sessions_dir`
-/// (created if missing), keeping enough exchanges in memory after a resume for
-/// `o.history_limit` turns of context and for the exchanges shown on resume. Throws
-/// sessions::storage_error, and std::runtime_error for a postgresql:// store when dexter
-/// was built without PostgreSQL support.
+/// A memory_store for --incognito, else the store at `o.store_uri` (a PostgreSQL
+/// database) or else `o.sessions_dir` (created if missing), keeping enough exchanges in memory
+/// after a resume for `o.history_limit` turns of context and for the exchanges shown on resume.
+/// Throws sessions::storage_error, and std::runtime_error for a postgresql:// store when dexter was
+/// built without PostgreSQL support.
 session_manager open_store(const options& o);
 
 /// True if the store exists: the store root, or any PostgreSQL database (it is checked
@@ -178,7 +298,9 @@ bool store_exists(const options& o);
 std::string store_name(const options& o);
 
 /// Makes a session current for a conversation: resumes -s ID, or the most recently
-/// updated session for -c, or starts a new one. Returns what was loaded when resuming.
+/// updated session for -c, or a fork of --fork ID[@SEQ] (after printing the fork's id on
+/// a line of its own, unless o.json), or starts a new one. Returns what was loaded when
+/// resuming.
 /// Throws std::runtime_error when -c finds no session, and what resume() throws; a
 /// session held by another process gives a runtime_error naming that process.
 std::optional<sessions::loaded_session> open_session(session_manager& manager, const options& o);
