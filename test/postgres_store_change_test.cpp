@@ -8,6 +8,8 @@
 #define BOOST_TEST_MODULE postgres_store_change
 #include <boost/test/unit_test.hpp>
 
+#include <dexter/sessions/session_manager.hpp>
+
 #include "support/postgres_admin.hpp"
 #include "support/postgres_server.hpp"
 
@@ -252,6 +254,35 @@ BOOST_AUTO_TEST_CASE(create_whole_stores_the_session_in_batches) {
     bool called = false;
     BOOST_TEST(!s.create_whole(meta("whole001", 1), [&](ds::session_sink&) { called = true; }));
     BOOST_TEST(!called);
+}
+
+// A fork of 100,000 exchanges through the manager: create_whole, 200 statements of
+// records (not one round trip per exchange), every exchange there.
+BOOST_AUTO_TEST_CASE(a_long_fork_is_sent_in_batches) {
+    const auto channel = fresh_channel();
+    using manager = ds::session_manager<ds::postgres_store, ds::manual_clock, ds::sequential_ids>;
+    manager m{store(channel)};
+    const std::uint64_t n = 100000;
+    BOOST_TEST_REQUIRE(m.storage().create_whole(meta("long0001", 1), exchanges(n)));
+    BOOST_TEST(m.storage().last_create_whole_batches() == n / ds::detail::pg_whole_batch_rows);
+    const auto start = std::chrono::steady_clock::now();
+    const auto fork = m.fork_session("long0001");
+    const auto took = std::chrono::duration_cast<std::chrono::milliseconds>(
+        std::chrono::steady_clock::now() - start);
+    BOOST_TEST_MESSAGE("fork of " << n << " exchanges: " << took.count() << " ms, "
+                                  << m.storage().last_create_whole_batches() << " batches");
+    BOOST_TEST(m.storage().last_create_whole_batches() == n / ds::detail::pg_whole_batch_rows);
+    BOOST_TEST(fork.exchange_count == n);
+    BOOST_TEST((fork.forked_from == ds::session_origin{"long0001", n}));
+    admin a;
+    BOOST_TEST(record_rows(a, channel, fork.id) == std::to_string(n));
+    std::uint64_t seen = 0;
+    m.storage().for_each_exchange(fork.id, 1, n, [&](ds::exchange&& e) {
+        if (e == ex(seen + 1, 1000 + static_cast<long>(seen + 1)))
+            ++seen;
+        return true;
+    });
+    BOOST_TEST(seen == n);
 }
 
 // A seq that does not follow, text that is not UTF-8, a throwing filler: nothing remains.

@@ -438,8 +438,8 @@ public:
                             now->pinned ? "it is pinned" : "it was saved into since it was listed";
                     }
                 }
-                if (held_before && o.moved)
-                    close(id);
+                if (o.moved)
+                    close(id); // a lease held here (or lost with a connection) ends
             } catch (...) {
                 o.error = std::current_exception();
             }
