@@ -62,11 +62,12 @@ public:
     capped_line_reader(std::istream& in, std::size_t max_line) : in_(in), max_(max_line) {}
 
     /// The next line, without its newline; false at the end of the stream. `too_long`
-    /// tells that the line was over the limit (`line` is then empty). Throws error when
-    /// the stream fails.
+    /// tells that the line was over the limit (`line` is then empty); terminated() whether
+    /// it ended with a newline. Throws error when the stream fails.
     bool next(std::string_view& line, bool& too_long) {
         line_.clear();
         too_long = false;
+        terminated_ = false;
         offset_ = consumed_;
         bool any = false;
         for (;;) {
@@ -96,6 +97,7 @@ public:
             if (nl) {
                 ++pos_;
                 ++consumed_;
+                terminated_ = true;
                 break;
             }
         }
@@ -107,6 +109,9 @@ public:
     /// The line number (1-based) and byte offset of the line next() returned last.
     std::uint64_t line_no() const noexcept { return line_no_; }
     std::uint64_t offset() const noexcept { return offset_; }
+    /// Whether the line next() returned last ended with a newline (only the last line of
+    /// a stream may not).
+    bool terminated() const noexcept { return terminated_; }
 
     /// Everything left in the stream after the last line read, up to `limit` bytes in
     /// all with `prefix`; false if there is more.
@@ -141,6 +146,7 @@ private:
     std::vector<char> buf_ = std::vector<char>(64u << 10);
     std::size_t pos_ = 0, end_ = 0;
     std::uint64_t consumed_ = 0, offset_ = 0, line_no_ = 0;
+    bool terminated_ = false;
     std::string line_;
 };
 
@@ -158,19 +164,22 @@ public:
         bool too_long = false;
         if (!lines_.next(first, too_long))
             throw invalid_input("nothing to import: the input is empty");
-        if (!too_long && is_history_header(first)) {
-            format_ = export_format::jsonl;
+        if (!too_long) {
+            // Line 1 read as a load reads it: a session header makes this a history.
             reader_.read_line(state_, first, 1, 0, false, [](exchange&&) {});
             if (state_.newer_version)
                 throw newer(state_.newer_version);
-            if (!state_.have_header)
-                throw invalid_input(
-                    "cannot import: line 1 is a session header that cannot be "
-                    "read (" +
-                    (diags_.empty() ? std::string("no detail") : diags_.back().reason) +
-                    "); nothing was imported");
+            if (state_.have_header) {
+                format_ = export_format::jsonl;
+                read_header_id(first);
+                if (!lines_.terminated())
+                    throw invalid_input("cannot import: the history holds nothing after its "
+                                        "header; nothing was imported");
+                diags_.clear();
+                return;
+            }
             diags_.clear();
-            return;
+            state_ = scan_state{};
         }
         format_ = export_format::json;
         if (too_long)
@@ -245,9 +254,15 @@ public:
             while (lines_.next(line, too_long)) {
                 if (too_long) {
                     reader_.report(lines_.line_no(), lines_.offset(),
-                                   "line over the limit of " +
-                                       std::to_string(options_.max_record_bytes) +
-                                       " bytes: skipped");
+                                   too_long_reason(options_.max_record_bytes));
+                    continue;
+                }
+                if (!lines_.terminated()) {
+                    // As a load reads a history: bytes after the last newline are a write
+                    // that never finished, not a record.
+                    reader_.report(lines_.line_no(), lines_.offset(),
+                                   "incomplete last line (" + std::to_string(line.size()) +
+                                       " bytes, no newline): skipped, as a load skips it");
                     continue;
                 }
                 const std::string title = state_.meta.title;
@@ -295,18 +310,15 @@ public:
     }
 
 private:
-    // True when `line` is a JSON object whose type is "session" (its id is kept).
-    bool is_history_header(std::string_view line) {
+    // The id a header names (kept when it is a string; a line that needs repair to be
+    // read gives none).
+    void read_header_id(std::string_view line) {
         boost::system::error_code ec;
-        const json::value v = json::parse(line, ec);
-        if (ec || !v.is_object())
-            return false;
-        const auto& o = v.get_object();
-        const auto* t = member(o, "type");
-        if (!t || !t->is_string() || t->get_string() != "session")
-            return false;
-        read_string(o, "id", header_id_);
-        return true;
+        json::parse_options po;
+        po.max_depth = 64;
+        const json::value v = json::parse(line, ec, json::storage_ptr(), po);
+        if (!ec && v.is_object())
+            read_string(v.get_object(), "id", header_id_);
     }
 
     static std::string not_an_export(const std::string& why) {
