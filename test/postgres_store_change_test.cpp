@@ -25,6 +25,7 @@
 #include <optional>
 #include <stdexcept>
 #include <string>
+#include <thread>
 #include <vector>
 
 namespace ds = dexter::sessions;
@@ -283,6 +284,37 @@ BOOST_AUTO_TEST_CASE(a_long_fork_is_sent_in_batches) {
         return true;
     });
     BOOST_TEST(seen == n);
+}
+
+// An id taken by another writer after create_whole found it free: session_exists, and
+// fill never runs. The other writer's row is inserted (not committed) before the call;
+// it commits once the store's insert waits on it (seen in pg_locks, not after a delay).
+BOOST_AUTO_TEST_CASE(create_whole_of_an_id_taken_meanwhile_is_refused) {
+    const auto channel = fresh_channel();
+    auto s = store(channel);
+    admin other, watcher;
+    other.exec("BEGIN");
+    other.rows("INSERT INTO dexter_sessions (channel, id, title, created_at, updated_at, "
+               "exchange_count) VALUES ($1, 'race0001', 'the other', now(), now(), 0)",
+               {channel.c_str()});
+    std::thread commit_when_waited_on([&] {
+        while (watcher.exec("SELECT count(*) FROM pg_locks WHERE NOT granted") == "0")
+            std::this_thread::yield();
+        other.exec("COMMIT");
+    });
+    bool called = false;
+    BOOST_CHECK_THROW(s.create_whole(meta("race0001", 1),
+                                     [&](ds::session_sink& sink) {
+                                         called = true;
+                                         exchanges(1)(sink);
+                                     }),
+                      ds::session_exists);
+    commit_when_waited_on.join();
+    BOOST_TEST(!called);
+    const auto found = s.find("race0001");
+    BOOST_TEST_REQUIRE(found.has_value());
+    BOOST_TEST(found->title == "the other");
+    BOOST_TEST(found->exchange_count == 0u);
 }
 
 // A seq that does not follow, text that is not UTF-8, a throwing filler: nothing remains.
