@@ -18,6 +18,7 @@
 #include <cstdint>
 #include <cstdio>
 #include <cstdlib>
+#include <iterator>
 #include <map>
 #include <optional>
 #include <set>
@@ -95,19 +96,21 @@ int parameters_of(std::string_view sql) {
 }
 
 // A result of a find, list or load statement, made without a server: one row of the
-// seven metadata columns (nullopt: SQL NULL).
-dd::pg_result_ptr meta_row(const std::array<std::optional<std::string>, 7>& columns) {
+// ten metadata columns (nullopt: SQL NULL).
+dd::pg_result_ptr meta_row(const std::array<std::optional<std::string>, 10>& columns) {
     dd::pg_result_ptr r(PQmakeEmptyPGresult(nullptr, PGRES_TUPLES_OK));
     BOOST_REQUIRE(r);
-    static const char* names[] = {"title",          "title_json", "created_at", "updated_at",
-                                  "exchange_count", "extra",      "id"};
-    std::array<PGresAttDesc, 7> attrs{};
+    static const char* names[] = {"title",          "title_json",     "created_at", "updated_at",
+                                  "exchange_count", "extra",          "id",         "pinned",
+                                  "forked_from_id", "forked_from_seq"};
+    static_assert(std::size(names) == dd::pg_meta_columns);
+    std::array<PGresAttDesc, 10> attrs{};
     for (std::size_t i = 0; i < attrs.size(); ++i) {
         attrs[i].name = const_cast<char*>(names[i]);
         attrs[i].format = 0;
     }
-    BOOST_REQUIRE(PQsetResultAttrs(r.get(), 7, attrs.data()));
-    for (int c = 0; c < 7; ++c) {
+    BOOST_REQUIRE(PQsetResultAttrs(r.get(), 10, attrs.data()));
+    for (int c = 0; c < 10; ++c) {
         const auto& v = columns[static_cast<std::size_t>(c)];
         BOOST_REQUIRE(PQsetvalue(r.get(), 0, c, v ? const_cast<char*>(v->c_str()) : nullptr,
                                  v ? static_cast<int>(v->size()) : -1));
@@ -278,9 +281,11 @@ BOOST_AUTO_TEST_CASE(every_statement_has_its_sql_and_parameters) {
     using s = dd::pg_statement;
     // The parameters each call site passes (postgres_store.hpp).
     const std::map<s, int> parameters = {
-        {s::find, 2},   {s::list, 1},   {s::create, 7}, {s::append, 5}, {s::update, 5},
-        {s::load, 3},   {s::remove, 2}, {s::lock, 2},   {s::unlock, 2}, {s::holder, 2},
-        {s::stream, 5}, {s::page, 5},   {s::search, 6}};
+        {s::find, 2},   {s::list, 1},    {s::create, 10},       {s::append, 5},
+        {s::update, 6}, {s::load, 3},    {s::remove, 2},        {s::lock, 2},
+        {s::unlock, 2}, {s::holder, 2},  {s::stream, 5},        {s::page, 5},
+        {s::search, 6}, {s::exists, 2},  {s::whole_records, 4}, {s::whole_finish, 8},
+        {s::trash, 4},  {s::restore, 2}, {s::list_trash, 1},    {s::purge, 3}};
     BOOST_TEST(parameters.size() == static_cast<std::size_t>(s::count));
     BOOST_TEST(dd::pg_sql.size() == static_cast<std::size_t>(s::count));
     for (std::size_t i = 0; i < dd::pg_sql.size(); ++i) {
@@ -295,8 +300,9 @@ BOOST_AUTO_TEST_CASE(every_statement_has_its_sql_and_parameters) {
     const std::string_view find = dd::pg_sql[static_cast<std::size_t>(s::find)];
     const auto columns = find.substr(0, find.find(" FROM dexter_sessions"));
     BOOST_TEST(columns.starts_with("SELECT s.title, s.title_json::text, "));
-    BOOST_TEST(columns.ends_with(", s.exchange_count, s.extra::text, s.id"));
-    for (s other : {s::list, s::load, s::page})
+    BOOST_TEST(columns.ends_with(
+        ", s.exchange_count, s.extra::text, s.id, s.pinned, s.forked_from_id, s.forked_from_seq"));
+    for (s other : {s::list, s::load, s::page, s::list_trash})
         BOOST_TEST(
             std::string_view(dd::pg_sql[static_cast<std::size_t>(other)]).starts_with(columns));
 }
@@ -320,8 +326,24 @@ BOOST_AUTO_TEST_CASE(the_schema_is_the_version_it_says) {
     const std::string_view schema = dd::pg_schema_v1;
     for (const char* table : {"CREATE TABLE dexter_sessions (", "CREATE TABLE dexter_records ("})
         BOOST_TEST(schema.find(table) != std::string_view::npos, table);
-    BOOST_TEST(schema.ends_with("INSERT INTO dexter_sessions_schema (version) VALUES (" +
-                                std::to_string(dd::postgres_schema_version) + ");"));
+    // Version 1 as 0.1 created it, then the migration to the version this code knows.
+    BOOST_TEST(schema.ends_with("INSERT INTO dexter_sessions_schema (version) VALUES (1);"));
+    const std::string_view migration = dd::pg_migrate_v1_to_v2;
+    BOOST_TEST(dd::postgres_schema_version == 2);
+    BOOST_TEST(migration.ends_with("UPDATE dexter_sessions_schema SET version = 2;"));
+    for (const char* column : {"pinned boolean NOT NULL DEFAULT false", "forked_from_id text",
+                               "forked_from_seq bigint", "deleted_at timestamptz"})
+        BOOST_TEST(migration.find(std::string("ADD COLUMN IF NOT EXISTS ") + column) !=
+                       std::string_view::npos,
+                   column);
+    BOOST_TEST(migration.find("WHERE deleted_at IS NULL") != std::string_view::npos);
+}
+
+BOOST_AUTO_TEST_CASE(array_literals_quote_every_element) {
+    BOOST_TEST(dd::pg_array_literal({}) == "{}");
+    BOOST_TEST(dd::pg_array_literal({"a", ""}) == "{\"a\",\"\"}");
+    BOOST_TEST(dd::pg_array_literal({R"({"q":"x\"y"})", "NULL", "{,}"}) ==
+               R"({"{\"q\":\"x\\\"y\"}","NULL","{,}"})");
 }
 
 BOOST_AUTO_TEST_CASE(lease_keys_are_stable_and_distinct) {
@@ -403,7 +425,8 @@ BOOST_AUTO_TEST_CASE(metadata_rows_are_read_back) {
     using namespace std::chrono;
     auto r = meta_row({"a\xEF\xBF\xBD"
                        "b",
-                       R"("a\u0000b")", "1795670643123", "-1", "42", R"({"k":[1,2]})", "abcd1234"});
+                       R"("a\u0000b")", "1795670643123", "-1", "42", R"({"k":[1,2]})", "abcd1234",
+                       "t", "orig0001", "7"});
     const ds::session_meta m = dd::pg_read_meta(r.get(), 0);
     BOOST_TEST(m.id == "abcd1234");
     BOOST_TEST(m.title == std::string("a\0b", 3)); // the exact title, from title_json
@@ -411,11 +434,16 @@ BOOST_AUTO_TEST_CASE(metadata_rows_are_read_back) {
     BOOST_TEST((m.updated_at == ds::time_point{} - milliseconds{1}));
     BOOST_TEST(m.exchange_count == 42u);
     BOOST_TEST(m.extra.at("k").as_array().size() == 2u);
+    BOOST_TEST(m.pinned);
+    BOOST_TEST((m.forked_from == ds::session_origin{"orig0001", 7}));
 
-    auto plain = meta_row({"plain", std::nullopt, "0", "0", "0", "[]", "s0000001"});
+    auto plain = meta_row(
+        {"plain", std::nullopt, "0", "0", "0", "[]", "s0000001", "f", std::nullopt, std::nullopt});
     const ds::session_meta p = dd::pg_read_meta(plain.get(), 0);
     BOOST_TEST(p.title == "plain");
     BOOST_TEST(p.extra.empty()); // not an object: left empty
+    BOOST_TEST(!p.pinned);
+    BOOST_TEST(!p.forked_from.has_value());
 }
 
 BOOST_AUTO_TEST_CASE(records_are_read_back_or_reported) {

@@ -495,7 +495,7 @@ BOOST_AUTO_TEST_CASE(newer_schema_is_refused) {
     admin a;
     const std::string schema = create_schema(a, "newer_");
     a.exec("CREATE TABLE " + schema + ".dexter_sessions_schema (version integer NOT NULL)");
-    a.exec("INSERT INTO " + schema + ".dexter_sessions_schema VALUES (2)");
+    a.exec("INSERT INTO " + schema + ".dexter_sessions_schema VALUES (3)");
     const std::string conninfo = with_options(test_server(), "-csearch_path=" + schema);
     try {
         ds::postgres_store s{conninfo, "cli"};
@@ -503,7 +503,7 @@ BOOST_AUTO_TEST_CASE(newer_schema_is_refused) {
     } catch (const ds::format_error& e) {
         BOOST_TEST_MESSAGE(e.what());
         const std::string what = e.what();
-        BOOST_TEST(what.find("schema version 2, newer than this library knows (1)") !=
+        BOOST_TEST(what.find("schema version 3, newer than this library knows (2)") !=
                    std::string::npos);
         BOOST_TEST(what.find(env_or_empty("DEXTER_TEST_PG_SERVER")) != std::string::npos);
     }

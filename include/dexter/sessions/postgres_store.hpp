@@ -23,6 +23,12 @@
 //  - Resume reads the last n records (ORDER BY seq DESC LIMIT n) and the metadata in one
 //    statement (one snapshot). Delete is one statement (the records go by cascade),
 //    refused while another writer holds the lease.
+//  - Changing (storage.hpp's creates_whole_sessions and keeps_trash): create_whole() is
+//    one transaction (the session's row, its records in batches, detail/postgres_change.hpp),
+//    so no other connection sees it before COMMIT and a crash leaves nothing. The trash is
+//    the deleted_at column: a trashed session keeps its row, its records and its id (no
+//    other session can take the id until it is purged), and no read, open or save sees
+//    it. trash() takes each session's lease, and decides in one statement.
 //  - Reading (detail/postgres_read.hpp) needs no lease: for_each_exchange() pages
 //    through the records by seq, list_page() through the index dexter_sessions_recent,
 //    and search() lets the server pick the candidate records (ILIKE on their JSON text)
@@ -41,6 +47,7 @@
 // behind a transaction-pooling proxy the advisory locks would not work.
 #pragma once
 
+#include <dexter/sessions/detail/postgres_change.hpp>
 #include <dexter/sessions/detail/postgres_connection.hpp>
 #include <dexter/sessions/detail/postgres_conninfo.hpp>
 #include <dexter/sessions/detail/postgres_read.hpp>
@@ -53,12 +60,16 @@
 
 #include <libpq-fe.h>
 
+#include <algorithm>
+#include <chrono>
 #include <cstddef>
 #include <cstdint>
 #include <cstdlib>
+#include <exception>
 #include <limits>
 #include <map>
 #include <optional>
+#include <span>
 #include <string>
 #include <string_view>
 #include <utility>
@@ -111,8 +122,10 @@ public:
 
     // --- the storage policy (see storage.hpp) ---------------------------------------
 
-    /// Throws invalid_session_id, invalid_input (a title or extra that is not UTF-8),
-    /// storage_error.
+    /// Stores m's title, extra, created_at, pinned and forked_from. Returns false when the
+    /// id is taken, by a live or a trashed session (this store keeps the ids of trashed
+    /// sessions). Throws invalid_session_id, invalid_input (a title or extra that is not
+    /// UTF-8), storage_error.
     bool create(const session_meta& m) {
         validate_session_id(m.id);
         const auto em =
@@ -124,9 +137,13 @@ public:
         lease_guard unlock_unless_created(*this, held_before ? nullptr : &m.id);
         const auto created = detail::pg_millis(m.created_at),
                    updated = detail::pg_millis(m.updated_at);
+        const auto origin_seq = m.forked_from ? std::to_string(m.forked_from->seq) : std::string();
         auto r = conn_.run(detail::pg_statement::create,
                            {channel_.c_str(), m.id.c_str(), em.title.c_str(), em.title_json_param(),
-                            created.c_str(), updated.c_str(), em.extra.c_str()},
+                            created.c_str(), updated.c_str(), em.extra.c_str(),
+                            m.pinned ? "true" : "false",
+                            m.forked_from ? m.forked_from->id.c_str() : nullptr,
+                            m.forked_from ? origin_seq.c_str() : nullptr},
                            "cannot create session '" + m.id + "'");
         if (detail::pg_connection::affected(r) == 0)
             return false;
@@ -180,7 +197,7 @@ public:
         throw detail::seq_does_not_follow(id, ex.seq, now->exchange_count, server());
     }
 
-    /// Stores m.title and m.extra, and nothing else of m. Throws as append() does.
+    /// Stores m.title, m.extra and m.pinned, and nothing else of m. Throws as append() does.
     void update(const session_meta& m) {
         validate_session_id(m.id);
         const auto em = detail::pg_encode_meta(m, options_.max_record_bytes,
@@ -188,7 +205,7 @@ public:
         require_lease(m.id);
         auto r = conn_.run(detail::pg_statement::update,
                            {channel_.c_str(), m.id.c_str(), em.title.c_str(), em.title_json_param(),
-                            em.extra.c_str()},
+                            em.extra.c_str(), m.pinned ? "true" : "false"},
                            "cannot save the new metadata of session '" + m.id + "'");
         if (detail::pg_connection::affected(r) == 0)
             throw session_not_found(m.id, server());
@@ -244,11 +261,13 @@ public:
         out.meta = detail::pg_read_meta(r.get(), 0);
         std::vector<exchange> newest_first;
         for (int i = 0; i < rows; ++i) {
-            if (PQgetisnull(r.get(), i, 7))
+            constexpr int seq_col = detail::pg_meta_columns, record_col = seq_col + 1;
+            if (PQgetisnull(r.get(), i, seq_col))
                 continue; // no exchange at all
-            const std::uint64_t seq = std::strtoull(PQgetvalue(r.get(), i, 7), nullptr, 10);
-            const std::string_view text(PQgetvalue(r.get(), i, 8),
-                                        static_cast<std::size_t>(PQgetlength(r.get(), i, 8)));
+            const std::uint64_t seq = std::strtoull(PQgetvalue(r.get(), i, seq_col), nullptr, 10);
+            const std::string_view text(
+                PQgetvalue(r.get(), i, record_col),
+                static_cast<std::size_t>(PQgetlength(r.get(), i, record_col)));
             auto ex = detail::pg_read_record(text, seq, out.diagnostics);
             if (ex)
                 newest_first.push_back(std::move(*ex));
@@ -263,7 +282,8 @@ public:
         return out;
     }
 
-    /// Deletes the session and its records in one statement. Allowed while this object
+    /// Deletes the live session and its records in one statement (a trashed one: purge()).
+    /// Allowed while this object
     /// holds the session (the lease is then released). Throws invalid_session_id,
     /// session_not_found, session_busy, storage_error; on throw nothing changed.
     void remove(const session_id& id) {
@@ -326,6 +346,156 @@ public:
         return detail::pg_list_page(conn_, channel_, r);
     }
 
+    // --- changing sessions (storage.hpp's creates_whole_sessions and keeps_trash) -------
+
+    /// Creates session m.id with what fill hands to the sink, in one transaction: the
+    /// session's row, then the records in batches (detail::pg_whole_sink), then the
+    /// final metadata, then COMMIT. Returns false, without calling fill, when the id is
+    /// taken (by a live or a trashed session). Leaves the session closed. Throws
+    /// invalid_session_id, invalid_input (from the sink: a seq out of order, a record over
+    /// the limit or not UTF-8), session_exists (another writer created the id meanwhile),
+    /// storage_error, and what fill throws; on throw, the transaction is rolled back and
+    /// nothing of the session remains (a lost connection or a crashed server aborts it).
+    bool create_whole(const session_meta& m, const session_filler& fill) {
+        validate_session_id(m.id);
+        const auto em =
+            detail::pg_encode_meta(m, options_.max_record_bytes, "session '" + m.id + "'");
+        ensure_connected();
+        const std::string what = "cannot create session '" + m.id + "'";
+        {
+            auto taken = conn_.run(detail::pg_statement::exists, {channel_.c_str(), m.id.c_str()},
+                                   "cannot look up session '" + m.id + "'");
+            if (PQntuples(taken.get()) != 0)
+                return false;
+        }
+        session_meta start = m;
+        start.exchange_count = 0;
+        start.updated_at = std::max(m.created_at, m.updated_at);
+        const auto created = detail::pg_millis(start.created_at),
+                   updated = detail::pg_millis(start.updated_at);
+        const auto origin_seq = m.forked_from ? std::to_string(m.forked_from->seq) : std::string();
+        conn_.exec_plain("BEGIN", what);
+        try {
+            auto r = conn_.run(detail::pg_statement::create,
+                               {channel_.c_str(), m.id.c_str(), em.title.c_str(),
+                                em.title_json_param(), created.c_str(), updated.c_str(),
+                                em.extra.c_str(), m.pinned ? "true" : "false",
+                                m.forked_from ? m.forked_from->id.c_str() : nullptr,
+                                m.forked_from ? origin_seq.c_str() : nullptr},
+                               what);
+            if (detail::pg_connection::affected(r) == 0)
+                throw session_exists(m.id, "session '" + m.id +
+                                               "' was created by another writer while it was "
+                                               "being written; nothing was saved");
+            detail::pg_whole_sink sink(conn_, channel_, std::move(start),
+                                       options_.max_record_bytes);
+            fill(sink);
+            sink.finish();
+            sink.check_same_transaction(); // else COMMIT would end no transaction
+            conn_.exec_plain("COMMIT", what);
+            last_whole_batches_ = sink.batches();
+        } catch (...) {
+            rollback_quietly();
+            throw;
+        }
+        return true;
+    }
+
+    /// Moves each session of ids to the trash (sets its deleted_at), in order, each
+    /// under its lease (session_busy while another writer holds it; allowed while this
+    /// object holds it, and the lease then ends). With stale_before, a session pinned or
+    /// updated at or after stale_before is left (kept_because says which), decided in
+    /// the same statement as the move. Throws nothing but std::bad_alloc: each session's
+    /// failure (invalid_session_id, session_not_found, session_busy, storage_error) is
+    /// its outcome's error. A trashed session keeps its row: the move is one UPDATE.
+    std::vector<trash_outcome> trash(std::span<const session_id> ids, time_point deleted_at,
+                                     std::optional<time_point> stale_before) {
+        std::vector<trash_outcome> out;
+        out.reserve(ids.size());
+        const auto at = detail::pg_millis(deleted_at);
+        const auto stale = stale_before ? detail::pg_millis(*stale_before) : std::string();
+        for (const auto& id : ids) {
+            trash_outcome& o = out.emplace_back();
+            o.id = id;
+            try {
+                validate_session_id(id);
+                ensure_connected();
+                const bool held_before = holds(id);
+                if (!held_before && !try_lock(id))
+                    throw busy(id);
+                {
+                    lease_guard unlock_after(*this, held_before ? nullptr : &id);
+                    auto r = conn_.run(detail::pg_statement::trash,
+                                       {channel_.c_str(), id.c_str(), at.c_str(),
+                                        stale_before ? stale.c_str() : nullptr},
+                                       "cannot move session '" + id + "' to the trash");
+                    o.moved = detail::pg_connection::affected(r) == 1;
+                    if (!o.moved) {
+                        const auto now = find_meta(id); // under the lease: as the UPDATE saw it
+                        if (!now)
+                            throw session_not_found(id, server());
+                        o.kept_because =
+                            now->pinned ? "it is pinned" : "it was saved into since it was listed";
+                    }
+                }
+                if (o.moved)
+                    close(id); // a lease held here (or lost with a connection) ends
+            } catch (...) {
+                o.error = std::current_exception();
+            }
+        }
+        return out;
+    }
+
+    /// Makes the trashed session `id` live again, under its id, and returns its metadata.
+    /// Needs no lease (no writer can open a trashed session). Throws invalid_session_id,
+    /// session_not_found (not in the trash), storage_error. (Never session_exists: a
+    /// trashed session keeps its id, so no live session can have it.)
+    session_meta restore(const session_id& id) {
+        validate_session_id(id);
+        ensure_connected();
+        auto r = conn_.run(detail::pg_statement::restore, {channel_.c_str(), id.c_str()},
+                           "cannot restore session '" + id + "'");
+        if (PQntuples(r.get()) == 0)
+            throw session_not_found(id, server() + " (the trash)");
+        return detail::pg_read_meta(r.get(), 0);
+    }
+
+    /// Every trashed session of this store's channel, with when it was trashed. Throws
+    /// storage_error.
+    std::vector<trashed_session> list_trash() {
+        ensure_connected();
+        auto r = conn_.run(detail::pg_statement::list_trash, {channel_.c_str()},
+                           "cannot list the trash of channel '" + channel_ + "'");
+        std::vector<trashed_session> out;
+        const int rows = PQntuples(r.get());
+        out.reserve(static_cast<std::size_t>(rows));
+        for (int i = 0; i < rows; ++i) {
+            trashed_session t;
+            t.meta = detail::pg_read_meta(r.get(), i);
+            t.deleted_at = time_point{std::chrono::milliseconds{
+                std::strtoll(PQgetvalue(r.get(), i, detail::pg_meta_columns), nullptr, 10)}};
+            out.push_back(std::move(t));
+        }
+        return out;
+    }
+
+    /// Deletes for good the trashed session `id` trashed at deleted_at (to the
+    /// millisecond), with its records (by cascade), in one statement. Throws
+    /// invalid_session_id, session_not_found (no such trashed session), storage_error.
+    void purge(const session_id& id, time_point deleted_at) {
+        validate_session_id(id);
+        ensure_connected();
+        const auto at = detail::pg_millis(deleted_at);
+        auto r = conn_.run(detail::pg_statement::purge, {channel_.c_str(), id.c_str(), at.c_str()},
+                           "cannot purge session '" + id + "'");
+        if (detail::pg_connection::affected(r) == 0)
+            throw session_not_found(id, server() + " (the trash)");
+    }
+
+    /// The statements with records that the last successful create_whole() sent.
+    std::size_t last_create_whole_batches() const noexcept { return last_whole_batches_; }
+
     // --- beyond the policy ------------------------------------------------------------
 
     /// The server, as errors name it: host:port/dbname (never the password).
@@ -373,6 +543,16 @@ private:
     };
 
     // --- connection -----------------------------------------------------------------
+
+    // Ends a failed transaction; a lost connection ended it already.
+    void rollback_quietly() noexcept {
+        try {
+            if (conn_.connected())
+                conn_.exec_plain("ROLLBACK", "cannot roll back");
+        } catch (...) {
+            // The server rolls back with the connection at the latest.
+        }
+    }
 
     // Reconnects if the connection was lost (a failed call noticed it), and takes back
     // every lease held before: one that another writer took meanwhile is lost (false),
@@ -469,10 +649,12 @@ private:
     postgres_options options_;
     std::map<session_id, bool> leases_; ///< sessions open here; false: lost with a connection
     std::string record_;
+    std::size_t last_whole_batches_ = 0;
 };
 
 static_assert(session_storage<postgres_store>);
 static_assert(streams_exchanges<postgres_store> && streams_records<postgres_store> &&
               searches_text<postgres_store> && pages_sessions<postgres_store>);
+static_assert(creates_whole_sessions<postgres_store> && keeps_trash<postgres_store>);
 
 } // namespace dexter::sessions

@@ -92,16 +92,22 @@ public:
     /// lost one).
     bool connected() const noexcept { return conn_ && PQstatus(conn_.get()) == CONNECTION_OK; }
 
+    /// How many times connect() was called: a transaction begun at one generation is gone
+    /// if the generation has changed since (a lost connection was replaced).
+    std::size_t generation() const noexcept { return generation_; }
+
     /// Closes the connection, if any; the next statement needs a connect().
     void disconnect() noexcept { conn_.reset(); }
 
     /// (Re)connects: drops the old connection and its prepared statements, connects as
     /// "dexter-sessions pid=N host=H" in UTF8, refuses a database whose encoding is not
     /// UTF8, sets synchronous_commit on and creates the schema when the database has
-    /// none. Throws storage_error (cannot connect, wrong encoding, a failed statement),
-    /// format_error (the database holds a newer schema); on throw, not connected.
+    /// none (migrates one of version 1, dexter-sessions 0.1). Throws storage_error (cannot connect,
+    /// wrong encoding, a failed statement), format_error (the database holds a newer schema); on
+    /// throw, not connected.
     void connect() {
         conn_.reset();
+        ++generation_;
         prepared_.fill(false);
         const std::string app = pg_application_name(::getpid(), pg_host_name());
         const char* keys[] = {"dbname", "application_name", "client_encoding", nullptr};
@@ -185,10 +191,12 @@ private:
     void ensure_schema() {
         auto exists = exec_plain("SELECT to_regclass('dexter_sessions_schema') IS NOT NULL",
                                  "cannot read the schema version");
-        if (std::string_view(PQgetvalue(exists.get(), 0, 0)) == "t" && check_schema_version())
+        if (std::string_view(PQgetvalue(exists.get(), 0, 0)) == "t" &&
+            schema_version() == postgres_schema_version)
             return;
-        // First use of this database (or a concurrent creation): create it in one
-        // transaction, serialised between processes by a transaction-level lock.
+        // First use of this database, one made by an older version (migrated), or a
+        // concurrent creation: in one transaction, serialised between processes by a
+        // transaction-level lock.
         exec_plain("BEGIN", "cannot create the schema");
         try {
             exec_plain("SELECT pg_advisory_xact_lock(1685382481, 1936942451)", // "dexs" "sess"
@@ -196,8 +204,14 @@ private:
             exec_plain("CREATE TABLE IF NOT EXISTS dexter_sessions_schema "
                        "(version integer NOT NULL)",
                        "cannot create the schema");
-            if (!check_schema_version())
+            long version = schema_version();
+            if (version == 0) {
                 exec_plain(pg_schema_v1, "cannot create the schema");
+                version = 1;
+            }
+            if (version == 1)
+                exec_plain(pg_migrate_v1_to_v2,
+                           "cannot migrate the schema from version 1 (dexter-sessions 0.1)");
             exec_plain("COMMIT", "cannot create the schema");
         } catch (...) {
             if (connected())
@@ -206,12 +220,13 @@ private:
         }
     }
 
-    // True when the schema is there in the version we know; false when there is none.
-    bool check_schema_version() {
+    // The schema's version, 0 when there is none. Throws format_error for a version newer
+    // than this code knows.
+    long schema_version() {
         auto v = exec_plain("SELECT max(version) FROM dexter_sessions_schema",
                             "cannot read the schema version");
         if (PQgetisnull(v.get(), 0, 0))
-            return false;
+            return 0;
         const long version = std::strtol(PQgetvalue(v.get(), 0, 0), nullptr, 10);
         if (version > postgres_schema_version) {
             throw format_error("the PostgreSQL database holds dexter-sessions schema version " +
@@ -220,7 +235,7 @@ private:
                                "); it was left untouched: use a newer dexter-sessions (" + server_ +
                                ")");
         }
-        return version >= 1;
+        return version;
     }
 
     // The error of a failed statement: a lost connection says so (the next call
@@ -250,6 +265,7 @@ private:
     std::vector<std::string> secrets_;
     pg_conn_ptr conn_;
     std::array<bool, static_cast<std::size_t>(pg_statement::count)> prepared_{};
+    std::size_t generation_ = 0;
 };
 
 } // namespace dexter::sessions::detail

@@ -4,15 +4,22 @@
 // title and extra, the record limit) and the rows they return (metadata, records).
 // Needs libpq's header (PGresult), but no server: nothing here connects.
 //
-// Schema (version 1), created by the first store that finds none, in one transaction
-// under pg_advisory_xact_lock, in the first schema of the connection's search_path:
+// Schema (version 2), created by the first store that finds none, in one transaction
+// under pg_advisory_xact_lock, in the first schema of the connection's search_path (a
+// database of version 1, made by dexter-sessions 0.1, is migrated in that same
+// transaction: pg_migrate_v1_to_v2):
 //
 //   dexter_sessions_schema (version integer)        one row; a newer version than this
 //                                                   code knows is refused (format_error)
 //   dexter_sessions (channel, id) PRIMARY KEY       title text, title_json json,
 //                                                   created_at, updated_at timestamptz,
-//                                                   exchange_count bigint, extra json;
-//                                                   index (channel, updated_at DESC, id)
+//                                                   exchange_count bigint, extra json,
+//                                                   pinned boolean, forked_from_id text,
+//                                                   forked_from_seq bigint, deleted_at
+//                                                   timestamptz (NULL: live; else in the
+//                                                   trash, keeping its id);
+//                                                   index dexter_sessions_recent (channel,
+//                                                   updated_at DESC, id) of the live ones
 //   dexter_records (channel, session_id, seq) PK    record json: exactly the line the
 //                                                   file store writes to history.jsonl
 //                                                   (detail::encode_exchange), without
@@ -49,7 +56,7 @@
 namespace dexter::sessions::detail {
 
 /// The schema version this library creates and reads.
-inline constexpr int postgres_schema_version = 1;
+inline constexpr int postgres_schema_version = 2;
 
 /// The two int4 advisory-lock keys of a session, as decimal text for the lock, unlock
 /// and holder statements: 62 bits of FNV-1a over "dexter-sessions/<channel>/<id>", each
@@ -95,6 +102,13 @@ enum class pg_statement : std::size_t {
     stream,
     page,
     search,
+    exists,
+    whole_records,
+    whole_finish,
+    trash,
+    restore,
+    list_trash,
+    purge,
     count
 };
 
@@ -111,10 +125,12 @@ constexpr bool pg_planned_per_call(pg_statement s) noexcept {
 /// store holds of a session while it streams or searches it.
 inline constexpr std::size_t pg_page_rows = 64;
 
-// Metadata columns: title, title_json, created_at, updated_at (ms), exchange_count, extra, id.
+// Metadata columns: title, title_json, created_at, updated_at (ms), exchange_count, extra, id,
+// pinned, forked_from_id, forked_from_seq.
 #define DEXTER_SESSIONS_PG_META_COLUMNS                                                            \
     "s.title, s.title_json::text, (extract(epoch FROM s.created_at) * 1000)::bigint, "             \
-    "(extract(epoch FROM s.updated_at) * 1000)::bigint, s.exchange_count, s.extra::text, s.id"
+    "(extract(epoch FROM s.updated_at) * 1000)::bigint, s.exchange_count, s.extra::text, s.id, "   \
+    "s.pinned, s.forked_from_id, s.forked_from_seq"
 #define DEXTER_SESSIONS_PG_MILLIS(n)                                                               \
     "('epoch'::timestamptz + $" #n "::bigint * interval '1 millisecond')"
 // The cursor's updated_at ($2, in ms); +infinity when NULL (the first page).
@@ -130,37 +146,42 @@ inline constexpr std::size_t pg_page_rows = 64;
     "ELSE strpos(r.record::text, E'\\\\/') > 0 END"
 
 inline constexpr std::array<const char*, static_cast<std::size_t>(pg_statement::count)> pg_sql = {
-    // find: $1 channel, $2 id
+    // find: $1 channel, $2 id (a live session)
     "SELECT " DEXTER_SESSIONS_PG_META_COLUMNS
-    " FROM dexter_sessions s WHERE s.channel = $1 AND s.id = $2",
-    // list: $1 channel (newest first, from the index)
-    "SELECT " DEXTER_SESSIONS_PG_META_COLUMNS
-    " FROM dexter_sessions s WHERE s.channel = $1 ORDER BY s.updated_at DESC, s.id",
-    // create: $1 channel, $2 id, $3 title, $4 title_json, $5 created_at, $6 updated_at, $7 extra
+    " FROM dexter_sessions s WHERE s.channel = $1 AND s.id = $2 AND s.deleted_at IS NULL",
+    // list: $1 channel (the live sessions, newest first, from the index)
+    "SELECT " DEXTER_SESSIONS_PG_META_COLUMNS " FROM dexter_sessions s WHERE s.channel = $1 "
+    "AND s.deleted_at IS NULL ORDER BY s.updated_at DESC, s.id",
+    // create: $1 channel, $2 id, $3 title, $4 title_json, $5 created_at, $6 updated_at, $7 extra,
+    // $8 pinned, $9 forked_from_id, $10 forked_from_seq (NULL: not a fork); nothing when the id
+    // is taken, by a live or a trashed session
     "INSERT INTO dexter_sessions (channel, id, title, title_json, created_at, updated_at, "
-    "exchange_count, extra) VALUES ($1, $2, $3, $4::json, " DEXTER_SESSIONS_PG_MILLIS(
-        5) ", " DEXTER_SESSIONS_PG_MILLIS(6) ", 0, $7::json) ON CONFLICT DO NOTHING",
+    "exchange_count, extra, pinned, forked_from_id, forked_from_seq) VALUES ($1, $2, $3, "
+    "$4::json, " DEXTER_SESSIONS_PG_MILLIS(5) ", " DEXTER_SESSIONS_PG_MILLIS(
+        6) ", 0, $7::json, $8::boolean, "
+           "$9, $10::bigint) ON CONFLICT DO NOTHING",
     // append: $1 channel, $2 id, $3 seq, $4 the exchange's timestamp, $5 record; updated_at
     // as apply_exchange() derives it. One statement, one
     // transaction: nothing is inserted unless the session's count is seq - 1.
     "WITH s AS (UPDATE dexter_sessions SET exchange_count = $3::bigint, "
     "updated_at = greatest(updated_at, created_at, " DEXTER_SESSIONS_PG_MILLIS(
         4) ") "
-           "WHERE channel = $1 AND id = $2 AND exchange_count = $3::bigint - 1 RETURNING channel, "
+           "WHERE channel = $1 AND id = $2 AND exchange_count = $3::bigint - 1 "
+           "AND deleted_at IS NULL RETURNING channel, "
            "id) "
            "INSERT INTO dexter_records (channel, session_id, seq, record) "
            "SELECT channel, id, $3::bigint, $5::json FROM s",
-    // update: $1 channel, $2 id, $3 title, $4 title_json, $5 extra
-    "UPDATE dexter_sessions SET title = $3, title_json = $4::json, extra = $5::json "
-    "WHERE channel = $1 AND id = $2",
+    // update: $1 channel, $2 id, $3 title, $4 title_json, $5 extra, $6 pinned
+    "UPDATE dexter_sessions SET title = $3, title_json = $4::json, extra = $5::json, "
+    "pinned = $6::boolean WHERE channel = $1 AND id = $2 AND deleted_at IS NULL",
     // load: $1 channel, $2 id, $3 how many (NULL: all); metadata and records, newest
     // first, in one snapshot
     "SELECT " DEXTER_SESSIONS_PG_META_COLUMNS ", r.seq, r.record::text FROM dexter_sessions s "
     "LEFT JOIN LATERAL (SELECT seq, record FROM dexter_records "
     "WHERE channel = s.channel AND session_id = s.id ORDER BY seq DESC LIMIT $3::bigint) r "
-    "ON true WHERE s.channel = $1 AND s.id = $2 ORDER BY r.seq DESC",
-    // remove: $1 channel, $2 id
-    "DELETE FROM dexter_sessions WHERE channel = $1 AND id = $2",
+    "ON true WHERE s.channel = $1 AND s.id = $2 AND s.deleted_at IS NULL ORDER BY r.seq DESC",
+    // remove: $1 channel, $2 id (a live session; its records go by cascade)
+    "DELETE FROM dexter_sessions WHERE channel = $1 AND id = $2 AND deleted_at IS NULL",
     // lock, unlock: $1, $2 the lease keys
     "SELECT pg_try_advisory_lock($1::integer, $2::integer)",
     "SELECT pg_advisory_unlock($1::integer, $2::integer)",
@@ -174,7 +195,8 @@ inline constexpr std::array<const char*, static_cast<std::size_t>(pg_statement::
     // stream: $1 channel, $2 id, $3 from, $4 through, $5 how many; a page of records in
     // seq order (the next page starts after the last seq)
     "SELECT seq, record::text FROM dexter_records WHERE channel = $1 AND session_id = $2 "
-    "AND seq >= $3::bigint AND seq <= $4::bigint ORDER BY seq LIMIT $5::bigint",
+    "AND seq >= $3::bigint AND seq <= $4::bigint AND EXISTS (SELECT 1 FROM dexter_sessions "
+    "WHERE channel = $1 AND id = $2 AND deleted_at IS NULL) ORDER BY seq LIMIT $5::bigint",
     // page: $1 channel, $2 $3 the cursor (updated_at in ms, id; NULL: the first page), $4 a
     // title pattern of pg_contains_pattern (NULL: every title), $5 how many; the sessions
     // with an exchange after the cursor, newest first, read in order from the index
@@ -184,7 +206,7 @@ inline constexpr std::array<const char*, static_cast<std::size_t>(pg_statement::
     // every session of the channel to sort the few, rather than read the index in order
     // and stop when the page is full.
     "SELECT " DEXTER_SESSIONS_PG_META_COLUMNS " FROM dexter_sessions s "
-    "WHERE s.channel = $1 AND s.exchange_count > 0 "
+    "WHERE s.channel = $1 AND s.exchange_count > 0 AND s.deleted_at IS NULL "
     "AND s.updated_at <= " DEXTER_SESSIONS_PG_CURSOR_AT " "
     "AND (s.updated_at < " DEXTER_SESSIONS_PG_CURSOR_AT " OR s.id > $3) "
     "AND CASE WHEN $4::text IS NULL THEN true WHEN s.title COLLATE \"C\" ILIKE $4 THEN true "
@@ -202,10 +224,35 @@ inline constexpr std::array<const char*, static_cast<std::size_t>(pg_statement::
     "AND r.seq > CASE WHEN s.updated_at = " DEXTER_SESSIONS_PG_MILLIS(2) " AND s.id = $3 "
     "THEN $4::bigint ELSE 0 END "
     "AND " DEXTER_SESSIONS_PG_CANDIDATE(5) " ORDER BY seq LIMIT $6::bigint) r "
-    "WHERE s.channel = $1 AND s.exchange_count > 0 "
+    "WHERE s.channel = $1 AND s.exchange_count > 0 AND s.deleted_at IS NULL "
     "AND s.updated_at <= " DEXTER_SESSIONS_PG_CURSOR_AT " "
     "AND (s.updated_at < " DEXTER_SESSIONS_PG_CURSOR_AT " OR s.id >= $3) "
     "ORDER BY s.updated_at DESC, s.id, r.seq LIMIT $6::bigint",
+    // exists: $1 channel, $2 id; a row when the id is taken (by a live or a trashed session)
+    "SELECT 1 FROM dexter_sessions WHERE channel = $1 AND id = $2",
+    // whole_records: $1 channel, $2 id, $3 seqs, $4 records (array literals, pg_array_literal)
+    "INSERT INTO dexter_records (channel, session_id, seq, record) "
+    "SELECT $1, $2, t.seq, t.record::json FROM unnest($3::bigint[], $4::text[]) AS t(seq, record)",
+    // whole_finish: $1 channel, $2 id, $3 title, $4 title_json, $5 extra, $6 pinned,
+    // $7 exchange_count, $8 updated_at; the end of create_whole, in its transaction
+    "UPDATE dexter_sessions SET title = $3, title_json = $4::json, extra = $5::json, "
+    "pinned = $6::boolean, exchange_count = $7::bigint, updated_at = " DEXTER_SESSIONS_PG_MILLIS(8)
+    " WHERE channel = $1 AND id = $2",
+    // trash: $1 channel, $2 id, $3 deleted_at, $4 stale_before (NULL: none); the live session,
+    // unless (with $4) pinned or updated since $4, decided in this one statement
+    "UPDATE dexter_sessions SET deleted_at = " DEXTER_SESSIONS_PG_MILLIS(3)
+    " WHERE channel = $1 AND id = $2 AND deleted_at IS NULL AND ($4::bigint IS NULL OR "
+    "(NOT pinned AND updated_at < " DEXTER_SESSIONS_PG_MILLIS(4) "))",
+    // restore: $1 channel, $2 id; the trashed session made live, its metadata
+    "UPDATE dexter_sessions AS s SET deleted_at = NULL WHERE s.channel = $1 AND s.id = $2 "
+    "AND s.deleted_at IS NOT NULL RETURNING " DEXTER_SESSIONS_PG_META_COLUMNS,
+    // list_trash: $1 channel; the trashed sessions and when each was trashed (ms)
+    "SELECT " DEXTER_SESSIONS_PG_META_COLUMNS ", (extract(epoch FROM s.deleted_at) * 1000)::bigint "
+    "FROM dexter_sessions s WHERE s.channel = $1 AND s.deleted_at IS NOT NULL",
+    // purge: $1 channel, $2 id, $3 deleted_at (ms); the trashed session and, by cascade, its
+    // records
+    "DELETE FROM dexter_sessions WHERE channel = $1 AND id = $2 AND deleted_at IS NOT NULL "
+    "AND (extract(epoch FROM deleted_at) * 1000)::bigint = $3::bigint",
     // clang-format on
 };
 
@@ -259,6 +306,40 @@ inline constexpr const char* pg_schema_v1 =
     "  ON DELETE CASCADE);"
     "INSERT INTO dexter_sessions_schema (version) VALUES (1);";
 
+/// From schema version 1 (dexter-sessions 0.1) to version 2: pins, forks and the trash.
+/// Run in the transaction of pg_connection's schema setup, under its lock; every
+/// session stays, live and not pinned. The index that serves the listings keeps only
+/// the live sessions (each statement reading it says deleted_at IS NULL).
+inline constexpr const char* pg_migrate_v1_to_v2 =
+    "ALTER TABLE dexter_sessions"
+    " ADD COLUMN IF NOT EXISTS pinned boolean NOT NULL DEFAULT false,"
+    " ADD COLUMN IF NOT EXISTS forked_from_id text,"
+    " ADD COLUMN IF NOT EXISTS forked_from_seq bigint,"
+    " ADD COLUMN IF NOT EXISTS deleted_at timestamptz;"
+    "DROP INDEX IF EXISTS dexter_sessions_recent;"
+    "CREATE INDEX dexter_sessions_recent ON dexter_sessions (channel, updated_at DESC, id)"
+    " WHERE deleted_at IS NULL;"
+    "UPDATE dexter_sessions_schema SET version = 2;";
+
+/// `values` as the text of a PostgreSQL array literal of text ({"a","b"}): each element
+/// quoted, with `"` and `\` escaped by `\`. The elements hold no U+0000.
+inline std::string pg_array_literal(const std::vector<std::string>& values) {
+    std::string out = "{";
+    for (const auto& v : values) {
+        if (out.size() > 1)
+            out += ',';
+        out += '"';
+        for (char c : v) {
+            if (c == '"' || c == '\\')
+                out += '\\';
+            out += c;
+        }
+        out += '"';
+    }
+    out += '}';
+    return out;
+}
+
 /// A session's title and extra as the create and update statements take them.
 struct pg_meta_params {
     std::string title;      // as text: U+0000 shown as U+FFFD
@@ -309,10 +390,15 @@ inline std::string pg_read_title(const PGresult* r, int row, int title_col, int 
                        static_cast<std::size_t>(PQgetlength(r, row, title_col)));
 }
 
-/// The metadata in columns 0-6 of `row` of a find, list or load result (the metadata
+/// The number of metadata columns (DEXTER_SESSIONS_PG_META_COLUMNS) at the start of a
+/// find, list, load, page, restore or list_trash row.
+inline constexpr int pg_meta_columns = 10;
+
+/// The metadata in columns 0-9 of `row` of a find, list or load result (the metadata
 /// columns, in their order: title, title_json, created_at, updated_at, exchange_count,
-/// extra, id). title_json, when not NULL and a JSON string, is the exact title; an
-/// extra that is not a JSON object is left empty.
+/// extra, id, pinned, forked_from_id, forked_from_seq). title_json, when not NULL and a
+/// JSON string, is the exact title; an extra that is not a JSON object is left empty;
+/// forked_from is set when forked_from_id is not NULL.
 inline session_meta pg_read_meta(const PGresult* r, int row) {
     auto text = [&](int col) {
         return std::string_view(PQgetvalue(r, row, col),
@@ -332,6 +418,10 @@ inline session_meta pg_read_meta(const PGresult* r, int row) {
     auto extra = json::parse(text(5), ec);
     if (!ec && extra.is_object())
         m.extra = std::move(extra.get_object());
+    m.pinned = std::string_view(PQgetvalue(r, row, 7)) == "t";
+    if (!PQgetisnull(r, row, 8))
+        m.forked_from =
+            session_origin{std::string(text(8)), std::strtoull(PQgetvalue(r, row, 9), nullptr, 10)};
     return m;
 }
 
