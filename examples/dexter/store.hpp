@@ -136,11 +136,11 @@ public:
         });
     }
     bool create_whole(const sessions::session_meta& m, const sessions::session_filler& fill) {
-        return on([&](auto& s) {
+        return on([&](auto& s) -> bool {
             if constexpr (sessions::creates_whole_sessions<plain<decltype(s)>>)
                 return s.create_whole(m, fill);
             else
-                return create_piecewise(s, m, fill);
+                throw sessions::error("this store cannot create a session whole");
         });
     }
     std::vector<sessions::trash_outcome> trash(std::span<const sessions::session_id> ids,
@@ -178,51 +178,6 @@ public:
         });
     }
 
-    // Changing sessions (storage.hpp: creates_whole_sessions, keeps_trash), forwarded to
-    // a store that has them; one that does not throws error, as the manager would.
-    bool create_whole(const sessions::session_meta& m, const sessions::session_filler& fill) {
-        return on([&](auto& s) -> bool {
-            if constexpr (sessions::creates_whole_sessions<std::remove_cvref_t<decltype(s)>>)
-                return s.create_whole(m, fill);
-            else
-                throw sessions::error("this store cannot create a session whole");
-        });
-    }
-    std::vector<sessions::trash_outcome> trash(std::span<const sessions::session_id> ids,
-                                               sessions::time_point deleted_at,
-                                               std::optional<sessions::time_point> stale_before) {
-        return on([&](auto& s) -> std::vector<sessions::trash_outcome> {
-            if constexpr (sessions::keeps_trash<std::remove_cvref_t<decltype(s)>>)
-                return s.trash(ids, deleted_at, stale_before);
-            else
-                throw sessions::error("this store keeps no trash");
-        });
-    }
-    sessions::session_meta restore(const sessions::session_id& id) {
-        return on([&](auto& s) -> sessions::session_meta {
-            if constexpr (sessions::keeps_trash<std::remove_cvref_t<decltype(s)>>)
-                return s.restore(id);
-            else
-                throw sessions::error("this store keeps no trash");
-        });
-    }
-    std::vector<sessions::trashed_session> list_trash() {
-        return on([&](auto& s) -> std::vector<sessions::trashed_session> {
-            if constexpr (sessions::keeps_trash<std::remove_cvref_t<decltype(s)>>)
-                return s.list_trash();
-            else
-                return {};
-        });
-    }
-    void purge(const sessions::session_id& id, sessions::time_point deleted_at) {
-        on([&](auto& s) {
-            if constexpr (sessions::keeps_trash<std::remove_cvref_t<decltype(s)>>)
-                s.purge(id, deleted_at);
-            else
-                throw sessions::error("this store keeps no trash");
-        });
-    }
-
 private:
     static sessions::error no_trash() {
         return sessions::error("this store keeps no trash (delete for good with --permanent)");
@@ -230,45 +185,6 @@ private:
 
     // search() for a store that does not search itself: every session read through.
     sessions::search_result search_by_reading(const sessions::search_query& q);
-
-    // create_whole() for a store without it: create(), then append() and update() of
-    // what `fill` gives; what was made is removed again if a step fails.
-    template <class Store>
-    static bool create_piecewise(Store& s, const sessions::session_meta& m,
-                                 const sessions::session_filler& fill) {
-        sessions::session_meta created = m;
-        created.exchange_count = 0;
-        if (!s.create(created))
-            return false;
-        struct piecewise_sink final : sessions::session_sink {
-            Store& store;
-            sessions::session_meta& meta;
-            piecewise_sink(Store& st, sessions::session_meta& mm) : store(st), meta(mm) {}
-            void add(const sessions::exchange& ex, std::string_view) override {
-                store.append(meta.id, ex);
-                sessions::apply_exchange(meta, ex);
-            }
-            void update(const sessions::session_meta& changed) override {
-                meta.title = changed.title;
-                meta.extra = changed.extra;
-                meta.pinned = changed.pinned;
-                store.update(meta);
-            }
-        } sink(s, created);
-        try {
-            fill(sink);
-        } catch (...) {
-            try {
-                s.remove(created.id);
-            } catch (...) {
-                // What was made stays behind, to be deleted by hand.
-            }
-            s.close(created.id);
-            throw;
-        }
-        s.close(created.id);
-        return true;
-    }
 
 #ifdef DEXTER_WITH_POSTGRES
     std::variant<sessions::jsonl_store, sessions::memory_store, sessions::postgres_store> store_;

@@ -93,7 +93,6 @@ lines_read read_lines(Ops& ops, int fd, const std::string& path, std::uint64_t p
     return r;
 }
 
-
 /// Reads `fd` forward from `st.consumed` to its end, line by line, into `st`. Lines
 /// longer than `max_record` are skipped without being held in memory. Bytes after the
 /// last newline (a torn tail) are reported and left unconsumed. `on_exchange` gets each
