@@ -109,13 +109,26 @@ std::map<std::string, std::uint64_t> make_sessions(const fs::path& root, int n) 
     return made;
 }
 
-/// Every name under root beginning with ".new-": what a creation or a move left.
+/// Every name under root beginning with ".new-" or ".purging-": what a killed creation or
+/// purge left.
 std::vector<std::string> new_leftovers(const fs::path& root) {
     std::vector<std::string> found;
-    for (const auto& e : fs::recursive_directory_iterator(root))
-        if (e.path().filename().string().starts_with(".new-"))
+    for (const auto& e : fs::recursive_directory_iterator(root)) {
+        const std::string name = e.path().filename().string();
+        if (name.starts_with(".new-") || name.starts_with(".purging-"))
             found.push_back(fs::relative(e.path(), root).string());
+    }
     return found;
+}
+
+/// The session directories of channel "cli" on disk.
+std::set<std::string> session_dirs(const fs::path& root) {
+    std::set<std::string> ids;
+    std::error_code ec;
+    for (const auto& e : fs::directory_iterator(root / "cli", ec))
+        if (ds::is_valid_session_id(e.path().filename().string()))
+            ids.insert(e.path().filename().string());
+    return ids;
 }
 
 /// Where the known sessions are, as a fresh store sees them.
@@ -188,6 +201,10 @@ census check_places(const fs::path& root, const std::map<std::string, std::uint6
             }
         }
     }
+    for (const auto& id : session_dirs(root)) {
+        BOOST_TEST_INFO("a session directory that is not listed: '" << id << "'");
+        BOOST_REQUIRE(p.live.count(id) == 1);
+    }
     for (const auto& [id, meta] : p.live) {
         BOOST_TEST_INFO("listed: '" << id << "'");
         BOOST_REQUIRE(ds::is_valid_session_id(id));
@@ -213,9 +230,11 @@ struct kill_plan {
     bool after_rename = false;
 };
 
-kill_plan random_plan(std::mt19937_64& rng, int max_rename) {
+/// A SIGKILL 0-20 ms after READY, or, one time in `named_one_in`, a named kill point at
+/// one of the first `max_rename` renames.
+kill_plan random_plan(std::mt19937_64& rng, int max_rename, std::uint64_t named_one_in = 3) {
     kill_plan p;
-    if (rng() % 3 == 0) {
+    if (rng() % named_one_in == 0) {
         p.die_at_rename = 1 + static_cast<int>(rng() % static_cast<std::uint64_t>(max_rename));
         p.after_rename = rng() % 2 == 0;
     } else {
@@ -388,7 +407,8 @@ BOOST_AUTO_TEST_CASE(sigkill_during_restore_keeps_each_session_in_one_place) {
     dexter::sessions::test::temp_dir dir;
     const auto known = make_sessions(dir.path(), 50);
     round_stats stats;
-    for (int r = 0; r < kill_rounds(); ++r) {
+    // Half the rounds: each moves 50 sessions twice, which syncs 200 directories.
+    for (int r = 0; r < std::max(1, kill_rounds() / 2); ++r) {
         const kill_plan plan = random_plan(rng, 60);
         BOOST_TEST_CONTEXT("seed " << base_seed() << ", round " << r << ", " << describe(plan)) {
             {
@@ -451,6 +471,12 @@ BOOST_AUTO_TEST_CASE(sigkill_during_purge_deletes_whole_sessions_only) {
             BOOST_REQUIRE(quick_manager(dir.path()).list_trash().empty());
             for (const auto& [id, n] : doomed)
                 BOOST_REQUIRE(!fs::exists(dir.path() / "cli" / id));
+            // Nothing of a purged session is left on disk: no file in the trash.
+            std::error_code ec; // no trash directory at all is fine too
+            for (const auto& e : fs::recursive_directory_iterator(dir.path() / "trash", ec)) {
+                BOOST_TEST_INFO("left in the trash: " << e.path());
+                BOOST_REQUIRE(e.is_directory());
+            }
         }
     }
     report(stats, "purge of 50 sessions");
@@ -464,7 +490,8 @@ BOOST_AUTO_TEST_CASE(sigkill_during_prune_keeps_each_session_in_one_place) {
     quick_manager(dir.path()).pin_session(pinned);
     round_stats stats;
     for (int r = 0; r < kill_rounds(); ++r) {
-        const kill_plan plan = random_plan(rng, 60);
+        // A prune of 50 is quick: half of the kills at a named kill point, among its moves.
+        const kill_plan plan = random_plan(rng, 55, 2);
         BOOST_TEST_CONTEXT("seed " << base_seed() << ", round " << r << ", " << describe(plan)) {
             const auto said = run_and_kill({"prune", dir.path().string()}, plan, stats);
             const census c = check_places(dir.path(), known, false);

@@ -35,9 +35,9 @@
 //   store_child prune <root> [options]
 //       READY; prune() with a cutoff an hour in the future (every idle, unpinned session
 //       is a candidate): prints "PRUNED <moved> <kept>".
-//   Options of these five: --no-sync; --die-at-rename K:before|after: the K-th renameat()
-//   of the store SIGKILLs the process just before it, or just after it returned (a named
-//   kill point between the steps of a move).
+//   Options of these five: --no-sync; --die-at-rename K:before|after: the K-th rename
+//   (renameat, or renameat2 with RENAME_NOREPLACE) of the store SIGKILLs the process just before
+//   it, or just after it returned (a named kill point between the steps of a move).
 // Errors are printed as "ERROR <what>" (exit status 1); bad usage exits with 2.
 #include <dexter/sessions/jsonl_store.hpp>
 #include <dexter/sessions/session_manager.hpp>
@@ -59,6 +59,7 @@
 #include <stdexcept>
 #include <string>
 #include <string_view>
+#include <utility>
 #include <vector>
 
 extern char** environ;
@@ -124,14 +125,23 @@ struct kill_point_ops : ds::detail::posix_ops {
     bool rename_first = false; // ... after the rename, not before it
     int renames = 0;
 
-    int renameat(int from_dir, const char* from, int to_dir, const char* to) {
+    template <class Rename>
+    int counted_rename(Rename&& rename) {
         const bool die = die_at_rename > 0 && ++renames == die_at_rename;
         if (die && !rename_first)
             ::kill(::getpid(), SIGKILL);
-        const int r = posix_ops::renameat(from_dir, from, to_dir, to);
+        const int r = rename();
         if (die)
             ::kill(::getpid(), SIGKILL);
         return r;
+    }
+    int renameat(int from_dir, const char* from, int to_dir, const char* to) {
+        return counted_rename([&] { return posix_ops::renameat(from_dir, from, to_dir, to); });
+    }
+    // renameat2(RENAME_NOREPLACE), counted with renameat, where the seam has it.
+    template <class... A, class Base = ds::detail::posix_ops>
+    auto rename_noreplace(A... a) -> decltype(std::declval<Base&>().rename_noreplace(a...)) {
+        return counted_rename([&] { return Base::rename_noreplace(a...); });
     }
 
     ssize_t write(int fd, const void* data, std::size_t n) {
