@@ -1,7 +1,10 @@
 // SPDX-License-Identifier: BSL-1.0
 // SQLite's "fail the N-th I/O call in a loop" for jsonl_store: every system call that a first
 // save, an append, a title update, a delete and a list make fails once (and, in a second pass,
-// keeps failing), at each position in turn; then RELIABILITY.md's I1-I5 are checked.
+// keeps failing), at each position in turn; then RELIABILITY.md's I1-I5 are checked. The same
+// for a session created whole, a batch moved to the trash, a restore and a purge: after each,
+// every session is in exactly one place (live or trashed) and loads, and nothing half-made
+// is visible.
 #include <dexter/sessions/jsonl_store.hpp>
 
 #define BOOST_TEST_MODULE jsonl_store_fault_loop
@@ -57,6 +60,7 @@ enum class call_kind {
     flock_unlock,
     mkdirat,
     renameat,
+    rename_noreplace,
     unlinkat,
     fstat,
     fstatat,
@@ -87,6 +91,7 @@ constexpr std::array call_kinds{
     call_kind_info{call_kind::flock_unlock, "flock(LOCK_UN)", 0},
     call_kind_info{call_kind::mkdirat, "mkdirat", ENOSPC},
     call_kind_info{call_kind::renameat, "renameat", EIO},
+    call_kind_info{call_kind::rename_noreplace, "renameat2(RENAME_NOREPLACE)", EIO},
     call_kind_info{call_kind::unlinkat, "unlinkat", EIO},
     call_kind_info{call_kind::fstat, "fstat", EIO},
     call_kind_info{call_kind::fstatat, "fstatat", EIO},
@@ -206,6 +211,10 @@ struct counting_ops : ds::detail::posix_ops {
     int renameat(int from_dir, const char* from, int to_dir, const char* to) {
         return call(call_kind::renameat,
                     [&] { return posix_ops::renameat(from_dir, from, to_dir, to); });
+    }
+    int rename_noreplace(int from_dir, const char* from, int to_dir, const char* to) {
+        return call(call_kind::rename_noreplace,
+                    [&] { return posix_ops::rename_noreplace(from_dir, from, to_dir, to); });
     }
     int unlinkat(int dirfd, const char* path, int flags) {
         return call(call_kind::unlinkat, [&] { return posix_ops::unlinkat(dirfd, path, flags); });
@@ -354,7 +363,18 @@ std::vector<std::string> check_store(const fs::path& root, const promises& p) {
 
 // --- the operations ----------------------------------------------------------------------
 
-enum class operation { create, append, update, remove, remove_held_elsewhere, list };
+enum class operation {
+    create,
+    append,
+    update,
+    remove,
+    remove_held_elsewhere,
+    list,
+    create_whole,
+    trash,
+    restore,
+    purge
+};
 
 const char* name_of(operation op) {
     switch (op) {
@@ -370,6 +390,14 @@ const char* name_of(operation op) {
         return "remove of a session another store holds";
     case operation::list:
         return "list (list_sessions after another store created a session)";
+    case operation::create_whole:
+        return "create_whole (a session of 3 exchanges and a new title)";
+    case operation::trash:
+        return "trash (a batch of 3 sessions)";
+    case operation::restore:
+        return "restore";
+    case operation::purge:
+        return "purge";
     }
     return "?";
 }
@@ -456,9 +484,214 @@ void save_after_fault(Manager& m, promises& p, std::vector<std::string>& bad,
     }
 }
 
+// --- the changes of issue 13: whole sessions and the trash --------------------------------
+
+constexpr const char* whole_id = "whole001";
+
+// Where a fresh, healthy store finds session `id`: live (with its exchange count), in the
+// trash (likewise), both or neither; and what is wrong with it.
+struct whereabouts {
+    std::optional<std::uint64_t> live, trashed;
+    std::size_t trashed_copies = 0;
+};
+
+std::map<std::string, whereabouts> locate(const fs::path& root, std::vector<std::string>& bad) {
+    std::map<std::string, whereabouts> out;
+    ds::jsonl_store fresh{root, "cli", unsynced};
+    try {
+        for (const auto& m : fresh.list()) {
+            out[m.id].live = m.exchange_count;
+            const auto loaded = fresh.load(m.id);
+            if (loaded.exchanges.size() != m.exchange_count || !loaded.diagnostics.empty())
+                bad.push_back("session " + m.id + " is listed with " +
+                              std::to_string(m.exchange_count) + " exchanges and loads " +
+                              seqs_text(loaded) + " with " +
+                              std::to_string(loaded.diagnostics.size()) + " diagnostics");
+        }
+        for (const auto& t : fresh.list_trash()) {
+            out[t.meta.id].trashed = t.meta.exchange_count;
+            ++out[t.meta.id].trashed_copies;
+        }
+        for (const auto& d : fresh.take_diagnostics())
+            if (d.reason.find("trashed session") != std::string::npos)
+                bad.push_back("a fresh store's list_trash says: " + d.reason);
+    } catch (const ds::error& e) {
+        bad.push_back(std::string("a fresh store cannot list: ") + e.what());
+    }
+    return out;
+}
+
+// Setup: s1, s2, s3, s4 live with 3 exchanges each; for restore and purge, s1 is trashed
+// first. Then `op` runs through a faulted store, and the sessions are looked for.
+iteration run_change(operation op, fault_plan plan) {
+    iteration it;
+    ds::test::temp_dir dir;
+    const fs::path root = dir.path();
+    const std::vector<std::string> ids{"sess0001", "sess0002", "sess0003", "sess0004"};
+    const ds::time_point trashed_at = ds::test::at(500);
+    {
+        ds::jsonl_store setup{root, "cli", unsynced};
+        for (const auto& id : ids) {
+            ds::session_meta m = ds::test::make_meta(id);
+            BOOST_TEST_REQUIRE(setup.create(m));
+            for (std::uint64_t seq = 1; seq <= 3; ++seq)
+                ds::test::append_exchange(setup, m, ds::test::make_exchange(seq));
+            setup.close(id);
+        }
+        if (op == operation::restore || op == operation::purge) {
+            const std::vector<ds::session_id> first{ids[0]};
+            BOOST_TEST_REQUIRE(setup.trash(first, trashed_at, std::nullopt)[0].moved);
+        }
+        setup.list();
+    }
+    counting_ops ops;
+    const auto faults = ops.faults;
+    ds::basic_jsonl_store<counting_ops> store{root, "cli", {}, ops};
+    store.list();
+    if (op == operation::trash)
+        store.open(ids[1]); // one of the batch held by the trashing store itself
+
+    std::optional<bool> created;
+    std::vector<ds::trash_outcome> outcomes;
+    faults->start(plan);
+    try {
+        switch (op) {
+        case operation::create_whole: {
+            ds::session_meta m = ds::test::make_meta(whole_id);
+            m.forked_from = ds::session_origin{ids[3], 3};
+            created = store.create_whole(m, [](ds::session_sink& sink) {
+                for (std::uint64_t seq = 1; seq <= 3; ++seq)
+                    sink.add(ds::test::make_exchange(seq), {});
+                ds::session_meta changed;
+                changed.title = "a new title";
+                sink.update(changed);
+            });
+            break;
+        }
+        case operation::trash: {
+            const std::vector<ds::session_id> batch{ids[0], ids[1], ids[2]};
+            outcomes = store.trash(batch, ds::test::at(600), std::nullopt);
+            break;
+        }
+        case operation::restore:
+            store.restore(ids[0]);
+            break;
+        case operation::purge:
+            store.purge(ids[0], trashed_at);
+            break;
+        default:
+            break;
+        }
+    } catch (const ds::error& e) {
+        it.threw = true;
+        it.error = e.what();
+    } catch (const std::exception& e) {
+        it.threw = true;
+        it.error = e.what();
+        it.failures.push_back(std::string("threw an exception outside ds::error: ") + e.what());
+    }
+    faults->stop();
+    it.trace = faults->trace();
+    it.fired = faults->fired();
+
+    // Where each session must be: live, trashed, or either (a call that threw).
+    enum class place { live, trashed, either, gone, gone_or_trashed };
+    std::map<std::string, place> expected;
+    for (const auto& id : ids)
+        expected[id] = place::live;
+    switch (op) {
+    case operation::create_whole:
+        if (created == true)
+            expected[whole_id] = place::live;
+        else
+            expected[whole_id] = place::gone;
+        if (created == false)
+            it.failures.push_back("create_whole returned false for a free id");
+        break;
+    case operation::trash:
+        if (it.threw)
+            it.failures.push_back("trash() threw; a failure must be an outcome's error");
+        for (std::size_t i = 0; i < outcomes.size(); ++i) {
+            expected[ids[i]] = outcomes[i].moved ? place::trashed : place::live;
+            if (!outcomes[i].moved && !outcomes[i].error)
+                it.failures.push_back("session " + ids[i] +
+                                      " was neither moved nor given an error");
+        }
+        break;
+    case operation::restore:
+        expected[ids[0]] = it.threw ? place::either : place::live;
+        break;
+    case operation::purge:
+        expected[ids[0]] = it.threw ? place::trashed : place::gone;
+        break;
+    default:
+        break;
+    }
+
+    const auto check = [&](const std::string& when) {
+        std::vector<std::string> bad;
+        auto found = locate(root, bad);
+        for (const auto& [id, where] : found)
+            if (!expected.count(id))
+                bad.push_back("session " + id + " is visible, and no call made it");
+        for (const auto& [id, want] : expected) {
+            const whereabouts w = found.count(id) ? found[id] : whereabouts{};
+            const std::string label = "session " + id;
+            if (w.live && w.trashed)
+                bad.push_back(label + " is both live and in the trash");
+            if (w.trashed_copies > 1)
+                bad.push_back(label + " is in the trash " + std::to_string(w.trashed_copies) +
+                              " times");
+            const bool live = w.live.has_value(), trashed = w.trashed.has_value();
+            const bool ok = want == place::live      ? live && !trashed
+                            : want == place::trashed ? trashed && !live
+                            : want == place::either  ? live != trashed
+                            : want == place::gone    ? !live && !trashed
+                                                     : !live;
+            if (!ok)
+                bad.push_back(label + " is " +
+                              (live      ? "live"
+                               : trashed ? "in the trash"
+                                         : "nowhere") +
+                              ", which the outcome of the call does not allow");
+            if ((live && *w.live != 3) || (trashed && *w.trashed != 3))
+                bad.push_back(label + " holds " + std::to_string(live ? *w.live : *w.trashed) +
+                              " exchanges, not 3");
+        }
+        for (auto& b : bad)
+            it.failures.push_back(when + ": " + b);
+    };
+    check("after the operation");
+
+    // The faulted store, its fault cleared, agrees with a fresh one.
+    try {
+        std::set<std::string> listed;
+        for (const auto& m : store.list())
+            listed.insert(m.id);
+        std::set<std::string> fresh_listed;
+        for (const auto& m : ds::jsonl_store{root, "cli", unsynced}.list())
+            fresh_listed.insert(m.id);
+        if (listed != fresh_listed)
+            it.failures.push_back("after the fault cleared, the faulted store lists " +
+                                  std::to_string(listed.size()) + " sessions, a fresh one " +
+                                  std::to_string(fresh_listed.size()));
+        if (op == operation::create_whole && created == true &&
+            store.find(whole_id)->title != "a new title")
+            it.failures.push_back("the session created whole lacks its new title");
+    } catch (const ds::error& e) {
+        it.failures.push_back(std::string("after the fault cleared, the faulted store: ") +
+                              e.what());
+    }
+    check("after the faulted store listed again");
+    return it;
+}
+
 // One fresh store root; the operation runs with `plan` armed; then every check.
 iteration run(operation op, fault_plan plan) {
     iteration it;
+    if (op == operation::create_whole || op == operation::trash || op == operation::restore ||
+        op == operation::purge)
+        return run_change(op, plan);
     ds::test::temp_dir dir;
     const fs::path root = dir.path();
     promises p;
@@ -523,6 +756,8 @@ iteration run(operation op, fault_plan plan) {
         case operation::list:
             list_result = m.list_sessions();
             break;
+        default: // the changes of issue 13 run in run_change()
+            break;
         }
     } catch (const ds::error& e) {
         it.threw = true;
@@ -560,6 +795,8 @@ iteration run(operation op, fault_plan plan) {
             it.failures.push_back("delete_session returned, although another store holds "
                                   "session " +
                                   s1 + " open (it must refuse)");
+        break;
+    default:
         break;
     case operation::list:
         if (list_result)
@@ -683,4 +920,20 @@ BOOST_AUTO_TEST_CASE(a_delete_of_a_session_held_elsewhere_refuses_whichever_call
 
 BOOST_AUTO_TEST_CASE(a_list_keeps_every_promise_whichever_call_fails) {
     fail_every_call(operation::list);
+}
+
+BOOST_AUTO_TEST_CASE(a_whole_session_is_made_all_or_nothing_whichever_call_fails) {
+    fail_every_call(operation::create_whole);
+}
+
+BOOST_AUTO_TEST_CASE(a_trashed_batch_leaves_each_session_in_one_place_whichever_call_fails) {
+    fail_every_call(operation::trash);
+}
+
+BOOST_AUTO_TEST_CASE(a_restore_leaves_the_session_in_one_place_whichever_call_fails) {
+    fail_every_call(operation::restore);
+}
+
+BOOST_AUTO_TEST_CASE(a_purge_deletes_all_or_nothing_whichever_call_fails) {
+    fail_every_call(operation::purge);
 }

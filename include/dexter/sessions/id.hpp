@@ -61,9 +61,11 @@ inline void validate_session_id(std::string_view text) {
 }
 
 /// True for a channel name: 1 to 64 characters of [a-z0-9_-], not starting with '-'
-/// or '_', and not "quarantine" (a name the file store keeps for itself).
+/// or '_', and neither "quarantine" nor "trash" (names the file store keeps for itself:
+/// where it moves suspect bytes, and where trashed sessions are).
 [[nodiscard]] constexpr bool is_valid_channel(std::string_view c) noexcept {
-    if (c.empty() || c.size() > 64 || c[0] == '-' || c[0] == '_' || c == "quarantine")
+    if (c.empty() || c.size() > 64 || c[0] == '-' || c[0] == '_' || c == "quarantine" ||
+        c == "trash")
         return false;
     for (char ch : c)
         if (!((ch >= 'a' && ch <= 'z') || (ch >= '0' && ch <= '9') || ch == '-' || ch == '_'))
@@ -77,7 +79,7 @@ inline void validate_channel(std::string_view name) {
     if (!is_valid_channel(name))
         throw invalid_channel("invalid channel name " + detail::quote_untrusted(name) +
                               ": expected 1 to 64 characters of [a-z0-9_-], not starting with "
-                              "'-' or '_', and not \"quarantine\"");
+                              "'-' or '_', and neither \"quarantine\" nor \"trash\"");
 }
 
 /// The id generator policy: called with no argument, returns a fresh id. What it returns

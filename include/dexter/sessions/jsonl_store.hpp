@@ -7,6 +7,7 @@
 //   <root>/index.lock                  serialises index rewrites
 //   <root>/quarantine/                 suspect bytes, moved aside, never deleted
 //   <root>/<channel>/<id>/history.jsonl  the session: the source of truth, append-only
+//   <root>/trash/<channel>/<id>-<ms>/history.jsonl  a trashed session (detail/trash.hpp)
 //
 // Saving an exchange, in order (docs/FORMAT.md, "Write protocol"):
 //   1. serialise the whole record, newline included; check size limit and UTF-8
@@ -22,7 +23,8 @@
 // change_log.hpp (changes.log and its lock), index_cache.hpp (the listing cache, kept
 // true to the history files) and index_file.hpp (index.json on disk), session_lease.hpp
 // (a session's files, the writer's lease and its writes), quarantine.hpp (quarantine/,
-// torn tails), posix.hpp (the seam).
+// torn tails), session_builder.hpp (create_whole), trash.hpp (the trash), posix.hpp
+// (the seam).
 #pragma once
 
 #include <dexter/sessions/detail/change_log.hpp>
@@ -33,7 +35,9 @@
 #include <dexter/sessions/detail/posix.hpp>
 #include <dexter/sessions/detail/quarantine.hpp>
 #include <dexter/sessions/detail/record_codec.hpp>
+#include <dexter/sessions/detail/session_builder.hpp>
 #include <dexter/sessions/detail/session_lease.hpp>
+#include <dexter/sessions/detail/trash.hpp>
 #include <dexter/sessions/id.hpp>
 #include <dexter/sessions/query.hpp>
 #include <dexter/sessions/storage.hpp>
@@ -54,6 +58,7 @@
 #include <filesystem>
 #include <map>
 #include <optional>
+#include <span>
 #include <string>
 #include <string_view>
 #include <utility>
@@ -253,8 +258,8 @@ public:
         apply_exchange(w.meta, ex);
     }
 
-    /// Appends a `meta` record holding m.title and m.extra (nothing else of m is
-    /// stored). Throws as append() does.
+    /// Appends a `meta` record holding m.title, m.extra and m.pinned (nothing else of m
+    /// is stored). Throws as append() does.
     void update(const session_meta& m) {
         writer& w = open_writer(m.id);
         record_.clear();
@@ -264,6 +269,7 @@ public:
         write_record(m.id, w, "the new metadata");
         w.meta.title = m.title;
         w.meta.extra = m.extra;
+        w.meta.pinned = m.pinned;
     }
 
     /// Releases the lease (the flock) taken by create() or open().
@@ -491,6 +497,153 @@ public:
         detail::remove_tree(ops_, channel_fd_.get(), trash);
     }
 
+    // --- whole sessions and the trash (storage.hpp) -------------------------------------
+
+    /// Builds the session in a `.new-*` directory of the channel and renames it into
+    /// place (detail/session_builder.hpp): no reader sees a part of it, and a crash
+    /// leaves no part of it under any id. Returns false, without calling fill, when
+    /// `<channel>/<id>` exists. Throws invalid_session_id, what fill and the sink throw
+    /// (invalid_input among others), session_exists (the id was taken meanwhile),
+    /// storage_error; on throw nothing of the session remains. The session is left closed.
+    bool create_whole(const session_meta& m, const session_filler& fill) {
+        validate_session_id(m.id);
+        require_channel();
+        const auto where = place();
+        const detail::build_context<Ops> c{where, log_, channel_, options_.max_record_bytes,
+                                           options_.sync == durability::full};
+        const bool made = detail::build_whole_session(c, m, fill, [&](int e) {
+            note("session '" + m.id + "' was created, but " + channel_path() +
+                 " could not be synced (" + std::strerror(e) +
+                 "): after a power loss it may be gone");
+        });
+        if (made)
+            refresh_after_change("creating session '" + m.id + "'");
+        return made;
+    }
+
+    /// Moves each session of `ids` to `<root>/trash/<channel>/<id>-<ms>` by one rename
+    /// (storage.hpp, keeps_trash), under its lease (this object's, when it holds the
+    /// session; the lease then ends). With stale_before, a session is read under its lease
+    /// and left when it is pinned or was updated at or after stale_before. A failure of
+    /// one session is its outcome's error (session_busy, session_not_found,
+    /// invalid_session_id, storage_error), never thrown. The directories are synced, and
+    /// the index written, once for the whole batch.
+    std::vector<trash_outcome> trash(std::span<const session_id> ids, time_point deleted_at,
+                                     std::optional<time_point> stale_before) {
+        std::vector<trash_outcome> out;
+        out.reserve(ids.size());
+        auto bin = trash_bin();
+        bool moved = false;
+        for (const auto& id : ids) {
+            trash_outcome& o = out.emplace_back();
+            o.id = id;
+            try {
+                o.kept_because = trash_one(bin, id, deleted_at, stale_before);
+                o.moved = o.kept_because.empty();
+                moved = moved || o.moved;
+            } catch (...) {
+                o.error = std::current_exception();
+            }
+        }
+        if (!moved)
+            return out;
+        if (ops_.fsync(channel_fd_.get()) < 0 || ops_.fsync(bin.fd(false)) < 0)
+            note("sessions were moved to the trash, but " + channel_path() + " or " + bin.path() +
+                 " could not be synced (" + std::strerror(errno) +
+                 "): after a power loss some may be live again");
+        refresh_after_change("moving sessions to the trash");
+        return out;
+    }
+
+    /// Moves the most recently trashed session `id` back to `<channel>/<id>` by one
+    /// rename, and returns its metadata. Throws invalid_session_id, session_not_found
+    /// (not in the trash), session_exists (a live session has that id: nothing is
+    /// moved), storage_error (nothing moved; or, when the metadata cannot be read after
+    /// the move, the session is live again).
+    session_meta restore(const session_id& id) {
+        validate_session_id(id);
+        require_channel();
+        auto bin = trash_bin();
+        std::optional<detail::trash_entry> newest;
+        for (auto& e : bin.entries())
+            if (e.id == id && (!newest || e.ms > newest->ms))
+                newest = std::move(e);
+        if (!newest)
+            throw session_not_found(id, bin.path());
+        const std::string name = detail::trash_entry_name(id, newest->ms);
+        {
+            change_lock lock(ops_, log_, channel_, id);
+            if (ops_.rename_noreplace(bin.fd(false), name.c_str(), channel_fd_.get(), id.c_str()) <
+                0) {
+                if (errno == EEXIST)
+                    throw session_exists(id, "cannot restore session '" + id +
+                                                 "': a session with that id exists; nothing "
+                                                 "was moved");
+                detail::throw_errno("cannot restore session '" + id + "'", bin.path_of(name));
+            }
+        }
+        if (ops_.fsync(channel_fd_.get()) < 0 || ops_.fsync(bin.fd(false)) < 0)
+            note("session '" + id + "' was restored, but " + channel_path() + " or " + bin.path() +
+                 " could not be synced (" + std::strerror(errno) +
+                 "): after a power loss it may be in the trash again");
+        refresh_after_change("restoring session '" + id + "'");
+        if (auto m = find(id))
+            return *m;
+        throw session_not_found(id, root_.string()); // removed again meanwhile
+    }
+
+    /// Every trashed session of this store's channel, each read forward from its history
+    /// (not from the index); deleted_at comes from the entry's name. A trashed session
+    /// that cannot be read is left out and reported by take_diagnostics(). Removes what
+    /// interrupted purges left. Throws storage_error (the trash cannot be listed).
+    std::vector<trashed_session> list_trash() {
+        auto bin = trash_bin();
+        std::vector<trashed_session> out;
+        for (const auto& e : bin.entries()) {
+            const std::string name = detail::trash_entry_name(e.id, e.ms);
+            try {
+                auto st = detail::read_trashed(ops_, bin.fd(false), name, e.id, bin.path_of(name),
+                                               options_.max_record_bytes);
+                if (st.newer_version) {
+                    note("trashed session '" + e.id + "' (" + bin.path_of(name) +
+                         ") is in a newer history format; it is left out of the trash listing");
+                    continue;
+                }
+                out.push_back({std::move(st.meta), e.deleted_at()});
+            } catch (const storage_error& err) {
+                note("trashed session '" + e.id +
+                     "' cannot be read; it is left out of the "
+                     "trash listing: " +
+                     err.what());
+            }
+        }
+        return out;
+    }
+
+    /// Deletes the trashed session `id` trashed at `deleted_at` (to the millisecond), for
+    /// good: renamed to a `.purging-*` name, then removed (what a crash leaves of it is
+    /// removed by a later list_trash()). Throws invalid_session_id, session_not_found,
+    /// storage_error (nothing was deleted).
+    void purge(const session_id& id, time_point deleted_at) {
+        validate_session_id(id);
+        auto bin = trash_bin();
+        const int dir = bin.fd(false);
+        if (dir < 0)
+            throw session_not_found(id, bin.path());
+        const std::string name = detail::trash_entry_name(id, detail::trash_millis(deleted_at));
+        const std::string purging = ".purging-" + name + "-" + std::to_string(ops_.getpid()) + "-" +
+                                    std::to_string(detail::next_serial());
+        if (ops_.renameat(dir, name.c_str(), dir, purging.c_str()) < 0) {
+            if (errno == ENOENT)
+                throw session_not_found(id, bin.path());
+            detail::throw_errno("cannot purge trashed session '" + id + "'", bin.path_of(name));
+        }
+        // Purged from here on: what follows is tidying, never thrown (a later list_trash()
+        // removes what stays).
+        ops_.fsync(dir);
+        detail::remove_tree(ops_, dir, purging);
+    }
+
     // --- beyond the policy ------------------------------------------------------------
 
     const std::filesystem::path& root() const noexcept { return root_; }
@@ -584,6 +737,60 @@ private:
                               options_.sync == durability::full, what);
     }
 
+    // --- the trash ----------------------------------------------------------------
+
+    detail::channel_trash<Ops> trash_bin() { return {ops_, root_fd_.get(), root_, channel_}; }
+
+    // trash() for one session: "" when it was moved, else why it was left. Throws as
+    // remove() does.
+    std::string trash_one(detail::channel_trash<Ops>& bin, const session_id& id,
+                          time_point deleted_at, std::optional<time_point> stale_before) {
+        validate_session_id(id);
+        require_channel();
+        // LOCK_EX on changes.log, as remove() takes it: no creation is in flight.
+        change_lock exclusive(ops_, log_, channel_, id, change_lock::exclusive);
+        writer own;
+        auto held = writers_.find(id);
+        if (held == writers_.end())
+            own = detail::lease_session(place(), id, O_RDONLY,
+                                        "cannot move session '" + id +
+                                            "' to the trash: cannot open it to take its lock");
+        const int fd = held != writers_.end() ? held->second.file.get() : own.file.get();
+        if (stale_before) {
+            std::vector<diagnostic> ignored;
+            const auto st = read_state(id, fd, ignored);
+            if (st.meta.pinned)
+                return "it is pinned";
+            if (!(st.meta.updated_at < *stale_before))
+                return "it was saved into since it was listed";
+        }
+        const int to = bin.fd(true);
+        std::int64_t ms = detail::trash_millis(deleted_at);
+        for (int tries = 0;; ++tries, ++ms) {
+            const std::string name = detail::trash_entry_name(id, ms);
+            if (ops_.rename_noreplace(channel_fd_.get(), id.c_str(), to, name.c_str()) == 0)
+                break;
+            if (errno != EEXIST || tries == 1000)
+                detail::throw_errno("cannot move session '" + id + "' to the trash",
+                                    session_path(id));
+        }
+        exclusive.release();
+        writers_.erase(id); // only now: if the rename failed, the session stays open here
+        own = writer{};
+        index_.forget(channel_, id);
+        return {};
+    }
+
+    // After a change this object made: the index brought up to date and written; a
+    // failure is a note (the change is made).
+    void refresh_after_change(const std::string& what) {
+        try {
+            refresh_index(true);
+        } catch (const storage_error& e) {
+            note("after " + what + ": " + e.what());
+        }
+    }
+
     // --- the index and the quarantine ---------------------------------------------
 
     // What the index needs of this store, for one call.
@@ -628,6 +835,7 @@ private:
 using jsonl_store = basic_jsonl_store<>;
 
 static_assert(session_storage<jsonl_store> && streams_exchanges<jsonl_store> &&
-              streams_records<jsonl_store> && searches_text<jsonl_store>);
+              streams_records<jsonl_store> && searches_text<jsonl_store> &&
+              creates_whole_sessions<jsonl_store> && keeps_trash<jsonl_store>);
 
 } // namespace dexter::sessions

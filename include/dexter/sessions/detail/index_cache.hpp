@@ -6,10 +6,10 @@
 // win: catching up with changes.log, noticing sessions added or removed behind the
 // store's back (channel directory mtimes, one fstatat per session on a list), reading a
 // changed history again, finishing deletions that crashed, and cleaning up sessions whose
-// creation was interrupted. Reading and writing index.json itself (size cap, quarantine,
-// index.lock) is index_file.hpp's. The index is a cache: a failure to write it is a note,
-// never an error; a failure to read a history or list a directory is an error, never
-// "absent".
+// creation was interrupted (an unborn session, a `.new-*` build directory). Reading and
+// writing index.json itself (size cap, quarantine, index.lock) is index_file.hpp's. The
+// index is a cache: a failure to write it is a note, never an error; a failure to read a
+// history or list a directory is an error, never "absent".
 #pragma once
 
 #include <dexter/sessions/detail/change_log.hpp>
@@ -19,6 +19,7 @@
 #include <dexter/sessions/detail/posix.hpp>
 #include <dexter/sessions/detail/quarantine.hpp>
 #include <dexter/sessions/detail/record_codec.hpp>
+#include <dexter/sessions/detail/session_builder.hpp>
 #include <dexter/sessions/id.hpp>
 #include <dexter/sessions/storage.hpp>
 #include <dexter/sessions/types.hpp>
@@ -368,6 +369,8 @@ private:
                 on_disk.insert(n);
             else if (n.starts_with(".deleted-") && name == c.channel)
                 finish_deletion(c, n);
+            else if (is_build_directory(n) && name == c.channel)
+                remove_build_leftover(c.ops, c.channel_fd, n);
         }
         std::erase_if(cd.sessions, [&](const auto& kv) { return !on_disk.count(kv.first); });
         bool all_read = true;

@@ -120,10 +120,19 @@ public:
             data = {};
             loaded_ = true;
             seen_ = st;
-            note_once(c.notes,
-                      "index.json has format version " + std::to_string(decoded.version) +
-                          ", newer than this library writes (1): it is left untouched, and "
-                          "sessions are listed from the history files");
+            note_once(c.notes, "index.json has format version " + std::to_string(decoded.version) +
+                                   ", newer than this library writes (" +
+                                   std::to_string(index_format_version) +
+                                   "): it is left untouched, and "
+                                   "sessions are listed from the history files");
+            return true;
+        }
+        if (decoded.state == index_decode::status::older) {
+            // Written by an older library: it lacks what this one lists (pins). Rebuilt
+            // from the history files and written over, quietly: nothing is wrong with it.
+            data = {};
+            loaded_ = true;
+            seen_ = st;
             return true;
         }
         if (decoded.state == index_decode::status::corrupt)

@@ -18,7 +18,9 @@
 
 namespace dexter::sessions::detail {
 
-inline constexpr std::uint64_t index_format_version = 1;
+/// 2: entries hold "pinned" and "forked_from". An index of version 1 cannot hold them,
+/// so it is not trusted: the store rebuilds it from the history files.
+inline constexpr std::uint64_t index_format_version = 2;
 
 /// What the index knows of one session: its metadata as of `size` bytes of its history
 /// (the end of the last complete line read) holding `lines` lines.
@@ -64,6 +66,11 @@ inline std::string encode_index(const index_data& idx) {
             o["lines"] = e.lines;
             if (!e.meta.extra.empty())
                 o["extra"] = e.meta.extra;
+            if (e.meta.pinned)
+                o["pinned"] = true;
+            if (e.meta.forked_from)
+                o["forked_from"] =
+                    json::object{{"id", e.meta.forked_from->id}, {"seq", e.meta.forked_from->seq}};
             if (e.newer_version)
                 o["newer_version"] = e.newer_version;
             o["ino"] = e.ino;
@@ -91,7 +98,8 @@ inline std::string encode_index(const index_data& idx) {
 
 /// The outcome of reading index.json.
 struct index_decode {
-    enum class status { ok, corrupt, newer } state = status::corrupt;
+    /// older: a version before index_format_version, rebuilt without a word
+    enum class status { ok, corrupt, newer, older } state = status::corrupt;
     std::string why;           ///< for corrupt
     std::uint64_t version = 0; ///< for newer
     index_data data;
@@ -196,6 +204,12 @@ inline index_decode decode_index(std::string_view text) {
                 } else if (k == "extra") {
                     if (v.is_object())
                         e.meta.extra = json::object(v.get_object(), json::storage_ptr());
+                } else if (k == "pinned") {
+                    if (v.is_bool())
+                        e.meta.pinned = v.get_bool();
+                } else if (k == "forked_from") {
+                    if (v.is_object())
+                        e.meta.forked_from = read_origin(v.get_object());
                 } else if (k == "newer_version") {
                     as_uint(e.newer_version);
                 } else if (k == "ino") {
@@ -218,7 +232,11 @@ inline index_decode decode_index(std::string_view text) {
             cd.sessions.emplace(e.meta.id, std::move(e));
         }
     }
-    out.state = index_decode::status::ok;
+    // An older version that is well formed: not damaged, but not to be trusted either
+    // (it cannot hold what this version lists).
+    out.state =
+        version < index_format_version ? index_decode::status::older : index_decode::status::ok;
+    out.version = version;
     return out;
 }
 

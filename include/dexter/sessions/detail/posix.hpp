@@ -16,6 +16,7 @@
 #include <sys/file.h>
 #include <sys/stat.h>
 #include <sys/statfs.h>
+#include <sys/syscall.h>
 #include <sys/sysmacros.h>
 #include <sys/types.h>
 #include <unistd.h>
@@ -64,6 +65,9 @@ private:
     int fd_ = -1;
 };
 
+/// RENAME_NOREPLACE of renameat2 (linux/fs.h), without that header.
+inline constexpr unsigned rename_noreplace_flag = 1u;
+
 /// One entry of a directory listing.
 struct dir_entry {
     std::string name;
@@ -97,6 +101,12 @@ struct posix_ops {
     int mkdirat(int dirfd, const char* path, mode_t mode) { return ::mkdirat(dirfd, path, mode); }
     int renameat(int from_dir, const char* from, int to_dir, const char* to) {
         return ::renameat(from_dir, from, to_dir, to);
+    }
+    /// renameat2(RENAME_NOREPLACE): renames only if `to` does not exist (EEXIST if it
+    /// does), atomically.
+    int rename_noreplace(int from_dir, const char* from, int to_dir, const char* to) {
+        return static_cast<int>(
+            ::syscall(SYS_renameat2, from_dir, from, to_dir, to, rename_noreplace_flag));
     }
     int unlinkat(int dirfd, const char* path, int flags) { return ::unlinkat(dirfd, path, flags); }
     int fstat(int fd, struct stat* st) { return ::fstat(fd, st); }
@@ -188,6 +198,7 @@ concept file_ops = std::movable<T> &&
     { o.flock(fd, flags) } -> std::same_as<int>;
     { o.mkdirat(fd, path, mode) } -> std::same_as<int>;
     { o.renameat(fd, path, fd, path) } -> std::same_as<int>;
+    { o.rename_noreplace(fd, path, fd, path) } -> std::same_as<int>;
     { o.unlinkat(fd, path, flags) } -> std::same_as<int>;
     { o.fstat(fd, st) } -> std::same_as<int>;
     { o.fstatat(fd, path, st, flags) } -> std::same_as<int>;

@@ -1,0 +1,526 @@
+// SPDX-License-Identifier: BSL-1.0
+// jsonl_store's changes on real files: a session created whole (create_whole), the trash
+// (trash, restore, list_trash, purge), pins and the fork origin kept in the history and
+// the index, and what interrupted changes leave behind.
+#include <dexter/sessions/jsonl_store.hpp>
+
+#define BOOST_TEST_MODULE jsonl_store_change
+#include <boost/test/unit_test.hpp>
+
+#include "support/history_files.hpp"
+#include "support/temp_dir.hpp"
+
+#include <fcntl.h>
+#include <sys/file.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <chrono>
+#include <cstdint>
+#include <filesystem>
+#include <map>
+#include <memory>
+#include <optional>
+#include <stdexcept>
+#include <string>
+#include <vector>
+
+namespace ds = dexter::sessions;
+namespace fs = std::filesystem;
+using namespace dexter::sessions::test;
+
+namespace {
+
+std::int64_t millis(ds::time_point t) {
+    return std::chrono::floor<std::chrono::milliseconds>(t).time_since_epoch().count();
+}
+
+// The names in `dir` that start with `prefix`.
+std::vector<std::string> names_starting(const fs::path& dir, const std::string& prefix) {
+    std::vector<std::string> out;
+    std::error_code ec;
+    for (const auto& e : fs::directory_iterator(dir, ec))
+        if (e.path().filename().string().starts_with(prefix))
+            out.push_back(e.path().filename().string());
+    return out;
+}
+
+// A filler that adds exchanges `seqs` (make_exchange) and, after them, a new title.
+ds::session_filler filler(std::vector<std::uint64_t> seqs, std::string title = {}) {
+    return [seqs, title](ds::session_sink& sink) {
+        for (auto seq : seqs)
+            sink.add(make_exchange(seq), {});
+        if (!title.empty()) {
+            ds::session_meta m;
+            m.title = title;
+            m.pinned = true;
+            sink.update(m);
+        }
+    };
+}
+
+mode_t mode_of(const fs::path& p) {
+    struct stat st {};
+    if (::stat(p.c_str(), &st) < 0)
+        throw std::runtime_error("cannot stat " + p.string());
+    return st.st_mode & 07777;
+}
+
+// Counts the index rewrites (renames onto index.json) a store makes.
+struct counting_index_writes : ds::detail::posix_ops {
+    std::shared_ptr<int> index_writes = std::make_shared<int>(0);
+    int renameat(int from_dir, const char* from, int to_dir, const char* to) {
+        if (std::string_view(to) == "index.json")
+            ++*index_writes;
+        return posix_ops::renameat(from_dir, from, to_dir, to);
+    }
+};
+
+} // namespace
+
+// --- create_whole ----------------------------------------------------------------------
+
+BOOST_AUTO_TEST_CASE(create_whole_writes_one_history_in_place_and_leaves_the_session_closed) {
+    temp_dir dir;
+    ds::jsonl_store store{dir.path(), "cli", unsynced};
+    ds::session_meta m = make_meta("whole001");
+    m.forked_from = ds::session_origin{"origin01", 4};
+    BOOST_TEST(store.create_whole(m, filler({1, 2, 5}, "renamed")));
+    const auto lines = lines_of(read_bytes(history(dir.path(), m.id)));
+    BOOST_TEST_REQUIRE(lines.size() == 5u); // header, three exchanges, one meta
+    BOOST_TEST(lines[2] == line_of(make_exchange(2)));
+    BOOST_TEST(names_starting(dir.path() / "cli", ".").empty());
+    BOOST_TEST(mode_of(history(dir.path(), m.id)) == 0600u);
+
+    const auto found = store.find(m.id);
+    BOOST_TEST_REQUIRE(found.has_value());
+    BOOST_TEST(found->exchange_count == 5u); // a gap is kept: the last seq
+    BOOST_TEST(found->title == "renamed");
+    BOOST_TEST(found->pinned);
+    BOOST_TEST((found->forked_from == ds::session_origin{"origin01", 4}));
+    BOOST_TEST((found->updated_at == make_exchange(5).timestamp));
+    const auto loaded = store.load(m.id);
+    BOOST_TEST((seqs(loaded) == std::vector<std::uint64_t>{1, 2, 5}));
+    check_contents(loaded);
+
+    // Closed: another store object may open it at once.
+    ds::jsonl_store other{dir.path(), "cli", unsynced};
+    BOOST_TEST(other.open(m.id).exchange_count == 5u);
+}
+
+BOOST_AUTO_TEST_CASE(create_whole_copies_a_record_in_the_written_form_and_encodes_any_other) {
+    temp_dir dir;
+    ds::jsonl_store store{dir.path(), "cli", unsynced};
+    const ds::exchange one = make_exchange(1), two = make_exchange(2);
+    // Exchange 1's line with a field this library does not write: copied as it is.
+    std::string kept = line_of(one);
+    kept.insert(kept.size() - 1, R"(,"x_note":"kept")");
+    BOOST_TEST(store.create_whole(make_meta("copy0001"), [&](ds::session_sink& sink) {
+        sink.add(one, kept);
+        sink.add(two, line_of(make_exchange(3))); // the record of another seq: not copied
+    }));
+    const auto lines = lines_of(read_bytes(history(dir.path(), "copy0001")));
+    BOOST_TEST_REQUIRE(lines.size() == 3u);
+    BOOST_TEST(lines[1] == kept);
+    BOOST_TEST(lines[2] == line_of(two));
+}
+
+BOOST_AUTO_TEST_CASE(create_whole_writes_a_large_session_in_bounded_pieces) {
+    temp_dir dir;
+    ds::jsonl_store store{dir.path(), "cli", unsynced};
+    // 48 exchanges of 100 KiB: several flushes of the builder's buffer.
+    BOOST_TEST(store.create_whole(make_meta("large001"), [](ds::session_sink& sink) {
+        for (std::uint64_t seq = 1; seq <= 48; ++seq) {
+            ds::exchange ex = make_exchange(seq);
+            ex.answer += std::string(100 * 1024, 'z');
+            sink.add(ex, {});
+        }
+    }));
+    const auto loaded = store.load("large001");
+    BOOST_TEST(loaded.exchanges.size() == 48u);
+    BOOST_TEST(loaded.diagnostics.empty());
+    BOOST_TEST(fs::file_size(history(dir.path(), "large001")) > 48u * 100 * 1024);
+}
+
+BOOST_AUTO_TEST_CASE(create_whole_returns_false_without_filling_when_the_id_is_taken) {
+    temp_dir dir;
+    save_session(dir.path(), "taken001", 2);
+    ds::jsonl_store store{dir.path(), "cli", unsynced};
+    const std::string before = read_bytes(history(dir.path(), "taken001"));
+    bool called = false;
+    BOOST_TEST(
+        !store.create_whole(make_meta("taken001"), [&](ds::session_sink&) { called = true; }));
+    BOOST_TEST(!called);
+    BOOST_TEST(read_bytes(history(dir.path(), "taken001")) == before);
+    BOOST_TEST(names_starting(dir.path() / "cli", ".").empty());
+}
+
+BOOST_AUTO_TEST_CASE(create_whole_throws_session_exists_when_the_id_is_taken_meanwhile) {
+    temp_dir dir;
+    ds::jsonl_store store{dir.path(), "cli", unsynced};
+    BOOST_CHECK_THROW(store.create_whole(make_meta("race0001"),
+                                         [&](ds::session_sink& sink) {
+                                             sink.add(make_exchange(1), {});
+                                             save_session(dir.path(), "race0001", 3);
+                                         }),
+                      ds::session_exists);
+    // The session made meanwhile is untouched, and nothing of the build remains.
+    BOOST_TEST(store.load("race0001").exchanges.size() == 3u);
+    BOOST_TEST(names_starting(dir.path() / "cli", ".").empty());
+}
+
+BOOST_AUTO_TEST_CASE(create_whole_leaves_nothing_when_the_filler_or_the_sink_throws) {
+    temp_dir dir;
+    ds::jsonl_store store{dir.path(), "cli", unsynced};
+    BOOST_CHECK_THROW(store.create_whole(make_meta("throw001"),
+                                         [](ds::session_sink& sink) {
+                                             sink.add(make_exchange(1), {});
+                                             throw std::runtime_error("the import failed");
+                                         }),
+                      std::runtime_error);
+    BOOST_CHECK_THROW(store.create_whole(make_meta("throw002"),
+                                         [](ds::session_sink& sink) {
+                                             sink.add(make_exchange(2), {});
+                                             sink.add(make_exchange(2), {}); // not after 2
+                                         }),
+                      ds::invalid_input);
+    BOOST_CHECK_THROW(store.create_whole(make_meta("throw003"),
+                                         [](ds::session_sink& sink) {
+                                             ds::exchange ex = make_exchange(1);
+                                             ex.answer = "\xff not UTF-8";
+                                             sink.add(ex, {});
+                                         }),
+                      ds::invalid_input);
+    ds::jsonl_store small{dir.path(), "cli", {ds::durability::process_crash, 4096}};
+    BOOST_CHECK_THROW(small.create_whole(make_meta("throw004"),
+                                         [](ds::session_sink& sink) {
+                                             ds::exchange ex = make_exchange(1);
+                                             ex.answer = std::string(8192, 'a');
+                                             sink.add(ex, {});
+                                         }),
+                      ds::invalid_input);
+    BOOST_TEST(store.list().empty());
+    BOOST_TEST(entries(dir.path() / "cli").empty());
+}
+
+BOOST_AUTO_TEST_CASE(a_build_in_progress_is_invisible_and_not_cleaned_up_by_another_store) {
+    temp_dir dir;
+    ds::jsonl_store store{dir.path(), "cli", unsynced};
+    bool checked = false;
+    BOOST_TEST(store.create_whole(make_meta("build001"), [&](ds::session_sink& sink) {
+        sink.add(make_exchange(1), {});
+        ds::jsonl_store other{dir.path(), "cli", unsynced};
+        BOOST_TEST(other.list().empty());
+        BOOST_TEST(!other.find("build001").has_value());
+        BOOST_CHECK_THROW(other.load("build001"), ds::session_not_found);
+        // Its directory survives the other store's listing (which cleans leftovers).
+        BOOST_TEST(names_starting(dir.path() / "cli", ".new-build001-").size() == 1u);
+        checked = true;
+        sink.add(make_exchange(2), {});
+    }));
+    BOOST_TEST(checked);
+    ds::jsonl_store later{dir.path(), "cli", unsynced};
+    BOOST_TEST(later.load("build001").exchanges.size() == 2u);
+}
+
+BOOST_AUTO_TEST_CASE(leftovers_of_builds_are_removed_unless_a_builder_holds_them) {
+    temp_dir dir;
+    save_session(dir.path(), "live0001", 1);
+    const fs::path cli = dir.path() / "cli";
+    // A crashed build (its history unlocked), and one that died before its history.
+    fs::create_directory(cli / ".new-dead0001-999999999-1");
+    write_bytes(cli / ".new-dead0001-999999999-1" / "history.jsonl", "{\"type\":\"sess");
+    fs::create_directory(cli / ".new-dead0002-999999999-2");
+    // A build in progress: its history held with flock(LOCK_EX).
+    fs::create_directory(cli / ".new-held0001-1-3");
+    write_bytes(cli / ".new-held0001-1-3" / "history.jsonl", "");
+    const int held =
+        ::open((cli / ".new-held0001-1-3" / "history.jsonl").c_str(), O_RDONLY | O_CLOEXEC);
+    BOOST_TEST_REQUIRE(held >= 0);
+    BOOST_TEST_REQUIRE(::flock(held, LOCK_EX) == 0);
+    fs::remove(dir.path() / "index.json"); // a full verification lists the channel
+
+    ds::jsonl_store store{dir.path(), "cli", unsynced};
+    const auto listed = store.list();
+    BOOST_TEST(listed.size() == 1u);
+    BOOST_TEST((names_starting(cli, ".") == std::vector<std::string>{".new-held0001-1-3"}));
+    ::close(held);
+}
+
+// --- pins and forks in the index ---------------------------------------------------------
+
+BOOST_AUTO_TEST_CASE(pinned_and_forked_from_survive_a_reopen_and_an_index_rebuild) {
+    temp_dir dir;
+    {
+        ds::jsonl_store store{dir.path(), "cli", unsynced};
+        ds::session_meta m = make_meta("pin00001");
+        m.pinned = true;
+        m.forked_from = ds::session_origin{"origin01", 7};
+        BOOST_TEST_REQUIRE(store.create(m));
+        append_exchange(store, m, make_exchange(1));
+        store.close(m.id);
+        ds::session_meta n = make_meta("pin00002");
+        BOOST_TEST_REQUIRE(store.create(n));
+        n.pinned = true;
+        store.update(n); // pinned by an update
+        BOOST_TEST(store.open(n.id).pinned);
+        store.close(n.id);
+        ds::session_meta o = make_meta("pin00003");
+        o.pinned = true;
+        BOOST_TEST_REQUIRE(store.create(o));
+        o.pinned = false;
+        store.update(o); // unpinned by an update
+        store.close(o.id);
+        store.list(); // writes the index
+    }
+    auto check = [&](const std::string& when) {
+        BOOST_TEST_CONTEXT(when) {
+            ds::jsonl_store store{dir.path(), "cli", unsynced};
+            std::map<std::string, ds::session_meta> by_id;
+            for (auto& m : store.list())
+                by_id[m.id] = m;
+            BOOST_TEST_REQUIRE(by_id.size() == 3u);
+            BOOST_TEST(by_id["pin00001"].pinned);
+            BOOST_TEST((by_id["pin00001"].forked_from == ds::session_origin{"origin01", 7}));
+            BOOST_TEST(by_id["pin00002"].pinned);
+            BOOST_TEST(!by_id["pin00002"].forked_from.has_value());
+            BOOST_TEST(!by_id["pin00003"].pinned);
+            BOOST_TEST(store.find("pin00001")->pinned);
+            BOOST_TEST(store.open("pin00001").pinned);
+        }
+    };
+    check("from the index");
+    const std::string index = read_bytes(dir.path() / "index.json");
+    BOOST_TEST(contains(index, R"("pinned":true)"));
+    BOOST_TEST(contains(index, R"("forked_from":{"id":"origin01","seq":7})"));
+    fs::remove(dir.path() / "index.json");
+    check("after the index was rebuilt");
+}
+
+BOOST_AUTO_TEST_CASE(an_index_of_version_1_is_rebuilt_quietly) {
+    temp_dir dir;
+    {
+        ds::jsonl_store store{dir.path(), "cli", unsynced};
+        ds::session_meta m = make_meta("pin00001");
+        m.pinned = true;
+        BOOST_TEST_REQUIRE(store.create(m));
+        store.close(m.id);
+        store.list();
+    }
+    // What a library writing version 1 left: no pins, and version 1.
+    std::string index = read_bytes(dir.path() / "index.json");
+    BOOST_TEST_REQUIRE(contains(index, R"("version":2)"));
+    index.replace(index.find(R"("version":2)"), 11, R"("version":1)");
+    index.replace(index.find(R"("pinned":true)"), 13, R"("pinned":false)");
+    write_bytes(dir.path() / "index.json", index);
+
+    ds::jsonl_store store{dir.path(), "cli", unsynced};
+    const auto listed = store.list();
+    BOOST_TEST_REQUIRE(listed.size() == 1u);
+    BOOST_TEST(listed[0].pinned);
+    BOOST_TEST(store.take_diagnostics().empty()); // quietly
+    BOOST_TEST(entries(dir.path() / "quarantine").empty());
+    BOOST_TEST(contains(read_bytes(dir.path() / "index.json"), R"("version":2)"));
+}
+
+BOOST_AUTO_TEST_CASE(the_channel_trash_is_refused) {
+    temp_dir dir;
+    BOOST_CHECK_THROW((ds::jsonl_store{dir.path(), "trash"}), ds::invalid_channel);
+    BOOST_TEST(!ds::is_valid_channel("trash"));
+    BOOST_TEST(ds::is_valid_channel("trash2"));
+}
+
+// --- the trash ---------------------------------------------------------------------------
+
+BOOST_AUTO_TEST_CASE(trash_moves_whole_session_directories_under_trash_channel_id_ms) {
+    temp_dir dir;
+    save_session(dir.path(), "trash001", 2);
+    save_session(dir.path(), "trash002", 1);
+    save_session(dir.path(), "keep0001", 1);
+    ds::jsonl_store store{dir.path(), "cli", unsynced};
+    const ds::time_point when = at(1000) + std::chrono::milliseconds(1500);
+    const std::vector<ds::session_id> ids{"trash001", "trash002"};
+    const auto out = store.trash(ids, when, std::nullopt);
+    BOOST_TEST_REQUIRE(out.size() == 2u);
+    for (const auto& o : out) {
+        BOOST_TEST(o.moved);
+        BOOST_TEST(!o.error);
+    }
+    const fs::path bin = dir.path() / "trash" / "cli";
+    const std::string suffix = "-" + std::to_string(millis(when));
+    BOOST_TEST(fs::is_regular_file(bin / ("trash001" + suffix) / "history.jsonl"));
+    BOOST_TEST(fs::is_regular_file(bin / ("trash002" + suffix) / "history.jsonl"));
+    BOOST_TEST(mode_of(dir.path() / "trash") == 0700u);
+    BOOST_TEST(mode_of(bin) == 0700u);
+    BOOST_TEST(!fs::exists(dir.path() / "cli" / "trash001"));
+    BOOST_TEST(!store.find("trash001").has_value());
+    BOOST_CHECK_THROW(store.load("trash001"), ds::session_not_found);
+    BOOST_CHECK_THROW(store.open("trash001"), ds::session_not_found);
+    BOOST_TEST(store.list().size() == 1u);
+
+    // Another store object (another process) sees the same.
+    ds::jsonl_store other{dir.path(), "cli", unsynced};
+    BOOST_TEST(other.list().size() == 1u);
+    auto listed = other.list_trash();
+    BOOST_TEST_REQUIRE(listed.size() == 2u);
+    std::sort(listed.begin(), listed.end(),
+              [](const auto& a, const auto& b) { return a.meta.id < b.meta.id; });
+    BOOST_TEST(listed[0].meta.id == "trash001");
+    BOOST_TEST(listed[0].meta.exchange_count == 2u);
+    BOOST_TEST(listed[0].meta.title == "title of trash001");
+    BOOST_TEST(millis(listed[0].deleted_at) == millis(when));
+}
+
+BOOST_AUTO_TEST_CASE(trash_reports_each_session_it_could_not_move_and_moves_the_others) {
+    temp_dir dir;
+    save_session(dir.path(), "busy0001", 1);
+    save_session(dir.path(), "mine0001", 1);
+    save_session(dir.path(), "free0001", 1);
+    ds::jsonl_store holder{dir.path(), "cli", unsynced};
+    holder.open("busy0001");
+    ds::jsonl_store store{dir.path(), "cli", unsynced};
+    store.open("mine0001"); // held by the trashing object itself: allowed
+    const std::vector<ds::session_id> ids{"busy0001", "gone0001", "mine0001", "free0001", "BAD"};
+    const auto out = store.trash(ids, at(5), std::nullopt);
+    BOOST_TEST_REQUIRE(out.size() == 5u);
+    BOOST_CHECK_THROW(std::rethrow_exception(out[0].error), ds::session_busy);
+    BOOST_CHECK_THROW(std::rethrow_exception(out[1].error), ds::session_not_found);
+    BOOST_TEST(out[2].moved);
+    BOOST_TEST(out[3].moved);
+    BOOST_CHECK_THROW(std::rethrow_exception(out[4].error), ds::invalid_session_id);
+    BOOST_TEST(!out[0].moved);
+    BOOST_TEST(store.find("busy0001").has_value());
+    // The lease of mine0001 ended with the move: it can be restored and opened again.
+    store.restore("mine0001");
+    ds::jsonl_store third{dir.path(), "cli", unsynced};
+    BOOST_TEST(third.open("mine0001").exchange_count == 1u);
+}
+
+BOOST_AUTO_TEST_CASE(trash_with_stale_before_leaves_pinned_and_recent_sessions) {
+    temp_dir dir;
+    save_session(dir.path(), "old00001", 2); // updated at at(20)
+    save_session(dir.path(), "new00001", 5); // updated at at(50)
+    {
+        ds::jsonl_store store{dir.path(), "cli", unsynced};
+        ds::session_meta m = make_meta("pinned01");
+        m.pinned = true;
+        BOOST_TEST_REQUIRE(store.create(m));
+        store.close(m.id);
+    }
+    ds::jsonl_store store{dir.path(), "cli", unsynced};
+    const std::vector<ds::session_id> ids{"old00001", "new00001", "pinned01"};
+    const auto out = store.trash(ids, at(100), at(30));
+    BOOST_TEST(out[0].moved);
+    BOOST_TEST(!out[1].moved);
+    BOOST_TEST(out[1].kept_because == "it was saved into since it was listed");
+    BOOST_TEST(!out[2].moved);
+    BOOST_TEST(out[2].kept_because == "it is pinned");
+    BOOST_TEST(!out[1].error);
+    BOOST_TEST(store.list().size() == 2u);
+}
+
+BOOST_AUTO_TEST_CASE(a_batch_writes_the_index_once) {
+    temp_dir dir;
+    std::vector<ds::session_id> ids;
+    for (int i = 0; i < 12; ++i) {
+        ids.push_back("batch0" + std::string(i < 10 ? "0" : "") + std::to_string(i));
+        save_session(dir.path(), ids.back(), 1);
+    }
+    counting_index_writes ops;
+    ds::basic_jsonl_store<counting_index_writes> store{dir.path(), "cli", unsynced, ops};
+    store.list();
+    *ops.index_writes = 0;
+    const auto out = store.trash(ids, at(5), std::nullopt);
+    for (const auto& o : out)
+        BOOST_TEST(o.moved);
+    BOOST_TEST(*ops.index_writes == 1);
+}
+
+BOOST_AUTO_TEST_CASE(restore_brings_back_the_most_recently_trashed_and_refuses_a_clash) {
+    temp_dir dir;
+    ds::jsonl_store store{dir.path(), "cli", unsynced};
+    ds::jsonl_store watcher{dir.path(), "cli", unsynced};
+    save_session(dir.path(), "again001", 1);
+    const std::vector<ds::session_id> ids{"again001"};
+    BOOST_TEST(store.trash(ids, at(7), std::nullopt)[0].moved);
+    save_session(dir.path(), "again001", 3); // the id used again, and trashed at the same ms
+    BOOST_TEST(watcher.list().size() == 1u);
+    BOOST_TEST(store.trash(ids, at(7), std::nullopt)[0].moved);
+    const fs::path bin = dir.path() / "trash" / "cli";
+    const auto ms = millis(at(7));
+    BOOST_TEST(fs::exists(bin / ("again001-" + std::to_string(ms))));
+    BOOST_TEST(fs::exists(bin / ("again001-" + std::to_string(ms + 1))));
+    BOOST_TEST(watcher.list().empty());
+
+    save_session(dir.path(), "again001", 2); // a live session with that id
+    BOOST_CHECK_THROW(store.restore("again001"), ds::session_exists);
+    BOOST_TEST(store.list_trash().size() == 2u);
+    BOOST_TEST(store.load("again001").exchanges.size() == 2u);
+    store.remove("again001");
+
+    const auto back = store.restore("again001");
+    BOOST_TEST(back.exchange_count == 3u); // the most recent: at ms + 1
+    BOOST_TEST(watcher.find("again001")->exchange_count == 3u);
+    BOOST_TEST(watcher.list().size() == 1u);
+    BOOST_TEST(store.list_trash().size() == 1u);
+    BOOST_CHECK_THROW(store.restore("never001"), ds::session_not_found);
+    BOOST_CHECK_THROW(store.restore("NOT AN ID"), ds::invalid_session_id);
+}
+
+BOOST_AUTO_TEST_CASE(purge_deletes_one_trashed_session_for_good) {
+    temp_dir dir;
+    save_session(dir.path(), "purge001", 1);
+    save_session(dir.path(), "purge002", 1);
+    ds::jsonl_store store{dir.path(), "cli", unsynced};
+    BOOST_CHECK_THROW(store.purge("purge001", at(3)), ds::session_not_found); // no trash yet
+    const std::vector<ds::session_id> ids{"purge001", "purge002"};
+    store.trash(ids, at(3), std::nullopt);
+    BOOST_CHECK_THROW(store.purge("purge001", at(4)), ds::session_not_found);
+    store.purge("purge001", at(3));
+    BOOST_CHECK_THROW(store.purge("purge001", at(3)), ds::session_not_found);
+    const auto left = store.list_trash();
+    BOOST_TEST_REQUIRE(left.size() == 1u);
+    BOOST_TEST(left[0].meta.id == "purge002");
+    BOOST_TEST(entries(dir.path() / "trash" / "cli").size() == 1u);
+    BOOST_CHECK_THROW(store.restore("purge001"), ds::session_not_found);
+}
+
+BOOST_AUTO_TEST_CASE(list_trash_skips_what_it_cannot_read_and_removes_purge_leftovers) {
+    temp_dir dir;
+    save_session(dir.path(), "fine0001", 1);
+    ds::jsonl_store store{dir.path(), "cli", unsynced};
+    BOOST_TEST(store.list_trash().empty()); // no trash directory yet
+    const std::vector<ds::session_id> ids{"fine0001"};
+    store.trash(ids, at(3), std::nullopt);
+    const fs::path bin = dir.path() / "trash" / "cli";
+    fs::create_directory(bin / "nohist01-5");              // no history: noted, skipped
+    fs::create_directory(bin / "not-an-entry");            // not a trash name: skipped
+    fs::create_directory(bin / ".purging-gone0001-9-1-2"); // a purge cut short: removed
+    write_bytes(bin / ".purging-gone0001-9-1-2" / "history.jsonl", "x");
+    store.take_diagnostics();
+    const auto listed = store.list_trash();
+    BOOST_TEST_REQUIRE(listed.size() == 1u);
+    BOOST_TEST(listed[0].meta.id == "fine0001");
+    BOOST_TEST(mentions(store.take_diagnostics(), "nohist01"));
+    BOOST_TEST(!fs::exists(bin / ".purging-gone0001-9-1-2"));
+    BOOST_TEST(fs::exists(bin / "not-an-entry"));
+}
+
+BOOST_AUTO_TEST_CASE(the_trash_is_per_channel) {
+    temp_dir dir;
+    ds::jsonl_store cli{dir.path(), "cli", unsynced};
+    ds::jsonl_store web{dir.path(), "web", unsynced};
+    BOOST_TEST_REQUIRE(cli.create(make_meta("chan0001")));
+    cli.close("chan0001");
+    const std::vector<ds::session_id> ids{"chan0001"};
+    BOOST_TEST(cli.trash(ids, at(1), std::nullopt)[0].moved);
+    BOOST_TEST(web.list_trash().empty());
+    BOOST_CHECK_THROW(web.restore("chan0001"), ds::session_not_found);
+    BOOST_TEST(cli.list_trash().size() == 1u);
+    // The trash directory is not taken for a channel by a full verification.
+    fs::remove(dir.path() / "index.json");
+    ds::jsonl_store fresh{dir.path(), "cli", unsynced};
+    BOOST_TEST(fresh.list().empty());
+    BOOST_TEST(fresh.take_diagnostics().empty());
+}
