@@ -21,12 +21,14 @@
 
 #include <algorithm>
 #include <chrono>
+#include <cstddef>
 #include <cstdint>
 #include <cstdlib>
 #include <cstring>
 #include <filesystem>
 #include <fstream>
 #include <iostream>
+#include <iterator>
 #include <map>
 #include <optional>
 #include <random>
@@ -92,6 +94,12 @@ std::string small_query(std::uint64_t seq) {
 }
 std::string small_answer(std::uint64_t seq) {
     return "small answer " + std::to_string(seq) + " \"quoted\"\n";
+}
+
+/// The answers of the forked session: 2,000 of them make some 1.5 MB, more than a
+/// builder holds before it writes.
+std::string fork_answer(std::uint64_t seq) {
+    return small_answer(seq) + std::string(600, static_cast<char>('a' + seq % 26));
 }
 
 /// n new sessions of 1 to 3 exchanges; their ids and exchange counts.
@@ -328,7 +336,7 @@ BOOST_AUTO_TEST_CASE(sigkill_during_fork_leaves_no_fork_or_a_whole_one) {
         manager m = quick_manager(dir.path());
         m.start_new();
         for (std::uint64_t s = 1; s <= source_count; ++s)
-            m.save_exchange(small_query(s), small_answer(s));
+            m.save_exchange(small_query(s), fork_answer(s));
         source = m.current()->id;
     }
     std::map<std::string, std::uint64_t> known = make_sessions(dir.path(), 3);
@@ -336,9 +344,24 @@ BOOST_AUTO_TEST_CASE(sigkill_during_fork_leaves_no_fork_or_a_whole_one) {
     round_stats stats;
     int forks = 0;
     for (int r = 0; r < kill_rounds(); ++r) {
-        const kill_plan plan = random_plan(rng, 3);
+        const kill_plan plan = random_plan(rng, 2, 2); // half at the rename that publishes it
         BOOST_TEST_CONTEXT("seed " << base_seed() << ", round " << r << ", " << describe(plan)) {
             const auto said = run_and_kill({"fork", dir.path().string(), source}, plan, stats);
+            // Before any store looks (and tidies): no part of a fork under any id, only
+            // a whole one (its header and every exchange, each on a complete line).
+            for (const auto& id : session_dirs(dir.path())) {
+                if (known.count(id))
+                    continue;
+                const fs::path h = dir.path() / "cli" / id / "history.jsonl";
+                std::ifstream in(h, std::ios::binary);
+                const std::string raw{std::istreambuf_iterator<char>(in), {}};
+                BOOST_TEST_CONTEXT("session directory " << id << " holding " << raw.size()
+                                                        << " bytes of history") {
+                    BOOST_REQUIRE(!raw.empty() && raw.back() == '\n');
+                    BOOST_REQUIRE_EQUAL(std::count(raw.begin(), raw.end(), '\n'),
+                                        static_cast<std::ptrdiff_t>(source_count + 1));
+                }
+            }
             const census c = check_places(dir.path(), known, false);
             stats.leftovers += c.leftovers > 0;
             BOOST_TEST_INFO(c.unknown_live.size() << " new live sessions");
@@ -363,7 +386,7 @@ BOOST_AUTO_TEST_CASE(sigkill_during_fork_leaves_no_fork_or_a_whole_one) {
             for (std::uint64_t i = 0; i < source_count; ++i) {
                 BOOST_REQUIRE_EQUAL(loaded.exchanges[i].seq, i + 1);
                 BOOST_REQUIRE(loaded.exchanges[i].query == small_query(i + 1));
-                BOOST_REQUIRE(loaded.exchanges[i].answer == small_answer(i + 1));
+                BOOST_REQUIRE(loaded.exchanges[i].answer == fork_answer(i + 1));
             }
             // Gone again, so that the next round starts from the same sessions.
             quick_manager(dir.path()).delete_session(f.id, ds::deletion::permanent);
