@@ -11,8 +11,10 @@
 #include "support/temp_dir.hpp"
 
 #include <fcntl.h>
+#include <signal.h>
 #include <sys/file.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -246,6 +248,66 @@ BOOST_AUTO_TEST_CASE(leftovers_of_builds_are_removed_unless_a_builder_holds_them
     BOOST_TEST(listed.size() == 1u);
     BOOST_TEST((names_starting(cli, ".") == std::vector<std::string>{".new-held0001-1-3"}));
     ::close(held);
+}
+
+BOOST_AUTO_TEST_CASE(a_builder_killed_midway_leaves_no_session_and_its_leftover_goes) {
+    temp_dir dir;
+    { ds::jsonl_store make{dir.path(), "cli", unsynced}; } // the channel directory
+    int ready[2], hold[2];
+    BOOST_TEST_REQUIRE(::pipe(ready) == 0);
+    BOOST_TEST_REQUIRE(::pipe(hold) == 0);
+    const pid_t child = ::fork();
+    BOOST_TEST_REQUIRE(child >= 0);
+    if (child == 0) {
+        // The builder: writes more than one flush of the session, says so, and waits
+        // (for ever: it is killed) with its build unfinished.
+        ::close(ready[0]);
+        ::close(hold[1]);
+        try {
+            ds::jsonl_store store{dir.path(), "cli", unsynced};
+            store.create_whole(make_meta("killed01"), [&](ds::session_sink& sink) {
+                for (std::uint64_t seq = 1; seq <= 24; ++seq) {
+                    ds::exchange ex = make_exchange(seq);
+                    ex.answer += std::string(100 * 1024, 'k');
+                    sink.add(ex, {});
+                }
+                char c = 'r';
+                if (::write(ready[1], &c, 1) != 1)
+                    ::_exit(3);
+                [[maybe_unused]] const auto never = ::read(hold[0], &c, 1);
+            });
+        } catch (...) {
+            ::_exit(2);
+        }
+        ::_exit(1);
+    }
+    ::close(ready[1]);
+    ::close(hold[0]);
+    char c = 0;
+    BOOST_TEST_REQUIRE(::read(ready[0], &c, 1) == 1);
+    const fs::path cli = dir.path() / "cli";
+    {
+        // While it builds, another process sees no session, and leaves its directory.
+        ds::jsonl_store other{dir.path(), "cli", unsynced};
+        fs::remove(dir.path() / "index.json");
+        BOOST_TEST(other.list().empty());
+        BOOST_TEST(names_starting(cli, ".new-killed01-").size() == 1u);
+        BOOST_TEST(fs::file_size(cli / names_starting(cli, ".new-killed01-")[0] /
+                                 "history.jsonl") >= ds::detail::builder_flush_bytes);
+    }
+    ::kill(child, SIGKILL);
+    int status = 0;
+    ::waitpid(child, &status, 0);
+    ::close(ready[0]);
+    ::close(hold[1]);
+    BOOST_TEST(WIFSIGNALED(status));
+    BOOST_TEST(!fs::exists(cli / "killed01"));
+    // The next store that lists the channel after a change there removes the leftover.
+    save_session(dir.path(), "after001", 1);
+    ds::jsonl_store later{dir.path(), "cli", unsynced};
+    BOOST_TEST(later.list().size() == 1u);
+    BOOST_TEST(!later.find("killed01").has_value());
+    BOOST_TEST(names_starting(cli, ".").empty());
 }
 
 // --- pins and forks in the index ---------------------------------------------------------

@@ -249,9 +249,11 @@ BOOST_AUTO_TEST_CASE(index_that_is_a_fifo) {
 BOOST_AUTO_TEST_CASE(index_of_a_newer_version_is_left_untouched) {
     indexed_store s;
     std::string newer = read_bytes(s.index());
-    const auto v = newer.find("\"version\":1,");
+    const std::string current =
+        "\"version\":" + std::to_string(ds::detail::index_format_version) + ",";
+    const auto v = newer.find(current);
     BOOST_TEST_REQUIRE(v != std::string::npos);
-    newer.replace(v, 12, "\"version\":999,\"future\":[1,2,3],");
+    newer.replace(v, current.size(), "\"version\":999,\"future\":[1,2,3],");
     write_bytes(s.index(), newer);
     struct stat before {};
     ::stat(s.index().c_str(), &before);

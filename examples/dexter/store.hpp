@@ -14,6 +14,7 @@
 #include <cstddef>
 #include <cstdint>
 #include <optional>
+#include <span>
 #include <string>
 #include <string_view>
 #include <type_traits>
@@ -100,6 +101,51 @@ public:
                 return s.list_page(r);
             else
                 return sessions::page_of(s.list(), r);
+        });
+    }
+
+    // Changing sessions (storage.hpp: creates_whole_sessions, keeps_trash), forwarded to
+    // a store that has them; one that does not throws error, as the manager would.
+    bool create_whole(const sessions::session_meta& m, const sessions::session_filler& fill) {
+        return on([&](auto& s) -> bool {
+            if constexpr (sessions::creates_whole_sessions<std::remove_cvref_t<decltype(s)>>)
+                return s.create_whole(m, fill);
+            else
+                throw sessions::error("this store cannot create a session whole");
+        });
+    }
+    std::vector<sessions::trash_outcome> trash(std::span<const sessions::session_id> ids,
+                                               sessions::time_point deleted_at,
+                                               std::optional<sessions::time_point> stale_before) {
+        return on([&](auto& s) -> std::vector<sessions::trash_outcome> {
+            if constexpr (sessions::keeps_trash<std::remove_cvref_t<decltype(s)>>)
+                return s.trash(ids, deleted_at, stale_before);
+            else
+                throw sessions::error("this store keeps no trash");
+        });
+    }
+    sessions::session_meta restore(const sessions::session_id& id) {
+        return on([&](auto& s) -> sessions::session_meta {
+            if constexpr (sessions::keeps_trash<std::remove_cvref_t<decltype(s)>>)
+                return s.restore(id);
+            else
+                throw sessions::error("this store keeps no trash");
+        });
+    }
+    std::vector<sessions::trashed_session> list_trash() {
+        return on([&](auto& s) -> std::vector<sessions::trashed_session> {
+            if constexpr (sessions::keeps_trash<std::remove_cvref_t<decltype(s)>>)
+                return s.list_trash();
+            else
+                return {};
+        });
+    }
+    void purge(const sessions::session_id& id, sessions::time_point deleted_at) {
+        on([&](auto& s) {
+            if constexpr (sessions::keeps_trash<std::remove_cvref_t<decltype(s)>>)
+                s.purge(id, deleted_at);
+            else
+                throw sessions::error("this store keeps no trash");
         });
     }
 

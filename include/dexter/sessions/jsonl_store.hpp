@@ -611,10 +611,8 @@ public:
                 }
                 out.push_back({std::move(st.meta), e.deleted_at()});
             } catch (const storage_error& err) {
-                note("trashed session '" + e.id +
-                     "' cannot be read; it is left out of the "
-                     "trash listing: " +
-                     err.what());
+                note("trashed session '" + e.id + "' cannot be read (" + err.what() +
+                     "); it is left out of the trash listing");
             }
         }
         return out;
