@@ -191,8 +191,11 @@ census check_places(const fs::path& root, const std::map<std::string, std::uint6
         BOOST_TEST_CONTEXT("session " << id) {
             const bool live = p.live.count(id) == 1;
             const std::size_t in_trash = p.trash.count(id);
-            BOOST_TEST_INFO("live " << live << ", " << in_trash << " times in the trash");
+            BOOST_TEST_INFO((live ? "live" : "not live")
+                            << ", " << in_trash << " times in the trash");
             BOOST_REQUIRE(in_trash <= 1);
+            BOOST_TEST_INFO((live ? "live" : "not live")
+                            << ", " << in_trash << " times in the trash");
             if (may_be_purged)
                 BOOST_REQUIRE(!(live && in_trash == 1));
             else
