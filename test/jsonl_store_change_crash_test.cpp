@@ -467,6 +467,8 @@ BOOST_AUTO_TEST_CASE(sigkill_during_purge_deletes_whole_sessions_only) {
     std::mt19937_64 rng(base_seed() + 4);
     dexter::sessions::test::temp_dir dir;
     const auto bystanders = make_sessions(dir.path(), 5);
+    for (const auto& [id, n] : bystanders)
+        quick_manager(dir.path()).pin_session(id);
     round_stats stats;
     // Half the rounds, of 40 sessions: each round makes, trashes and purges them all,
     // which syncs some 250 directories.
@@ -474,10 +476,11 @@ BOOST_AUTO_TEST_CASE(sigkill_during_purge_deletes_whole_sessions_only) {
         const kill_plan plan = random_plan(rng, 60);
         BOOST_TEST_CONTEXT("seed " << base_seed() << ", round " << r << ", " << describe(plan)) {
             const auto doomed = make_sessions(dir.path(), 40);
-            {
+            { // to the trash in one batch (the bystanders are pinned)
                 manager m = quick_manager(dir.path());
-                for (const auto& [id, n] : doomed)
-                    m.delete_session(id);
+                const auto pruned = m.prune(every_session);
+                BOOST_REQUIRE(pruned.kept.empty());
+                BOOST_REQUIRE_EQUAL(pruned.moved.size(), doomed.size());
             }
             auto known = bystanders;
             known.insert(doomed.begin(), doomed.end());
