@@ -9,6 +9,7 @@
 #include <dexter/sessions.hpp>
 #include <dexter/sessions/jsonl_store.hpp>
 
+#include "change_figures.hpp"
 #include "read_figures.hpp"
 #include "report.hpp"
 #include "workload.hpp"
@@ -373,6 +374,7 @@ int main(int argc, char** argv) {
         return child_main(argc, argv);
     sizes z = full_sizes;
     bench::read_sizes rz = bench::full_read_sizes;
+    bench::change_sizes cz = bench::full_change_sizes;
     fs::path dir;
     std::string dexter;
     std::string only; // one figure ("6", "1-2", "4-7", "10"), or all of them
@@ -382,6 +384,7 @@ int main(int argc, char** argv) {
             const bool tiny = std::string(argv[++i]) == "tiny";
             z = tiny ? tiny_sizes : full_sizes;
             rz = tiny ? bench::tiny_read_sizes : bench::full_read_sizes;
+            cz = tiny ? bench::tiny_change_sizes : bench::full_change_sizes;
         } else if (a == "--dir" && i + 1 < argc) {
             dir = argv[++i];
         } else if (a == "--dexter" && i + 1 < argc) {
@@ -390,7 +393,7 @@ int main(int argc, char** argv) {
             only = argv[++i];
         } else {
             std::cerr << "usage: bench [--size tiny|full] [--dir DIR] [--dexter PATH] "
-                         "[--only 1-2|3|4-7|5|6|8|9|10|11]\n";
+                         "[--only 1-2|3|4-7|5|6|8|9|10|11|12|13]\n";
             return 2;
         }
     }
@@ -421,6 +424,8 @@ int main(int argc, char** argv) {
         run("9", [&] { bench::figure_9(dir, rz); });
         run("10", [&] { bench::figure_10(dir, rz); });
         run("11", [&] { bench::figure_11(dir, rz, dexter); });
+        run("12", [&] { bench::figure_12(dir, cz); });
+        run("13", [&] { bench::figure_13(dir, cz); });
     } catch (const std::exception& e) {
         std::cerr << "bench: " << e.what() << "\n";
         if (own_dir)

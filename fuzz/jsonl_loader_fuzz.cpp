@@ -2,10 +2,11 @@
 // libFuzzer target: the history.jsonl loader on arbitrary bytes, through the codec
 // (scan_forward / scan_backward over a memfd) and through jsonl_store::load; the
 // streaming read agrees with load(), and the search's raw-byte pre-filter finds exactly
-// what matching every decoded exchange finds.
+// what matching every decoded exchange finds; an import of it takes what a load takes.
 #include <dexter/sessions/detail/history_scan.hpp>
 #include <dexter/sessions/detail/history_search.hpp>
 #include <dexter/sessions/jsonl_store.hpp>
+#include <dexter/sessions/session_manager.hpp>
 
 #include "fuzz_support.hpp"
 
@@ -20,6 +21,8 @@
 #include <cstdint>
 #include <cstdlib>
 #include <filesystem>
+#include <optional>
+#include <sstream>
 #include <string>
 #include <string_view>
 #include <type_traits>
@@ -361,6 +364,47 @@ void check_search(int fd, const forward_result& f) {
 
 } // namespace
 
+// Importing the input (import.hpp) as a jsonl export takes exactly the exchanges a load of
+// it as a history takes, or, where that is none, refuses it; a newer format is refused.
+void check_import(std::string_view text, const forward_result& big) {
+    ds::test_session_manager m;
+    std::istringstream in{std::string(text)};
+    ds::import_options options;
+    options.max_record_bytes = big_record;
+    options.max_document_bytes = 1u << 20;
+    std::optional<ds::import_result> imported;
+    std::string refused;
+    try {
+        imported = m.import_session(in, options);
+    } catch (const ds::format_error& e) {
+        refused = std::string("format_error: ") + e.what();
+        DEXTER_FUZZ_CHECK(big.st.newer_version || !big.st.have_header,
+                          "import refused a history the loader reads: " + refused);
+        return;
+    } catch (const ds::error& e) {
+        refused = e.what();
+    }
+    if (!big.st.have_header || big.st.newer_version) {
+        DEXTER_FUZZ_CHECK(!big.st.newer_version || !imported,
+                          "import took a history in a newer format");
+        return; // not a history: a json document may import, or not
+    }
+    if (big.exchanges.empty()) {
+        DEXTER_FUZZ_CHECK(!imported, "import made a session of a history without exchanges");
+        return;
+    }
+    DEXTER_FUZZ_CHECK(imported.has_value(),
+                      "import refused a history the loader reads: " + refused);
+    const auto stored = m.storage().load(imported->meta.id, ds::all_exchanges).exchanges;
+    DEXTER_FUZZ_CHECK(stored.size() == big.exchanges.size(),
+                      "import took " + std::to_string(stored.size()) + " exchanges, a load " +
+                          std::to_string(big.exchanges.size()));
+    for (std::size_t i = 0; i < stored.size(); ++i)
+        DEXTER_FUZZ_CHECK(stored[i] == big.exchanges[i], "import took a different exchange");
+    DEXTER_FUZZ_CHECK(imported->meta.exchange_count == big.st.meta.exchange_count,
+                      "import counts differently from a load");
+}
+
 extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size) {
     auto& e = env();
     put(e.memfd, data, size);
@@ -388,6 +432,7 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
                 big = std::move(f);
         }
         check_search(e.memfd, big);
+        check_import(in.text, big);
         check_store(in, data, size, big, last3);
     } catch (const std::exception& ex) {
         DEXTER_FUZZ_CHECK(false, std::string("the loader threw: ") + ex.what());

@@ -256,12 +256,20 @@ BOOST_AUTO_TEST_CASE(json_document_shape_and_field_names) {
     const json::value doc = json::parse(text);
     BOOST_TEST(keys(doc.as_object()) == (std::vector<std::string>{"session", "exchanges"}));
     const auto& session = doc.at("session").as_object();
-    BOOST_TEST(keys(session) == (std::vector<std::string>{"id", "title", "created_at", "updated_at",
-                                                          "exchange_count", "extra"}));
-    BOOST_TEST(json::serialize(session) == R"({"id":"ab12cd34","title":"shape","created_at":")" +
-                                               ds::format_timestamp(at(0)) + R"(","updated_at":")" +
-                                               ds::format_timestamp(at(100)) +
-                                               R"(","exchange_count":2,"extra":{"pinned":true}})");
+    BOOST_TEST(keys(session) ==
+               (std::vector<std::string>{"id", "title", "created_at", "updated_at",
+                                         "exchange_count", "extra", "pinned", "version"}));
+    BOOST_TEST(json::serialize(session) ==
+               R"({"id":"ab12cd34","title":"shape","created_at":")" + ds::format_timestamp(at(0)) +
+                   R"(","updated_at":")" + ds::format_timestamp(at(100)) +
+                   R"(","exchange_count":2,"extra":{"pinned":true},"pinned":false,"version":1})");
+    // A pinned fork says so.
+    meta.pinned = true;
+    meta.forked_from = ds::session_origin{"zz99yy88", 7};
+    const json::value forked = json::parse(exported(meta, exchanges, ds::export_format::json));
+    BOOST_TEST(json::serialize(forked.at("session").at("pinned")) == "true");
+    BOOST_TEST(json::serialize(forked.at("session").at("forked_from")) ==
+               R"({"id":"zz99yy88","seq":7})");
     const auto& array = doc.at("exchanges").as_array();
     BOOST_TEST_REQUIRE(array.size() == 2u);
     BOOST_TEST(keys(array[0].as_object()) ==

@@ -368,6 +368,7 @@ enum class operation {
     append,
     update,
     remove,
+    remove_permanently,
     remove_held_elsewhere,
     list,
     create_whole,
@@ -385,7 +386,9 @@ const char* name_of(operation op) {
     case operation::update:
         return "update (set_title)";
     case operation::remove:
-        return "remove (delete_session)";
+        return "remove (delete_session, to the trash)";
+    case operation::remove_permanently:
+        return "remove (delete_session, permanently)";
     case operation::remove_held_elsewhere:
         return "remove of a session another store holds";
     case operation::list:
@@ -753,6 +756,9 @@ iteration run(operation op, fault_plan plan) {
         case operation::remove_held_elsewhere:
             m.delete_session(s1);
             break;
+        case operation::remove_permanently:
+            m.delete_session(s1, ds::deletion::permanent);
+            break;
         case operation::list:
             list_result = m.list_sessions();
             break;
@@ -784,6 +790,7 @@ iteration run(operation op, fault_plan plan) {
             p.titles[s2] = "renamed during the fault loop";
         break;
     case operation::remove:
+    case operation::remove_permanently:
         if (!it.threw) {
             p.acknowledged.erase(s1);
             p.titles.erase(s1);
@@ -912,6 +919,10 @@ BOOST_AUTO_TEST_CASE(a_title_update_keeps_every_promise_whichever_call_fails) {
 
 BOOST_AUTO_TEST_CASE(a_delete_keeps_every_promise_whichever_call_fails) {
     fail_every_call(operation::remove);
+}
+
+BOOST_AUTO_TEST_CASE(a_permanent_delete_keeps_every_promise_whichever_call_fails) {
+    fail_every_call(operation::remove_permanently);
 }
 
 BOOST_AUTO_TEST_CASE(a_delete_of_a_session_held_elsewhere_refuses_whichever_call_fails) {

@@ -8,7 +8,11 @@
 
 #include "support/temp_dir.hpp"
 
+#include <cstddef>
+#include <optional>
 #include <tuple>
+#include <utility>
+#include <vector>
 
 namespace {
 
@@ -16,6 +20,44 @@ namespace {
 struct memory_store_factory {
     dexter::sessions::memory_store shared;
     dexter::sessions::memory_store make() { return shared; }
+};
+
+// A host's store with the nine primitives and no capability: the manager's fallbacks
+// (fork and import by create() and append(), no trash) are checked through it.
+class primitives_only_store {
+public:
+    explicit primitives_only_store(dexter::sessions::memory_store inner)
+        : inner_(std::move(inner)) {}
+    bool create(const dexter::sessions::session_meta& m) { return inner_.create(m); }
+    dexter::sessions::session_meta open(const dexter::sessions::session_id& id) {
+        return inner_.open(id);
+    }
+    void append(const dexter::sessions::session_id& id, const dexter::sessions::exchange& ex) {
+        inner_.append(id, ex);
+    }
+    void update(const dexter::sessions::session_meta& m) { inner_.update(m); }
+    void close(const dexter::sessions::session_id& id) noexcept { inner_.close(id); }
+    std::optional<dexter::sessions::session_meta> find(const dexter::sessions::session_id& id) {
+        return inner_.find(id);
+    }
+    std::vector<dexter::sessions::session_meta> list() { return inner_.list(); }
+    dexter::sessions::loaded_session load(const dexter::sessions::session_id& id,
+                                          std::size_t last) {
+        return inner_.load(id, last);
+    }
+    void remove(const dexter::sessions::session_id& id) { inner_.remove(id); }
+
+private:
+    dexter::sessions::memory_store inner_;
+};
+static_assert(dexter::sessions::session_storage<primitives_only_store> &&
+              !dexter::sessions::creates_whole_sessions<primitives_only_store> &&
+              !dexter::sessions::keeps_trash<primitives_only_store> &&
+              !dexter::sessions::streams_exchanges<primitives_only_store>);
+
+struct primitives_only_factory {
+    dexter::sessions::memory_store shared;
+    primitives_only_store make() { return primitives_only_store{shared}; }
 };
 
 // Every handle is a separate store object over one directory, as separate processes are.
@@ -35,6 +77,6 @@ struct unsynced_jsonl_store_factory {
 
 } // namespace
 
-DEXTER_SESSIONS_STORAGE_CONTRACT(
-    storage_contract,
-    std::tuple<memory_store_factory, jsonl_store_factory, unsynced_jsonl_store_factory>)
+DEXTER_SESSIONS_STORAGE_CONTRACT(storage_contract,
+                                 std::tuple<memory_store_factory, primitives_only_factory,
+                                            jsonl_store_factory, unsynced_jsonl_store_factory>)

@@ -14,6 +14,7 @@
 #include <dexter/sessions/chat_history.hpp>
 #include <dexter/sessions/clock.hpp>
 #include <dexter/sessions/id.hpp>
+#include <dexter/sessions/import.hpp>
 #include <dexter/sessions/memory_store.hpp>
 #include <dexter/sessions/query.hpp>
 #include <dexter/sessions/storage.hpp>
@@ -24,6 +25,7 @@
 #include <chrono>
 #include <cstddef>
 #include <cstdint>
+#include <istream>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -424,9 +426,10 @@ public:
             fork.id = fresh_id();
             session_meta made = fork;
             const bool created = create_whole(made, [&](session_sink& sink) {
+                std::uint64_t copied = 0;
+                tracking_sink tracked(sink, made, copied);
                 for_each_record(copy_of, 1, [&](exchange&& ex, std::string_view record) {
-                    sink.add(ex, record);
-                    apply_exchange(made, ex);
+                    tracked.add(ex, record);
                     return true;
                 });
                 if (made.exchange_count == 0)
@@ -439,6 +442,47 @@ public:
             if (attempt + 1 >= options_.id_attempts)
                 throw error("could not find a free session id in " +
                             std::to_string(options_.id_attempts) + " attempts");
+        }
+    }
+
+    /// Imports a session from an export (export.hpp: jsonl, or json; told apart by their
+    /// first line) as a new session, whole or not at all (see fork_session() for what a
+    /// store without creates_whole_sessions gives instead). Keeps the export's id unless
+    /// a session has it (then a fresh one: compare result.meta.id with
+    /// result.original_id), its created_at, title, extra, pin and origin, and each
+    /// exchange's seq and timestamp. Every record is checked as a load checks it: bad
+    /// ones are skipped and reported in result.diagnostics. Throws format_error (a newer
+    /// format version), invalid_input (not an export, over a limit of `options`, no
+    /// readable exchange), error (the stream failed), and what the store throws; on throw
+    /// no new session exists.
+    import_result import_session(std::istream& in, const import_options& options = {}) {
+        detail::session_import source(in, options);
+        import_result result;
+        result.format = source.format();
+        if (is_valid_session_id(source.original_id()))
+            result.original_id = source.original_id();
+        session_meta wanted = source.meta();
+        bool keep = !result.original_id.empty();
+        try {
+            keep = keep && !storage_.find(result.original_id);
+        } catch (const error&) {
+            keep = false; // there is something under that id that cannot be read: leave it
+        }
+        wanted.id = keep ? result.original_id : fresh_id();
+        for (int attempt = 0;; ++attempt) {
+            session_meta made = wanted;
+            const bool created = create_whole(made, [&](session_sink& sink) {
+                tracking_sink tracked(sink, made, result.exchanges);
+                source.read_rest(tracked, result.diagnostics);
+            });
+            if (created) {
+                result.meta = std::move(made);
+                return result;
+            }
+            if (attempt + 1 >= options_.id_attempts)
+                throw error("could not find a free session id in " +
+                            std::to_string(options_.id_attempts) + " attempts");
+            wanted.id = fresh_id(); // taken since find(): fill was not called, nothing read
         }
     }
 
@@ -465,6 +509,8 @@ public:
                 throw error("session '" + sid +
                             "' was not moved to the trash: " + outcome.front().kept_because);
         } else {
+            if (!storage_.find(sid))
+                throw session_not_found(sid);
             throw error("cannot move session '" + sid +
                         "' to the trash: this store keeps no trash (delete it with "
                         "deletion::permanent)");
@@ -780,6 +826,27 @@ private:
             return true;
         }
     }
+
+    // Passes a new session's content on to the store's sink, keeping its metadata up
+    // to date.
+    struct tracking_sink final : session_sink {
+        session_sink& inner;
+        session_meta& meta;
+        std::uint64_t& count;
+        tracking_sink(session_sink& i, session_meta& m, std::uint64_t& c)
+            : inner(i), meta(m), count(c) {}
+        void add(const exchange& ex, std::string_view record) override {
+            inner.add(ex, record);
+            apply_exchange(meta, ex);
+            ++count;
+        }
+        void update(const session_meta& changed) override {
+            inner.update(changed);
+            meta.title = changed.title;
+            meta.extra = changed.extra;
+            meta.pinned = changed.pinned;
+        }
+    };
 
     static std::string describe(const std::exception_ptr& e) {
         try {

@@ -93,10 +93,6 @@ lines_read read_lines(Ops& ops, int fd, const std::string& path, std::uint64_t p
     return r;
 }
 
-/// The diagnostic for a line longer than the record limit.
-inline std::string too_long_reason(std::size_t max_record) {
-    return "line longer than the record limit of " + std::to_string(max_record) + " bytes: skipped";
-}
 
 /// Reads `fd` forward from `st.consumed` to its end, line by line, into `st`. Lines
 /// longer than `max_record` are skipped without being held in memory. Bytes after the

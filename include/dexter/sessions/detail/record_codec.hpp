@@ -106,6 +106,11 @@ inline void check_record(std::string_view record, bool valid_utf8, std::size_t m
         throw invalid_input(what + " holds text that is not valid UTF-8; nothing was saved");
 }
 
+/// The diagnostic for a line longer than the record limit.
+inline std::string too_long_reason(std::size_t max_record) {
+    return "line longer than the record limit of " + std::to_string(max_record) + " bytes: skipped";
+}
+
 /// A change of session metadata (title, extra, pinned), as an event.
 inline bool encode_meta(std::string& out, const session_meta& m) {
     out += R"({"type":"meta","title":)";

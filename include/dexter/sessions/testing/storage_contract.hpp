@@ -23,7 +23,7 @@
 // id it is given before anything else (validate_session_id() from id.hpp), throwing
 // invalid_session_id for a malformed one, even where the answer would be "not found"
 // (case unknown_and_invalid_ids); derive its metadata from the exchanges it stores
-// (append_derives_the_metadata); and persist exactly title and extra on update(). The
+// (append_derives_the_metadata); and persist exactly title, extra and pinned on update(). The
 // read side (streaming a session, exporting it, searching, paging) is checked through
 // session_manager by the cases of read_contract.hpp, registered here too: a store passes
 // them with its own capabilities (storage.hpp) or with the manager's fallbacks alike.
@@ -113,6 +113,12 @@ inline void check_meta(const session_meta& got, const session_meta& want,
         BOOST_TEST(format_timestamp(got.updated_at) == format_timestamp(want.updated_at));
         BOOST_TEST(got.exchange_count == want.exchange_count);
         BOOST_TEST(json::serialize(got.extra) == json::serialize(want.extra));
+        BOOST_TEST(got.pinned == want.pinned);
+        BOOST_TEST(got.forked_from.has_value() == want.forked_from.has_value());
+        if (got.forked_from && want.forked_from) {
+            BOOST_TEST(got.forked_from->id == want.forked_from->id);
+            BOOST_TEST(got.forked_from->seq == want.forked_from->seq);
+        }
     }
 }
 
@@ -155,6 +161,8 @@ void create_then_find() {
     BOOST_TEST(!store.find("abcd1234").has_value());
     auto meta = sample_meta("abcd1234", 5);
     meta.extra = json::object{{"host", "data"}, {"n", 1}};
+    meta.pinned = true;
+    meta.forked_from = session_origin{"zyxw9876", 12};
     BOOST_TEST(store.create(meta));
     const auto found = store.find("abcd1234");
     BOOST_TEST_REQUIRE(found.has_value());
@@ -304,9 +312,12 @@ void update_persists_title_and_extra_only() {
     changed.created_at = at(-1000); // not the store's to take from update()
     changed.updated_at = at(9999);
     changed.exchange_count = 77;
+    changed.pinned = true;
+    changed.forked_from = session_origin{"zyxw9876", 3}; // set at creation only
     store.update(changed);
     meta.title = changed.title;
     meta.extra = changed.extra;
+    meta.pinned = true;
     append_to(store, meta, sample_exchange(2));
     store.close(meta.id);
     auto reader = factory.make();
@@ -420,7 +431,10 @@ void manager_round_trip() {
     BOOST_TEST(again.history().recent_turns().size() == 4u);
     const auto third = again.save_exchange("third question", "third answer");
     BOOST_TEST(third.seq == 3u);
-    again.delete_session("s0000002");
+    if constexpr (keeps_trash<store_of<F>>)
+        again.delete_session("s0000002"); // into the trash (change_contract.hpp checks it)
+    else
+        again.delete_session("s0000002", deletion::permanent);
     BOOST_TEST(again.list_sessions().size() == 1u);
     BOOST_TEST(!again.find_session("s0000002").has_value());
 }
@@ -429,7 +443,9 @@ void manager_round_trip() {
 
 } // namespace dexter::sessions::testing
 
-// The read side's cases (streaming, export, search, paging), registered below.
+// The read side's cases (streaming, export, search, paging), and the change side's
+// (rename, pin, fork, import, trash, prune), registered below.
+#include <dexter/sessions/testing/change_contract.hpp>
 #include <dexter/sessions/testing/read_contract.hpp>
 
 // Registers one case of the contract for every factory of `factories`.
@@ -460,4 +476,11 @@ void manager_round_trip() {
     DEXTER_SESSIONS_STORAGE_CONTRACT_CASE(search_matching_rule)                                    \
     DEXTER_SESSIONS_STORAGE_CONTRACT_CASE(search_order_and_limit)                                  \
     DEXTER_SESSIONS_STORAGE_CONTRACT_CASE(list_page_walks_every_session)                           \
+    DEXTER_SESSIONS_STORAGE_CONTRACT_CASE(rename_and_pin_any_session)                              \
+    DEXTER_SESSIONS_STORAGE_CONTRACT_CASE(fork_copies_a_prefix)                                    \
+    DEXTER_SESSIONS_STORAGE_CONTRACT_CASE(import_round_trip)                                       \
+    DEXTER_SESSIONS_STORAGE_CONTRACT_CASE(trash_and_restore)                                       \
+    DEXTER_SESSIONS_STORAGE_CONTRACT_CASE(purge_by_age)                                            \
+    DEXTER_SESSIONS_STORAGE_CONTRACT_CASE(prune_by_stored_time)                                    \
+    DEXTER_SESSIONS_STORAGE_CONTRACT_CASE(create_whole_is_all_or_nothing)                          \
     BOOST_AUTO_TEST_SUITE_END()

@@ -1,0 +1,154 @@
+// SPDX-License-Identifier: BSL-1.0
+// The change side's figures of docs/PERFORMANCE.md: fork and prune, each beside its floor
+// (cp of the file; renames of the directories) measured in the same run.
+#include "change_figures.hpp"
+
+#include <dexter/sessions.hpp>
+#include <dexter/sessions/jsonl_store.hpp>
+
+#include "report.hpp"
+#include "workload.hpp"
+
+#include <fcntl.h>
+#include <malloc.h>
+#include <spawn.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <chrono>
+#include <cstdio>
+#include <iostream>
+#include <stdexcept>
+#include <string>
+#include <vector>
+
+extern char** environ;
+
+namespace bench {
+namespace {
+
+namespace fs = std::filesystem;
+namespace ds = dexter::sessions;
+using manager = ds::session_manager<ds::jsonl_store>;
+
+// Runs `argv` (found on PATH) and waits for it; throws unless it exits with 0.
+void run(std::vector<std::string> argv) {
+    std::vector<char*> args;
+    for (auto& a : argv)
+        args.push_back(a.data());
+    args.push_back(nullptr);
+    pid_t pid = -1;
+    if (::posix_spawnp(&pid, args[0], nullptr, nullptr, args.data(), environ) != 0)
+        throw std::runtime_error("cannot run " + argv[0]);
+    int status = 0;
+    ::waitpid(pid, &status, 0);
+    if (!WIFEXITED(status) || WEXITSTATUS(status) != 0)
+        throw std::runtime_error(argv[0] + " failed");
+}
+
+void sync_dir(const fs::path& p) {
+    const int fd = ::open(p.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    if (fd < 0 || ::fsync(fd) < 0)
+        throw std::runtime_error("cannot sync " + p.string());
+    ::close(fd);
+}
+
+// The store of figure 12: one session of z.long_session exchanges; written on first use.
+fs::path fork_store(const fs::path& dir, const change_sizes& z) {
+    const fs::path root = dir / "f12";
+    if (!fs::exists(root / "cli" / bench_id(0) / "history.jsonl")) {
+        make_store(root, 1, z.long_session);
+        ds::jsonl_store{root}.list(); // the index is built
+    }
+    return root;
+}
+
+// One fork of session `id`, timed; the fork is deleted again afterwards (not timed).
+// Returns the seconds and the peak resident size above the size before, in MiB.
+std::pair<double, double> timed_fork(const fs::path& root, const std::string& id,
+                                     ds::durability sync) {
+    manager m{ds::jsonl_store{root, "cli", {sync}}};
+    ::malloc_trim(0);
+    reset_peak();
+    const long before = status_kb("VmRSS:");
+    const auto t0 = clock_type::now();
+    const auto fork = m.fork_session(id);
+    const double seconds = seconds_of(clock_type::now() - t0);
+    const long peak = status_kb("VmHWM:");
+    m.delete_session(fork.id, ds::deletion::permanent);
+    return {seconds, (peak - before) / 1024.0};
+}
+
+} // namespace
+
+void figure_12(const fs::path& dir, const change_sizes& z) {
+    const fs::path root = fork_store(dir, z);
+    const std::string id = bench_id(0);
+    const fs::path file = root / "cli" / id / "history.jsonl";
+    const fs::path copy = dir / "f12-copy.jsonl";
+    const std::string n = std::to_string(z.long_session);
+    double extra_mib = 0;
+    std::vector<double> fast, durable;
+    for (std::size_t i = 0; i < z.repeats; ++i) {
+        const auto [s, mib] = timed_fork(root, id, ds::durability::process_crash);
+        fast.push_back(s);
+        extra_mib = std::max(extra_mib, mib);
+        const auto [sd, mibd] = timed_fork(root, id, ds::durability::full);
+        durable.push_back(sd);
+        extra_mib = std::max(extra_mib, mibd);
+    }
+    const double cp = time_median(z.repeats, [&] {
+        run({"cp", file.string(), copy.string()});
+        fs::remove(copy);
+    });
+    const double cp_sync = time_median(z.repeats, [&] {
+        run({"cp", file.string(), copy.string()});
+        run({"sync", copy.string()});
+        fs::remove(copy);
+    });
+    add("12a", "fork of " + n + " exchanges, no sync, beside cp of the file", median(fast), cp,
+        1.3);
+    add("12b", "fork of " + n + " exchanges, synced (default), beside cp + sync of the copy",
+        median(durable), cp_sync, 1.3);
+    table.push_back({"12m", "peak memory of a fork of " + n + " exchanges", fmt(extra_mib, "MiB"),
+                     "", "", "≤ 16 MiB", extra_mib <= 16 ? "met" : "MISSED"});
+    std::cerr << "  12m: " << table.back().ours << "\n";
+}
+
+void figure_13(const fs::path& dir, const change_sizes& z) {
+    const fs::path root = dir / "f13";
+    const std::string n = std::to_string(z.many_sessions);
+    std::vector<double> ours, floor;
+    for (std::size_t i = 0; i < z.repeats; ++i) {
+        fs::remove_all(root);
+        make_store(root, z.many_sessions, 1);
+        manager m{ds::jsonl_store{root}};
+        m.list_sessions(); // the index is built, as in a store in use
+        const auto t0 = clock_type::now();
+        const auto pruned = m.prune(std::chrono::hours{24});
+        ours.push_back(seconds_of(clock_type::now() - t0));
+        if (pruned.moved.size() != z.many_sessions)
+            throw std::runtime_error("figure 13: prune moved " +
+                                     std::to_string(pruned.moved.size()) + " sessions, not " + n);
+
+        fs::remove_all(root);
+        make_store(root, z.many_sessions, 1);
+        const fs::path to = root / "moved";
+        fs::create_directory(to);
+        sync_dir(root / "cli");
+        const auto t1 = clock_type::now();
+        for (std::size_t s = 0; s < z.many_sessions; ++s) {
+            const auto id = bench_id(s);
+            if (std::rename((root / "cli" / id).c_str(), (to / id).c_str()) != 0)
+                throw std::runtime_error("figure 13: rename failed");
+        }
+        sync_dir(root / "cli");
+        sync_dir(to);
+        floor.push_back(seconds_of(clock_type::now() - t1));
+    }
+    fs::remove_all(root);
+    add("13", "prune of " + n + " sessions beside " + n + " renames", median(ours), median(floor),
+        2.0);
+}
+
+} // namespace bench
