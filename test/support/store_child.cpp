@@ -23,6 +23,21 @@
 //   store_child spawn-and-hold <root> <id>
 //       resumes the session, starts `sleep 30`, prints "SLEEP <pid>" and "HELD", sleeps
 //       until killed. The sleep must not inherit the session lock.
+//   store_child fork <root> <id> [options]
+//       READY; fork_session(id); prints "FORKED <new id> <exchange count>".
+//   store_child trash <root> <id>... [options]
+//       READY; delete_session(id) into the trash, one id after the other, printing
+//       "TRASHED <id>" after each.
+//   store_child restore <root> <id>... [options]
+//       READY; restore_session(id) for each, printing "RESTORED <id>" after each.
+//   store_child purge <root> [options]
+//       READY; purge_trash(0): prints "PURGED <purged> <failed>".
+//   store_child prune <root> [options]
+//       READY; prune() with a cutoff an hour in the future (every idle, unpinned session
+//       is a candidate): prints "PRUNED <moved> <kept>".
+//   Options of these five: --no-sync; --die-at-rename K:before|after: the K-th rename
+//   (renameat, or renameat2 with RENAME_NOREPLACE) of the store SIGKILLs the process just before
+//   it, or just after it returned (a named kill point between the steps of a move).
 // Errors are printed as "ERROR <what>" (exit status 1); bad usage exits with 2.
 #include <dexter/sessions/jsonl_store.hpp>
 #include <dexter/sessions/session_manager.hpp>
@@ -36,6 +51,7 @@
 
 #include <algorithm>
 #include <cerrno>
+#include <chrono>
 #include <cstdint>
 #include <cstdlib>
 #include <cstring>
@@ -43,6 +59,7 @@
 #include <stdexcept>
 #include <string>
 #include <string_view>
+#include <utility>
 #include <vector>
 
 extern char** environ;
@@ -104,6 +121,28 @@ struct kill_point_ops : ds::detail::posix_ops {
     int permille = 0;
     int writes = 0;
     std::uint64_t history_writes = 0;
+    int die_at_rename = 0;     // the die_at_rename-th renameat() kills the process; 0: never
+    bool rename_first = false; // ... after the rename, not before it
+    int renames = 0;
+
+    template <class Rename>
+    int counted_rename(Rename&& rename) {
+        const bool die = die_at_rename > 0 && ++renames == die_at_rename;
+        if (die && !rename_first)
+            ::kill(::getpid(), SIGKILL);
+        const int r = rename();
+        if (die)
+            ::kill(::getpid(), SIGKILL);
+        return r;
+    }
+    int renameat(int from_dir, const char* from, int to_dir, const char* to) {
+        return counted_rename([&] { return posix_ops::renameat(from_dir, from, to_dir, to); });
+    }
+    // renameat2(RENAME_NOREPLACE), counted with renameat, where the seam has it.
+    template <class... A, class Base = ds::detail::posix_ops>
+    auto rename_noreplace(A... a) -> decltype(std::declval<Base&>().rename_noreplace(a...)) {
+        return counted_rename([&] { return Base::rename_noreplace(a...); });
+    }
 
     ssize_t write(int fd, const void* data, std::size_t n) {
         const bool history = is_history_fd(fd);
@@ -155,6 +194,61 @@ int append(const std::string& root, const std::string& id, std::uint64_t count,
             say("ID " + m.current()->id);
         say("ACK " + std::to_string(ex.seq) + " " +
             std::to_string(m.storage().ops().history_writes - writes_before));
+    }
+    return 0;
+}
+
+using kill_point_manager = ds::session_manager<ds::basic_jsonl_store<kill_point_ops>>;
+
+// The store of the change subcommands, with their options (see the top of this file).
+kill_point_manager change_manager(const std::string& root,
+                                  const std::vector<std::string>& options) {
+    ds::jsonl_options o;
+    kill_point_ops ops;
+    for (std::size_t i = 0; i < options.size(); ++i) {
+        if (options[i] == "--no-sync") {
+            o.sync = ds::durability::process_crash;
+        } else if (options[i] == "--die-at-rename" && i + 1 < options.size()) {
+            const std::string& v = options[++i];
+            ops.die_at_rename = std::stoi(v);
+            ops.rename_first = v.ends_with(":after");
+        } else {
+            throw std::invalid_argument("unknown option " + options[i]);
+        }
+    }
+    return kill_point_manager{ds::basic_jsonl_store<kill_point_ops>{root, "cli", o, ops}};
+}
+
+// fork, trash, restore, purge, prune: `ids` are the arguments before the options.
+int change(const std::string& what, const std::string& root, std::vector<std::string> args) {
+    const auto first_option = std::find_if(
+        args.begin(), args.end(), [](const std::string& a) { return a.starts_with("--"); });
+    const std::vector<std::string> options(first_option, args.end());
+    args.erase(first_option, args.end());
+    kill_point_manager m = change_manager(root, options);
+    say("READY");
+    if (what == "fork" && args.size() == 1) {
+        const ds::session_meta f = m.fork_session(args[0]);
+        say("FORKED " + f.id + " " + std::to_string(f.exchange_count));
+    } else if (what == "trash") {
+        for (const auto& id : args) {
+            m.delete_session(id);
+            say("TRASHED " + id);
+        }
+    } else if (what == "restore") {
+        for (const auto& id : args) {
+            m.restore_session(id);
+            say("RESTORED " + id);
+        }
+    } else if (what == "purge" && args.empty()) {
+        const auto r = m.purge_trash(std::chrono::milliseconds(0));
+        say("PURGED " + std::to_string(r.purged.size()) + " " + std::to_string(r.failed.size()));
+    } else if (what == "prune" && args.empty()) {
+        const auto r = m.prune(-std::chrono::milliseconds(std::chrono::hours(1)));
+        say("PRUNED " + std::to_string(r.moved.size()) + " " + std::to_string(r.kept.size()));
+    } else {
+        say("ERROR usage: store_child " + what + " <root> ...");
+        return 2;
     }
     return 0;
 }
@@ -226,10 +320,14 @@ int main(int argc, char** argv) {
             return hold(a[1], a[2], false);
         if (a.size() == 3 && a[0] == "spawn-and-hold")
             return hold(a[1], a[2], true);
+        if (a.size() >= 2 && (a[0] == "fork" || a[0] == "trash" || a[0] == "restore" ||
+                              a[0] == "purge" || a[0] == "prune"))
+            return change(a[0], a[1], {a.begin() + 2, a.end()});
     } catch (const std::exception& e) {
         say(std::string("ERROR ") + e.what());
         return 1;
     }
-    say("ERROR usage: store_child append|contend|create|hold|spawn-and-hold <root> ...");
+    say("ERROR usage: store_child append|contend|create|hold|spawn-and-hold|fork|trash|restore|"
+        "purge|prune <root> ...");
     return 2;
 }
