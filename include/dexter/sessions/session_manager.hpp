@@ -722,15 +722,21 @@ private:
         try {
             storage_.append(after.id, first);
         } catch (...) {
-            try {
-                storage_.remove(created.id);
-            } catch (...) {
-                // The empty session stays behind; list_sessions() does not show it.
-            }
-            storage_.close(created.id);
+            discard_created(created.id); // an empty session left behind is not listed
             throw;
         }
         stored_ = true;
+    }
+
+    // Removes session `id`, just created through this manager and still held, after a
+    // failed step, and ends the lease. A failure to remove it is ignored: what stays
+    // behind is a session the listing tidies (no exchange) or a partial one.
+    void discard_created(const session_id& id) noexcept {
+        try {
+            storage_.remove(id);
+        } catch (...) {
+        }
+        storage_.close(id);
     }
 
     // Removes session `id`, listed without an exchange, if it still has none once its
@@ -813,12 +819,7 @@ private:
             try {
                 fill(sink);
             } catch (...) {
-                try {
-                    storage_.remove(created.id);
-                } catch (...) {
-                    // What was made stays behind, to be deleted by hand.
-                }
-                storage_.close(created.id);
+                discard_created(created.id);
                 throw;
             }
             storage_.close(created.id);
