@@ -727,3 +727,21 @@ BOOST_AUTO_TEST_CASE(a_fork_refuses_a_taken_id_and_a_newer_source_and_writes_not
     BOOST_TEST(!fs::exists(dir.path() / "cli" / "fork0001"));
     BOOST_TEST(names_starting(dir.path() / "cli", ".").empty());
 }
+
+BOOST_AUTO_TEST_CASE(a_line_that_may_hide_a_seq_is_told_wherever_the_bytes_fall) {
+    const std::string plain = line_of(make_exchange(39)); // some 80 bytes, no q after "seq"
+    BOOST_TEST_REQUIRE(plain.find('q', ds::detail::seq_key_end) != std::string::npos);
+    BOOST_TEST(!ds::detail::may_hide_a_seq(plain));
+    const std::size_t from = plain.find(R"("answer":")") + 10;
+    for (std::size_t at = from; at + 2 < plain.size(); ++at) {
+        BOOST_TEST_CONTEXT("at " << at) {
+            std::string escaped = plain, key = plain, backslash = plain;
+            escaped.insert(at, R"(\u0041)");
+            key.insert(at, R"("seq")");
+            backslash.insert(at, R"(\n)");
+            BOOST_TEST(ds::detail::may_hide_a_seq(escaped));
+            BOOST_TEST(ds::detail::may_hide_a_seq(key));
+            BOOST_TEST(!ds::detail::may_hide_a_seq(backslash));
+        }
+    }
+}
