@@ -710,6 +710,30 @@ BOOST_AUTO_TEST_CASE(a_fork_whose_last_copied_line_does_not_decode_is_made_again
     BOOST_TEST(names_starting(dir.path() / "cli", ".").empty());
 }
 
+BOOST_AUTO_TEST_CASE(a_fork_after_a_damaged_line_dated_later_is_made_again_exactly) {
+    temp_dir dir;
+    save_session(dir.path(), "source01", 3);
+    // Exchange 4 starts as written but does not decode, and its timestamp is later than
+    // those after it: copied undecoded, it would make the fork's updated_at too late.
+    ds::exchange late = make_exchange(4);
+    late.timestamp = ds::test::at(1000);
+    std::string damaged = line_of(late);
+    damaged.erase(damaged.find(R"("answer":)") + 8, 1);
+    write_bytes(history(dir.path(), "source01"), read_bytes(history(dir.path(), "source01")) +
+                                                     damaged + "\n" + line_of(make_exchange(5)) +
+                                                     "\n" + line_of(make_exchange(6)) + "\n");
+    ds::jsonl_store store{dir.path(), "cli", unsynced};
+    const auto source = store.load("source01");
+    ds::session_meta fork = make_meta("fork0001");
+    BOOST_TEST_REQUIRE(store.fork("source01", 6, fork));
+    const auto loaded = store.load("fork0001");
+    BOOST_TEST((loaded.exchanges == source.exchanges));
+    BOOST_TEST((fork.updated_at == make_exchange(6).timestamp));
+    BOOST_TEST((loaded.meta.updated_at == fork.updated_at));
+    BOOST_TEST((store.find("fork0001")->updated_at == fork.updated_at));
+    BOOST_TEST(!contains(read_bytes(history(dir.path(), "fork0001")), damaged));
+}
+
 BOOST_AUTO_TEST_CASE(a_fork_refuses_a_taken_id_and_a_newer_source_and_writes_nothing) {
     temp_dir dir;
     save_session(dir.path(), "source01", 3);

@@ -4,7 +4,10 @@
 // forward in chunks. A line that begins as this library writes an exchange is copied as
 // it is, without being decoded; any other line is read as a load reads it. The last line
 // copied is decoded to make sure the copy ends where a load would end; when it does not
-// decode, the whole fork is made again decoding every line.
+// decode, or a seq repeats or a timestamp goes back after a line copied undecoded (which
+// a load might have skipped as damaged), the whole fork is made again decoding every
+// line. So the fork loads as the source loads through its seq, and the metadata given to
+// the index is what a scan of the fork's history finds.
 #pragma once
 
 #include <dexter/sessions/detail/history_scan.hpp>
@@ -99,8 +102,9 @@ struct fork_fallback {};
 /// reads them: damaged lines, meta records, headers after line 1, records of unknown
 /// types, lines over `max_record` bytes and exchanges whose seq does not grow are left
 /// out. With `fast`, canonical exchange lines are copied without being decoded (see the
-/// comment at the top); a repeated seq after such a copy, or a last line copied that
-/// does not decode as the exchange it starts as, throws fork_fallback. Returns the version of a
+/// comment at the top); a repeated seq or a timestamp that goes back after such a copy,
+/// or a last line copied that does not decode as the exchange it starts as, throws
+/// fork_fallback. Returns the version of a
 /// history in a newer format (nothing copied then), else 0 with `out` filled in. Throws what
 /// read_lines() and `b` throw, fork_fallback (only with `fast`).
 template <file_ops Ops>
@@ -112,8 +116,15 @@ std::uint64_t copy_exchanges(Ops& ops, int fd, const std::string& path, std::uin
     scan_state st;
     std::uint64_t line_no = 0;
     bool stop = false, copied_undecoded = false;
+    std::optional<time_point> latest; // of the exchanges copied
     auto copied = [&](std::uint64_t seq, time_point ts, std::uint64_t offset, std::size_t size,
                       bool undecoded) {
+        // While timestamps never go back, the latest is that of the last line copied,
+        // which is decoded at the end: a line copied undecoded that a load would skip
+        // (damaged after its first bytes) then cannot make updated_at differ either.
+        if ((copied_undecoded || undecoded) && latest && ts < *latest)
+            throw fork_fallback{};
+        latest = std::max(latest.value_or(ts), ts);
         out.last_seq = seq;
         out.newest = std::max(out.newest, ts);
         ++out.lines;
