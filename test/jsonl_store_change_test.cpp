@@ -586,3 +586,186 @@ BOOST_AUTO_TEST_CASE(the_trash_is_per_channel) {
     BOOST_TEST(fresh.list().empty());
     BOOST_TEST(fresh.take_diagnostics().empty());
 }
+
+// --- fork --------------------------------------------------------------------------------
+
+namespace {
+
+// Session `source01` in `root`: exchanges 1..3 saved, then lines a load skips or repairs
+// (a meta record that renames and pins it, a damaged line, a gap, a lone surrogate, a
+// header after line 1, a record of an unknown type, a line this library did not write
+// the way it writes them, a damaged line that starts as a canonical exchange 11), and a
+// torn tail. With `repeats`, also seqs that repeat: exchange 4 again, a seq key given
+// twice, and a damaged exchange 13 before the good one (which a fork that copied the
+// damaged one undecoded would skip). Returns what load() reads.
+ds::loaded_session damaged_source(const fs::path& root, bool repeats) {
+    save_session(root, "source01", 3);
+    std::string renamed;
+    ds::session_meta m = make_meta("source01");
+    m.title = "the current title";
+    m.pinned = true;
+    ds::detail::encode_meta(renamed, m);
+    std::string late_header;
+    ds::detail::encode_header(late_header, make_meta("other001"));
+    std::string extra_field = line_of(make_exchange(4));
+    extra_field.insert(extra_field.size() - 1, R"(,"x_note":"kept")");
+    std::string surrogate = line_of(make_exchange(8));
+    surrogate.replace(surrogate.find("question 8"), 10, R"(question \ud800 8)");
+    std::string twice = line_of(make_exchange(9));
+    twice.insert(twice.size() - 1, R"(,"seq":2)");
+    const auto damaged = [](std::uint64_t seq) { // canonical start, not JSON
+        std::string line = line_of(make_exchange(seq));
+        line.erase(line.find(R"("answer":)") + 8, 1);
+        return line + "\n";
+    };
+    const auto nl = [](const std::string& line) { return line + "\n"; };
+    std::string text = renamed + nl(extra_field) + "not json at all\n";
+    if (repeats)
+        text += nl(line_of(make_exchange(4)));
+    text += nl(line_of(make_exchange(7))) + nl(surrogate) + late_header +
+            nl(R"({"type":"future","x":1})");
+    if (repeats)
+        text += nl(twice);
+    text += nl(line_of(make_exchange(9))) + nl(line_of(make_exchange(10))) + damaged(11);
+    if (repeats)
+        text += damaged(13);
+    text += nl(line_of(make_exchange(13))) + nl(line_of(make_exchange(14))) +
+            line_of(make_exchange(15)).substr(0, 30); // torn
+    std::string all = read_bytes(history(root, "source01"));
+    write_bytes(history(root, "source01"), all + text);
+    return ds::jsonl_store{root, "cli", unsynced}.load("source01");
+}
+
+// What a fork through `through` must hold: the source's exchanges up to it.
+std::vector<ds::exchange> through_seq(const ds::loaded_session& s, std::uint64_t through) {
+    std::vector<ds::exchange> out;
+    for (const auto& ex : s.exchanges)
+        if (ex.seq <= through)
+            out.push_back(ex);
+    return out;
+}
+
+} // namespace
+
+BOOST_AUTO_TEST_CASE(a_fork_holds_what_a_load_of_the_source_reads_through_its_seq) {
+    for (const bool repeats : {false, true}) {
+        BOOST_TEST_CONTEXT("repeats " << repeats) {
+            temp_dir dir;
+            const auto source = damaged_source(dir.path(), repeats);
+            BOOST_TEST_REQUIRE(
+                (seqs(source) == std::vector<std::uint64_t>{1, 2, 3, 4, 7, 8, 9, 10, 13, 14}));
+            BOOST_TEST_REQUIRE(source.meta.title == "the current title");
+            BOOST_TEST_REQUIRE(source.meta.pinned);
+            ds::session_manager<ds::jsonl_store> m{ds::jsonl_store{dir.path(), "cli", unsynced}};
+            for (std::uint64_t through : {1u, 4u, 7u, 8u, 9u, 10u, 13u, 14u}) {
+                BOOST_TEST_CONTEXT("through " << through) {
+                    const auto made = m.fork_session("source01", through);
+                    const auto loaded = m.storage().load(made.id);
+                    BOOST_TEST((loaded.exchanges == through_seq(source, through)));
+                    BOOST_TEST(loaded.meta.exchange_count == through);
+                    BOOST_TEST(made.exchange_count == through);
+                    BOOST_TEST(loaded.meta.title == "the current title");
+                    BOOST_TEST(!loaded.meta.pinned);
+                    BOOST_TEST(
+                        (loaded.meta.forked_from == ds::session_origin{"source01", through}));
+                    BOOST_TEST((made.updated_at == loaded.meta.updated_at));
+                    // The index took the fork's entry as a fresh scan of its history finds it.
+                    fs::remove(dir.path() / "index.json");
+                    const auto found = m.storage().find(made.id);
+                    const auto fresh = ds::jsonl_store{dir.path(), "cli", unsynced}.find(made.id);
+                    BOOST_TEST_REQUIRE(found.has_value());
+                    BOOST_TEST_REQUIRE(fresh.has_value());
+                    BOOST_TEST((*found == *fresh));
+                    BOOST_TEST((*found == loaded.meta));
+                    const std::string copy = read_bytes(history(dir.path(), made.id));
+                    if (through >= 4) // a canonical line is copied as it is
+                        BOOST_TEST(contains(copy, R"("x_note":"kept")"));
+                    BOOST_TEST(!contains(copy, "not json"));
+                    BOOST_TEST(!contains(copy, "future"));
+                    // Without repeats, canonical lines are copied undecoded, the damaged
+                    // exchange 11 too (a load of the fork skips it as it skips it in the
+                    // source); a repeat makes the fork decode every line.
+                    BOOST_TEST(contains(copy, R"("answer""answer 11)") ==
+                               (!repeats && through >= 13));
+                }
+            }
+        }
+    }
+}
+
+BOOST_AUTO_TEST_CASE(a_fork_whose_last_copied_line_does_not_decode_is_made_again_exactly) {
+    temp_dir dir;
+    const auto source = damaged_source(dir.path(), true);
+    ds::jsonl_store store{dir.path(), "cli", unsynced};
+    ds::session_meta fork = make_meta("fork0001");
+    fork.forked_from = ds::session_origin{"source01", 13};
+    // Copying lines without decoding them would take the damaged exchange 13 and skip
+    // the good one after it as a repeat: the check of the last line catches it.
+    BOOST_TEST_REQUIRE(store.fork("source01", 13, fork));
+    const auto loaded = store.load("fork0001");
+    BOOST_TEST((loaded.exchanges == through_seq(source, 13)));
+    BOOST_TEST(!contains(read_bytes(history(dir.path(), "fork0001")), R"("answer""answer 13)"));
+    BOOST_TEST(fork.exchange_count == 13u);
+    BOOST_TEST((fork.updated_at == make_exchange(13).timestamp));
+    BOOST_TEST(names_starting(dir.path() / "cli", ".").empty());
+}
+
+BOOST_AUTO_TEST_CASE(a_fork_after_a_damaged_line_dated_later_is_made_again_exactly) {
+    temp_dir dir;
+    save_session(dir.path(), "source01", 3);
+    // Exchange 4 starts as written but does not decode, and its timestamp is later than
+    // those after it: copied undecoded, it would make the fork's updated_at too late.
+    ds::exchange late = make_exchange(4);
+    late.timestamp = ds::test::at(1000);
+    std::string damaged = line_of(late);
+    damaged.erase(damaged.find(R"("answer":)") + 8, 1);
+    write_bytes(history(dir.path(), "source01"), read_bytes(history(dir.path(), "source01")) +
+                                                     damaged + "\n" + line_of(make_exchange(5)) +
+                                                     "\n" + line_of(make_exchange(6)) + "\n");
+    ds::jsonl_store store{dir.path(), "cli", unsynced};
+    const auto source = store.load("source01");
+    ds::session_meta fork = make_meta("fork0001");
+    BOOST_TEST_REQUIRE(store.fork("source01", 6, fork));
+    const auto loaded = store.load("fork0001");
+    BOOST_TEST((loaded.exchanges == source.exchanges));
+    BOOST_TEST((fork.updated_at == make_exchange(6).timestamp));
+    BOOST_TEST((loaded.meta.updated_at == fork.updated_at));
+    BOOST_TEST((store.find("fork0001")->updated_at == fork.updated_at));
+    BOOST_TEST(!contains(read_bytes(history(dir.path(), "fork0001")), damaged));
+}
+
+BOOST_AUTO_TEST_CASE(a_fork_refuses_a_taken_id_and_a_newer_source_and_writes_nothing) {
+    temp_dir dir;
+    save_session(dir.path(), "source01", 3);
+    save_session(dir.path(), "taken001", 1);
+    ds::jsonl_store store{dir.path(), "cli", unsynced};
+    ds::session_meta fork = make_meta("taken001");
+    BOOST_TEST(!store.fork("source01", 3, fork));
+    BOOST_TEST(store.load("taken001").exchanges.size() == 1u);
+    fork.id = "fork0001";
+    BOOST_CHECK_THROW(store.fork("missing1", 3, fork), ds::session_not_found);
+    std::string text = read_bytes(history(dir.path(), "source01"));
+    text.replace(text.find(R"("version":1)"), 11, R"("version":9)");
+    write_bytes(history(dir.path(), "source01"), text);
+    BOOST_CHECK_THROW(store.fork("source01", 3, fork), ds::format_error);
+    BOOST_TEST(!fs::exists(dir.path() / "cli" / "fork0001"));
+    BOOST_TEST(names_starting(dir.path() / "cli", ".").empty());
+}
+
+BOOST_AUTO_TEST_CASE(a_line_that_may_hide_a_seq_is_told_wherever_the_bytes_fall) {
+    const std::string plain = line_of(make_exchange(39)); // some 80 bytes, no q after "seq"
+    BOOST_TEST_REQUIRE(plain.find('q', ds::detail::seq_key_end) != std::string::npos);
+    BOOST_TEST(!ds::detail::may_hide_a_seq(plain));
+    const std::size_t from = plain.find(R"("answer":")") + 10;
+    for (std::size_t at = from; at + 2 < plain.size(); ++at) {
+        BOOST_TEST_CONTEXT("at " << at) {
+            std::string escaped = plain, key = plain, backslash = plain;
+            escaped.insert(at, R"(\u0041)");
+            key.insert(at, R"("seq")");
+            backslash.insert(at, R"(\n)");
+            BOOST_TEST(ds::detail::may_hide_a_seq(escaped));
+            BOOST_TEST(ds::detail::may_hide_a_seq(key));
+            BOOST_TEST(!ds::detail::may_hide_a_seq(backslash));
+        }
+    }
+}

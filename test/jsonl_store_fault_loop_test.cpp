@@ -372,6 +372,7 @@ enum class operation {
     remove_held_elsewhere,
     list,
     create_whole,
+    fork,
     trash,
     restore,
     purge
@@ -395,6 +396,8 @@ const char* name_of(operation op) {
         return "list (list_sessions after another store created a session)";
     case operation::create_whole:
         return "create_whole (a session of 3 exchanges and a new title)";
+    case operation::fork:
+        return "fork (a session of 3 exchanges, copied whole)";
     case operation::trash:
         return "trash (a batch of 3 sessions)";
     case operation::restore:
@@ -571,6 +574,12 @@ iteration run_change(operation op, fault_plan plan) {
             });
             break;
         }
+        case operation::fork: {
+            ds::session_meta m = ds::test::make_meta(whole_id);
+            m.forked_from = ds::session_origin{ids[3], 3};
+            created = store.fork(ids[3], 3, m);
+            break;
+        }
         case operation::trash: {
             const std::vector<ds::session_id> batch{ids[0], ids[1], ids[2]};
             outcomes = store.trash(batch, ds::test::at(600), std::nullopt);
@@ -604,12 +613,13 @@ iteration run_change(operation op, fault_plan plan) {
         expected[id] = place::live;
     switch (op) {
     case operation::create_whole:
+    case operation::fork:
         if (created == true)
             expected[whole_id] = place::live;
         else
             expected[whole_id] = place::gone;
         if (created == false)
-            it.failures.push_back("create_whole returned false for a free id");
+            it.failures.push_back("the call returned false for a free id");
         break;
     case operation::trash:
         if (it.threw)
@@ -692,8 +702,8 @@ iteration run_change(operation op, fault_plan plan) {
 // One fresh store root; the operation runs with `plan` armed; then every check.
 iteration run(operation op, fault_plan plan) {
     iteration it;
-    if (op == operation::create_whole || op == operation::trash || op == operation::restore ||
-        op == operation::purge)
+    if (op == operation::create_whole || op == operation::fork || op == operation::trash ||
+        op == operation::restore || op == operation::purge)
         return run_change(op, plan);
     ds::test::temp_dir dir;
     const fs::path root = dir.path();
@@ -935,6 +945,10 @@ BOOST_AUTO_TEST_CASE(a_list_keeps_every_promise_whichever_call_fails) {
 
 BOOST_AUTO_TEST_CASE(a_whole_session_is_made_all_or_nothing_whichever_call_fails) {
     fail_every_call(operation::create_whole);
+}
+
+BOOST_AUTO_TEST_CASE(a_fork_is_made_all_or_nothing_whichever_call_fails) {
+    fail_every_call(operation::fork);
 }
 
 BOOST_AUTO_TEST_CASE(a_trashed_batch_leaves_each_session_in_one_place_whichever_call_fails) {

@@ -105,6 +105,11 @@ public:
                       const ds::session_filler& fill) requires ds::creates_whole_sessions<Inner> {
         return logged("create_whole " + shown(m.id), [&] { return inner_.create_whole(m, fill); });
     }
+    bool fork(const ds::session_id& source, std::uint64_t through,
+              ds::session_meta& m) requires ds::forks_sessions<Inner> {
+        return logged("fork " + shown(source) + " as " + shown(m.id),
+                      [&] { return inner_.fork(source, through, m); });
+    }
     std::vector<ds::trash_outcome>
     trash(std::span<const ds::session_id> ids, ds::time_point at,
           std::optional<ds::time_point> stale_before) requires ds::keeps_trash<Inner> {

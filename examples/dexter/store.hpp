@@ -143,6 +143,35 @@ public:
                 throw sessions::error("this store cannot create a session whole");
         });
     }
+    bool fork(const sessions::session_id& source, std::uint64_t through,
+              sessions::session_meta& m) {
+        return on([&](auto& s) -> bool {
+            if constexpr (sessions::forks_sessions<plain<decltype(s)>>) {
+                return s.fork(source, through, m);
+            } else {
+                // What the manager does for a store that cannot fork itself.
+                m.pinned = false;
+                m.exchange_count = 0;
+                m.updated_at = m.created_at;
+                sessions::session_meta made = m;
+                const bool created = create_whole(m, [&](sessions::session_sink& sink) {
+                    for_each_record(source, 1, through,
+                                    [&](sessions::exchange&& ex, std::string_view record) {
+                                        sink.add(ex, record);
+                                        sessions::apply_exchange(made, ex);
+                                        return true;
+                                    });
+                    if (made.exchange_count == 0)
+                        throw sessions::error("cannot fork session '" + source +
+                                              "': none of its exchanges could be read; nothing "
+                                              "was created");
+                });
+                if (created)
+                    m = made;
+                return created;
+            }
+        });
+    }
     std::vector<sessions::trash_outcome> trash(std::span<const sessions::session_id> ids,
                                                sessions::time_point deleted_at,
                                                std::optional<sessions::time_point> stale_before) {

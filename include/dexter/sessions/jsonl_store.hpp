@@ -23,8 +23,8 @@
 // change_log.hpp (changes.log and its lock), index_cache.hpp (the listing cache, kept
 // true to the history files) and index_file.hpp (index.json on disk), session_lease.hpp
 // (a session's files, the writer's lease and its writes), quarantine.hpp (quarantine/,
-// torn tails), session_builder.hpp (create_whole), trash.hpp (the trash), posix.hpp
-// (the seam).
+// torn tails), session_builder.hpp (create_whole), session_fork.hpp (fork), trash.hpp (the trash),
+// posix.hpp (the seam).
 #pragma once
 
 #include <dexter/sessions/detail/change_log.hpp>
@@ -36,6 +36,7 @@
 #include <dexter/sessions/detail/quarantine.hpp>
 #include <dexter/sessions/detail/record_codec.hpp>
 #include <dexter/sessions/detail/session_builder.hpp>
+#include <dexter/sessions/detail/session_fork.hpp>
 #include <dexter/sessions/detail/session_lease.hpp>
 #include <dexter/sessions/detail/trash.hpp>
 #include <dexter/sessions/id.hpp>
@@ -519,6 +520,42 @@ public:
         if (made)
             refresh_after_change("creating session '" + m.id + "'");
         return made;
+    }
+
+    /// Creates session fork.id holding exchanges 1..through of session `source`
+    /// (storage.hpp, forks_sessions), built aside and renamed into place as create_whole()
+    /// builds a session, from the source's history read forward without a lease: lines
+    /// this library wrote are copied as they are (detail/session_fork.hpp). Sets
+    /// fork.exchange_count, fork.updated_at and fork.pinned (false); the index takes the
+    /// fork's entry without reading its history again. Returns false, without writing,
+    /// when fork.id is taken. Throws invalid_session_id, session_not_found (no source),
+    /// format_error (the source is in a newer format), error (no exchange of the source
+    /// could be read), session_exists (fork.id was taken meanwhile), invalid_input,
+    /// storage_error; on throw nothing of the fork remains. The fork is left closed.
+    bool fork(const session_id& source, std::uint64_t through, session_meta& fork) {
+        validate_session_id(source);
+        validate_session_id(fork.id);
+        require_channel();
+        detail::unique_fd dir = detail::open_session_dir(place(), source);
+        detail::unique_fd file = detail::open_history(place(), dir.get(), source, O_RDONLY,
+                                                      "cannot open session '" + source + "'");
+        const auto where = place();
+        const detail::build_context<Ops> c{where, log_, channel_, options_.max_record_bytes,
+                                           options_.sync == durability::full};
+        const auto made = detail::build_fork(
+            c, file.get(), history_path(source), through, fork,
+            [&](std::uint64_t version) { throw newer_format(source, version); },
+            [&](int e) {
+                note("session '" + fork.id + "' was created, but " + channel_path() +
+                     " could not be synced (" + std::strerror(e) +
+                     "): after a power loss it may be gone");
+            });
+        if (!made)
+            return false;
+        if (made->written.st_ino != 0)
+            index_.correct(channel_, fork.id, made->state, made->written);
+        refresh_after_change("forking session '" + source + "'");
+        return true;
     }
 
     /// Moves each session of `ids` to `<root>/trash/<channel>/<id>-<ms>` by one rename

@@ -398,8 +398,9 @@ public:
     /// title and extra, created now, with forked_from = {id, through_seq}. Returns the
     /// new session's metadata; the current session stays current. Reads the source in
     /// bounded memory and needs no lease on it (another process may be writing it). A
-    /// store that creates_whole_sessions makes the fork appear whole or not at all, even
-    /// if the process is killed; with any other store it is built by create() and
+    /// store that forks_sessions (which then makes the copy itself) or
+    /// creates_whole_sessions makes the fork appear whole or not at all, even if the
+    /// process is killed; with any other store it is built by create() and
     /// append() (a crash midway leaves a partial fork). Throws invalid_session_id,
     /// session_not_found, invalid_input (through_seq is 0 or past the last exchange),
     /// and what the store throws; on throw no new session exists.
@@ -425,18 +426,22 @@ public:
         for (int attempt = 0;; ++attempt) {
             fork.id = fresh_id();
             session_meta made = fork;
-            const bool created = create_whole(made, [&](session_sink& sink) {
-                std::uint64_t copied = 0;
-                tracking_sink tracked(sink, made, copied);
-                for_each_record(copy_of, 1, [&](exchange&& ex, std::string_view record) {
-                    tracked.add(ex, record);
-                    return true;
+            bool created = false;
+            if constexpr (forks_sessions<Storage>)
+                created = storage_.fork(source->id, through, made);
+            else
+                created = create_whole(made, [&](session_sink& sink) {
+                    std::uint64_t copied = 0;
+                    tracking_sink tracked(sink, made, copied);
+                    for_each_record(copy_of, 1, [&](exchange&& ex, std::string_view record) {
+                        tracked.add(ex, record);
+                        return true;
+                    });
+                    if (made.exchange_count == 0)
+                        throw error("cannot fork session '" + source->id +
+                                    "': none of its exchanges could be read (it is damaged, or was "
+                                    "deleted meanwhile); nothing was created");
                 });
-                if (made.exchange_count == 0)
-                    throw error("cannot fork session '" + source->id +
-                                "': none of its exchanges could be read (it is damaged, or was "
-                                "deleted meanwhile); nothing was created");
-            });
             if (created)
                 return made;
             if (attempt + 1 >= options_.id_attempts)

@@ -110,6 +110,18 @@ namespace dexter::sessions {
 //       Returns false, without calling fill, when m.id is taken (by a session, or in a
 //       store where trashed sessions keep their ids, by a trashed one); throws
 //       session_exists when the id was taken while the session was being written.
+//   bool fork(const session_id& source, std::uint64_t through, session_meta& fork)
+//                                                 forks_sessions
+//       Creates session fork.id holding a copy of exchanges 1..through of session
+//       source, as load() reads them (seq and timestamps kept, a gap kept), with fork's
+//       title, extra, created_at and forked_from, not pinned: whole or not at all, with
+//       the guarantees of create_whole(). Sets fork.exchange_count and fork.updated_at
+//       (apply_exchange()) and fork.pinned (false). Needs no lease on the source.
+//       Returns false, without writing, when fork.id is taken (as create_whole() does);
+//       throws session_not_found (no source), format_error (the source is in a newer
+//       format), error (none of its exchanges 1..through can be read), session_exists.
+//       A store offers it when it can copy faster than a create_whole() fed by
+//       for_each_record(); session_manager::fork_session() uses create_whole() otherwise.
 //   std::vector<trash_outcome> trash(std::span<const session_id> ids, time_point
 //                                    deleted_at, std::optional<time_point> stale_before)
 //                                                 keeps_trash (with the three below)
@@ -218,6 +230,13 @@ using session_filler = std::function<void(session_sink&)>;
 template <class S>
 concept creates_whole_sessions = requires(S& s, const session_meta& m, const session_filler& f) {
     { s.create_whole(m, f) } -> std::same_as<bool>;
+};
+
+/// A store that forks a session itself, whole or not at all: fork().
+template <class S>
+concept forks_sessions = requires(S& s, const session_id& id, std::uint64_t through,
+                                  session_meta& m) {
+    { s.fork(id, through, m) } -> std::same_as<bool>;
 };
 
 /// What trash() did with one session.

@@ -121,6 +121,24 @@ public:
         last_seq_ = ex.seq;
     }
 
+    /// Adds exchange `seq` as `line`, a record this library wrote (canonical_exchange_seq()
+    /// of it is `seq`, it holds no newline) read from one of its histories, copied as it is
+    /// without checking its UTF-8 again. Throws invalid_input (a seq that does not follow
+    /// the last one added, a record over the limit), storage_error.
+    void add_trusted(std::uint64_t seq, std::string_view line) {
+        if (seq <= last_seq_)
+            throw invalid_input("exchange seq " + std::to_string(seq) + " does not follow " +
+                                std::to_string(last_seq_) + "; nothing was saved");
+        const std::size_t start = buffer_.size();
+        buffer_.append(line);
+        buffer_ += '\n';
+        checked(start, true, "exchange " + std::to_string(seq) + " of session '" + id_ + "'");
+        last_seq_ = seq;
+    }
+
+    /// The size of the history written so far (buffered bytes included).
+    std::uint64_t size() const noexcept { return written_ + buffer_.size(); }
+
     /// Adds a change of title, extra and pinned. Throws as add() does.
     void update(const session_meta& m) override {
         const std::size_t start = buffer_.size();
@@ -132,11 +150,16 @@ public:
     /// build directory to `<channel>/<id>` (recording the change in changes.log). Throws
     /// session_exists (the id was taken meanwhile), storage_error; on throw nothing of
     /// the session remains. A failure to sync the channel directory afterwards is
-    /// returned (as an errno, 0 when none): the session exists by then.
-    int commit() {
+    /// returned (as an errno, 0 when none): the session exists by then. With `written`,
+    /// the history's stat as it is complete, taken before the rename (so that nothing
+    /// written to the session since is mistaken for part of it), is stored there; its
+    /// st_ino is 0 when fstat failed.
+    int commit(struct stat* written = nullptr) {
         flush();
         if ((c_.sync && ops().fdatasync(file_.get()) < 0) || ops().fsync(dir_.get()) < 0)
             throw_errno("cannot sync new session '" + id_ + "'", path() + "/history.jsonl");
+        if (written && ops().fstat(file_.get(), written) < 0)
+            written->st_ino = 0;
         {
             change_lock<Ops> lock(ops(), c_.log, c_.channel, id_);
             if (ops().rename_noreplace(c_.place.channel_fd, name_.c_str(), c_.place.channel_fd,
