@@ -149,26 +149,14 @@ public:
             if constexpr (sessions::forks_sessions<plain<decltype(s)>>) {
                 return s.fork(source, through, m);
             } else {
-                // What the manager does for a store that cannot fork itself.
-                m.pinned = false;
-                m.exchange_count = 0;
-                m.updated_at = m.created_at;
-                sessions::session_meta made = m;
-                const bool created = create_whole(m, [&](sessions::session_sink& sink) {
-                    for_each_record(source, 1, through,
-                                    [&](sessions::exchange&& ex, std::string_view record) {
-                                        sink.add(ex, record);
-                                        sessions::apply_exchange(made, ex);
-                                        return true;
-                                    });
-                    if (made.exchange_count == 0)
-                        throw sessions::error("cannot fork session '" + source +
-                                              "': none of its exchanges could be read; nothing "
-                                              "was created");
-                });
-                if (created)
-                    m = made;
-                return created;
+                return sessions::fork_by_copy(
+                    m, source, through,
+                    [&](sessions::session_meta& made, const sessions::session_filler& fill) {
+                        return create_whole(made, fill);
+                    },
+                    [&](const sessions::record_visitor& visit) {
+                        return for_each_record(source, 1, through, visit);
+                    });
             }
         });
     }

@@ -70,6 +70,41 @@ struct purge_result {
     std::vector<std::pair<trashed_session, std::string>> failed;
 };
 
+/// Forks by copying the source's records one by one into a session made whole: what
+/// session_manager::fork_session() does with a store that does not fork itself
+/// (forks_sessions), for a wrapping store that offers fork() over any store. `made` holds
+/// the fork's metadata (id, title, extra, created_at, forked_from) and receives its
+/// exchange_count and updated_at. `create_whole(meta, fill)` creates the session as
+/// storage.hpp's create_whole() does; `read(visit)` streams the source's exchanges
+/// 1..through with their records. Returns what create_whole returns; throws error when no
+/// exchange could be read (nothing is then created), and what the two throw.
+template <class CreateWhole, class ReadRecords>
+bool fork_by_copy(session_meta& made, const session_id& source, std::uint64_t through,
+                  CreateWhole&& create_whole, ReadRecords&& read) {
+    made.pinned = false;
+    made.exchange_count = 0;
+    made.updated_at = made.created_at;
+    session_meta copied = made;
+    const bool created = create_whole(made, [&](session_sink& sink) {
+        read([&](exchange&& ex, std::string_view record) {
+            if (ex.seq > through)
+                return false;
+            sink.add(ex, record);
+            apply_exchange(copied, ex);
+            return true;
+        });
+        if (copied.exchange_count == 0)
+            throw error("cannot fork session '" + source +
+                        "': none of its exchanges could be read (it is damaged, or was deleted "
+                        "meanwhile); nothing was created");
+    });
+    if (created) {
+        made.exchange_count = copied.exchange_count;
+        made.updated_at = copied.updated_at;
+    }
+    return created;
+}
+
 /// One conversation's view of a store: the current session, and the rules for saving
 /// into it. Not thread-safe: use one manager per conversation, from one thread at a
 /// time. Not copyable (it holds the current session's lease); move-constructible only.
@@ -430,18 +465,14 @@ public:
             if constexpr (forks_sessions<Storage>)
                 created = storage_.fork(source->id, through, made);
             else
-                created = create_whole(made, [&](session_sink& sink) {
-                    std::uint64_t copied = 0;
-                    tracking_sink tracked(sink, made, copied);
-                    for_each_record(copy_of, 1, [&](exchange&& ex, std::string_view record) {
-                        tracked.add(ex, record);
-                        return true;
+                created = fork_by_copy(
+                    made, source->id, through,
+                    [&](session_meta& m, const session_filler& fill) {
+                        return create_whole(m, fill);
+                    },
+                    [&](const record_visitor& visit) {
+                        return for_each_record(copy_of, 1, visit);
                     });
-                    if (made.exchange_count == 0)
-                        throw error("cannot fork session '" + source->id +
-                                    "': none of its exchanges could be read (it is damaged, or was "
-                                    "deleted meanwhile); nothing was created");
-                });
             if (created)
                 return made;
             if (attempt + 1 >= options_.id_attempts)
