@@ -749,17 +749,32 @@ private:
         change_lock exclusive(ops_, log_, channel_, id, change_lock::exclusive);
         writer own;
         auto held = writers_.find(id);
-        if (held == writers_.end())
+        struct stat leased {}; // the history as of the lease (size, mtime, inode)
+        bool have_stat = false;
+        if (held == writers_.end()) {
             own = detail::lease_session(place(), id, O_RDONLY,
                                         "cannot move session '" + id +
-                                            "' to the trash: cannot open it to take its lock");
+                                            "' to the trash: cannot open it to take its lock",
+                                        &leased);
+            have_stat = true;
+        }
         const int fd = held != writers_.end() ? held->second.file.get() : own.file.get();
         if (stale_before) {
-            std::vector<diagnostic> ignored;
-            const auto st = read_state(id, fd, ignored);
-            if (st.meta.pinned)
+            // Judged under the lease: from the index entry when it is current for the file
+            // as it is now (nothing saved since it was read), else from the history (only
+            // what follows the entry is read, as read_state() does).
+            if (!have_stat && ops_.fstat(fd, &leased) < 0)
+                detail::throw_errno("cannot examine", history_path(id));
+            session_meta from_file;
+            const session_meta* meta = index_.current_meta(channel_, id, leased);
+            if (!meta) {
+                std::vector<diagnostic> ignored;
+                from_file = read_state(id, fd, ignored).meta;
+                meta = &from_file;
+            }
+            if (meta->pinned)
                 return "it is pinned";
-            if (!(st.meta.updated_at < *stale_before))
+            if (!(meta->updated_at < *stale_before))
                 return "it was saved into since it was listed";
         }
         const int to = bin.fd(true);
