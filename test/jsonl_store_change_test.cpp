@@ -525,6 +525,35 @@ BOOST_AUTO_TEST_CASE(trash_with_stale_before_judges_from_a_current_entry_and_rea
     BOOST_TEST(second[0].kept_because == "it was saved into since it was listed");
 }
 
+BOOST_AUTO_TEST_CASE(a_batch_longer_than_a_chunk_moves_every_session_and_records_each_change) {
+    temp_dir dir;
+    std::vector<ds::session_id> ids;
+    {
+        ds::jsonl_store maker{dir.path(), "cli", unsynced};
+        for (int i = 0; i < 300; ++i) { // two chunks of changes.log's lock
+            const std::string n = std::to_string(i);
+            ids.push_back("chunk" + std::string(3 - n.size(), '0') + n);
+            BOOST_TEST_REQUIRE(maker.create(make_meta(ids.back())));
+            maker.close(ids.back());
+        }
+    }
+    ids.insert(ids.begin() + 150, "bad id"); // an invalid id is its own outcome
+    ds::jsonl_store store{dir.path(), "cli", unsynced};
+    const auto before = read_bytes(dir.path() / "changes.log").size();
+    const auto out = store.trash(ids, at(5), std::nullopt);
+    BOOST_TEST_REQUIRE(out.size() == ids.size());
+    for (std::size_t i = 0; i < out.size(); ++i) {
+        BOOST_TEST(out[i].id == ids[i]);
+        BOOST_TEST(out[i].moved == (i != 150));
+    }
+    BOOST_TEST(static_cast<bool>(out[150].error));
+    BOOST_TEST(store.list().empty());
+    const auto log = read_bytes(dir.path() / "changes.log").substr(before);
+    for (std::size_t i = 0; i < ids.size(); ++i)
+        if (i != 150)
+            BOOST_TEST(contains(log, "\ncli/" + ids[i] + "\n"));
+}
+
 BOOST_AUTO_TEST_CASE(a_batch_writes_the_index_once) {
     temp_dir dir;
     std::vector<ds::session_id> ids;
