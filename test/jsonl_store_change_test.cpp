@@ -79,6 +79,15 @@ struct counting_index_writes : ds::detail::posix_ops {
     }
 };
 
+// Counts the reads (pread) a store makes.
+struct counting_reads : ds::detail::posix_ops {
+    std::shared_ptr<int> reads = std::make_shared<int>(0);
+    ssize_t pread(int fd, void* data, std::size_t n, off_t offset) {
+        ++*reads;
+        return posix_ops::pread(fd, data, n, offset);
+    }
+};
+
 } // namespace
 
 // --- create_whole ----------------------------------------------------------------------
@@ -480,6 +489,69 @@ BOOST_AUTO_TEST_CASE(trash_with_stale_before_leaves_pinned_and_recent_sessions) 
     BOOST_TEST(out[2].kept_because == "it is pinned");
     BOOST_TEST(!out[1].error);
     BOOST_TEST(store.list().size() == 2u);
+}
+
+BOOST_AUTO_TEST_CASE(trash_with_stale_before_judges_from_a_current_entry_and_reads_a_changed_file) {
+    temp_dir dir;
+    save_session(dir.path(), "quiet001", 1); // updated at at(10)
+    save_session(dir.path(), "quiet002", 1);
+    auto grown = save_session(dir.path(), "grown001", 1);
+    counting_reads ops;
+    ds::basic_jsonl_store<counting_reads> store{dir.path(), "cli", unsynced, ops};
+    BOOST_TEST_REQUIRE(store.list().size() == 3u); // every entry current
+    // What a move reads without judging (the refresh of the index after it)...
+    *ops.reads = 0;
+    const std::vector<ds::session_id> unjudged{"quiet002"};
+    BOOST_TEST(store.trash(unjudged, at(100), std::nullopt)[0].moved);
+    const int baseline = *ops.reads;
+    // ... is all that one judged from its current entry reads: not its history.
+    *ops.reads = 0;
+    const std::vector<ds::session_id> quiet{"quiet001"};
+    const auto first = store.trash(quiet, at(100), at(30));
+    BOOST_TEST(first[0].moved);
+    BOOST_TEST(*ops.reads == baseline);
+    {
+        // Saved into by another store after the list: its entry no longer matches the file.
+        ds::jsonl_store other{dir.path(), "cli", unsynced};
+        other.open(grown.id);
+        append_exchange(other, grown, make_exchange(2));
+        append_exchange(other, grown, make_exchange(3));
+        append_exchange(other, grown, make_exchange(4)); // updated at at(40)
+        other.close(grown.id);
+    }
+    const std::vector<ds::session_id> changed{"grown001"};
+    const auto second = store.trash(changed, at(100), at(30));
+    BOOST_TEST(!second[0].moved);
+    BOOST_TEST(second[0].kept_because == "it was saved into since it was listed");
+}
+
+BOOST_AUTO_TEST_CASE(a_batch_longer_than_a_chunk_moves_every_session_and_records_each_change) {
+    temp_dir dir;
+    std::vector<ds::session_id> ids;
+    {
+        ds::jsonl_store maker{dir.path(), "cli", unsynced};
+        for (int i = 0; i < 300; ++i) { // two chunks of changes.log's lock
+            const std::string n = std::to_string(i);
+            ids.push_back("chunk" + std::string(3 - n.size(), '0') + n);
+            BOOST_TEST_REQUIRE(maker.create(make_meta(ids.back())));
+            maker.close(ids.back());
+        }
+    }
+    ids.insert(ids.begin() + 150, "bad id"); // an invalid id is its own outcome
+    ds::jsonl_store store{dir.path(), "cli", unsynced};
+    const auto before = read_bytes(dir.path() / "changes.log").size();
+    const auto out = store.trash(ids, at(5), std::nullopt);
+    BOOST_TEST_REQUIRE(out.size() == ids.size());
+    for (std::size_t i = 0; i < out.size(); ++i) {
+        BOOST_TEST(out[i].id == ids[i]);
+        BOOST_TEST(out[i].moved == (i != 150));
+    }
+    BOOST_TEST(static_cast<bool>(out[150].error));
+    BOOST_TEST(store.list().empty());
+    const auto log = read_bytes(dir.path() / "changes.log").substr(before);
+    for (std::size_t i = 0; i < ids.size(); ++i)
+        if (i != 150)
+            BOOST_TEST(contains(log, "\ncli/" + ids[i] + "\n"));
 }
 
 BOOST_AUTO_TEST_CASE(a_batch_writes_the_index_once) {

@@ -567,19 +567,52 @@ public:
     /// the index written, once for the whole batch.
     std::vector<trash_outcome> trash(std::span<const session_id> ids, time_point deleted_at,
                                      std::optional<time_point> stale_before) {
-        std::vector<trash_outcome> out;
-        out.reserve(ids.size());
+        std::vector<trash_outcome> out(ids.size());
         auto bin = trash_bin();
         bool moved = false;
-        for (const auto& id : ids) {
-            trash_outcome& o = out.emplace_back();
-            o.id = id;
+        // LOCK_EX on changes.log, as remove() takes it, but once for a chunk of sessions,
+        // with the chunk's change lines in one write. remove()'s reasoning holds for each
+        // session of the chunk: a creation holds LOCK_SH from its mkdir until it holds its
+        // lease, so while the chunk holds LOCK_EX none is in flight, and a lease found
+        // free is not that of a session being born. Readers snapshot changes.log under
+        // LOCK_EX, so they see the chunk's lines only once its renames are done; a line
+        // for a session that is then kept or fails only makes readers look at it again.
+        // A chunk is short, so that saves (LOCK_SH) wait at most for one chunk.
+        constexpr std::size_t chunk = 256;
+        for (std::size_t begin = 0; begin < ids.size(); begin += chunk) {
+            const std::size_t end = std::min(ids.size(), begin + chunk);
+            std::vector<std::size_t> valid;
+            std::vector<session_id> lines;
+            for (std::size_t i = begin; i < end; ++i) {
+                out[i].id = ids[i];
+                try {
+                    validate_session_id(ids[i]);
+                    require_channel();
+                    valid.push_back(i);
+                    lines.push_back(ids[i]);
+                } catch (...) {
+                    out[i].error = std::current_exception();
+                }
+            }
+            if (valid.empty())
+                continue;
+            std::optional<change_lock> exclusive;
             try {
-                o.kept_because = trash_one(bin, id, deleted_at, stale_before);
-                o.moved = o.kept_because.empty();
-                moved = moved || o.moved;
+                exclusive.emplace(ops_, log_, channel_, std::span<const session_id>(lines));
             } catch (...) {
-                o.error = std::current_exception();
+                for (const auto i : valid)
+                    out[i].error = std::current_exception();
+                continue;
+            }
+            for (const auto i : valid) {
+                trash_outcome& o = out[i];
+                try {
+                    o.kept_because = trash_one(bin, ids[i], deleted_at, stale_before);
+                    o.moved = o.kept_because.empty();
+                    moved = moved || o.moved;
+                } catch (...) {
+                    o.error = std::current_exception();
+                }
             }
         }
         if (!moved)
@@ -776,27 +809,39 @@ private:
 
     detail::channel_trash<Ops> trash_bin() { return {ops_, root_fd_.get(), root_, channel_}; }
 
-    // trash() for one session: "" when it was moved, else why it was left. Throws as
-    // remove() does.
+    // trash() for one session (valid id, channel open), called holding LOCK_EX on
+    // changes.log with its change recorded: "" when it was moved, else why it was left.
+    // Throws as remove() does.
     std::string trash_one(detail::channel_trash<Ops>& bin, const session_id& id,
                           time_point deleted_at, std::optional<time_point> stale_before) {
-        validate_session_id(id);
-        require_channel();
-        // LOCK_EX on changes.log, as remove() takes it: no creation is in flight.
-        change_lock exclusive(ops_, log_, channel_, id, change_lock::exclusive);
         writer own;
         auto held = writers_.find(id);
-        if (held == writers_.end())
+        struct stat leased {}; // the history as of the lease (size, mtime, inode)
+        bool have_stat = false;
+        if (held == writers_.end()) {
             own = detail::lease_session(place(), id, O_RDONLY,
                                         "cannot move session '" + id +
-                                            "' to the trash: cannot open it to take its lock");
+                                            "' to the trash: cannot open it to take its lock",
+                                        &leased);
+            have_stat = true;
+        }
         const int fd = held != writers_.end() ? held->second.file.get() : own.file.get();
         if (stale_before) {
-            std::vector<diagnostic> ignored;
-            const auto st = read_state(id, fd, ignored);
-            if (st.meta.pinned)
+            // Judged under the lease: from the index entry when it is current for the file
+            // as it is now (nothing saved since it was read), else from the history (only
+            // what follows the entry is read, as read_state() does).
+            if (!have_stat && ops_.fstat(fd, &leased) < 0)
+                detail::throw_errno("cannot examine", history_path(id));
+            session_meta from_file;
+            const session_meta* meta = index_.current_meta(channel_, id, leased);
+            if (!meta) {
+                std::vector<diagnostic> ignored;
+                from_file = read_state(id, fd, ignored).meta;
+                meta = &from_file;
+            }
+            if (meta->pinned)
                 return "it is pinned";
-            if (!(st.meta.updated_at < *stale_before))
+            if (!(meta->updated_at < *stale_before))
                 return "it was saved into since it was listed";
         }
         const int to = bin.fd(true);
@@ -809,7 +854,6 @@ private:
                 detail::throw_errno("cannot move session '" + id + "' to the trash",
                                     session_path(id));
         }
-        exclusive.release();
         writers_.erase(id); // only now: if the rename failed, the session stays open here
         own = writer{};
         index_.forget(channel_, id);

@@ -20,6 +20,7 @@
 #include <cerrno>
 #include <cstddef>
 #include <optional>
+#include <span>
 #include <string>
 
 namespace dexter::sessions::detail {
@@ -135,7 +136,48 @@ public:
         if (fd_ < 0 || (m != held && ops_.flock(fd_, m == shared ? LOCK_SH : LOCK_EX) < 0))
             throw_errno("cannot lock changes.log", log.path());
         locked_ = m != held;
-        const std::string line = "\n" + channel + "/" + id + "\n";
+        record("\n" + channel + "/" + id + "\n", id, log);
+    }
+
+    /// Takes LOCK_EX (waiting for it) for a batch of changes, and records one line for
+    /// each of `ids` (none empty), all in one write. Throws as the constructor for one
+    /// session does (the message names the first id); nothing is then held.
+    change_lock(Ops& ops, const change_log<Ops>& log, const std::string& channel,
+                std::span<const session_id> ids)
+        : ops_(ops), fd_(log.fd()), locked_(false) {
+        const session_id& first = ids.front();
+        if (log.open_errno() == not_a_regular_file)
+            throw_open_failure("cannot record a change of session '" + first + "'", log.path(),
+                               log.open_errno());
+        if (log.open_errno())
+            throw storage_error("cannot record a change of session '" + first +
+                                    "': the session store is read-only (cannot write "
+                                    "changes.log)",
+                                log.path(), log.open_errno());
+        if (fd_ < 0 || ops_.flock(fd_, LOCK_EX) < 0)
+            throw_errno("cannot lock changes.log", log.path());
+        locked_ = true;
+        std::string lines;
+        for (const auto& id : ids)
+            lines += "\n" + channel + "/" + id + "\n";
+        record(lines, first, log);
+    }
+
+    ~change_lock() { release(); }
+    change_lock(const change_lock&) = delete;
+    change_lock& operator=(const change_lock&) = delete;
+
+    /// Ends the lock now (when this object took it).
+    void release() noexcept {
+        if (locked_)
+            ops_.flock(fd_, LOCK_UN);
+        locked_ = false;
+    }
+
+private:
+    // Appends `line` (all of it, retrying a partial write); on failure releases the lock
+    // and throws naming `id`.
+    void record(const std::string& line, const session_id& id, const change_log<Ops>& log) {
         std::size_t done = 0;
         while (done < line.size()) {
             const ssize_t n = ops_.write(fd_, line.data() + done, line.size() - done);
@@ -150,18 +192,7 @@ public:
             }
         }
     }
-    ~change_lock() { release(); }
-    change_lock(const change_lock&) = delete;
-    change_lock& operator=(const change_lock&) = delete;
 
-    /// Ends the lock now (when this object took it).
-    void release() noexcept {
-        if (locked_)
-            ops_.flock(fd_, LOCK_UN);
-        locked_ = false;
-    }
-
-private:
     Ops& ops_;
     int fd_;
     bool locked_;

@@ -183,6 +183,26 @@ public:
         return st;
     }
 
+    /// The metadata of session `id` of the store's channel from its entry, when the entry
+    /// is current for the history whose stat is `sb` (taken by the caller, under the
+    /// session's lease): the same inode, modification time and size as when the entry was
+    /// read, and read to the end (no partial last line after it). Nothing otherwise (no
+    /// entry, a newer format, a file changed or replaced since): the caller reads the
+    /// history. This is the check a list makes of each entry (entry_is_current), so that a
+    /// decision taken from it stands on what the list showed, and any save since (which
+    /// changes the size and the modification time) sends the caller to the file.
+    const session_meta* current_meta(const std::string& channel, const session_id& id,
+                                     const struct stat& sb) const {
+        const auto* e = entry(channel, id);
+        if (!e || e->newer_version || e->no_header || unreadable_.count(id) || !S_ISREG(sb.st_mode))
+            return nullptr;
+        const auto size = static_cast<std::uint64_t>(sb.st_size);
+        if (e->ino != static_cast<std::uint64_t>(sb.st_ino) || e->mtime_ns != mtime_ns(sb) ||
+            e->file_size != size || e->size != size)
+            return nullptr;
+        return &e->meta;
+    }
+
     /// Replaces the entry of session `id` of `channel` by what a scan of its history
     /// (with stat `sb`) found, and marks the index for writing.
     void correct(const std::string& channel, const session_id& id, const scan_state& st,

@@ -233,15 +233,18 @@ inline std::string describe_errno(int e) {
 /// Opens `path` under `dirfd` (never following a symbolic link) only if it is a
 /// regular file: with O_NONBLOCK, so that a FIFO or a device cannot block the open,
 /// then fstat. On failure returns no descriptor and sets `err` to the errno, or to
-/// not_a_regular_file. O_NONBLOCK changes nothing for a regular file.
+/// not_a_regular_file. O_NONBLOCK changes nothing for a regular file. With `out`, the
+/// fstat is stored there (for a caller that needs the inode: no second fstat).
 template <class Ops>
-unique_fd open_regular(Ops& ops, int dirfd, const char* path, int flags, mode_t mode, int& err) {
+unique_fd open_regular(Ops& ops, int dirfd, const char* path, int flags, mode_t mode, int& err,
+                       struct stat* out = nullptr) {
     unique_fd fd(ops.openat(dirfd, path, flags | O_NONBLOCK | O_NOFOLLOW, mode));
     if (!fd) {
         err = errno;
         return fd;
     }
-    struct stat st {};
+    struct stat local {};
+    struct stat& st = out ? *out : local;
     if (ops.fstat(fd.get(), &st) < 0) {
         err = errno;
         return unique_fd{};

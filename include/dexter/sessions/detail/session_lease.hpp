@@ -81,11 +81,12 @@ unique_fd open_session_dir(const session_place<Ops>& p, const session_id& id) {
 /// Opens history.jsonl of session `id` in `dir` with `flags` (a regular file only, no
 /// symbolic link). Throws session_not_found (ENOENT only), storage_error starting with
 /// `what` and naming the history (any other failure, "not a regular file" included).
+/// With `opened`, the fstat of the opened file is stored there.
 template <file_ops Ops>
 unique_fd open_history(const session_place<Ops>& p, int dir, const session_id& id, int flags,
-                       const std::string& what) {
+                       const std::string& what, struct stat* opened = nullptr) {
     int err = 0;
-    unique_fd file = open_regular(p.ops, dir, "history.jsonl", flags, 0, err);
+    unique_fd file = open_regular(p.ops, dir, "history.jsonl", flags, 0, err, opened);
     if (!file) {
         if (err == ENOENT)
             throw session_not_found(id, p.root.string());
@@ -116,12 +117,20 @@ void take_lease(const session_place<Ops>& p, const session_id& id, int fd) {
 /// (or cleaned it up as unborn); a lease on an unlinked file would acknowledge exchanges
 /// that no one can ever read. Throws session_not_found (gone, or made anew meanwhile),
 /// storage_error naming the history (it cannot be examined).
+/// With `known`, the stat of `fd` taken since it was opened (its inode cannot change) is
+/// used instead of an fstat; with `now_out`, the stat of the linked history, taken under
+/// the lease, is stored there (the same file as `fd` when this returns).
 template <file_ops Ops>
-void require_still_linked(const session_place<Ops>& p, const session_id& id, int fd) {
-    struct stat held {
-    }, now{};
-    if (p.ops.fstat(fd, &held) < 0)
+void require_still_linked(const session_place<Ops>& p, const session_id& id, int fd,
+                          const struct stat* known = nullptr, struct stat* now_out = nullptr) {
+    struct stat held_local {
+    }, now_local{};
+    struct stat& now = now_out ? *now_out : now_local;
+    if (known)
+        held_local = *known;
+    else if (p.ops.fstat(fd, &held_local) < 0)
         throw_errno("cannot examine", p.history_path(id));
+    const struct stat& held = held_local;
     const std::string rel = id + "/history.jsonl";
     if (p.ops.fstatat(p.channel_fd, rel.c_str(), &now, AT_SYMLINK_NOFOLLOW) < 0) {
         if (errno == ENOENT)
@@ -135,15 +144,18 @@ void require_still_linked(const session_place<Ops>& p, const session_id& id, int
 /// Opens session `id`'s directory and history (with `flags`), takes the lease and checks
 /// that the history is still the session's: open_session_dir, open_history, take_lease,
 /// require_still_linked, in this order, throwing as they do. `what` starts the message
-/// of a failure to open the history.
+/// of a failure to open the history. With `leased`, the history's stat taken under the
+/// lease (its size and modification time as of the lease) is stored there; the
+/// regular-file check and the inode of the open file come from one fstat at the open.
 template <file_ops Ops>
 session_writer lease_session(const session_place<Ops>& p, const session_id& id, int flags,
-                             const std::string& what) {
+                             const std::string& what, struct stat* leased = nullptr) {
     session_writer w;
     w.dir = open_session_dir(p, id);
-    w.file = open_history(p, w.dir.get(), id, flags, what);
+    struct stat opened {};
+    w.file = open_history(p, w.dir.get(), id, flags, what, &opened);
     take_lease(p, id, w.file.get());
-    require_still_linked(p, id, w.file.get());
+    require_still_linked(p, id, w.file.get(), &opened, leased);
     return w;
 }
 
