@@ -1929,6 +1929,7 @@ BOOST_FIXTURE_TEST_CASE(sigint_at_the_prompt_exits_130_and_keeps_what_was_answer
 
 BOOST_FIXTURE_TEST_CASE(sigint_during_a_one_shot_exits_130, cli) {
     dexter_process p({"--agent-cmd", slow_agent(*this), "-p", "a slow one"}, env());
+    p.close_input(); // an open pipe would be read, to its end, as the question's context
     const pid_t pgid = std::stoi(wait_for_file(tmp.path() / "agent.pgid"));
     ::kill(p.pid(), SIGINT);
     BOOST_TEST(describe_status(p.wait()) == "exit 130");
@@ -2424,4 +2425,125 @@ BOOST_FIXTURE_TEST_CASE(slash_commands_rename_fork_help_and_refuse_the_rest, cli
                boost::test_tools::per_element());
     BOOST_TEST((copy.meta.forked_from && copy.meta.forked_from->id == id &&
                 copy.meta.forked_from->seq == 2u));
+}
+
+// --- the habits of agent CLIs: a question as words, piped context, -p -, -r ------------------
+
+BOOST_FIXTURE_TEST_CASE(piped_input_follows_the_question_and_p_dash_reads_it, cli) {
+    const std::string record = agent("record", "cat >> " + dir() +
+                                                   "/requests.jsonl\n"
+                                                   "echo >> " +
+                                                   dir() +
+                                                   "/requests.jsonl\n"
+                                                   "echo answered\n");
+    const auto asked = [&] {
+        std::ifstream in(tmp.path() / "requests.jsonl");
+        std::vector<std::string> questions;
+        for (std::string line; std::getline(in, line);)
+            if (!line.empty()) // the agent adds a newline after a request that has one
+                questions.emplace_back(
+                    json::parse(line).at("messages").as_array().back().at("content").as_string());
+        return questions;
+    };
+    // A question as words; then with a report piped in; then the question itself piped.
+    auto r = run({"--agent-cmd", record, "what", "is", "X?"});
+    BOOST_TEST(describe_status(r.status) == "exit 0", r.err);
+    r = run({"--agent-cmd", record, "-c", "-p", "summarise"}, "REPORT\nline 2\n");
+    BOOST_TEST(describe_status(r.status) == "exit 0", r.err);
+    r = run({"--agent-cmd", record, "-c", "-p", "-"}, "a question\nover two lines\n");
+    BOOST_TEST(describe_status(r.status) == "exit 0", r.err);
+    // Standard input that is not a pipe or a file (here /dev/null) adds nothing.
+    const int out = ::open("/dev/null", O_WRONLY | O_CLOEXEC);
+    r = run_with_stdout({"--agent-cmd", record, "-c", "plain"}, out);
+    ::close(out);
+    BOOST_TEST(describe_status(r.status) == "exit 0", r.err);
+    const std::vector<std::string> expected{"what is X?", "summarise\n\nREPORT\nline 2",
+                                            "a question\nover two lines", "plain"};
+    BOOST_TEST(asked() == expected, boost::test_tools::per_element());
+    const auto sessions_now = stored_sessions();
+    BOOST_TEST_REQUIRE(sessions_now.size() == 1u);
+    BOOST_TEST(queries_of(stored(sessions_now[0].id)) == expected,
+               boost::test_tools::per_element());
+
+    // Beyond the cap, not UTF-8, or no question at all: a clear error, nothing asked.
+    r = run({"--agent-cmd", record, "-p", "summarise"}, std::string(1024 * 1024 + 1, 'a'));
+    BOOST_TEST(describe_status(r.status) == "exit 1");
+    BOOST_TEST(r.err == "dexter: standard input holds more than 1 MiB; a question takes at most "
+                        "1 MiB of it (nothing asked)\n");
+    r = run({"--agent-cmd", record, "-p", "summarise"}, "caf\xe9\n");
+    BOOST_TEST(describe_status(r.status) == "exit 1");
+    BOOST_TEST(r.err == "dexter: standard input is not valid UTF-8 text (nothing asked)\n");
+    r = run({"--agent-cmd", record, "-p", "-"}, " \n");
+    BOOST_TEST(describe_status(r.status) == "exit 1");
+    BOOST_TEST(r.err == "dexter: -p -: standard input holds no question (nothing asked)\n");
+    BOOST_TEST(asked().size() == expected.size());
+    BOOST_TEST(stored_sessions().size() == 1u);
+    // Exactly the cap is taken.
+    r = run({"-p", "big"}, std::string(1024 * 1024, 'b'));
+    BOOST_TEST(describe_status(r.status) == "exit 0", r.err);
+}
+
+BOOST_FIXTURE_TEST_CASE(ctrl_c_while_piped_input_is_awaited_asks_nothing, cli) {
+    const std::string record = agent("record", "cat > " + dir() + "/asked\necho answered\n");
+    dexter_process p({"--agent-cmd", record, "-p", "summarise"}, env());
+    p.write("the first half of a report, then the writer stalls\n");
+    std::this_thread::sleep_for(std::chrono::milliseconds(100)); // let dexter block
+    ::kill(p.pid(), SIGINT);
+    BOOST_TEST(describe_status(p.wait()) == "killed by signal 2");
+    BOOST_TEST(!fs::exists(tmp.path() / "asked"));
+    BOOST_TEST(stored_sessions().empty());
+}
+
+BOOST_FIXTURE_TEST_CASE(resume_without_an_id_picks_from_a_numbered_list, cli) {
+    // Without a terminal, or with nothing to pick: a clear error.
+    auto r = run({"-r"});
+    BOOST_TEST(describe_status(r.status) == "exit 1");
+    BOOST_TEST(r.err == "dexter: -r without an ID picks a session on a terminal; give the "
+                        "session: -r ID, or -c for the most recent one\n");
+    {
+        pty_dexter t({"-r"}, env());
+        t.expect("dexter: no sessions to resume in ");
+        BOOST_TEST(describe_status(t.wait()) == "exit 1");
+    }
+    write_session("aaaa0001", "oldest", {{"q1", "a1"}}, test_time(0));
+    write_session("aaaa0002", "middle", {{"q2", "a2"}}, test_time(10));
+    write_session("aaaa0003", "newest", {{"q3", "a3"}}, test_time(20));
+    {
+        pty_dexter t({"-r"}, env());
+        t.expect("   1 aaaa0003");
+        t.expect("   2 aaaa0002");
+        t.expect("   3 aaaa0001");
+        t.expect("resume which? [1-3, Enter: none] ");
+        t.type("9\n");
+        t.expect("expected a number from 1 to 3");
+        t.type(" 2 \n");
+        t.expect("resumed session aaaa0002 (1 exchange)");
+        t.type("more\n");
+        t.expect("You asked: \"more\"");
+        t.type("\x04");
+        BOOST_TEST(describe_status(t.wait()) == "exit 0");
+    }
+    BOOST_TEST(queries_of(stored("aaaa0002")) == (std::vector<std::string>{"q2", "more"}),
+               boost::test_tools::per_element());
+    {
+        pty_dexter t({"-r"}, env());
+        t.expect("resume which? ");
+        t.type("\n");
+        t.expect("no session resumed");
+        BOOST_TEST(describe_status(t.wait()) == "exit 0");
+    }
+    {
+        // With a question: picked, asked, saved, exit.
+        pty_dexter t({"-r", "One more?"}, env());
+        t.expect("resume which? ");
+        t.type("3\n");
+        t.expect("You asked: \"One more?\"");
+        BOOST_TEST(describe_status(t.wait()) == "exit 0");
+    }
+    BOOST_TEST(queries_of(stored("aaaa0001")) == (std::vector<std::string>{"q1", "One more?"}),
+               boost::test_tools::per_element());
+    // -r ID is -s ID.
+    r = run({"-r", "aaaa0003"}, "again\n");
+    BOOST_TEST(describe_status(r.status) == "exit 0", r.err);
+    BOOST_TEST(banner_id(r.out) == "aaaa0003");
 }
