@@ -804,10 +804,12 @@ BOOST_FIXTURE_TEST_CASE(the_agent_receives_exactly_the_expected_messages, cli) {
         return json::object{{"role", "assistant"}, {"content", text}};
     };
     const json::value expected[] = {
-        json::object{{"session_id", id}, {"messages", json::array{user("q1")}}},
-        json::object{{"session_id", id},
+        json::object{{"protocol", 2}, {"session_id", id}, {"messages", json::array{user("q1")}}},
+        json::object{{"protocol", 2},
+                     {"session_id", id},
                      {"messages", json::array{user("q1"), assistant("answer 1"), user("q2")}}},
-        json::object{{"session_id", id},
+        json::object{{"protocol", 2},
+                     {"session_id", id},
                      {"messages", json::array{user("q2"), assistant("answer 2"), user("q3")}}},
     };
     for (std::size_t i = 0; i < 3; ++i)
@@ -2382,15 +2384,15 @@ BOOST_FIXTURE_TEST_CASE(slash_commands_rename_fork_help_and_refuse_the_rest, cli
     const std::string record = agent("record", "cat >> " + dir() + "/requests.jsonl\necho ok\n");
     auto r = run({"--agent-cmd", record},
                  "/rename Chosen before\n/fork\nq1\n/help\n/frobnicate now\n/rename  Later "
-                 "title \nq2\n/fork\nq3\n");
+                 "title \nq2\n/fork\nq3\n//usr is where?\n");
     BOOST_TEST(describe_status(r.status) == "exit 0", r.err);
     const std::string id = banner_id(r.out);
     const auto errors = lines_of(r.err);
     BOOST_TEST_REQUIRE(errors.size() == 2u, r.err);
     BOOST_TEST(errors[0] == "dexter: nothing to fork yet: this session has no exchange");
     BOOST_TEST(errors[1] ==
-               "dexter: unknown command /frobnicate (type /help; a question cannot start with "
-               "/word)");
+               "dexter: unknown command /frobnicate (type /help; to ask a question that starts "
+               "with /, type // for its /)");
     BOOST_TEST(r.out.find("session " + id + " will be titled \"Chosen before\"\n") !=
                    std::string::npos,
                r.out);
@@ -2413,7 +2415,7 @@ BOOST_FIXTURE_TEST_CASE(slash_commands_rename_fork_help_and_refuse_the_rest, cli
         const json::value request = json::parse(line);
         asked.emplace_back(request.at("messages").as_array().back().at("content").as_string());
     }
-    BOOST_TEST(asked == (std::vector<std::string>{"q1", "q2", "q3"}),
+    BOOST_TEST(asked == (std::vector<std::string>{"q1", "q2", "q3", "/usr is where?"}),
                boost::test_tools::per_element());
     const auto original = stored(id);
     BOOST_TEST(original.meta.title == "Later title");
@@ -2421,7 +2423,7 @@ BOOST_FIXTURE_TEST_CASE(slash_commands_rename_fork_help_and_refuse_the_rest, cli
                boost::test_tools::per_element());
     const auto copy = stored(fork);
     BOOST_TEST(copy.meta.title == "Later title");
-    BOOST_TEST(queries_of(copy) == (std::vector<std::string>{"q1", "q2", "q3"}),
+    BOOST_TEST(queries_of(copy) == (std::vector<std::string>{"q1", "q2", "q3", "/usr is where?"}),
                boost::test_tools::per_element());
     BOOST_TEST((copy.meta.forked_from && copy.meta.forked_from->id == id &&
                 copy.meta.forked_from->seq == 2u));
@@ -2546,4 +2548,100 @@ BOOST_FIXTURE_TEST_CASE(resume_without_an_id_picks_from_a_numbered_list, cli) {
     r = run({"-r", "aaaa0003"}, "again\n");
     BOOST_TEST(describe_status(r.status) == "exit 0", r.err);
     BOOST_TEST(banner_id(r.out) == "aaaa0003");
+}
+
+// --- streamed answers (agent protocol 2) -----------------------------------------------------
+
+namespace {
+
+// An agent that writes `first`, waits until the test creates the file "go", then writes
+// `second`: what dexter shows before "go" exists arrived while the agent still ran.
+std::string two_part_agent(const cli& c, const std::string& first, const std::string& second,
+                           int status = 0) {
+    return c.agent("two_part", "cat > /dev/null\nprintf '%s' \"$DEXTER_AGENT_PROTOCOL\" > " +
+                                   c.dir() + "/protocol\nprintf '" + first + "'\nwhile [ ! -e " +
+                                   c.dir() + "/go ]; do sleep 0.02; done\nprintf '" + second +
+                                   "'\nexit " + std::to_string(status) + "\n");
+}
+
+} // namespace
+
+BOOST_FIXTURE_TEST_CASE(a_streamed_answer_is_shown_as_it_arrives_and_marked_until_saved, cli) {
+    const std::string streaming = two_part_agent(*this, "first part, ", "second part\\n");
+    pty_dexter t({"--agent-cmd", streaming, "tell me"}, env({{"NO_COLOR", "1"}}));
+    t.expect("first part, \x1b"
+             "7…\x1b"
+             "8"); // shown, marked as in progress
+    BOOST_TEST(read_text(tmp.path() / "protocol") == "2");
+    BOOST_TEST(stored_sessions().empty()); // nothing is saved while it streams
+    std::ofstream(tmp.path() / "go").put('\n');
+    t.expect("\x1b[Ksecond part\r\n");
+    BOOST_TEST(describe_status(t.wait()) == "exit 0");
+    // Nothing follows a saved answer; it was shown once.
+    BOOST_TEST(t.output().ends_with("second part\r\n"
+                                    "\x1b"
+                                    "7…\x1b"
+                                    "8\x1b[K"),
+               t.output());
+    BOOST_TEST(count_of(t.output(), "first part") == 1u);
+    const auto all = stored_sessions();
+    BOOST_TEST_REQUIRE(all.size() == 1u);
+    BOOST_TEST(stored(all[0].id).exchanges.at(0).answer == "first part, second part");
+}
+
+BOOST_FIXTURE_TEST_CASE(a_spinner_waits_for_the_first_byte_on_a_terminal, cli) {
+    const std::string late = two_part_agent(*this, "", "at last\\n");
+    pty_dexter t({"--agent-cmd", late, "-p", "slow?"}, env());
+    t.expect(" waiting for the agent 0s\x1b[K");
+    std::ofstream(tmp.path() / "go").put('\n');
+    t.expect("\r\x1b[K"); // the spinner's line cleared
+    t.expect("at last");
+    BOOST_TEST(describe_status(t.wait()) == "exit 0");
+    // Not on a pipe: there the answer is printed once saved, and standard error stays clean.
+    fs::remove(tmp.path() / "go");
+    dexter_process p({"--agent-cmd", late, "-c", "-p", "piped?"}, env());
+    p.close_input();
+    std::this_thread::sleep_for(std::chrono::milliseconds(300));
+    BOOST_TEST(p.out().empty());
+    std::ofstream(tmp.path() / "go").put('\n');
+    BOOST_TEST(describe_status(p.wait()) == "exit 0");
+    BOOST_TEST(p.out() == "at last\n");
+    BOOST_TEST(p.err() == "");
+}
+
+BOOST_FIXTURE_TEST_CASE(an_interrupted_stream_stays_on_screen_marked_and_saves_nothing, cli) {
+    const std::string streaming = two_part_agent(*this, "half an answer", " never");
+    pty_dexter t({"--agent-cmd", streaming}, env({{"NO_COLOR", "1"}}));
+    t.expect("> ");
+    t.type("question\n");
+    t.expect("half an answer");
+    t.type("\x03");                       // Ctrl-C
+    t.expect("\x1b[K [interrupted]\r\n"); // after the ^C the terminal echoes
+    t.expect("dexter: interrupted; nothing saved for this question");
+    t.expect("> ");
+    t.type("\x04");
+    BOOST_TEST(describe_status(t.wait()) == "exit 0");
+    BOOST_TEST(stored_sessions().empty());
+}
+
+BOOST_FIXTURE_TEST_CASE(a_streamed_answer_the_store_refuses_says_not_saved, cli) {
+    // Shown as it arrived, then refused by the store (not UTF-8): marked, said, exit 1.
+    const std::string bad = two_part_agent(*this, "caf\\351 ", "au lait\\n");
+    std::ofstream(tmp.path() / "go").put('\n');
+    pty_dexter t({"--agent-cmd", bad, "-p", "coffee?"}, env({{"NO_COLOR", "1"}}));
+    t.expect("caf\\xE9 "); // made visible
+    t.expect("au lait\r\n");
+    t.expect("\x1b[K[NOT saved]\r\n");
+    t.expect("dexter: answer NOT saved: ");
+    BOOST_TEST(describe_status(t.wait()) == "exit 1");
+    BOOST_TEST(stored_sessions().empty());
+    // A failing agent's partial output is marked too.
+    fs::remove(tmp.path() / "go");
+    const std::string failing = two_part_agent(*this, "some words", "", 3);
+    std::ofstream(tmp.path() / "go").put('\n');
+    pty_dexter f({"--agent-cmd", failing, "-p", "fail?"}, env({{"NO_COLOR", "1"}}));
+    f.expect("some words");
+    f.expect("\x1b[K [failed]\r\n");
+    f.expect("dexter: the agent failed (exit status 3)");
+    BOOST_TEST(describe_status(f.wait()) == "exit 1");
 }

@@ -1,6 +1,7 @@
 // SPDX-License-Identifier: BSL-1.0
 // dexter's command-line parser: valid and invalid command lines, defaults, environment;
 // and the terminal sanitizer every human-readable view goes through.
+#include "dexter/answer_display.hpp"
 #include "dexter/options.hpp"
 #include "dexter/terminal.hpp"
 
@@ -760,4 +761,28 @@ BOOST_AUTO_TEST_CASE(help_lists_each_option_once_in_its_group) {
                                "--version"})
         BOOST_TEST(lines_naming(option) == 1, option);
     BOOST_TEST(option_lines.size() == 34u);
+}
+
+BOOST_AUTO_TEST_CASE(the_stream_sanitizer_equals_the_sanitizer_of_the_whole_text) {
+    const std::vector<std::string> texts{
+        "plain text\nwith lines\r\nand CRLF",
+        "caf\xc3\xa9 \xe4\xb8\xad\xe6\x96\x87 \xf0\x9f\x98\x80 end",
+        "\x1b]0;pwned\x07\x1b[31mred\x1b]52;c;aGk=\x1b\\ \xc2\x9b"
+        "2J",
+        "cr\rover\r\n\r\r\nbs\b\b",
+        "bad \xff\xfe utf-8 \xe4\xb8 cut \xf0\x9f\x98",
+        std::string("nul\0in", 7),
+    };
+    for (const auto& text : texts) {
+        const std::string whole = terminal_safe(text, true);
+        for (std::size_t a = 0; a <= text.size(); ++a)
+            for (std::size_t b = a; b <= text.size(); ++b) {
+                dexter::cli::terminal_safe_stream stream;
+                std::string shown = stream.feed(std::string_view(text).substr(0, a));
+                shown += stream.feed(std::string_view(text).substr(a, b - a));
+                shown += stream.feed(std::string_view(text).substr(b));
+                shown += stream.finish();
+                BOOST_TEST_REQUIRE(shown == whole, "cut at " << a << " and " << b);
+            }
+    }
 }
