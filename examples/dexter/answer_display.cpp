@@ -109,36 +109,23 @@ void live_answer::arrived(std::string_view piece) {
     shown_ = true;
 }
 
-std::string live_answer::rest_of_text() {
-    std::string rest = raw_ ? std::string() : safe_.finish();
-    if (!rest.empty())
-        at_line_start_ = rest.back() == '\n';
-    return rest;
-}
-
-void live_answer::complete() {
+void live_answer::end(std::string_view why) {
     done_ = true;
     clear_spinner();
     if (!shown_)
         return;
-    std::string out(erase_to_end_of_line);
-    out += rest_of_text();
+    std::string out(erase_to_end_of_line); // the in-progress mark
+    out += raw_ ? std::string() : safe_.finish();
+    if (out.size() > erase_to_end_of_line.size())
+        at_line_start_ = out.back() == '\n';
+    if (!why.empty()) {
+        const std::string mark = "[" + std::string(why) + "]";
+        out += at_line_start_ ? "" : " ";
+        out += color_ ? "\x1b[2m" + mark + "\x1b[0m" : mark;
+        at_line_start_ = false;
+    }
     if (!at_line_start_)
         out += '\n';
-    write_all(STDOUT_FILENO, out);
-}
-
-void live_answer::abandon(std::string_view why) {
-    done_ = true;
-    clear_spinner();
-    if (!shown_)
-        return;
-    std::string out(erase_to_end_of_line);
-    out += rest_of_text();
-    if (!at_line_start_)
-        out += ' ';
-    const std::string mark = "[" + std::string(why) + "]";
-    out += color_ ? "\x1b[2m" + mark + "\x1b[0m\n" : mark + '\n';
     write_all(STDOUT_FILENO, out);
 }
 

@@ -48,15 +48,15 @@ public:
     /// True when some of the answer is on the screen.
     [[nodiscard]] bool shown() const noexcept { return shown_; }
     /// The answer was saved: the mark goes and the line ends.
-    void complete();
+    void complete() { end({}); }
     /// The answer shown will not be saved: the text stays, the mark becomes
     /// "[<why>]" (e.g. "[interrupted]"), and the line ends. Without text shown, only the
     /// spinner is cleared.
-    void abandon(std::string_view why);
+    void abandon(std::string_view why) { end(why); }
 
 private:
     void clear_spinner();
-    std::string rest_of_text(); // what the sanitizer still holds, the text having ended
+    void end(std::string_view why); // the mark removed, or replaced by "[why]"
 
     bool show_text_, spinner_, color_, raw_;
     bool spinning_ = false, shown_ = false, at_line_start_ = true, done_ = false;
