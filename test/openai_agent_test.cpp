@@ -5,6 +5,9 @@
 #define BOOST_TEST_MODULE openai_agent
 #include <boost/test/unit_test.hpp>
 
+#include "support/child_checks.hpp"
+#include "support/environment.hpp"
+
 #include <boost/json/parse.hpp>
 #include <boost/json/serialize.hpp>
 #include <boost/json/value.hpp>
@@ -41,9 +44,9 @@
 #error "DEXTER_OPENAI_AGENT must name examples/dexter/agents/openai_chat.sh (the build passes it)"
 #endif
 
-extern char** environ;
-
 namespace json = boost::json;
+using dexter::sessions::test::read_some;
+using dexter::sessions::test::write_all;
 
 namespace {
 
@@ -81,19 +84,6 @@ bool tools_missing() {
         BOOST_TEST_MESSAGE("skipped: '" << *tool << "' is not installed (the agent needs curl "
                                         << "and jq; scripts/install-deps.sh installs them)");
     return tool.has_value();
-}
-
-// Writes all of `data`; false if the peer has gone (the script may have ended first).
-bool send_all(int fd, std::string_view data) {
-    while (!data.empty()) {
-        const ssize_t n = ::send(fd, data.data(), data.size(), MSG_NOSIGNAL);
-        if (n < 0 && errno == EINTR)
-            continue;
-        if (n <= 0)
-            return false;
-        data.remove_prefix(static_cast<std::size_t>(n));
-    }
-    return true;
 }
 
 std::string lower(std::string_view s) {
@@ -143,7 +133,7 @@ std::optional<http_request> read_request(int fd) {
                 const std::string length = request.header("Content-Length");
                 body_size = length.empty() ? 0 : std::stoul(length);
                 if (lower(request.header("Expect")) == "100-continue" &&
-                    !send_all(fd, "HTTP/1.1 100 Continue\r\n\r\n"))
+                    !write_all(fd, "HTTP/1.1 100 Continue\r\n\r\n"))
                     return std::nullopt;
             }
         }
@@ -300,7 +290,7 @@ std::string error_response(const std::string& status, const std::string& message
 }
 
 responder send_text(std::string text) {
-    return [text](mock_server&, int fd, const http_request&) { send_all(fd, text); };
+    return [text](mock_server&, int fd, const http_request&) { write_all(fd, text); };
 }
 
 // --- the script ------------------------------------------------------------------------
@@ -325,16 +315,9 @@ using env_changes = std::map<std::string, std::string>;
 std::vector<std::string> agent_environment(const std::string& base_url,
                                            const env_changes& changes) {
     std::map<std::string, std::string> env;
-    for (char** e = environ; *e; ++e) {
-        const std::string_view kv(*e);
-        const auto eq = kv.find('=');
-        if (eq == std::string_view::npos)
-            continue;
-        const std::string name(kv.substr(0, eq));
-        if (name.starts_with("DEXTER_") || lower(name).find("proxy") != std::string::npos)
-            continue;
-        env[name] = std::string(kv.substr(eq + 1));
-    }
+    for (auto& [name, value] : dexter::sessions::test::current_environment())
+        if (!name.starts_with("DEXTER_") && lower(name).find("proxy") == std::string::npos)
+            env[name] = std::move(value);
     env["DEXTER_AGENT_PROTOCOL"] = "2";
     env["DEXTER_OPENAI_MODEL"] = "test-model";
     env["DEXTER_OPENAI_API_KEY"] = api_key;
@@ -468,16 +451,8 @@ private:
     }
 
     static void drain(int& fd, short revents, std::string& into) {
-        if (fd < 0 || revents == 0)
-            return;
-        char buf[4096];
-        const ssize_t n = ::read(fd, buf, sizeof buf);
-        if (n > 0) {
-            into.append(buf, static_cast<std::size_t>(n));
-        } else if (n == 0 || errno != EINTR) {
-            ::close(fd);
-            fd = -1;
-        }
+        if (fd >= 0 && revents != 0)
+            read_some(fd, into);
     }
 
     pid_t pid_ = -1;
@@ -514,16 +489,16 @@ BOOST_AUTO_TEST_CASE(a_streamed_answer_is_its_pieces_put_together) {
         return;
     const std::vector<std::string> pieces = {"Hel", "lo,\n", " w\xc3\xb6rld", " \"q\" \\n", "\n"};
     mock_server server({[&pieces](mock_server&, int fd, const http_request&) {
-        send_all(fd, stream_head);
-        send_all(fd, ": a comment line, as some servers send to keep the connection\n\n");
+        write_all(fd, stream_head);
+        write_all(fd, ": a comment line, as some servers send to keep the connection\n\n");
         for (const auto& piece : pieces) {
-            send_all(fd, delta_event(piece));
+            write_all(fd, delta_event(piece));
             std::this_thread::sleep_for(std::chrono::milliseconds(30));
         }
         // The last chunk of a real stream: no content, a finish reason.
-        send_all(fd, R"(data: {"choices":[{"index":0,"delta":{},"finish_reason":"stop"}]})"
-                     "\n\n");
-        send_all(fd, done_event);
+        write_all(fd, R"(data: {"choices":[{"index":0,"delta":{},"finish_reason":"stop"}]})"
+                      "\n\n");
+        write_all(fd, done_event);
     }});
     const agent_result result = run_agent(server);
     BOOST_TEST(result.answered(), result.err);
@@ -539,9 +514,9 @@ BOOST_AUTO_TEST_CASE(the_first_piece_is_written_before_the_last_is_sent) {
         return;
     mock_server server({[](mock_server& self, int fd, const http_request&) {
         // CRLF line ends, as some servers send them.
-        send_all(fd, stream_head + delta_event("first piece", "\r\n"));
+        write_all(fd, stream_head + delta_event("first piece", "\r\n"));
         self.wait_for_release();
-        send_all(fd, delta_event(", second piece", "\r\n") + "data: [DONE]\r\n\r\n");
+        write_all(fd, delta_event(", second piece", "\r\n") + "data: [DONE]\r\n\r\n");
     }});
     agent_run run(server.base_url());
     // Hangs (and fails at the hang guard) if the script holds the answer back until the
