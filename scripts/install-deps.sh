@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # SPDX-License-Identifier: BSL-1.0
 # Installs the Debian packages dexter-sessions needs, skipping those present.
-#   scripts/install-deps.sh             the build: Boost, compilers, build tools
+#   scripts/install-deps.sh             the build: Boost, compilers, build tools; curl and
+#                                       jq (examples/dexter/agents/openai_chat.sh and
+#                                       test/openai_agent_test.cpp, which runs it)
 #   scripts/install-deps.sh --postgres  also libpq-dev (postgres_store.hpp) and the
 #                                       postgresql server (scripts/with-postgres.sh)
 # Boost 1.81's -dev packages conflict with other Boost -dev versions (e.g. the
@@ -19,6 +21,8 @@ packages=(
     g++
     make
     pkg-config
+    curl
+    jq
 )
 
 for arg in "$@"; do

@@ -6,6 +6,8 @@
 #define BOOST_TEST_MODULE dexter_cli
 #include <boost/test/unit_test.hpp>
 
+#include "support/child_checks.hpp"
+#include "support/environment.hpp"
 #include "support/temp_dir.hpp"
 
 #include <dexter/sessions/export.hpp>
@@ -111,16 +113,9 @@ private:
 // plus TZ=UTC, then `changes`.
 std::vector<std::string> child_environment(const env_changes& changes) {
     std::map<std::string, std::string> env;
-    for (char** e = environ; *e; ++e) {
-        const std::string_view kv(*e);
-        const auto eq = kv.find('=');
-        if (eq == std::string_view::npos)
-            continue;
-        const std::string name(kv.substr(0, eq));
-        if (name.starts_with("DEXTER_") || name == "COLUMNS" || name == "LINES")
-            continue;
-        env[name] = std::string(kv.substr(eq + 1));
-    }
+    for (auto& [name, value] : ds::test::current_environment())
+        if (!name.starts_with("DEXTER_") && name != "COLUMNS" && name != "LINES")
+            env[name] = std::move(value);
     env["TZ"] = "UTC";
     for (const auto& [name, value] : changes)
         if (value)
@@ -263,16 +258,8 @@ private:
     }
 
     static void read_from(const pollfd& p, int& fd, std::string& into) {
-        if (p.revents == 0)
-            return;
-        char buf[65536];
-        const ssize_t n = ::read(fd, buf, sizeof buf);
-        if (n > 0) {
-            into.append(buf, static_cast<std::size_t>(n));
-        } else if (n == 0 || errno != EINTR) {
-            ::close(fd);
-            fd = -1;
-        }
+        if (p.revents != 0)
+            ds::test::read_some(fd, into);
     }
 
     pid_t pid_ = -1;
