@@ -300,9 +300,7 @@ std::vector<std::string> run_and_kill(std::vector<std::string> args, const kill_
     }
     std::vector<std::string> said;
     child_process child(args, 60s);
-    const auto ready = child.read_line();
-    BOOST_TEST_INFO("first line: " << ready.value_or("<none>"));
-    BOOST_REQUIRE(ready == std::string("READY"));
+    child.expect({"READY"});
     if (!plan.named()) {
         std::this_thread::sleep_for(plan.delay);
         ::kill(child.pid(), SIGKILL);
@@ -715,8 +713,7 @@ BOOST_AUTO_TEST_CASE(a_fork_of_a_session_being_written_is_a_whole_prefix) {
     dexter::sessions::test::temp_dir dir;
     // The writer syncs each exchange, so that it saves about as fast as the forks copy.
     child_process writer({"append", dir.path().string(), "new", "250"});
-    BOOST_REQUIRE_EQUAL(writer.expect_line(), "READY");
-    BOOST_REQUIRE_EQUAL(writer.expect_line(), "OPEN");
+    writer.expect({"READY", "OPEN"});
     std::string id;
     std::uint64_t acked = 0;
     const auto next_ack = [&] {
@@ -786,7 +783,7 @@ BOOST_AUTO_TEST_CASE(rename_and_pin_wait_for_the_writer_to_leave) {
     const std::string id = make_sessions(dir.path(), 1).begin()->first;
     {
         child_process holder({"hold", dir.path().string(), id});
-        BOOST_REQUIRE_EQUAL(holder.expect_line(), "HELD");
+        holder.expect({"HELD"});
         manager m{ds::jsonl_store{dir.path()}};
         BOOST_CHECK_THROW(m.rename_session(id, "renamed"), ds::session_busy);
         BOOST_CHECK_THROW(m.pin_session(id), ds::session_busy);
@@ -812,8 +809,7 @@ BOOST_AUTO_TEST_CASE(prune_never_moves_a_session_being_written) {
     dexter::sessions::test::temp_dir dir;
     const auto idle = make_sessions(dir.path(), 20);
     child_process writer({"append", dir.path().string(), "new", "1000000", "--no-sync"});
-    BOOST_REQUIRE_EQUAL(writer.expect_line(), "READY");
-    BOOST_REQUIRE_EQUAL(writer.expect_line(), "OPEN");
+    writer.expect({"READY", "OPEN"});
     std::string busy;
     for (std::string line = writer.expect_line();; line = writer.expect_line())
         if (line.starts_with("ID ")) {
