@@ -104,6 +104,15 @@ std::string fork_answer(std::uint64_t seq) {
     return small_answer(seq) + std::string(600, static_cast<char>('a' + seq % 26));
 }
 
+/// A new session of `count` exchanges (small_query, fork_answer); its id.
+std::string large_session(const fs::path& root, std::uint64_t count) {
+    manager m = quick_manager(root);
+    m.start_new();
+    for (std::uint64_t s = 1; s <= count; ++s)
+        m.save_exchange(small_query(s), fork_answer(s));
+    return m.current()->id;
+}
+
 /// n new sessions of 1 to 3 exchanges; their ids and exchange counts.
 std::map<std::string, std::uint64_t> make_sessions(const fs::path& root, int n) {
     manager m = quick_manager(root);
@@ -338,6 +347,35 @@ void report(const round_stats& stats, const std::string& what) {
         BOOST_TEST(stats.killed > 0);
 }
 
+/// After a killed fork or import of `count` exchanges. Before any store looks (and
+/// tidies): no part of a new session under any id, only a whole one (its header and every
+/// exchange, each on a complete line). Then check_places(): at most one new live session,
+/// and one when the child's last line begins with `reported`.
+census check_one_new_session(const fs::path& root,
+                             const std::map<std::string, std::uint64_t>& known, std::uint64_t count,
+                             const std::vector<std::string>& said, const std::string& reported,
+                             round_stats& stats) {
+    for (const auto& id : session_dirs(root)) {
+        if (known.count(id))
+            continue;
+        std::ifstream in(root / "cli" / id / "history.jsonl", std::ios::binary);
+        const std::string raw{std::istreambuf_iterator<char>(in), {}};
+        BOOST_TEST_CONTEXT("session directory " << id << " holding " << raw.size()
+                                                << " bytes of history") {
+            BOOST_REQUIRE(!raw.empty() && raw.back() == '\n');
+            BOOST_REQUIRE_EQUAL(std::count(raw.begin(), raw.end(), '\n'),
+                                static_cast<std::ptrdiff_t>(count + 1));
+        }
+    }
+    const census c = check_places(root, known, false);
+    stats.leftovers += c.leftovers > 0;
+    BOOST_TEST_INFO(c.unknown_live.size() << " new live sessions");
+    BOOST_REQUIRE_LE(c.unknown_live.size(), 1u);
+    if (!said.empty() && said.back().starts_with(reported))
+        BOOST_REQUIRE_EQUAL(c.unknown_live.size(), 1u);
+    return c;
+}
+
 } // namespace
 
 // --- 1. SIGKILL during each change --------------------------------------------------
@@ -346,14 +384,7 @@ BOOST_AUTO_TEST_CASE(sigkill_during_fork_leaves_no_fork_or_a_whole_one) {
     std::mt19937_64 rng(base_seed() + 1);
     dexter::sessions::test::temp_dir dir;
     constexpr std::uint64_t source_count = 2'000;
-    std::string source;
-    {
-        manager m = quick_manager(dir.path());
-        m.start_new();
-        for (std::uint64_t s = 1; s <= source_count; ++s)
-            m.save_exchange(small_query(s), fork_answer(s));
-        source = m.current()->id;
-    }
+    const std::string source = large_session(dir.path(), source_count);
     std::map<std::string, std::uint64_t> known = make_sessions(dir.path(), 3);
     known[source] = source_count;
     round_stats stats;
@@ -362,28 +393,9 @@ BOOST_AUTO_TEST_CASE(sigkill_during_fork_leaves_no_fork_or_a_whole_one) {
         const kill_plan plan = random_plan(rng, 2, 2); // half at the rename that publishes it
         BOOST_TEST_CONTEXT("seed " << base_seed() << ", round " << r << ", " << describe(plan)) {
             const auto said = run_and_kill({"fork", dir.path().string(), source}, plan, stats);
-            // Before any store looks (and tidies): no part of a fork under any id, only
-            // a whole one (its header and every exchange, each on a complete line).
-            for (const auto& id : session_dirs(dir.path())) {
-                if (known.count(id))
-                    continue;
-                const fs::path h = dir.path() / "cli" / id / "history.jsonl";
-                std::ifstream in(h, std::ios::binary);
-                const std::string raw{std::istreambuf_iterator<char>(in), {}};
-                BOOST_TEST_CONTEXT("session directory " << id << " holding " << raw.size()
-                                                        << " bytes of history") {
-                    BOOST_REQUIRE(!raw.empty() && raw.back() == '\n');
-                    BOOST_REQUIRE_EQUAL(std::count(raw.begin(), raw.end(), '\n'),
-                                        static_cast<std::ptrdiff_t>(source_count + 1));
-                }
-            }
-            const census c = check_places(dir.path(), known, false);
-            stats.leftovers += c.leftovers > 0;
-            BOOST_TEST_INFO(c.unknown_live.size() << " new live sessions");
-            BOOST_REQUIRE_LE(c.unknown_live.size(), 1u);
+            const census c =
+                check_one_new_session(dir.path(), known, source_count, said, "FORKED ", stats);
             const bool reported = !said.empty() && said.back().starts_with("FORKED ");
-            if (reported)
-                BOOST_REQUIRE_EQUAL(c.unknown_live.size(), 1u);
             if (c.unknown_live.empty())
                 continue;
             ++forks;
@@ -629,15 +641,8 @@ BOOST_AUTO_TEST_CASE(sigkill_during_import_leaves_no_session_or_a_whole_one) {
     dexter::sessions::test::temp_dir dir, elsewhere;
     // The export: 2,000 exchanges, some 1.5 MB, more than a builder holds before it writes.
     constexpr std::uint64_t source_count = 2'000;
-    std::string source;
-    {
-        manager m = quick_manager(elsewhere.path());
-        m.start_new();
-        for (std::uint64_t s = 1; s <= source_count; ++s)
-            m.save_exchange(small_query(s), fork_answer(s));
-        m.set_title("to be imported");
-        source = m.current()->id;
-    }
+    const std::string source = large_session(elsewhere.path(), source_count);
+    quick_manager(elsewhere.path()).rename_session(source, "to be imported");
     const std::string exported = export_of(elsewhere.path(), source);
     const fs::path file = elsewhere.path() / "export.jsonl";
     {
@@ -653,31 +658,11 @@ BOOST_AUTO_TEST_CASE(sigkill_during_import_leaves_no_session_or_a_whole_one) {
         BOOST_TEST_CONTEXT("seed " << base_seed() << ", round " << r << ", " << describe(plan)) {
             const auto said =
                 run_and_kill({"import", dir.path().string(), file.string()}, plan, stats);
-            // Before any store looks (and tidies): no part of the import under any id, only
-            // a whole one (its header and every exchange, each on a complete line).
-            for (const auto& id : session_dirs(dir.path())) {
-                if (known.count(id))
-                    continue;
-                const fs::path h = dir.path() / "cli" / id / "history.jsonl";
-                std::ifstream in(h, std::ios::binary);
-                const std::string raw{std::istreambuf_iterator<char>(in), {}};
-                BOOST_TEST_CONTEXT("session directory " << id << " holding " << raw.size()
-                                                        << " bytes of history") {
-                    BOOST_REQUIRE(!raw.empty() && raw.back() == '\n');
-                    BOOST_REQUIRE_EQUAL(std::count(raw.begin(), raw.end(), '\n'),
-                                        static_cast<std::ptrdiff_t>(source_count + 1));
-                }
-            }
-            const census c = check_places(dir.path(), known, false);
-            stats.leftovers += c.leftovers > 0;
-            BOOST_TEST_INFO(c.unknown_live.size() << " new live sessions");
-            BOOST_REQUIRE_LE(c.unknown_live.size(), 1u);
-            const bool reported = !said.empty() && said.back().starts_with("IMPORTED ");
-            if (reported) {
-                BOOST_REQUIRE_EQUAL(c.unknown_live.size(), 1u);
+            const census c =
+                check_one_new_session(dir.path(), known, source_count, said, "IMPORTED ", stats);
+            if (!said.empty() && said.back().starts_with("IMPORTED "))
                 BOOST_REQUIRE_EQUAL(said.back(),
                                     "IMPORTED " + source + " " + std::to_string(source_count));
-            }
             if (!c.unknown_live.empty()) {
                 ++imports;
                 // The export's id was free: kept. The session exports as it was exported.
