@@ -230,7 +230,7 @@ agent_reply command_agent::ask(const agent_request& request, answer_watcher* wat
     const std::string input = to_json(request) + '\n';
     running_agent agent = spawn_agent(command_);
     const auto started = std::chrono::steady_clock::now();
-    auto next_tick = started;
+    auto next_tick = started + std::chrono::milliseconds(200); // a quick answer: no spinner
 
     // Stops the whole group: SIGTERM, then SIGKILL after the grace or at a second signal.
     // Its output is still read (and dropped) meanwhile: an agent that writes while it

@@ -35,7 +35,8 @@ std::string to_json(const agent_request& request);
 class answer_watcher {
 public:
     virtual ~answer_watcher() = default;
-    /// Called about every 100 ms while the agent runs and nothing has arrived yet.
+    /// Called about every 100 ms, from 200 ms on, while the agent runs and nothing has
+    /// arrived yet.
     virtual void waiting(std::chrono::milliseconds elapsed) = 0;
     /// Each piece of the agent's standard output, in order, as it arrives (a piece may
     /// end inside a character). Together they are the answer and its trailing newline.
