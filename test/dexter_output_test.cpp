@@ -41,13 +41,16 @@ using dexter::sessions::test::temp_dir;
 
 namespace {
 
-// A question and an answer that would retitle the terminal, turn it red and write the
-// clipboard (OSC 52) if printed as they are; and how dexter shows them escaped.
+// A question and an answer that would retitle the terminal, turn it red, write the
+// clipboard (OSC 52) and clear the screen (8-bit CSI) if printed as they are; and how
+// dexter shows them escaped.
 const std::string hostile_question = "what is \x1b]0;pwned\x07\x1b[31mred?";
 const std::string hostile_answer =
-    "answer \x1b]0;pwned\x07\x1b[31mred \x1b]52;c;cHduZWQ=\x1b\\ done";
+    "answer \x1b]0;pwned\x07\x1b[31mred \x1b]52;c;cHduZWQ=\x1b\\ done \xc2\x9b"
+    "2J";
 const std::string escaped_question = "what is ^[]0;pwned^G^[[31mred?";
-const std::string escaped_answer = "answer ^[]0;pwned^G^[[31mred ^[]52;c;cHduZWQ=^[\\ done";
+const std::string escaped_answer =
+    "answer ^[]0;pwned^G^[[31mred ^[]52;c;cHduZWQ=^[\\ done <U+009B>2J";
 
 // 2026-01-02 13:45:00 UTC, when the stored exchanges start.
 const ds::time_point start = ds::time_point(std::chrono::seconds(1767361500));
@@ -58,8 +61,10 @@ std::string status_text(int status) {
     return "signal " + std::to_string(WIFSIGNALED(status) ? WTERMSIG(status) : 0);
 }
 
+// True when `text` holds ESC, BEL or an 8-bit CSI (U+009B).
 bool has_control(const std::string& text) {
-    return text.find('\x1b') != std::string::npos || text.find('\x07') != std::string::npos;
+    return text.find('\x1b') != std::string::npos || text.find('\x07') != std::string::npos ||
+           text.find("\xc2\x9b") != std::string::npos;
 }
 
 struct result {
@@ -278,8 +283,12 @@ BOOST_FIXTURE_TEST_CASE(a_one_shot_answer_is_escaped_on_a_terminal_exact_into_a_
              {"--json", "--raw", "--agent-cmd", agent_cmd, "-p", "q"}}) {
         const auto j = run(args);
         BOOST_TEST_REQUIRE(status_text(j.status) == "exit 0", j.err);
-        BOOST_TEST(!has_control(j.out));
+        BOOST_TEST(j.out.find('\x1b') == std::string::npos); // JSON escapes C0 controls itself
         BOOST_TEST(boost::json::parse(j.out).at("answer").as_string() == hostile_answer);
+        // On a terminal, the 8-bit CSI is a JSON escape too.
+        const auto shown = run_on_terminal(args);
+        BOOST_TEST(shown.out.find("done \\u009b2J") != std::string::npos, shown.out);
+        BOOST_TEST(shown.out.find("\xc2\x9b") == std::string::npos);
     }
 }
 
@@ -401,7 +410,7 @@ BOOST_FIXTURE_TEST_CASE(show_and_search_escape_stored_text_unless_raw, fixture) 
         auto with_raw = args;
         with_raw.push_back("--raw");
         BOOST_TEST(run(with_raw).out == plain.out);
-        BOOST_TEST(!has_control(plain.out));
+        BOOST_TEST(plain.out.find('\x1b') == std::string::npos);
         BOOST_TEST(plain.out.find("pwned") != std::string::npos);
     }
 }
