@@ -615,20 +615,16 @@ BOOST_AUTO_TEST_CASE(help_lists_each_option_once_in_its_group) {
             return line.find(option + ' ') != std::string::npos;
         });
     };
-    for (const auto* option : {"--prompt",      "--continue",      "--session",
-                               "--resume",      "--fork",          "--incognito",
-                               "--agent-cmd",   "--history-limit", "--list-sessions",
-                               "--show",        "--export",        "--search",
-                               "--rename",      "--import",        "--delete-session",
-                               "--permanent",   "--list-trash",    "--restore",
-                               "--purge-trash", "--prune",         "--older-than",
-                               "--dry-run",     "--pin",           "--unpin",
-                               "--yes",         "--json",          "--markdown",
-                               "--format",      "--output",        "--limit",
-                               "--store",       "--sessions-dir",  "--help",
-                               "--version"})
+    for (const auto* option :
+         {"--prompt",     "--continue",   "--session",       "--resume",        "--fork",
+          "--incognito",  "--agent-cmd",  "--history-limit", "--list-sessions", "--show",
+          "--export",     "--search",     "--rename",        "--import",        "--delete-session",
+          "--permanent",  "--list-trash", "--restore",       "--purge-trash",   "--prune",
+          "--older-than", "--dry-run",    "--pin",           "--unpin",         "--yes",
+          "--json",       "--markdown",   "--format",        "--output",        "--limit",
+          "--raw",        "--store",      "--sessions-dir",  "--help",          "--version"})
         BOOST_TEST(lines_naming(option) == 1, option);
-    BOOST_TEST(option_lines.size() == 34u);
+    BOOST_TEST(option_lines.size() == 35u);
 }
 
 BOOST_AUTO_TEST_CASE(the_stream_sanitizer_equals_the_sanitizer_of_the_whole_text) {

@@ -531,7 +531,7 @@ std::string help_text() {
            "\n"
            "Environment: DEXTER_STORE, DEXTER_SESSIONS_DIR, DEXTER_AGENT_CMD.\n"
            "Text from sessions and agents is shown with control characters made visible\n"
-           "(ESC as ^[), unless --raw; --json output, a -p answer or an --export or --show\n"
+           "(ESC as ^[), unless --raw; --json output, and answers, --export or --show\n"
            "--markdown into a file or pipe keep it exactly.\n"
            "\n"
            "Exit status: 0 success, 1 error (or --search found nothing), 2 usage error,\n"
