@@ -106,6 +106,15 @@ std::size_t columns(const std::string& line) {
     return n;
 }
 
+// Pointers to `strings`, then a null pointer, as execve() takes them.
+std::vector<char*> pointers_to(std::vector<std::string>& strings) {
+    std::vector<char*> out;
+    for (auto& s : strings)
+        out.push_back(s.data());
+    out.push_back(nullptr);
+    return out;
+}
+
 struct fixture {
     temp_dir tmp;
     fs::path sessions = tmp.path() / "sessions";
@@ -142,13 +151,7 @@ struct fixture {
                                          0600);
         args.insert(args.begin(), DEXTER_BINARY);
         std::vector<std::string> env = environment(extra);
-        std::vector<char*> argv, envp;
-        for (auto& a : args)
-            argv.push_back(a.data());
-        argv.push_back(nullptr);
-        for (auto& e : env)
-            envp.push_back(e.data());
-        envp.push_back(nullptr);
+        std::vector<char*> argv = pointers_to(args), envp = pointers_to(env);
         pid_t pid = -1;
         const int rc =
             ::posix_spawn(&pid, DEXTER_BINARY, &files, nullptr, argv.data(), envp.data());
@@ -172,13 +175,7 @@ struct fixture {
                            const std::string& after = "— continuing —") const {
         args.insert(args.begin(), DEXTER_BINARY);
         std::vector<std::string> env = environment(extra);
-        std::vector<char*> argv, envp;
-        for (auto& a : args)
-            argv.push_back(a.data());
-        argv.push_back(nullptr);
-        for (auto& e : env)
-            envp.push_back(e.data());
-        envp.push_back(nullptr);
+        std::vector<char*> argv = pointers_to(args), envp = pointers_to(env);
         winsize size{};
         size.ws_row = 24;
         size.ws_col = 80;
