@@ -566,7 +566,7 @@ public:
     /// invalid_session_id, storage_error), never thrown. The directories are synced, and
     /// the index written, once for the whole batch.
     std::vector<trash_outcome> trash(std::span<const session_id> ids, time_point deleted_at,
-                                     std::optional<time_point> stale_before) {
+                                     const std::optional<time_point>& stale_before) {
         std::vector<trash_outcome> out(ids.size());
         auto bin = trash_bin();
         bool moved = false;
@@ -813,7 +813,7 @@ private:
     // changes.log with its change recorded: "" when it was moved, else why it was left.
     // Throws as remove() does.
     std::string trash_one(detail::channel_trash<Ops>& bin, const session_id& id,
-                          time_point deleted_at, std::optional<time_point> stale_before) {
+                          time_point deleted_at, const std::optional<time_point>& stale_before) {
         writer own;
         auto held = writers_.find(id);
         struct stat leased {}; // the history as of the lease (size, mtime, inode)

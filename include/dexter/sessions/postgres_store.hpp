@@ -409,7 +409,7 @@ public:
     /// failure (invalid_session_id, session_not_found, session_busy, storage_error) is
     /// its outcome's error. A trashed session keeps its row: the move is one UPDATE.
     std::vector<trash_outcome> trash(std::span<const session_id> ids, time_point deleted_at,
-                                     std::optional<time_point> stale_before) {
+                                     const std::optional<time_point>& stale_before) {
         std::vector<trash_outcome> out;
         out.reserve(ids.size());
         const auto at = detail::pg_millis(deleted_at);
