@@ -9,6 +9,10 @@
 //   <root>/<channel>/<id>/history.jsonl  the session: the source of truth, append-only
 //   <root>/trash/<channel>/<id>-<ms>/history.jsonl  a trashed session (detail/trash.hpp)
 //
+// Member bodies by concern, included at the end: detail/jsonl_writes.hpp (create, open),
+// detail/jsonl_reads.hpp (find, list, load, search), detail/jsonl_changes.hpp (remove,
+// whole sessions, fork, the trash).
+//
 // Saving an exchange, in order (docs/FORMAT.md, "Write protocol"):
 //   1. serialise the whole record, newline included; check size limit and UTF-8
 //   2. under a shared lock on changes.log: append "<channel>/<id>\n" to it, then the

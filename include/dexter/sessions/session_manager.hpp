@@ -9,6 +9,9 @@
 //   sessions.start_new();                              // nothing stored yet
 //   sessions.save_exchange("question", "answer");      // now it exists, durably
 //   auto context = sessions.history().recent_turns();  // what the model sees next
+//
+// The bodies of the operations that change stored sessions (fork, import, the trash,
+// prune) are in detail/manager_changes.hpp, included at the end.
 #pragma once
 
 #include <dexter/sessions/chat_history.hpp>
