@@ -824,36 +824,67 @@ BOOST_AUTO_TEST_CASE(a_fork_refuses_a_taken_id_and_a_newer_source_and_writes_not
     BOOST_TEST(names_starting(dir.path() / "cli", ".").empty());
 }
 
+namespace {
+
+// Each way canonical_line_end() may look at the bytes on this machine, and the one it
+// chooses: every one must tell the same.
+using line_end_scan = std::size_t (*)(std::string_view, bool&) noexcept;
+std::vector<std::pair<std::string, line_end_scan>> line_end_scans() {
+    std::vector<std::pair<std::string, line_end_scan>> scans{
+        {"chosen", &ds::detail::canonical_line_end},
+        {"bytewise", [](std::string_view bytes, bool& hides) noexcept {
+             hides = false;
+             return ds::detail::canonical_line_end_from(bytes, ds::detail::seq_key_end, hides);
+         }}};
+#if defined(__SSE2__)
+    scans.emplace_back("sse2", &ds::detail::canonical_line_end_sse2);
+#endif
+#if defined(DEXTER_SESSIONS_HAVE_AVX2_SCAN)
+    if (ds::detail::cpu_has_avx2())
+        scans.emplace_back("avx2", &ds::detail::canonical_line_end_avx2);
+    else
+        BOOST_TEST_MESSAGE("this CPU has no AVX2: its scan is not tested here");
+#endif
+    return scans;
+}
+
+} // namespace
+
 BOOST_AUTO_TEST_CASE(a_line_that_may_hide_a_seq_and_its_end_are_told_wherever_the_bytes_fall) {
-    const std::string plain = line_of(make_exchange(39)); // some 80 bytes, no q after "seq"
-    BOOST_TEST_REQUIRE(plain.find('q', ds::detail::seq_key_end) != std::string::npos);
-    // What follows the newline belongs to the next line.
-    const std::string next = "\n" + std::string(40, 'x') + R"(\u0041 "seq" )" + "\n";
-    bool hides = true;
-    BOOST_TEST(ds::detail::canonical_line_end(plain + next, hides) == plain.size());
-    BOOST_TEST(!hides);
-    const std::size_t from = plain.find(R"("answer":")") + 10;
-    for (std::size_t at = from; at + 2 < plain.size(); ++at) {
-        BOOST_TEST_CONTEXT("at " << at) {
-            std::string escaped = plain, key = plain, backslash = plain, eq = plain;
-            escaped.insert(at, R"(\u0041)");
-            key.insert(at, R"("seq")");
-            backslash.insert(at, R"(\n)");
-            eq.insert(at, R"("seqx)");
-            const auto told = [&](const std::string& line, std::size_t end) {
-                bool h = false;
-                BOOST_TEST(ds::detail::canonical_line_end(line + next, h) == end);
-                bool cut_h = false;
-                if (line.find('\n') == std::string::npos)
-                    BOOST_TEST(ds::detail::canonical_line_end(line, cut_h) == std::string::npos);
-                return h;
-            };
-            BOOST_TEST(told(escaped, escaped.size()));
-            BOOST_TEST(told(key, key.size()));
-            BOOST_TEST(!told(backslash, backslash.size()));
-            BOOST_TEST(!told(eq, eq.size()));
-            BOOST_TEST(!told(plain.substr(0, at), at)); // the line ends at its newline
-            BOOST_TEST(!told(escaped.substr(0, at) + "\n" + escaped.substr(at), at));
+    for (const auto& scan : line_end_scans()) {
+        const line_end_scan canonical_line_end = scan.second; // (a lambda below calls it)
+        BOOST_TEST_CONTEXT("scan " << scan.first) {
+            const std::string plain = line_of(make_exchange(39)); // some 80 bytes, no q after "seq"
+            BOOST_TEST_REQUIRE(plain.find('q', ds::detail::seq_key_end) != std::string::npos);
+            // What follows the newline belongs to the next line.
+            const std::string next = "\n" + std::string(40, 'x') + R"(\u0041 "seq" )" + "\n";
+            bool hides = true;
+            BOOST_TEST(canonical_line_end(plain + next, hides) == plain.size());
+            BOOST_TEST(!hides);
+            const std::size_t from = plain.find(R"("answer":")") + 10;
+            for (std::size_t at = from; at + 2 < plain.size(); ++at) {
+                BOOST_TEST_CONTEXT("at " << at) {
+                    std::string escaped = plain, key = plain, backslash = plain, eq = plain;
+                    escaped.insert(at, R"(\u0041)");
+                    key.insert(at, R"("seq")");
+                    backslash.insert(at, R"(\n)");
+                    eq.insert(at, R"("seqx)");
+                    const auto told = [&](const std::string& line, std::size_t end) {
+                        bool h = false;
+                        BOOST_TEST(canonical_line_end(line + next, h) == end);
+                        bool cut_h = false;
+                        if (line.find('\n') == std::string::npos)
+                            BOOST_TEST(canonical_line_end(line, cut_h) == std::string::npos);
+                        return h;
+                    };
+                    BOOST_TEST(told(escaped, escaped.size()));
+                    BOOST_TEST(told(key, key.size()));
+                    BOOST_TEST(!told(backslash, backslash.size()));
+                    BOOST_TEST(!told(eq, eq.size()));
+                    BOOST_TEST(!told(plain.substr(0, at), at)); // the line ends at its newline
+                    BOOST_TEST(!told(escaped.substr(0, at) + "\n" + escaped.substr(at), at));
+                }
+            }
         }
     }
 }

@@ -27,7 +27,9 @@
 
 #include <sys/stat.h>
 
-#if defined(__SSE2__)
+#if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
+#include <immintrin.h>
+#elif defined(__SSE2__)
 #include <emmintrin.h>
 #endif
 
@@ -60,70 +62,133 @@ inline std::optional<time_point> canonical_timestamp(std::string_view line,
     return parse_timestamp(line.substr(pos, end - pos));
 }
 
+/// Whether the bytes `"seq"` end at `q` + 1 in `bytes` (q > 3).
+inline bool seq_key_at(std::string_view bytes, std::size_t q) noexcept {
+    return q + 1 < bytes.size() && bytes.substr(q - 3, 5) == R"("seq")";
+}
+
+/// canonical_line_end() from byte `i` on, one byte at a time (also the end of the
+/// vector versions).
+inline std::size_t canonical_line_end_from(std::string_view bytes, std::size_t i,
+                                           bool& hides) noexcept {
+    const char* const p = bytes.data();
+    for (; i < bytes.size(); ++i) {
+        if (p[i] == '\n')
+            return i;
+        if ((p[i] == 'u' && p[i - 1] == '\\') ||
+            (p[i] == 'q' && p[i - 1] == 'e' && seq_key_at(bytes, i)))
+            hides = true;
+    }
+    return std::string_view::npos;
+}
+
+/// canonical_line_end() from the marks of 32 bytes at `at` (bit k: byte at + k): the
+/// newlines, the `\u` escapes and the `eq` pairs. Returns true, with the line's end in
+/// `end`, when the line ends in them; sets `hides` for a mark before the end.
+inline bool canonical_marks(std::string_view bytes, std::size_t at, std::uint32_t ends,
+                            std::uint32_t escapes, std::uint32_t eqs, bool& hides,
+                            std::size_t& end) noexcept {
+    const std::uint32_t before_end = ends != 0 ? (ends & (0u - ends)) - 1 : ~std::uint32_t{0};
+    if ((escapes & before_end) != 0)
+        hides = true;
+    for (std::uint32_t c = eqs & before_end; c != 0 && !hides; c &= c - 1)
+        hides = seq_key_at(bytes, at + static_cast<std::size_t>(__builtin_ctz(c)));
+    if (ends == 0)
+        return false;
+    end = at + static_cast<std::size_t>(__builtin_ctz(ends));
+    return true;
+}
+
+#if defined(__SSE2__)
+/// canonical_line_end() 32 bytes at a time with SSE2.
+inline std::size_t canonical_line_end_sse2(std::string_view bytes, bool& hides) noexcept {
+    hides = false;
+    const char* const p = bytes.data();
+    const __m128i newline = _mm_set1_epi8('\n'), backslash = _mm_set1_epi8('\\'),
+                  u = _mm_set1_epi8('u'), e = _mm_set1_epi8('e'), q = _mm_set1_epi8('q');
+    std::size_t i = seq_key_end; // the canonical prefix holds none of the marks
+    for (; i + 32 <= bytes.size(); i += 32) {
+        std::uint32_t ends = 0, escapes = 0, eqs = 0;
+        for (std::size_t half = 0; half < 32; half += 16) {
+            const __m128i v = _mm_loadu_si128(reinterpret_cast<const __m128i*>(p + i + half));
+            const __m128i before =
+                _mm_loadu_si128(reinterpret_cast<const __m128i*>(p + i + half - 1));
+            const auto bits = [half](__m128i c) {
+                return static_cast<std::uint32_t>(_mm_movemask_epi8(c)) << half;
+            };
+            ends |= bits(_mm_cmpeq_epi8(v, newline));
+            escapes |= bits(_mm_and_si128(_mm_cmpeq_epi8(before, backslash), _mm_cmpeq_epi8(v, u)));
+            eqs |= bits(_mm_and_si128(_mm_cmpeq_epi8(before, e), _mm_cmpeq_epi8(v, q)));
+        }
+        if ((ends | escapes | eqs) == 0)
+            continue;
+        std::size_t end = 0;
+        if (canonical_marks(bytes, i, ends, escapes, eqs, hides, end))
+            return end;
+        if (hides) // the rest is only searched for the newline
+            return bytes.find('\n', i + 32);
+    }
+    return canonical_line_end_from(bytes, i, hides);
+}
+#endif
+
+#if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
+#define DEXTER_SESSIONS_HAVE_AVX2_SCAN 1
+/// canonical_line_end() 32 bytes at a time with AVX2 (only when the CPU has it: see
+/// cpu_has_avx2()).
+__attribute__((target("avx2"))) inline std::size_t canonical_line_end_avx2(std::string_view bytes,
+                                                                           bool& hides) noexcept {
+    hides = false;
+    const char* const p = bytes.data();
+    const __m256i newline = _mm256_set1_epi8('\n'), backslash = _mm256_set1_epi8('\\'),
+                  u = _mm256_set1_epi8('u'), e = _mm256_set1_epi8('e'), q = _mm256_set1_epi8('q');
+    std::size_t i = seq_key_end;
+    for (; i + 32 <= bytes.size(); i += 32) {
+        const __m256i v = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(p + i));
+        const __m256i before = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(p + i - 1));
+        const auto ends =
+            static_cast<std::uint32_t>(_mm256_movemask_epi8(_mm256_cmpeq_epi8(v, newline)));
+        const auto escapes = static_cast<std::uint32_t>(_mm256_movemask_epi8(
+            _mm256_and_si256(_mm256_cmpeq_epi8(before, backslash), _mm256_cmpeq_epi8(v, u))));
+        const auto eqs = static_cast<std::uint32_t>(_mm256_movemask_epi8(
+            _mm256_and_si256(_mm256_cmpeq_epi8(before, e), _mm256_cmpeq_epi8(v, q))));
+        if ((ends | escapes | eqs) == 0)
+            continue;
+        std::size_t end = 0;
+        if (canonical_marks(bytes, i, ends, escapes, eqs, hides, end))
+            return end;
+        if (hides)
+            return bytes.find('\n', i + 32);
+    }
+    return canonical_line_end_from(bytes, i, hides);
+}
+
+/// Whether this CPU runs canonical_line_end_avx2() (asked once).
+inline bool cpu_has_avx2() noexcept {
+    static const bool has = __builtin_cpu_supports("avx2");
+    return has;
+}
+#endif
+
 /// Where the line at the start of `bytes` ends, when `bytes` begins with the canonical
 /// prefix of an exchange through its seq key (seq_key_end bytes): the index of its newline, or
 /// npos when `bytes` holds none. With a newline found, `hides` tells whether the line
 /// may say more about its seq than its first bytes: it holds a `\u` escape (which may
 /// spell a key), or the bytes `"seq"` after its seq key (a second seq key, which a
-/// decoder takes). One pass over the bytes, 32 at a time where SSE2 is there: the
-/// newline, a backslash followed by `u` and an `e` followed by `q` (the rare bytes
-/// `"seq"` need) are looked for together.
+/// decoder takes). One pass over the bytes, 32 at a time with AVX2 or SSE2 where the CPU
+/// has them: the newline, a backslash followed by `u` and an `e` followed by `q` (the rare
+/// bytes `"seq"` need) are looked for together.
 inline std::size_t canonical_line_end(std::string_view bytes, bool& hides) noexcept {
-    hides = false;
-    const char* const p = bytes.data();
-    const std::size_t n = bytes.size();
-    const auto seq_at = [&](std::size_t q) { // q > 3 here
-        return q + 1 < n && bytes.substr(q - 3, 5) == R"("seq")";
-    };
-    std::size_t i = seq_key_end; // the canonical prefix holds none of them
-#if defined(__SSE2__)
-    const __m128i newline = _mm_set1_epi8('\n'), backslash = _mm_set1_epi8('\\'),
-                  u = _mm_set1_epi8('u'), e = _mm_set1_epi8('e'), q = _mm_set1_epi8('q');
-    struct marks {
-        __m128i ends, escapes, eqs;
-    };
-    const auto marks_at = [&](std::size_t at) {
-        const __m128i v = _mm_loadu_si128(reinterpret_cast<const __m128i*>(p + at));
-        const __m128i before = _mm_loadu_si128(reinterpret_cast<const __m128i*>(p + at - 1));
-        return marks{_mm_cmpeq_epi8(v, newline),
-                     _mm_and_si128(_mm_cmpeq_epi8(before, backslash), _mm_cmpeq_epi8(v, u)),
-                     _mm_and_si128(_mm_cmpeq_epi8(before, e), _mm_cmpeq_epi8(v, q))};
-    };
-    const auto any = [](const marks& m) {
-        return _mm_or_si128(m.ends, _mm_or_si128(m.escapes, m.eqs));
-    };
-    const auto bits = [](__m128i c) { return static_cast<unsigned>(_mm_movemask_epi8(c)); };
-    // The marks of 16 bytes at `at`: whether the line ends there (its end in `end`).
-    const auto look = [&](const marks& m, std::size_t at, std::size_t& end) {
-        const unsigned ends = bits(m.ends);
-        const unsigned before_end = ends != 0 ? (ends & (0u - ends)) - 1 : 0xffffu;
-        if ((bits(m.escapes) & before_end) != 0)
-            hides = true;
-        for (unsigned c = bits(m.eqs) & before_end; c != 0 && !hides; c &= c - 1)
-            hides = seq_at(at + static_cast<std::size_t>(__builtin_ctz(c)));
-        if (ends == 0)
-            return false;
-        end = at + static_cast<std::size_t>(__builtin_ctz(ends));
-        return true;
-    };
-    for (; i + 32 <= n; i += 32) {
-        const marks lo = marks_at(i), hi = marks_at(i + 16);
-        if (bits(_mm_or_si128(any(lo), any(hi))) == 0)
-            continue;
-        std::size_t end = 0;
-        if (look(lo, i, end) || look(hi, i + 16, end))
-            return end;
-        if (hides) // the rest is only searched for the newline
-            return bytes.find('\n', i + 32);
-    }
+#if defined(DEXTER_SESSIONS_HAVE_AVX2_SCAN)
+    if (cpu_has_avx2())
+        return canonical_line_end_avx2(bytes, hides);
 #endif
-    for (; i < n; ++i) {
-        if (p[i] == '\n')
-            return i;
-        if ((p[i] == 'u' && p[i - 1] == '\\') || (p[i] == 'q' && p[i - 1] == 'e' && seq_at(i)))
-            hides = true;
-    }
-    return std::string_view::npos;
+#if defined(__SSE2__)
+    return canonical_line_end_sse2(bytes, hides);
+#else
+    hides = false;
+    return canonical_line_end_from(bytes, seq_key_end, hides);
+#endif
 }
 
 /// Size of the chunks a fork reads its source in, and so the most a run of lines copied
