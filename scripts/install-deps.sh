@@ -19,6 +19,7 @@ packages=(
     g++
     make
     pkg-config
+    libedit-dev
 )
 
 for arg in "$@"; do
