@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # SPDX-License-Identifier: BSL-1.0
 # Installs the Debian packages dexter-sessions needs, skipping those present.
-#   scripts/install-deps.sh             the build: Boost, compilers, build tools
+#   scripts/install-deps.sh             the build: Boost, compilers, build tools, and
+#                                       libedit-dev (dexter's line editing; BSD licence)
 #   scripts/install-deps.sh --postgres  also libpq-dev (postgres_store.hpp) and the
 #                                       postgresql server (scripts/with-postgres.sh)
 # Boost 1.81's -dev packages conflict with other Boost -dev versions (e.g. the
