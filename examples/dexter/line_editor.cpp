@@ -332,6 +332,10 @@ input_event line_editor::next() {
     for (;;) {
         state_->signal = 0;
         int count = 0;
+        // Keys typed once the prompt shows must reach libedit, not the terminal's own line
+        // discipline (el_gets would show the prompt first, then switch: a Ctrl-D typed in
+        // between would be lost).
+        el_set(state_->editor, EL_PREP_TERM, 1);
         errno = 0;
         const char* line = el_gets(state_->editor, &count);
         const int error = errno;
