@@ -7,6 +7,7 @@
 #define BOOST_TEST_MODULE dexter_pty
 #include <boost/test/unit_test.hpp>
 
+#include "support/dexter_runs.hpp"
 #include "support/temp_dir.hpp"
 
 #include <dexter/sessions/jsonl_store.hpp>
@@ -32,7 +33,12 @@ extern char** environ;
 
 namespace fs = std::filesystem;
 namespace ds = dexter::sessions;
+using ds::test::describe_status;
+using ds::test::lines_of;
+using ds::test::offline;
 using ds::test::pty_session;
+using ds::test::read_text;
+using ds::test::shell_quote;
 using ds::test::temp_dir;
 
 namespace {
@@ -51,50 +57,6 @@ boost::test_tools::assertion_result built_with_libedit(boost::unit_test::test_un
                          "install libedit-dev, or see DEXTER_SESSIONS_WITH_LIBEDIT)";
     return skipped;
 #endif
-}
-
-std::string describe_status(int status) {
-    if (WIFEXITED(status))
-        return "exit " + std::to_string(WEXITSTATUS(status));
-    if (WIFSIGNALED(status))
-        return "killed by signal " + std::to_string(WTERMSIG(status));
-    return "status " + std::to_string(status);
-}
-
-// What the built-in offline agent answers (its documented format).
-std::string offline(std::size_t earlier, const std::string& previous, const std::string& asked) {
-    std::string s = "[offline agent] I was given ";
-    if (earlier == 0)
-        s += "no earlier turns";
-    else
-        s += std::to_string(earlier) + (earlier == 1 ? " earlier turn" : " earlier turns") +
-             "; your previous question was \"" + previous + "\"";
-    return s + ". You asked: \"" + asked + "\"";
-}
-
-std::string quoted(const std::string& text) {
-    std::string q = "'";
-    for (char c : text)
-        q += c == '\'' ? std::string("'\\''") : std::string(1, c);
-    return q + "'";
-}
-
-std::string read_text(const fs::path& path) {
-    std::ifstream in(path, std::ios::binary);
-    return std::string(std::istreambuf_iterator<char>(in), {});
-}
-
-std::vector<std::string> lines_of(const std::string& text) {
-    std::vector<std::string> lines;
-    std::size_t start = 0;
-    while (start < text.size()) {
-        auto end = text.find('\n', start);
-        if (end == std::string::npos)
-            end = text.size();
-        lines.push_back(text.substr(start, end - start));
-        start = end + 1;
-    }
-    return lines;
 }
 
 unsigned mode_of(const fs::path& path) {
@@ -140,7 +102,7 @@ struct terminal {
         const fs::path path = tmp.path() / (name + ".sh");
         std::ofstream(path) << "#!/bin/sh\n" << body;
         fs::permissions(path, fs::perms::owner_all);
-        return quoted(path.string());
+        return shell_quote(path.string());
     }
 
     // Every question saved in the store, session by session.
@@ -156,17 +118,6 @@ struct terminal {
     }
 
     std::vector<std::string> history() const { return lines_of(read_text(history_file)); }
-
-    // Waits (against a hang only) until `path` exists; returns its text.
-    static std::string wait_for_file(const fs::path& path) {
-        const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(20);
-        while (!fs::exists(path)) {
-            if (std::chrono::steady_clock::now() > deadline)
-                throw std::runtime_error(path.string() + " never appeared");
-            std::this_thread::sleep_for(std::chrono::milliseconds(10));
-        }
-        return read_text(path);
-    }
 };
 
 using strings = std::vector<std::string>;
@@ -378,11 +329,11 @@ BOOST_FIXTURE_TEST_CASE(ctrl_c_while_the_agent_runs_stops_it_as_before, terminal
                          "esac\n"
                          "echo fast answer\n";
     for (auto at = script.find("@DIR@"); at != std::string::npos; at = script.find("@DIR@"))
-        script.replace(at, 5, quoted(tmp.path().string()));
+        script.replace(at, 5, shell_quote(tmp.path().string()));
     auto t = start({"--agent-cmd", agent("slow", script)});
     prompt(*t);
     t->type("a slow one\r");
-    wait_for_file(tmp.path() / "agent.pid");
+    ds::test::wait_for_file(tmp.path() / "agent.pid");
     t->type(ctrl_c); // the terminal sends SIGINT to dexter (the agent has its own group)
     t->expect("dexter: interrupted; nothing saved for this question");
     prompt(*t);
@@ -424,8 +375,8 @@ BOOST_FIXTURE_TEST_CASE(a_pipe_shows_no_prompt_and_writes_no_history, terminal) 
     const fs::path out = tmp.path() / "out";
     const std::string command =
         "printf 'piped question\\n' | env -u DEXTER_STORE DEXTER_SESSIONS_DIR=" +
-        quoted(sessions.string()) + " " + quoted(DEXTER_BINARY) + " >" + quoted(out.string()) +
-        " 2>&1";
+        shell_quote(sessions.string()) + " " + shell_quote(DEXTER_BINARY) + " >" +
+        shell_quote(out.string()) + " 2>&1";
     BOOST_TEST_REQUIRE(std::system(command.c_str()) == 0);
     const auto lines = lines_of(read_text(out));
     BOOST_TEST_REQUIRE(lines.size() == 2u, read_text(out));

@@ -22,8 +22,9 @@
 
 namespace dexter::sessions::test {
 
-/// `argv` run with environment `env` on a new pseudo-terminal of 24 rows and 80 columns
-/// (forkpty): its standard input, output and error, and its controlling terminal, so a
+/// `argv` run with environment `env` on a new pseudo-terminal of `size` (24 rows and 80
+/// columns unless given) made by forkpty: its standard input, output and error, and its
+/// controlling terminal, so a
 /// Ctrl-C typed is a SIGINT, as at a real terminal. Killed (SIGKILL) and reaped on
 /// destruction if still running. `timeout` only turns a hang into a failure: nothing
 /// here asserts how fast anything is. Every failure throws std::runtime_error with what
@@ -31,7 +32,8 @@ namespace dexter::sessions::test {
 class pty_session {
 public:
     pty_session(const std::vector<std::string>& argv, const std::vector<std::string>& env,
-                std::chrono::milliseconds timeout = std::chrono::seconds(20))
+                std::chrono::milliseconds timeout = std::chrono::seconds(20),
+                winsize size = {24, 80, 0, 0})
         : timeout_(timeout) {
         if (argv.empty())
             throw std::runtime_error("pty_session: no program to run");
@@ -43,9 +45,6 @@ public:
         for (auto& v : vars)
             env_ptrs.push_back(v.data());
         env_ptrs.push_back(nullptr);
-        winsize size{};
-        size.ws_row = 24;
-        size.ws_col = 80;
         pid_ = ::forkpty(&master_, nullptr, nullptr, &size);
         if (pid_ < 0)
             fail("forkpty: " + std::string(std::strerror(errno)));
