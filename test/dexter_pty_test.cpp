@@ -239,6 +239,18 @@ BOOST_FIXTURE_TEST_CASE(the_history_file_is_0600_deduplicated_and_bounded, termi
                    entry.path());
 }
 
+BOOST_FIXTURE_TEST_CASE(a_history_file_of_another_mode_is_made_0600_when_read, terminal) {
+    fs::create_directories(sessions);
+    std::ofstream(history_file) << "an old question\n";
+    fs::permissions(history_file, fs::perms(0644));
+    auto t = start();
+    prompt(*t);
+    t->type(ctrl_d); // nothing asked, nothing written
+    BOOST_TEST(describe_status(t->wait()) == "exit 0");
+    BOOST_TEST(mode_of(history_file) == 0600u);
+    BOOST_TEST(history() == strings{"an old question"}, boost::test_tools::per_element());
+}
+
 BOOST_FIXTURE_TEST_CASE(a_fifo_in_place_of_the_history_is_refused_and_hangs_nothing, terminal) {
     fs::create_directories(sessions);
     BOOST_TEST_REQUIRE(::mkfifo(history_file.c_str(), 0600) == 0);
