@@ -19,6 +19,7 @@
 #include <cstdio>
 #include <filesystem>
 #include <fstream>
+#include <iostream>
 #include <iterator>
 #include <memory>
 #include <string>
@@ -52,9 +53,11 @@ boost::test_tools::assertion_result built_with_libedit(boost::unit_test::test_un
 #ifdef DEXTER_HAVE_LIBEDIT
     return true;
 #else
+    const char* why = "skipped: dexter is built without libedit (no line editing to test; "
+                      "install libedit-dev, or see DEXTER_SESSIONS_WITH_LIBEDIT)";
+    std::cerr << "dexter_pty_test: the terminal tests are " << why << '\n'; // at any log level
     boost::test_tools::assertion_result skipped(false);
-    skipped.message() << "skipped: dexter is built without libedit (no line editing to test; "
-                         "install libedit-dev, or see DEXTER_SESSIONS_WITH_LIBEDIT)";
+    skipped.message() << why;
     return skipped;
 #endif
 }

@@ -194,10 +194,12 @@ bool run_slash_command(session_manager& manager, const std::string& line) {
     return true;
 }
 
+#ifdef DEXTER_HAVE_LIBEDIT
 void warn(const std::optional<std::string>& warning) {
     if (warning)
         std::cerr << "dexter: warning: " << *warning << '\n';
 }
+#endif
 
 // Where the questions come from: on a terminal (standard input and output), libedit when
 // dexter is built with it, with editing and the question history; else line_reader,
