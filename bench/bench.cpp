@@ -10,6 +10,7 @@
 #include <dexter/sessions/jsonl_store.hpp>
 
 #include "change_figures.hpp"
+#include "process.hpp"
 #include "read_figures.hpp"
 #include "report.hpp"
 #include "workload.hpp"
@@ -21,7 +22,6 @@
 #include <boost/json/value_from.hpp>
 
 #include <fcntl.h>
-#include <sys/wait.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -66,29 +66,10 @@ constexpr sizes tiny_sizes{10, 50, 50, 500, 20, 200, 3};
 // Runs `self --child <args>` and returns its "baseline_kb peak_kb" line.
 std::pair<long, long> child_memory(const std::string& self, std::vector<std::string> args) {
     args.insert(args.begin(), {self, "--child"});
-    int p[2];
-    if (::pipe(p) < 0)
-        return {-1, -1};
-    const pid_t pid = ::fork();
-    if (pid == 0) {
-        ::dup2(p[1], 1);
-        std::vector<char*> argv;
-        for (auto& a : args)
-            argv.push_back(a.data());
-        argv.push_back(nullptr);
-        ::execv(self.c_str(), argv.data());
-        ::_exit(127);
-    }
-    ::close(p[1]);
-    std::string out;
-    char buf[256];
-    for (ssize_t n; (n = ::read(p[0], buf, sizeof buf)) > 0;)
-        out.append(buf, n);
-    ::close(p[0]);
-    int status = 0;
-    ::waitpid(pid, &status, 0);
+    const auto [out, status] = bench::output_of(std::move(args), bench::environment_with({}));
     long base = -1, peak = -1;
-    std::istringstream(out) >> base >> peak;
+    if (status == 0)
+        std::istringstream(out) >> base >> peak;
     return {base, peak};
 }
 
@@ -327,19 +308,9 @@ void figure_6(const fs::path& dir, const sizes& z) {
 }
 
 double run_dexter(const std::string& dexter, const fs::path& root) {
+    const auto env = bench::environment_with({"DEXTER_SESSIONS_DIR=" + root.string()});
     const auto t0 = clock_type::now();
-    const pid_t pid = ::fork();
-    if (pid == 0) {
-        const int null = ::open("/dev/null", O_WRONLY);
-        ::dup2(null, 1);
-        ::setenv("DEXTER_SESSIONS_DIR", root.c_str(), 1);
-        ::execl(dexter.c_str(), dexter.c_str(), "-c", "-p", "and the next quarter?",
-                static_cast<char*>(nullptr));
-        ::_exit(127);
-    }
-    int status = 0;
-    ::waitpid(pid, &status, 0);
-    if (!WIFEXITED(status) || WEXITSTATUS(status) != 0)
+    if (bench::output_of({dexter, "-c", "-p", "and the next quarter?"}, env).second != 0)
         throw std::runtime_error("dexter -c -p failed");
     return seconds_of(clock_type::now() - t0);
 }

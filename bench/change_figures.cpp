@@ -6,13 +6,12 @@
 #include <dexter/sessions.hpp>
 #include <dexter/sessions/jsonl_store.hpp>
 
+#include "process.hpp"
 #include "report.hpp"
 #include "workload.hpp"
 
 #include <fcntl.h>
 #include <malloc.h>
-#include <spawn.h>
-#include <sys/wait.h>
 #include <unistd.h>
 
 #include <chrono>
@@ -22,29 +21,12 @@
 #include <string>
 #include <vector>
 
-extern char** environ;
-
 namespace bench {
 namespace {
 
 namespace fs = std::filesystem;
 namespace ds = dexter::sessions;
 using manager = ds::session_manager<ds::jsonl_store>;
-
-// Runs `argv` (found on PATH) and waits for it; throws unless it exits with 0.
-void run(std::vector<std::string> argv) {
-    std::vector<char*> args;
-    for (auto& a : argv)
-        args.push_back(a.data());
-    args.push_back(nullptr);
-    pid_t pid = -1;
-    if (::posix_spawnp(&pid, args[0], nullptr, nullptr, args.data(), environ) != 0)
-        throw std::runtime_error("cannot run " + argv[0]);
-    int status = 0;
-    ::waitpid(pid, &status, 0);
-    if (!WIFEXITED(status) || WEXITSTATUS(status) != 0)
-        throw std::runtime_error(argv[0] + " failed");
-}
 
 void sync_dir(const fs::path& p) {
     const int fd = ::open(p.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);

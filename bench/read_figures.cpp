@@ -8,12 +8,12 @@
 #include <dexter/sessions/export.hpp>
 #include <dexter/sessions/jsonl_store.hpp>
 
+#include "process.hpp"
 #include "report.hpp"
 #include "workload.hpp"
 
 #include <fcntl.h>
 #include <malloc.h>
-#include <spawn.h>
 #include <sys/resource.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -27,8 +27,6 @@
 #include <string>
 #include <string_view>
 #include <vector>
-
-extern char** environ;
 
 namespace bench {
 namespace {
@@ -136,98 +134,6 @@ void add_memory_row(std::string figure, std::string what, const child_run& m,
 }
 
 // --- other processes -------------------------------------------------------------------
-
-// This process's environment with `set` ("NAME=value") in place of any NAME= in it.
-std::vector<std::string> environment_with(const std::vector<std::string>& set) {
-    std::vector<std::string> env;
-    for (char** e = environ; *e; ++e) {
-        const std::string_view v(*e);
-        bool replaced = false;
-        for (const auto& s : set)
-            replaced = replaced || v.substr(0, s.find('=') + 1) == s.substr(0, s.find('=') + 1);
-        if (!replaced)
-            env.emplace_back(v);
-    }
-    env.insert(env.end(), set.begin(), set.end());
-    return env;
-}
-
-std::vector<char*> c_strings(std::vector<std::string>& v) {
-    std::vector<char*> out;
-    for (auto& s : v)
-        out.push_back(s.data());
-    out.push_back(nullptr);
-    return out;
-}
-
-// A running program with its standard output on a pipe that we read, and its standard
-// input on /dev/null.
-class spawned {
-public:
-    spawned(std::vector<std::string> argv, std::vector<std::string> env) {
-        int p[2];
-        if (::pipe2(p, O_CLOEXEC) < 0)
-            throw std::runtime_error("pipe failed");
-        posix_spawn_file_actions_t actions;
-        ::posix_spawn_file_actions_init(&actions);
-        ::posix_spawn_file_actions_addopen(&actions, 0, "/dev/null", O_RDONLY, 0);
-        ::posix_spawn_file_actions_adddup2(&actions, p[1], 1);
-        auto args = c_strings(argv);
-        auto envp = c_strings(env);
-        const int rc = ::posix_spawnp(&pid_, args[0], &actions, nullptr, args.data(), envp.data());
-        ::posix_spawn_file_actions_destroy(&actions);
-        ::close(p[1]);
-        if (rc != 0) {
-            ::close(p[0]);
-            throw std::runtime_error("cannot run " + argv[0]);
-        }
-        fd_ = p[0];
-    }
-    spawned(const spawned&) = delete;
-    spawned& operator=(const spawned&) = delete;
-    ~spawned() {
-        if (fd_ >= 0)
-            ::close(fd_);
-        if (pid_ > 0)
-            ::waitpid(pid_, nullptr, 0);
-    }
-
-    /// Reads up to `size` bytes of the program's output; 0 at its end.
-    std::size_t read(char* buf, std::size_t size) {
-        for (;;) {
-            const ssize_t n = ::read(fd_, buf, size);
-            if (n >= 0)
-                return static_cast<std::size_t>(n);
-            if (errno != EINTR)
-                throw std::runtime_error("cannot read a child's output");
-        }
-    }
-
-    /// Waits for the program to end; its exit status (-1 if it did not exit).
-    int wait() {
-        ::close(fd_);
-        fd_ = -1;
-        int status = 0;
-        ::waitpid(pid_, &status, 0);
-        pid_ = -1;
-        return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
-    }
-
-private:
-    pid_t pid_ = -1;
-    int fd_ = -1;
-};
-
-// The whole output of a program and its exit status.
-std::pair<std::string, int> output_of(std::vector<std::string> argv, std::vector<std::string> env) {
-    spawned child(std::move(argv), std::move(env));
-    std::string out;
-    char buf[65536];
-    for (std::size_t n; (n = child.read(buf, sizeof buf)) > 0;)
-        out.append(buf, n);
-    const int status = child.wait();
-    return {std::move(out), status};
-}
 
 // --- the stores ------------------------------------------------------------------------
 

@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # SPDX-License-Identifier: BSL-1.0
 # Installs the Debian packages dexter-sessions needs, skipping those present.
-#   scripts/install-deps.sh             the build: Boost, compilers, build tools, and
+#   scripts/install-deps.sh             the build: Boost, compilers, build tools; curl and
+#                                       jq (examples/dexter/agents/openai_chat.sh and
+#                                       test/openai_agent_test.cpp, which runs it);
 #                                       libedit-dev (dexter's line editing; BSD licence)
 #   scripts/install-deps.sh --postgres  also libpq-dev (postgres_store.hpp) and the
 #                                       postgresql server (scripts/with-postgres.sh)
@@ -20,6 +22,8 @@ packages=(
     g++
     make
     pkg-config
+    curl
+    jq
     libedit-dev
 )
 

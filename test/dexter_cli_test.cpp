@@ -6,7 +6,9 @@
 #define BOOST_TEST_MODULE dexter_cli
 #include <boost/test/unit_test.hpp>
 
+#include "support/child_checks.hpp"
 #include "support/dexter_runs.hpp"
+#include "support/environment.hpp"
 #include "support/pty.hpp"
 #include "support/temp_dir.hpp"
 
@@ -111,16 +113,9 @@ private:
 // plus TZ=UTC, then `changes`.
 std::vector<std::string> child_environment(const env_changes& changes) {
     std::map<std::string, std::string> env;
-    for (char** e = environ; *e; ++e) {
-        const std::string_view kv(*e);
-        const auto eq = kv.find('=');
-        if (eq == std::string_view::npos)
-            continue;
-        const std::string name(kv.substr(0, eq));
-        if (name.starts_with("DEXTER_") || name == "COLUMNS" || name == "LINES")
-            continue;
-        env[name] = std::string(kv.substr(eq + 1));
-    }
+    for (auto& [name, value] : ds::test::current_environment())
+        if (!name.starts_with("DEXTER_") && name != "COLUMNS" && name != "LINES")
+            env[name] = std::move(value);
     env["TZ"] = "UTC";
     for (const auto& [name, value] : changes)
         if (value)
@@ -263,16 +258,8 @@ private:
     }
 
     static void read_from(const pollfd& p, int& fd, std::string& into) {
-        if (p.revents == 0)
-            return;
-        char buf[65536];
-        const ssize_t n = ::read(fd, buf, sizeof buf);
-        if (n > 0) {
-            into.append(buf, static_cast<std::size_t>(n));
-        } else if (n == 0 || errno != EINTR) {
-            ::close(fd);
-            fd = -1;
-        }
+        if (p.revents != 0)
+            ds::test::read_some(fd, into);
     }
 
     pid_t pid_ = -1;
@@ -691,10 +678,12 @@ BOOST_FIXTURE_TEST_CASE(the_agent_receives_exactly_the_expected_messages, cli) {
         return json::object{{"role", "assistant"}, {"content", text}};
     };
     const json::value expected[] = {
-        json::object{{"session_id", id}, {"messages", json::array{user("q1")}}},
-        json::object{{"session_id", id},
+        json::object{{"protocol", 2}, {"session_id", id}, {"messages", json::array{user("q1")}}},
+        json::object{{"protocol", 2},
+                     {"session_id", id},
                      {"messages", json::array{user("q1"), assistant("answer 1"), user("q2")}}},
-        json::object{{"session_id", id},
+        json::object{{"protocol", 2},
+                     {"session_id", id},
                      {"messages", json::array{user("q2"), assistant("answer 2"), user("q3")}}},
     };
     for (std::size_t i = 0; i < 3; ++i)
@@ -1816,6 +1805,7 @@ BOOST_FIXTURE_TEST_CASE(sigint_at_the_prompt_exits_130_and_keeps_what_was_answer
 
 BOOST_FIXTURE_TEST_CASE(sigint_during_a_one_shot_exits_130, cli) {
     dexter_process p({"--agent-cmd", slow_agent(*this), "-p", "a slow one"}, env());
+    p.close_input(); // an open pipe would be read, to its end, as the question's context
     const pid_t pgid = std::stoi(wait_for_file(tmp.path() / "agent.pgid"));
     ::kill(p.pid(), SIGINT);
     BOOST_TEST(describe_status(p.wait()) == "exit 130");
@@ -2268,15 +2258,15 @@ BOOST_FIXTURE_TEST_CASE(slash_commands_rename_fork_help_and_refuse_the_rest, cli
     const std::string record = agent("record", "cat >> " + dir() + "/requests.jsonl\necho ok\n");
     auto r = run({"--agent-cmd", record},
                  "/rename Chosen before\n/fork\nq1\n/help\n/frobnicate now\n/rename  Later "
-                 "title \nq2\n/fork\nq3\n");
+                 "title \nq2\n/fork\nq3\n//usr is where?\n");
     BOOST_TEST(describe_status(r.status) == "exit 0", r.err);
     const std::string id = banner_id(r.out);
     const auto errors = lines_of(r.err);
     BOOST_TEST_REQUIRE(errors.size() == 2u, r.err);
     BOOST_TEST(errors[0] == "dexter: nothing to fork yet: this session has no exchange");
     BOOST_TEST(errors[1] ==
-               "dexter: unknown command /frobnicate (type /help; a question cannot start with "
-               "/word)");
+               "dexter: unknown command /frobnicate (type /help; to ask a question that starts "
+               "with /, type // for its /)");
     BOOST_TEST(r.out.find("session " + id + " will be titled \"Chosen before\"\n") !=
                    std::string::npos,
                r.out);
@@ -2299,7 +2289,7 @@ BOOST_FIXTURE_TEST_CASE(slash_commands_rename_fork_help_and_refuse_the_rest, cli
         const json::value request = json::parse(line);
         asked.emplace_back(request.at("messages").as_array().back().at("content").as_string());
     }
-    BOOST_TEST(asked == (std::vector<std::string>{"q1", "q2", "q3"}),
+    BOOST_TEST(asked == (std::vector<std::string>{"q1", "q2", "q3", "/usr is where?"}),
                boost::test_tools::per_element());
     const auto original = stored(id);
     BOOST_TEST(original.meta.title == "Later title");
@@ -2307,8 +2297,225 @@ BOOST_FIXTURE_TEST_CASE(slash_commands_rename_fork_help_and_refuse_the_rest, cli
                boost::test_tools::per_element());
     const auto copy = stored(fork);
     BOOST_TEST(copy.meta.title == "Later title");
-    BOOST_TEST(queries_of(copy) == (std::vector<std::string>{"q1", "q2", "q3"}),
+    BOOST_TEST(queries_of(copy) == (std::vector<std::string>{"q1", "q2", "q3", "/usr is where?"}),
                boost::test_tools::per_element());
     BOOST_TEST((copy.meta.forked_from && copy.meta.forked_from->id == id &&
                 copy.meta.forked_from->seq == 2u));
+}
+
+// --- the habits of agent CLIs: a question as words, piped context, -p -, -r ------------------
+
+BOOST_FIXTURE_TEST_CASE(piped_input_follows_the_question_and_p_dash_reads_it, cli) {
+    const std::string record = agent("record", "cat >> " + dir() +
+                                                   "/requests.jsonl\n"
+                                                   "echo >> " +
+                                                   dir() +
+                                                   "/requests.jsonl\n"
+                                                   "echo answered\n");
+    const auto asked = [&] {
+        std::ifstream in(tmp.path() / "requests.jsonl");
+        std::vector<std::string> questions;
+        for (std::string line; std::getline(in, line);)
+            if (!line.empty()) // the agent adds a newline after a request that has one
+                questions.emplace_back(
+                    json::parse(line).at("messages").as_array().back().at("content").as_string());
+        return questions;
+    };
+    // A question as words; then with a report piped in; then the question itself piped.
+    auto r = run({"--agent-cmd", record, "what", "is", "X?"});
+    BOOST_TEST(describe_status(r.status) == "exit 0", r.err);
+    r = run({"--agent-cmd", record, "-c", "-p", "summarise"}, "REPORT\nline 2\n");
+    BOOST_TEST(describe_status(r.status) == "exit 0", r.err);
+    r = run({"--agent-cmd", record, "-c", "-p", "-"}, "a question\nover two lines\n");
+    BOOST_TEST(describe_status(r.status) == "exit 0", r.err);
+    // Standard input that is not a pipe or a file (here /dev/null) adds nothing.
+    const int out = ::open("/dev/null", O_WRONLY | O_CLOEXEC);
+    r = run_with_stdout({"--agent-cmd", record, "-c", "plain"}, out);
+    ::close(out);
+    BOOST_TEST(describe_status(r.status) == "exit 0", r.err);
+    const std::vector<std::string> expected{"what is X?", "summarise\n\nREPORT\nline 2",
+                                            "a question\nover two lines", "plain"};
+    BOOST_TEST(asked() == expected, boost::test_tools::per_element());
+    const auto sessions_now = stored_sessions();
+    BOOST_TEST_REQUIRE(sessions_now.size() == 1u);
+    BOOST_TEST(queries_of(stored(sessions_now[0].id)) == expected,
+               boost::test_tools::per_element());
+
+    // Beyond the cap, not UTF-8, or no question at all: a clear error, nothing asked.
+    r = run({"--agent-cmd", record, "-p", "summarise"}, std::string(1024 * 1024 + 1, 'a'));
+    BOOST_TEST(describe_status(r.status) == "exit 1");
+    BOOST_TEST(r.err == "dexter: standard input holds more than 1 MiB; a question takes at most "
+                        "1 MiB of it (nothing asked)\n");
+    r = run({"--agent-cmd", record, "-p", "summarise"}, "caf\xe9\n");
+    BOOST_TEST(describe_status(r.status) == "exit 1");
+    BOOST_TEST(r.err == "dexter: standard input is not valid UTF-8 text (nothing asked)\n");
+    r = run({"--agent-cmd", record, "-p", "-"}, " \n");
+    BOOST_TEST(describe_status(r.status) == "exit 1");
+    BOOST_TEST(r.err == "dexter: -p -: standard input holds no question (nothing asked)\n");
+    BOOST_TEST(asked().size() == expected.size());
+    BOOST_TEST(stored_sessions().size() == 1u);
+    // Exactly the cap is taken.
+    r = run({"-p", "big"}, std::string(1024 * 1024, 'b'));
+    BOOST_TEST(describe_status(r.status) == "exit 0", r.err);
+}
+
+BOOST_FIXTURE_TEST_CASE(ctrl_c_while_piped_input_is_awaited_asks_nothing, cli) {
+    const std::string record = agent("record", "cat > " + dir() + "/asked\necho answered\n");
+    dexter_process p({"--agent-cmd", record, "-p", "summarise"}, env());
+    p.write("the first half of a report, then the writer stalls\n");
+    std::this_thread::sleep_for(std::chrono::milliseconds(100)); // let dexter block
+    ::kill(p.pid(), SIGINT);
+    BOOST_TEST(describe_status(p.wait()) == "killed by signal 2");
+    BOOST_TEST(!fs::exists(tmp.path() / "asked"));
+    BOOST_TEST(stored_sessions().empty());
+}
+
+BOOST_FIXTURE_TEST_CASE(resume_without_an_id_picks_from_a_numbered_list, cli) {
+    // Without a terminal, or with nothing to pick: a clear error.
+    auto r = run({"-r"});
+    BOOST_TEST(describe_status(r.status) == "exit 1");
+    BOOST_TEST(r.err == "dexter: -r without an ID picks a session on a terminal; give the "
+                        "session: -r ID, or -c for the most recent one\n");
+    {
+        pty_dexter t({"-r"}, env());
+        t.expect("dexter: no sessions to resume in ");
+        BOOST_TEST(describe_status(t.wait()) == "exit 1");
+    }
+    write_session("aaaa0001", "oldest", {{"q1", "a1"}}, test_time(0));
+    write_session("aaaa0002", "middle", {{"q2", "a2"}}, test_time(10));
+    write_session("aaaa0003", "newest", {{"q3", "a3"}}, test_time(20));
+    {
+        pty_dexter t({"-r"}, env());
+        t.expect("   1 aaaa0003");
+        t.expect("   2 aaaa0002");
+        t.expect("   3 aaaa0001");
+        t.expect("resume which? [1-3, Enter: none] ");
+        t.type("9\n");
+        t.expect("expected a number from 1 to 3");
+        t.type(" 2 \n");
+        t.expect("resumed session aaaa0002 (1 exchange)");
+        t.type("more\n");
+        t.expect("You asked: \"more\"");
+        t.type("\x04");
+        BOOST_TEST(describe_status(t.wait()) == "exit 0");
+    }
+    BOOST_TEST(queries_of(stored("aaaa0002")) == (std::vector<std::string>{"q2", "more"}),
+               boost::test_tools::per_element());
+    {
+        pty_dexter t({"-r"}, env());
+        t.expect("resume which? ");
+        t.type("\n");
+        t.expect("no session resumed");
+        BOOST_TEST(describe_status(t.wait()) == "exit 0");
+    }
+    {
+        // With a question: picked, asked, saved, exit.
+        pty_dexter t({"-r", "One more?"}, env());
+        t.expect("resume which? ");
+        t.type("3\n");
+        t.expect("You asked: \"One more?\"");
+        BOOST_TEST(describe_status(t.wait()) == "exit 0");
+    }
+    BOOST_TEST(queries_of(stored("aaaa0001")) == (std::vector<std::string>{"q1", "One more?"}),
+               boost::test_tools::per_element());
+    // -r ID is -s ID.
+    r = run({"-r", "aaaa0003"}, "again\n");
+    BOOST_TEST(describe_status(r.status) == "exit 0", r.err);
+    BOOST_TEST(banner_id(r.out) == "aaaa0003");
+}
+
+// --- streamed answers (agent protocol 2) -----------------------------------------------------
+
+namespace {
+
+// An agent that writes `first`, waits until the test creates the file "go", then writes
+// `second`: what dexter shows before "go" exists arrived while the agent still ran.
+std::string two_part_agent(const cli& c, const std::string& first, const std::string& second,
+                           int status = 0) {
+    return c.agent("two_part", "cat > /dev/null\nprintf '%s' \"$DEXTER_AGENT_PROTOCOL\" > " +
+                                   c.dir() + "/protocol\nprintf '" + first + "'\nwhile [ ! -e " +
+                                   c.dir() + "/go ]; do sleep 0.02; done\nprintf '" + second +
+                                   "'\nexit " + std::to_string(status) + "\n");
+}
+
+} // namespace
+
+BOOST_FIXTURE_TEST_CASE(a_streamed_answer_is_shown_as_it_arrives_and_marked_until_saved, cli) {
+    const std::string streaming = two_part_agent(*this, "first part, ", "second part\\n");
+    pty_dexter t({"--agent-cmd", streaming, "tell me"}, env({{"NO_COLOR", "1"}}));
+    t.expect("first part, \x1b"
+             "7…\x1b"
+             "8"); // shown, marked as in progress
+    BOOST_TEST(read_text(tmp.path() / "protocol") == "2");
+    BOOST_TEST(stored_sessions().empty()); // nothing is saved while it streams
+    std::ofstream(tmp.path() / "go").put('\n');
+    t.expect("\x1b[Ksecond part\r\n");
+    BOOST_TEST(describe_status(t.wait()) == "exit 0");
+    // Nothing follows a saved answer; it was shown once.
+    BOOST_TEST(t.output().ends_with("second part\r\n"
+                                    "\x1b"
+                                    "7…\x1b"
+                                    "8\x1b[K"),
+               t.output());
+    BOOST_TEST(count_of(t.output(), "first part") == 1u);
+    const auto all = stored_sessions();
+    BOOST_TEST_REQUIRE(all.size() == 1u);
+    BOOST_TEST(stored(all[0].id).exchanges.at(0).answer == "first part, second part");
+}
+
+BOOST_FIXTURE_TEST_CASE(a_spinner_waits_for_the_first_byte_on_a_terminal, cli) {
+    const std::string late = two_part_agent(*this, "", "at last\\n");
+    pty_dexter t({"--agent-cmd", late, "-p", "slow?"}, env());
+    t.expect(" waiting for the agent 0s\x1b[K");
+    std::ofstream(tmp.path() / "go").put('\n');
+    t.expect("\r\x1b[K"); // the spinner's line cleared
+    t.expect("at last");
+    BOOST_TEST(describe_status(t.wait()) == "exit 0");
+    // Not on a pipe: there the answer is printed once saved, and standard error stays clean.
+    fs::remove(tmp.path() / "go");
+    dexter_process p({"--agent-cmd", late, "-c", "-p", "piped?"}, env());
+    p.close_input();
+    std::this_thread::sleep_for(std::chrono::milliseconds(300));
+    BOOST_TEST(p.out().empty());
+    std::ofstream(tmp.path() / "go").put('\n');
+    BOOST_TEST(describe_status(p.wait()) == "exit 0");
+    BOOST_TEST(p.out() == "at last\n");
+    BOOST_TEST(p.err() == "");
+}
+
+BOOST_FIXTURE_TEST_CASE(an_interrupted_stream_stays_on_screen_marked_and_saves_nothing, cli) {
+    const std::string streaming = two_part_agent(*this, "half an answer", " never");
+    pty_dexter t({"--agent-cmd", streaming}, env({{"NO_COLOR", "1"}}));
+    t.expect("> ");
+    t.type("question\n");
+    t.expect("half an answer");
+    t.type("\x03");                       // Ctrl-C
+    t.expect("\x1b[K [interrupted]\r\n"); // after the ^C the terminal echoes
+    t.expect("dexter: interrupted; nothing saved for this question");
+    t.expect("> ");
+    t.type("\x04");
+    BOOST_TEST(describe_status(t.wait()) == "exit 0");
+    BOOST_TEST(stored_sessions().empty());
+}
+
+BOOST_FIXTURE_TEST_CASE(a_streamed_answer_the_store_refuses_says_not_saved, cli) {
+    // Shown as it arrived, then refused by the store (not UTF-8): marked, said, exit 1.
+    const std::string bad = two_part_agent(*this, "caf\\351 ", "au lait\\n");
+    std::ofstream(tmp.path() / "go").put('\n');
+    pty_dexter t({"--agent-cmd", bad, "-p", "coffee?"}, env({{"NO_COLOR", "1"}}));
+    t.expect("caf\\xE9 "); // made visible
+    t.expect("au lait\r\n");
+    t.expect("\x1b[K[NOT saved]\r\n");
+    t.expect("dexter: answer NOT saved: ");
+    BOOST_TEST(describe_status(t.wait()) == "exit 1");
+    BOOST_TEST(stored_sessions().empty());
+    // A failing agent's partial output is marked too.
+    fs::remove(tmp.path() / "go");
+    const std::string failing = two_part_agent(*this, "some words", "", 3);
+    std::ofstream(tmp.path() / "go").put('\n');
+    pty_dexter f({"--agent-cmd", failing, "-p", "fail?"}, env({{"NO_COLOR", "1"}}));
+    f.expect("some words");
+    f.expect("\x1b[K [failed]\r\n");
+    f.expect("dexter: the agent failed (exit status 3)");
+    BOOST_TEST(describe_status(f.wait()) == "exit 1");
 }

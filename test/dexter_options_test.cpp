@@ -1,6 +1,7 @@
 // SPDX-License-Identifier: BSL-1.0
 // dexter's command-line parser: valid and invalid command lines, defaults, environment;
 // and the terminal sanitizer every human-readable view goes through.
+#include "dexter/answer_display.hpp"
 #include "dexter/options.hpp"
 #include "dexter/terminal.hpp"
 
@@ -11,10 +12,12 @@
 
 #include <boost/json/parse.hpp>
 
+#include <algorithm>
 #include <chrono>
 #include <map>
 #include <random>
 #include <set>
+#include <sstream>
 #include <string>
 #include <vector>
 
@@ -424,7 +427,6 @@ BOOST_AUTO_TEST_CASE(unknown_options_and_missing_values_are_usage_errors) {
     refused({"-p"});
     refused({"--list"});                   // no abbreviations of --list-sessions
     refused({"--sess", "ab12"});           // ... or of --session
-    refused({"what", "is", "x"});          // a bare question
     refused({"-s", "ab12", "-s", "cd34"}); // given twice
 }
 
@@ -660,4 +662,127 @@ BOOST_AUTO_TEST_CASE(json_for_terminal_escapes_c1_and_keeps_the_value) {
     BOOST_TEST(harmless(shown, false));
     BOOST_TEST(boost::json::parse(shown) == boost::json::parse(raw));
     BOOST_TEST(json_for_terminal("[\"plain\"]") == "[\"plain\"]");
+}
+
+BOOST_AUTO_TEST_CASE(words_that_are_not_options_are_the_one_shot_question) {
+    options o = accepted({"what", "is", "X?"});
+    BOOST_TEST((o.what == command::one_shot));
+    BOOST_TEST(o.prompt == "what is X?");
+    o = accepted({"-c", "and Y?"});
+    BOOST_TEST((o.what == command::one_shot));
+    BOOST_TEST(o.continue_last);
+    BOOST_TEST(o.prompt == "and Y?");
+    o = accepted({"--fork", "ab12@2", "try", "again"});
+    BOOST_TEST((o.what == command::one_shot));
+    BOOST_TEST(o.prompt == "try again");
+    // After --, even a word that looks like an option.
+    BOOST_TEST(accepted({"--", "-p", "means?"}).prompt == "-p means?");
+
+    BOOST_TEST(refused({"-p", "one", "two"}) ==
+               "the question is given twice: as -p TEXT and as an argument");
+    BOOST_TEST(refused({"--show", "ab12", "extra"}) == "--show cannot be used with a question");
+    BOOST_TEST(refused({"--list-sessions", "x"}) ==
+               "--list-sessions cannot be used with a question");
+    BOOST_TEST(refused({"  "}) == "the question is empty");
+}
+
+BOOST_AUTO_TEST_CASE(p_dash_reads_the_question_from_standard_input) {
+    const options o = accepted({"-p", "-"});
+    BOOST_TEST((o.what == command::one_shot));
+    BOOST_TEST(o.prompt_from_stdin);
+    BOOST_TEST(!accepted({"-p", "x"}).prompt_from_stdin);
+    BOOST_TEST(!accepted({"-"}).prompt_from_stdin); // a question "-", as written
+}
+
+BOOST_AUTO_TEST_CASE(resume_takes_an_id_or_picks_one) {
+    options o = accepted({"-r"});
+    BOOST_TEST((o.what == command::interactive));
+    BOOST_TEST(o.pick_session);
+    BOOST_TEST(o.session.empty());
+    for (const auto& args : std::vector<std::vector<std::string>>{
+             {"-r", "ab12"}, {"--resume", "ab12"}, {"--resume=ab12"}, {"-rab12"}}) {
+        o = accepted(args);
+        BOOST_TEST(!o.pick_session, joined(args));
+        BOOST_TEST(o.session == "ab12", joined(args));
+        BOOST_TEST((o.what == command::interactive), joined(args));
+    }
+    o = accepted({"-r", "ab12cd34", "next", "question"});
+    BOOST_TEST((o.what == command::one_shot));
+    BOOST_TEST(o.session == "ab12cd34");
+    BOOST_TEST(o.prompt == "next question");
+    // A word that cannot be an id is the question, and the session is picked.
+    o = accepted({"-r", "What now?"});
+    BOOST_TEST(o.pick_session);
+    BOOST_TEST(o.prompt == "What now?");
+    o = accepted({"-r", "-p", "q"});
+    BOOST_TEST(o.pick_session);
+    BOOST_TEST(o.prompt == "q");
+
+    BOOST_TEST(refused({"-r", "ab1"}).find("invalid session id") != std::string::npos);
+    BOOST_TEST(refused({"-r", "-c"}) == "--resume and --continue cannot be used together");
+    BOOST_TEST(refused({"-r", "ab12", "-s", "ab12"}) ==
+               "--resume and --session cannot be used together");
+    BOOST_TEST(refused({"--show", "ab12", "-r"}) == "--show cannot be used with --resume");
+    BOOST_TEST(refused({"--incognito", "-r"}).find("--incognito cannot be used with --resume") ==
+               0u);
+}
+
+BOOST_AUTO_TEST_CASE(capital_v_is_the_version) {
+    BOOST_TEST((accepted({"-V"}).what == command::show_version));
+}
+
+BOOST_AUTO_TEST_CASE(help_lists_each_option_once_in_its_group) {
+    const std::string help = dexter::cli::help_text();
+    std::vector<std::string> option_lines;
+    std::istringstream in(help);
+    for (std::string line; std::getline(in, line);)
+        if (line.starts_with("  -")) // an option's names, then two spaces, its description
+            option_lines.push_back(line.substr(0, line.find("  ", 2)) + ' ');
+    std::size_t groups_seen = 0;
+    for (const auto* group : {"\nConversation:\n", "\nSessions:\n", "\nOutput:\n", "\nStore:\n"})
+        groups_seen += help.find(group) != std::string::npos;
+    BOOST_TEST(groups_seen == 4u);
+    const auto lines_naming = [&](const std::string& option) {
+        return std::count_if(option_lines.begin(), option_lines.end(), [&](const auto& line) {
+            return line.find(option + ' ') != std::string::npos;
+        });
+    };
+    for (const auto* option : {"--prompt",      "--continue",      "--session",
+                               "--resume",      "--fork",          "--incognito",
+                               "--agent-cmd",   "--history-limit", "--list-sessions",
+                               "--show",        "--export",        "--search",
+                               "--rename",      "--import",        "--delete-session",
+                               "--permanent",   "--list-trash",    "--restore",
+                               "--purge-trash", "--prune",         "--older-than",
+                               "--dry-run",     "--pin",           "--unpin",
+                               "--yes",         "--json",          "--markdown",
+                               "--format",      "--output",        "--limit",
+                               "--store",       "--sessions-dir",  "--help",
+                               "--version"})
+        BOOST_TEST(lines_naming(option) == 1, option);
+    BOOST_TEST(option_lines.size() == 34u);
+}
+
+BOOST_AUTO_TEST_CASE(the_stream_sanitizer_equals_the_sanitizer_of_the_whole_text) {
+    const std::vector<std::string> texts{
+        "plain text\nwith lines\r\nand CRLF",
+        "caf\xc3\xa9 \xe4\xb8\xad\xe6\x96\x87 \xf0\x9f\x98\x80 end",
+        "\x1b]0;pwned\x07\x1b[31mred\x1b]52;c;aGk=\x1b\\ \xc2\x9b"
+        "2J",
+        "cr\rover\r\n\r\r\nbs\b\b",
+        "bad \xff\xfe utf-8 \xe4\xb8 cut \xf0\x9f\x98",
+        std::string("nul\0in", 7),
+    };
+    for (const auto& text : texts) {
+        const std::string whole = terminal_safe(text, true);
+        for (std::size_t a = 0; a <= text.size(); ++a)
+            for (std::size_t b = a; b <= text.size(); ++b) {
+                dexter::cli::terminal_safe_stream stream;
+                std::string shown = stream.feed(std::string_view(text).substr(0, a));
+                shown += stream.feed(std::string_view(text).substr(a, b - a));
+                shown += stream.feed(std::string_view(text).substr(b));
+                shown += stream.finish();
+                BOOST_TEST_REQUIRE(shown == whole, "cut at " << a << " and " << b);
+            }
+    }
 }

@@ -5,15 +5,12 @@
 #define BOOST_TEST_MODULE dexter_postgres
 #include <boost/test/unit_test.hpp>
 
-#include "support/postgres_server.hpp"
+#include "support/postgres_fixture.hpp"
 #include "support/temp_dir.hpp"
 
 #include <boost/json/parse.hpp>
 
-#include <algorithm>
-
 #include <fcntl.h>
-#include <libpq-fe.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -86,18 +83,8 @@ result run_dexter(const std::vector<std::string>& args,
 /// The test server's URI, with the tables in a schema of their own (search_path), so
 /// that dexter's channel "cli" starts empty.
 std::string fresh_store() {
-    std::string schema = "dexter_cli_" + ds::test::fresh_channel();
-    std::replace(schema.begin(), schema.end(), '-', '_');
-    PGconn* c = PQconnectdb(test_server().c_str());
-    PGresult* r = PQexec(c, ("CREATE SCHEMA " + schema).c_str());
-    const bool ok = PQresultStatus(r) == PGRES_COMMAND_OK;
-    PQclear(r);
-    PQfinish(c);
-    if (!ok)
-        throw std::runtime_error("cannot create schema " + schema);
-    std::string uri = test_server();
-    uri += uri.find('?') == std::string::npos ? '?' : '&';
-    return uri + "options=-csearch_path%3D" + schema;
+    ds::test::admin a;
+    return ds::test::in_schema(ds::test::create_schema(a, "dexter_cli_"));
 }
 
 json::array list_json(const std::string& store) {

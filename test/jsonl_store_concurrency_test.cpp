@@ -47,6 +47,20 @@ std::uint64_t stored_count(const fs::path& root, const std::string& id) {
     return s.exchanges.size();
 }
 
+/// `n` store_child processes of `args`, started, each READY, then released at once (a
+/// line on each one's stdin: the barrier).
+std::vector<std::unique_ptr<child_process>>
+released_together(int n, const std::vector<std::string>& args) {
+    std::vector<std::unique_ptr<child_process>> kids;
+    for (int i = 0; i < n; ++i)
+        kids.push_back(std::make_unique<child_process>(args));
+    for (auto& k : kids)
+        k->expect({"READY"});
+    for (auto& k : kids)
+        k->send("go");
+    return kids;
+}
+
 } // namespace
 
 // Row 6: eight processes released at once all resume one session and save to it.
@@ -55,14 +69,7 @@ BOOST_AUTO_TEST_CASE(one_writer_wins_and_the_others_are_told_who) {
     const std::string id = make_session(dir.path(), 1);
     for (int round = 0; round < 3; ++round) {
         BOOST_TEST_CONTEXT("round " << round) {
-            std::vector<std::unique_ptr<child_process>> kids;
-            for (int i = 0; i < 8; ++i)
-                kids.push_back(std::make_unique<child_process>(
-                    std::vector<std::string>{"contend", dir.path().string(), id}));
-            for (auto& k : kids)
-                BOOST_REQUIRE_EQUAL(k->expect_line(), "READY");
-            for (auto& k : kids)
-                k->send("go"); // the barrier
+            auto kids = released_together(8, {"contend", dir.path().string(), id});
             std::vector<pid_t> winners;
             std::vector<std::pair<pid_t, std::string>> busy;
             for (auto& k : kids) {
@@ -104,7 +111,7 @@ BOOST_AUTO_TEST_CASE(the_lock_is_free_once_the_holder_is_killed) {
     // not this one: a lock that blocked instead of failing would hang only it.)
     const auto contend = [&] {
         child_process c({"contend", dir.path().string(), id});
-        BOOST_REQUIRE_EQUAL(c.expect_line(), "READY");
+        c.expect({"READY"});
         c.send("go");
         const std::string line = c.expect_line();
         c.close_stdin();
@@ -114,7 +121,7 @@ BOOST_AUTO_TEST_CASE(the_lock_is_free_once_the_holder_is_killed) {
     };
 
     child_process holder({"hold", dir.path().string(), id});
-    BOOST_REQUIRE_EQUAL(holder.expect_line(), "HELD");
+    holder.expect({"HELD"});
     const std::string refused = contend();
     const std::string pid = std::to_string(holder.pid());
     BOOST_TEST_INFO("the contender said: " << refused);
@@ -143,14 +150,8 @@ BOOST_AUTO_TEST_CASE(simultaneous_creates_lose_no_session) {
     std::set<std::string> all;
     for (int round = 0; round < 4; ++round) {
         BOOST_TEST_CONTEXT("round " << round) {
-            std::vector<std::unique_ptr<child_process>> kids;
-            for (int i = 0; i < 8; ++i)
-                kids.push_back(std::make_unique<child_process>(std::vector<std::string>{
-                    "create", dir.path().string(), std::to_string(per_child)}));
-            for (auto& k : kids)
-                BOOST_REQUIRE_EQUAL(k->expect_line(), "READY");
-            for (auto& k : kids)
-                k->send("go");
+            auto kids =
+                released_together(8, {"create", dir.path().string(), std::to_string(per_child)});
             const std::set<std::string> before = all;
             for (auto& k : kids) {
                 std::set<std::string> mine;
@@ -226,7 +227,7 @@ BOOST_AUTO_TEST_CASE(a_spawned_command_does_not_inherit_the_lock) {
             ::waitpid(pid, nullptr, 0);
         }
     } guard{sleeper};
-    BOOST_REQUIRE_EQUAL(holder.expect_line(), "HELD");
+    holder.expect({"HELD"});
 
     // None of the sleep's descriptors leads into the store.
     const std::string root = fs::canonical(dir.path()).string();

@@ -355,15 +355,10 @@ void crash_round(const fs::path& root, session_state& s, const kill_plan& plan,
         std::string id_line, error;
         {
             child_process child(args, 60s);
-            const auto ready = child.read_line();
-            BOOST_TEST_INFO("first line: " << ready.value_or("<none>"));
-            BOOST_REQUIRE(ready == std::string("READY"));
+            child.expect({"READY"});
             if (plan.die_at == 0) {
-                if (plan.from_open) {
-                    const auto open = child.read_line();
-                    BOOST_TEST_INFO("second line: " << open.value_or("<none>"));
-                    BOOST_REQUIRE(open == std::string("OPEN"));
-                }
+                if (plan.from_open)
+                    child.expect({"OPEN"});
                 std::this_thread::sleep_for(plan.delay);
                 ::kill(child.pid(), sig);
             }

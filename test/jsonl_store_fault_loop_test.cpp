@@ -11,6 +11,7 @@
 #include <boost/test/unit_test.hpp>
 
 #include <dexter/sessions/clock.hpp>
+#include <dexter/sessions/export.hpp>
 #include <dexter/sessions/id.hpp>
 #include <dexter/sessions/session_manager.hpp>
 
@@ -32,6 +33,7 @@
 #include <memory>
 #include <optional>
 #include <set>
+#include <sstream>
 #include <string>
 #include <system_error>
 #include <utility>
@@ -375,7 +377,8 @@ enum class operation {
     fork,
     trash,
     restore,
-    purge
+    purge,
+    import
 };
 
 const char* name_of(operation op) {
@@ -404,6 +407,8 @@ const char* name_of(operation op) {
         return "restore";
     case operation::purge:
         return "purge";
+    case operation::import:
+        return "import (a jsonl export of 3 exchanges, through the manager)";
     }
     return "?";
 }
@@ -527,8 +532,36 @@ std::map<std::string, whereabouts> locate(const fs::path& root, std::vector<std:
     return out;
 }
 
+// The jsonl export of stored session `id` ("" when it is not found).
+std::string export_text(plain_manager& m, const std::string& id) {
+    const auto meta = m.find_session(id);
+    if (!meta)
+        return {};
+    std::ostringstream out;
+    ds::export_session(m, *meta, ds::export_format::jsonl, out);
+    return out.str();
+}
+
+// The jsonl export of a session `whole_id` of 3 exchanges, made in a store of its own.
+std::string export_to_import() {
+    ds::test::temp_dir elsewhere;
+    ds::test::save_session(elsewhere.path(), whole_id, 3);
+    plain_manager m{ds::jsonl_store{elsewhere.path(), "cli", unsynced}};
+    return export_text(m, whole_id);
+}
+
+// `exported` (a jsonl export) with the id its header names replaced by `id`.
+std::string with_id(std::string exported, const std::string& id) {
+    const std::string named = std::string("\"id\":\"") + whole_id + "\"";
+    const auto at = exported.find(named);
+    if (at != std::string::npos)
+        exported.replace(at, named.size(), "\"id\":\"" + id + "\"");
+    return exported;
+}
+
 // Setup: s1, s2, s3, s4 live with 3 exchanges each; for restore and purge, s1 is trashed
-// first. Then `op` runs through a faulted store, and the sessions are looked for.
+// first. Then `op` runs through a faulted store (an import through a manager over it), and
+// the sessions are looked for.
 iteration run_change(operation op, fault_plan plan) {
     iteration it;
     ds::test::temp_dir dir;
@@ -552,8 +585,11 @@ iteration run_change(operation op, fault_plan plan) {
     }
     counting_ops ops;
     const auto faults = ops.faults;
-    ds::basic_jsonl_store<counting_ops> store{root, "cli", {}, ops};
+    counted_manager manager{ds::basic_jsonl_store<counting_ops>{root, "cli", {}, ops}};
+    auto& store = manager.storage();
     store.list();
+    const std::string exported = op == operation::import ? export_to_import() : std::string();
+    std::optional<ds::import_result> imported;
     if (op == operation::trash)
         store.open(ids[1]); // one of the batch held by the trashing store itself
 
@@ -591,6 +627,11 @@ iteration run_change(operation op, fault_plan plan) {
         case operation::purge:
             store.purge(ids[0], trashed_at);
             break;
+        case operation::import: {
+            std::istringstream in(exported);
+            imported = manager.import_session(in);
+            break;
+        }
         default:
             break;
         }
@@ -637,6 +678,12 @@ iteration run_change(operation op, fault_plan plan) {
     case operation::purge:
         expected[ids[0]] = it.threw ? place::trashed : place::gone;
         break;
+    case operation::import:
+        // Whole under the id it reported (the export's, or a fresh one when the fault hid
+        // that it is free), or nowhere.
+        if (imported)
+            expected[imported->meta.id] = place::live;
+        break;
     default:
         break;
     }
@@ -675,6 +722,28 @@ iteration run_change(operation op, fault_plan plan) {
             it.failures.push_back(when + ": " + b);
     };
     check("after the operation");
+    if (op == operation::import) {
+        // What is imported exports as the export it came from, but for its id; and the
+        // faulted store imports once the fault cleared.
+        if (imported) {
+            plain_manager fresh{ds::jsonl_store{root, "cli", unsynced}};
+            if (export_text(fresh, imported->meta.id) != with_id(exported, imported->meta.id))
+                it.failures.push_back("session " + imported->meta.id +
+                                      " does not export as the export it was imported from");
+        }
+        try {
+            std::istringstream in(exported);
+            const ds::import_result again = manager.import_session(in);
+            expected[again.meta.id] = place::live;
+            if (again.exchanges != 3 || !again.diagnostics.empty())
+                it.failures.push_back("after the fault cleared, the import made " +
+                                      std::to_string(again.exchanges) + " exchanges with " +
+                                      std::to_string(again.diagnostics.size()) + " diagnostics");
+        } catch (const ds::error& e) {
+            it.failures.push_back(std::string("after the fault cleared, the import failed: ") +
+                                  e.what());
+        }
+    }
 
     // The faulted store, its fault cleared, agrees with a fresh one.
     try {
@@ -703,7 +772,7 @@ iteration run_change(operation op, fault_plan plan) {
 iteration run(operation op, fault_plan plan) {
     iteration it;
     if (op == operation::create_whole || op == operation::fork || op == operation::trash ||
-        op == operation::restore || op == operation::purge)
+        op == operation::restore || op == operation::purge || op == operation::import)
         return run_change(op, plan);
     ds::test::temp_dir dir;
     const fs::path root = dir.path();
@@ -961,4 +1030,8 @@ BOOST_AUTO_TEST_CASE(a_restore_leaves_the_session_in_one_place_whichever_call_fa
 
 BOOST_AUTO_TEST_CASE(a_purge_deletes_all_or_nothing_whichever_call_fails) {
     fail_every_call(operation::purge);
+}
+
+BOOST_AUTO_TEST_CASE(an_import_is_made_all_or_nothing_whichever_call_fails) {
+    fail_every_call(operation::import);
 }

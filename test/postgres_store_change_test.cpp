@@ -10,11 +10,9 @@
 
 #include <dexter/sessions/session_manager.hpp>
 
-#include "support/postgres_admin.hpp"
-#include "support/postgres_server.hpp"
+#include "support/postgres_fixture.hpp"
 
 #include <signal.h>
-#include <sys/prctl.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -30,9 +28,14 @@
 
 namespace ds = dexter::sessions;
 using ds::test::admin;
-using ds::test::env_or_empty;
+using ds::test::child_guard;
+using ds::test::child_pipe;
+using ds::test::create_schema;
+using ds::test::die_with_parent;
 using ds::test::fresh_channel;
-using ds::test::test_server;
+using ds::test::in_schema;
+using ds::test::make_store;
+using ds::test::pg_ctl;
 
 namespace {
 
@@ -60,11 +63,6 @@ ds::exchange ex(std::uint64_t seq, long ms) {
     return e;
 }
 
-/// A store on `channel` of the test server (or of `conninfo`): one connection, one writer.
-ds::postgres_store store(const std::string& channel, std::string conninfo = test_server()) {
-    return ds::postgres_store{std::move(conninfo), channel};
-}
-
 /// Rows of the session `id` of `channel`, live or trashed, and of its records.
 std::string session_rows(admin& a, const std::string& channel, const std::string& id) {
     return a
@@ -77,23 +75,6 @@ std::string record_rows(admin& a, const std::string& channel, const std::string&
         .rows("SELECT count(*) FROM dexter_records WHERE channel = $1 AND session_id = $2",
               {channel.c_str(), id.c_str()})
         .front();
-}
-
-/// Runs the cluster's pg_ctl (as its owner) with `args`.
-void pg_ctl(const std::string& args) {
-    const std::string ctl = env_or_empty("DEXTER_TEST_PG_CTL");
-    BOOST_TEST_REQUIRE(!ctl.empty(), "DEXTER_TEST_PG_CTL is not set");
-    const std::string cmd = ctl + " " + args + " >/dev/null";
-    BOOST_TEST_REQUIRE(std::system(cmd.c_str()) == 0, "failed: " << cmd);
-}
-
-/// The connection string with libpq `options` added.
-std::string with_options(std::string conninfo, const std::string& options) {
-    std::string encoded;
-    for (char c : options)
-        encoded += c == '=' ? std::string("%3D") : std::string(1, c);
-    conninfo += conninfo.find('?') == std::string::npos ? '?' : '&';
-    return conninfo + "options=" + encoded;
 }
 
 /// Fills a session with exchanges 1..n (timestamps 1000 + seq ms).
@@ -129,9 +110,7 @@ BOOST_AUTO_TEST_SUITE(postgres,
 // forked into, trashed; the listing index keeps only live sessions.
 BOOST_AUTO_TEST_CASE(migrates_a_0_1_schema) {
     admin a;
-    std::string schema = "old_" + fresh_channel();
-    std::replace(schema.begin(), schema.end(), '-', '_');
-    a.exec("CREATE SCHEMA " + schema);
+    const std::string schema = create_schema(a, "old_");
     a.exec(
         "SET search_path TO " + schema +
         ";"
@@ -153,9 +132,9 @@ BOOST_AUTO_TEST_CASE(migrates_a_0_1_schema) {
         "INSERT INTO dexter_records VALUES ('cli', 'old00001', 1, '{\"type\":\"exchange\","
         "\"seq\":1,\"timestamp\":\"2026-01-01T00:01:00.000Z\",\"query\":\"q\",\"answer\":\"a\"}');"
         "RESET search_path");
-    const std::string conninfo = with_options(test_server(), "-csearch_path=" + schema);
+    const std::string conninfo = in_schema(schema);
     {
-        auto s = store("cli", conninfo);
+        auto s = make_store("cli", conninfo);
         const auto found = s.find("old00001");
         BOOST_TEST_REQUIRE(found.has_value());
         BOOST_TEST(found->title == "from 0.1");
@@ -177,7 +156,7 @@ BOOST_AUTO_TEST_CASE(migrates_a_0_1_schema) {
     BOOST_TEST_MESSAGE(index);
     BOOST_TEST(index.find("WHERE (deleted_at IS NULL)") != std::string::npos);
     // A second store finds the schema current (and changes nothing).
-    auto again = store("cli", conninfo);
+    auto again = make_store("cli", conninfo);
     BOOST_TEST(again.find("old00001")->pinned);
     const ds::session_id ids[] = {"old00001"};
     BOOST_TEST(again.trash(ids, at(5000), std::nullopt).front().moved);
@@ -188,7 +167,7 @@ BOOST_AUTO_TEST_CASE(migrates_a_0_1_schema) {
 // create() keeps pinned and forked_from; update() persists title, extra and pinned only.
 BOOST_AUTO_TEST_CASE(create_and_update_keep_pins_and_origins) {
     const auto channel = fresh_channel();
-    auto s = store(channel);
+    auto s = make_store(channel);
     auto m = meta("fork0001", 100);
     m.pinned = true;
     m.forked_from = ds::session_origin{"orig0001", 42};
@@ -219,7 +198,7 @@ BOOST_AUTO_TEST_CASE(create_and_update_keep_pins_and_origins) {
 // create_whole() stores everything in one transaction, sending the records in batches.
 BOOST_AUTO_TEST_CASE(create_whole_stores_the_session_in_batches) {
     const auto channel = fresh_channel();
-    auto s = store(channel);
+    auto s = make_store(channel);
     auto m = meta("whole001", 500, "first");
     m.forked_from = ds::session_origin{"srcsrc01", 1200};
     const std::uint64_t n = 1200;
@@ -249,7 +228,7 @@ BOOST_AUTO_TEST_CASE(create_whole_stores_the_session_in_batches) {
     BOOST_TEST((loaded.exchanges[699] == ex(701, 1701)));
     BOOST_TEST(loaded.diagnostics.size() == 1u); // the gap
     // Left closed: another writer may open it.
-    auto other = store(channel);
+    auto other = make_store(channel);
     BOOST_CHECK_NO_THROW(other.open("whole001"));
     // A taken id: false, fill not called.
     bool called = false;
@@ -262,7 +241,7 @@ BOOST_AUTO_TEST_CASE(create_whole_stores_the_session_in_batches) {
 BOOST_AUTO_TEST_CASE(a_long_fork_is_sent_in_batches) {
     const auto channel = fresh_channel();
     using manager = ds::session_manager<ds::postgres_store, ds::manual_clock, ds::sequential_ids>;
-    manager m{store(channel)};
+    manager m{make_store(channel)};
     const std::uint64_t n = 100000;
     BOOST_TEST_REQUIRE(m.storage().create_whole(meta("long0001", 1), exchanges(n)));
     BOOST_TEST(m.storage().last_create_whole_batches() == n / ds::detail::pg_whole_batch_rows);
@@ -291,7 +270,7 @@ BOOST_AUTO_TEST_CASE(a_long_fork_is_sent_in_batches) {
 // it commits once the store's insert waits on it (seen in pg_locks, not after a delay).
 BOOST_AUTO_TEST_CASE(create_whole_of_an_id_taken_meanwhile_is_refused) {
     const auto channel = fresh_channel();
-    auto s = store(channel);
+    auto s = make_store(channel);
     admin other, watcher;
     other.exec("BEGIN");
     other.rows("INSERT INTO dexter_sessions (channel, id, title, created_at, updated_at, "
@@ -321,7 +300,7 @@ BOOST_AUTO_TEST_CASE(create_whole_of_an_id_taken_meanwhile_is_refused) {
 BOOST_AUTO_TEST_CASE(create_whole_is_rolled_back_on_throw) {
     const auto channel = fresh_channel();
     admin a;
-    auto s = store(channel);
+    auto s = make_store(channel);
     BOOST_CHECK_THROW(s.create_whole(meta("roll0001", 1),
                                      [](ds::session_sink& sink) {
                                          exchanges(700)(sink); // a batch was sent
@@ -355,7 +334,7 @@ BOOST_AUTO_TEST_CASE(create_whole_is_rolled_back_on_throw) {
 // batches were sent: the call fails, and after crash recovery nothing of it remains.
 BOOST_AUTO_TEST_CASE(create_whole_interrupted_by_a_killed_server_leaves_nothing) {
     const auto channel = fresh_channel();
-    auto s = store(channel);
+    auto s = make_store(channel);
     bool restarted = false;
     try {
         s.create_whole(meta("kill0001", 1), [&](ds::session_sink& sink) {
@@ -383,42 +362,34 @@ BOOST_AUTO_TEST_CASE(create_whole_interrupted_by_a_killed_server_leaves_nothing)
 // transaction dies with its connection, and the id is free again.
 BOOST_AUTO_TEST_CASE(create_whole_of_a_killed_writer_leaves_nothing) {
     const auto channel = fresh_channel();
-    int ready[2], hold[2];
-    BOOST_TEST_REQUIRE(::pipe(ready) == 0);
-    BOOST_TEST_REQUIRE(::pipe(hold) == 0);
+    child_pipe pipe;
     const pid_t child = ::fork();
     BOOST_TEST_REQUIRE(child >= 0);
     if (child == 0) {
-        ::prctl(PR_SET_PDEATHSIG, SIGKILL);
-        ::close(ready[0]);
-        ::close(hold[1]);
+        die_with_parent();
+        pipe.child_side();
         try {
-            auto s = store(channel);
+            auto s = make_store(channel);
             s.create_whole(meta("dead0001", 1), [&](ds::session_sink& sink) {
                 exchanges(1100)(sink);
-                [[maybe_unused]] auto n = ::write(ready[1], "x", 1);
-                char c;
-                [[maybe_unused]] auto r = ::read(hold[0], &c, 1); // killed here
+                pipe.say("midway");
+                for (;;)
+                    ::pause(); // killed here
             });
         } catch (...) {
         }
         ::_exit(3);
     }
-    ::close(ready[1]);
-    ::close(hold[0]);
-    char c = 0;
-    const auto got = ::read(ready[0], &c, 1);
-    ::kill(child, SIGKILL);
-    int status = 0;
-    ::waitpid(child, &status, 0);
-    ::close(ready[0]);
-    ::close(hold[1]);
-    BOOST_TEST_REQUIRE(got == 1, "the writer did not get midway");
+    child_guard writer(child);
+    pipe.parent_side();
+    const auto line = pipe.hear();
+    const int status = writer.reap();
+    BOOST_TEST_REQUIRE((line == std::string("midway")), "the writer did not get midway");
     BOOST_TEST(WIFSIGNALED(status));
     admin a;
     BOOST_TEST(session_rows(a, channel, "dead0001") == "0");
     BOOST_TEST(record_rows(a, channel, "dead0001") == "0");
-    auto s = store(channel);
+    auto s = make_store(channel);
     BOOST_TEST(!s.find("dead0001").has_value());
     // The id is free once the server has ended the dead writer's transaction.
     BOOST_TEST(s.create_whole(meta("dead0001", 1), exchanges(2)));
@@ -430,7 +401,7 @@ BOOST_AUTO_TEST_CASE(create_whole_of_a_killed_writer_leaves_nothing) {
 BOOST_AUTO_TEST_CASE(trash_restore_list_and_purge) {
     const auto channel = fresh_channel();
     admin a;
-    auto s = store(channel);
+    auto s = make_store(channel);
     for (const char* id : {"keep0001", "tras0001", "tras0002"}) {
         BOOST_TEST_REQUIRE(s.create(meta(id, 100, std::string("title of ") + id)));
         s.append(id, ex(1, 200));
@@ -503,7 +474,7 @@ BOOST_AUTO_TEST_CASE(trash_restore_list_and_purge) {
 // connection) holds it; allowed when this object holds it, whose lease then ends.
 BOOST_AUTO_TEST_CASE(trash_of_a_session_held_elsewhere_is_busy) {
     const auto channel = fresh_channel();
-    auto holder = store(channel), other = store(channel);
+    auto holder = make_store(channel), other = make_store(channel);
     BOOST_TEST_REQUIRE(holder.create(meta("held0001", 100)));
     const ds::session_id ids[] = {"held0001"};
     const auto refused = other.trash(ids, at(1000), std::nullopt);
@@ -525,7 +496,7 @@ BOOST_AUTO_TEST_CASE(trash_of_a_session_held_elsewhere_is_busy) {
 // listed stays; a stale one moves.
 BOOST_AUTO_TEST_CASE(stale_before_leaves_sessions_saved_into_or_pinned) {
     const auto channel = fresh_channel();
-    auto pruner = store(channel), writer = store(channel);
+    auto pruner = make_store(channel), writer = make_store(channel);
     for (const char* id : {"stal0001", "save0001", "pinn0001"}) {
         BOOST_TEST_REQUIRE(writer.create(meta(id, 100)));
         writer.append(id, ex(1, 200));

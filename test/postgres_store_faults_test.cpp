@@ -8,13 +8,11 @@
 
 #include <dexter/sessions/session_manager.hpp>
 
-#include "support/postgres_admin.hpp"
-#include "support/postgres_server.hpp"
+#include "support/postgres_fixture.hpp"
 
 #include <fcntl.h>
 #include <libpq-fe.h>
 #include <signal.h>
-#include <sys/prctl.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -30,106 +28,21 @@
 
 namespace ds = dexter::sessions;
 using ds::test::admin;
+using ds::test::child_guard;
+using ds::test::child_pipe;
+using ds::test::create_schema;
+using ds::test::die_with_parent;
 using ds::test::env_or_empty;
 using ds::test::fresh_channel;
+using ds::test::in_schema;
+using ds::test::make_store;
+using ds::test::pg_ctl;
 using ds::test::test_server;
 
 namespace {
 
 using announce_skip = ds::test::announce_skip;
 using manager = ds::session_manager<ds::postgres_store, ds::manual_clock, ds::sequential_ids>;
-
-ds::postgres_store make_store(const std::string& channel, std::string conninfo = test_server()) {
-    return ds::postgres_store{std::move(conninfo), channel};
-}
-
-/// Runs the cluster's pg_ctl (as its owner) with `args`: "restart -m fast", ...
-void pg_ctl(const std::string& args) {
-    const std::string ctl = env_or_empty("DEXTER_TEST_PG_CTL");
-    BOOST_TEST_REQUIRE(!ctl.empty(), "DEXTER_TEST_PG_CTL is not set");
-    const std::string cmd = ctl + " " + args + " >/dev/null";
-    BOOST_TEST_REQUIRE(std::system(cmd.c_str()) == 0, "failed: " << cmd);
-}
-
-/// The connection string with `options` (libpq's, e.g. "-csearch_path=x") added.
-std::string with_options(std::string conninfo, const std::string& options) {
-    std::string encoded;
-    for (char c : options)
-        encoded += c == '=' ? std::string("%3D") : std::string(1, c);
-    conninfo += conninfo.find('?') == std::string::npos ? '?' : '&';
-    return conninfo + "options=" + encoded;
-}
-
-/// Creates an empty schema named `prefix` + a fresh channel name; returns its name.
-std::string create_schema(admin& a, const std::string& prefix) {
-    std::string schema = prefix + fresh_channel();
-    std::replace(schema.begin(), schema.end(), '-', '_');
-    a.exec("CREATE SCHEMA " + schema);
-    return schema;
-}
-
-/// A pipe from a forked child to the parent, one line at a time.
-class child_pipe {
-public:
-    child_pipe() {
-        if (::pipe(fds_) != 0)
-            throw std::runtime_error("pipe failed");
-    }
-    ~child_pipe() {
-        for (int fd : fds_)
-            if (fd >= 0)
-                ::close(fd);
-    }
-    void child_side() { close_end(0); }
-    void parent_side() { close_end(1); }
-    void say(const std::string& line) {
-        const std::string l = line + "\n";
-        [[maybe_unused]] auto n = ::write(fds_[1], l.data(), l.size());
-    }
-    /// The next line, or nullopt at end of file.
-    std::optional<std::string> hear() {
-        std::string line;
-        char c;
-        while (::read(fds_[0], &c, 1) == 1) {
-            if (c == '\n')
-                return line;
-            line += c;
-        }
-        return std::nullopt;
-    }
-
-private:
-    void close_end(int i) {
-        ::close(fds_[i]);
-        fds_[i] = -1;
-    }
-    int fds_[2] = {-1, -1};
-};
-
-/// Kills a forked child (if still running) when the test leaves its scope, even by a
-/// failed assertion.
-class child_guard {
-public:
-    explicit child_guard(pid_t pid) : pid_(pid) {}
-    child_guard(const child_guard&) = delete;
-    child_guard& operator=(const child_guard&) = delete;
-    ~child_guard() { reap(); }
-    void reap() {
-        if (pid_ <= 0)
-            return;
-        ::kill(pid_, SIGKILL);
-        ::waitpid(pid_, nullptr, 0);
-        pid_ = -1;
-    }
-
-private:
-    pid_t pid_;
-};
-
-/// In a forked child: die with the parent, so that a failed test leaves nothing behind.
-void die_with_parent() {
-    ::prctl(PR_SET_PDEATHSIG, SIGKILL);
-}
 
 /// Every what() checked for a secret must name the server instead.
 void check_no_secret(const std::string& message, const std::string& secret) {
@@ -496,7 +409,7 @@ BOOST_AUTO_TEST_CASE(newer_schema_is_refused) {
     const std::string schema = create_schema(a, "newer_");
     a.exec("CREATE TABLE " + schema + ".dexter_sessions_schema (version integer NOT NULL)");
     a.exec("INSERT INTO " + schema + ".dexter_sessions_schema VALUES (3)");
-    const std::string conninfo = with_options(test_server(), "-csearch_path=" + schema);
+    const std::string conninfo = in_schema(schema);
     try {
         ds::postgres_store s{conninfo, "cli"};
         BOOST_FAIL("a newer schema was accepted");
@@ -515,7 +428,7 @@ BOOST_AUTO_TEST_CASE(newer_schema_is_refused) {
 BOOST_AUTO_TEST_CASE(concurrent_first_use_creates_the_schema_once) {
     admin a;
     const std::string schema = create_schema(a, "fresh_");
-    const std::string conninfo = with_options(test_server(), "-csearch_path=" + schema);
+    const std::string conninfo = in_schema(schema);
     constexpr int processes = 6;
     int barrier[2];
     BOOST_TEST_REQUIRE(::pipe(barrier) == 0);

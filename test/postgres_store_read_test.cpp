@@ -11,10 +11,7 @@
 #include <dexter/sessions/memory_store.hpp>
 #include <dexter/sessions/session_manager.hpp>
 
-#include "support/postgres_admin.hpp"
-#include "support/postgres_server.hpp"
-
-#include <libpq-fe.h>
+#include "support/postgres_fixture.hpp"
 
 #include <chrono>
 #include <cstdint>
@@ -30,16 +27,12 @@
 namespace ds = dexter::sessions;
 using ds::test::admin;
 using ds::test::fresh_channel;
-using ds::test::test_server;
+using ds::test::make_store;
 using namespace std::chrono_literals;
 
 namespace {
 
 using announce_skip = ds::test::announce_skip;
-
-ds::postgres_store make_store(const std::string& channel) {
-    return ds::postgres_store{test_server(), channel};
-}
 
 const ds::time_point base{std::chrono::sys_days{std::chrono::year{2026} / 3 / 1}};
 

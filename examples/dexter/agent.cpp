@@ -21,10 +21,13 @@
 #include <algorithm>
 #include <array>
 #include <cerrno>
+#include <chrono>
 #include <cstring>
 #include <optional>
+#include <string_view>
 #include <system_error>
 #include <utility>
+#include <vector>
 
 extern char** environ;
 
@@ -37,13 +40,14 @@ std::string to_json(const agent_request& request) {
     for (const auto& m : request.messages)
         messages.push_back(
             json::object{{"role", sessions::to_string(m.role)}, {"content", m.content}});
-    return json::serialize(
-        json::object{{"session_id", request.session_id}, {"messages", std::move(messages)}});
+    return json::serialize(json::object{{"protocol", agent_protocol},
+                                        {"session_id", request.session_id},
+                                        {"messages", std::move(messages)}});
 }
 
 // --- the offline agent ----------------------------------------------------------------
 
-agent_reply offline_agent::ask(const agent_request& request) {
+agent_reply offline_agent::ask(const agent_request& request, answer_watcher* watcher) {
     const std::string question = request.messages.empty() ? "" : request.messages.back().content;
     std::size_t earlier = 0;
     std::string previous;
@@ -59,6 +63,8 @@ agent_reply offline_agent::ask(const agent_request& request) {
         answer += std::to_string(earlier) + (earlier == 1 ? " earlier turn" : " earlier turns") +
                   "; your previous question was \"" + previous + "\"";
     answer += ". You asked: \"" + question + "\"";
+    if (watcher)
+        watcher->arrived(answer + '\n');
     return {agent_reply::outcome::answered, std::move(answer)};
 }
 
@@ -141,8 +147,15 @@ running_agent spawn_agent(const std::string& command) {
     std::string shell_command = command; // posix_spawn wants char*
     char sh[] = "sh", dash_c[] = "-c";
     char* argv[] = {sh, dash_c, shell_command.data(), nullptr};
+    // dexter's environment, with the protocol version.
+    std::string protocol = "DEXTER_AGENT_PROTOCOL=" + std::to_string(agent_protocol);
+    std::vector<char*> env{protocol.data()};
+    for (char** e = environ; *e; ++e)
+        if (std::strncmp(*e, "DEXTER_AGENT_PROTOCOL=", 22) != 0)
+            env.push_back(*e);
+    env.push_back(nullptr);
     running_agent agent;
-    const int rc = ::posix_spawn(&agent.pid, "/bin/sh", &files, &attr, argv, environ);
+    const int rc = ::posix_spawn(&agent.pid, "/bin/sh", &files, &attr, argv, env.data());
     posix_spawnattr_destroy(&attr);
     posix_spawn_file_actions_destroy(&files);
     if (rc != 0)
@@ -175,17 +188,20 @@ void kill_group(pid_t pgid) {
 
 // Reads what is there into `into`; closes `fd` at the end of the stream. With
 // `keep_tail`, keeps only the last `limit` bytes (`limit` is then a cap; otherwise the
-// caller checks the size).
-void read_some(unique_fd& fd, std::string& into, std::size_t limit, bool keep_tail) {
+// caller checks the size). Returns what was read and kept (empty: nothing).
+std::string_view read_some(unique_fd& fd, std::string& into, std::size_t limit, bool keep_tail) {
     char chunk[65536];
     const ssize_t n = ::read(fd.get(), chunk, sizeof chunk);
     if (n > 0) {
         into.append(chunk, static_cast<std::size_t>(n));
         if (keep_tail && into.size() > limit)
             into.erase(0, into.size() - limit);
-    } else if (n == 0 || (errno != EINTR && errno != EAGAIN)) {
-        fd.reset();
+        const auto kept = std::min(into.size(), static_cast<std::size_t>(n));
+        return std::string_view(into).substr(into.size() - kept);
     }
+    if (n == 0 || (errno != EINTR && errno != EAGAIN))
+        fd.reset();
+    return {};
 }
 
 std::string trim(std::string s) {
@@ -210,9 +226,11 @@ std::string signal_name(int sig) {
 
 } // namespace
 
-agent_reply command_agent::ask(const agent_request& request) {
+agent_reply command_agent::ask(const agent_request& request, answer_watcher* watcher) {
     const std::string input = to_json(request) + '\n';
     running_agent agent = spawn_agent(command_);
+    const auto started = std::chrono::steady_clock::now();
+    auto next_tick = started + std::chrono::milliseconds(200); // a quick answer: no spinner
 
     // Stops the whole group: SIGTERM, then SIGKILL after the grace or at a second signal.
     // Its output is still read (and dropped) meanwhile: an agent that writes while it
@@ -258,7 +276,7 @@ agent_reply command_agent::ask(const agent_request& request) {
                                    {agent.err.get(), POLLIN, 0},
                                    {agent.in.get(), POLLOUT, 0}}};
         // While the shell runs, look at it now and then: no event tells when it exits.
-        if (::poll(fds.data(), fds.size(), status ? -1 : 50) < 0) {
+        if (::poll(fds.data(), fds.size(), status && (!watcher || !answer.empty()) ? -1 : 50) < 0) {
             if (errno == EINTR)
                 continue;
             throw_errno("cannot wait for the agent");
@@ -275,8 +293,16 @@ agent_reply command_agent::ask(const agent_request& request) {
             if (written == input.size() || (n < 0 && errno != EAGAIN && errno != EINTR))
                 agent.in.reset();
         }
-        if (fds[1].revents != 0)
-            read_some(agent.out, answer, max_answer_bytes + 1, false);
+        if (fds[1].revents != 0) {
+            const auto piece = read_some(agent.out, answer, max_answer_bytes + 1, false);
+            if (watcher && !piece.empty() && answer.size() <= max_answer_bytes)
+                watcher->arrived(piece);
+        }
+        if (const auto now = std::chrono::steady_clock::now();
+            watcher && answer.empty() && now >= next_tick) {
+            watcher->waiting(std::chrono::duration_cast<std::chrono::milliseconds>(now - started));
+            next_tick = now + std::chrono::milliseconds(100);
+        }
         if (fds[2].revents != 0)
             read_some(agent.err, errors, max_error_bytes, true);
         if (answer.size() > max_answer_bytes) {

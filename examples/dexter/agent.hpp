@@ -8,6 +8,7 @@
 #include <chrono>
 #include <memory>
 #include <string>
+#include <string_view>
 #include <vector>
 
 namespace dexter::cli {
@@ -21,9 +22,26 @@ struct agent_request {
     std::vector<sessions::chat_message> messages;
 };
 
+/// The version of the agent protocol dexter speaks: 2, in which what the agent writes is
+/// shown as it arrives (on a terminal). Version 1 agents, which write their answer at
+/// the end, are version 2 agents too: nothing else changed.
+inline constexpr int agent_protocol = 2;
+
 /// The request as an agent command reads it on its standard input:
-/// {"session_id":"…","messages":[{"role":"user"|"assistant","content":"…"},…]}
+/// {"protocol":2,"session_id":"…","messages":[{"role":"user"|"assistant","content":"…"},…]}
 std::string to_json(const agent_request& request);
+
+/// Watches an answer while the agent writes it: a terminal shows it as it arrives.
+class answer_watcher {
+public:
+    virtual ~answer_watcher() = default;
+    /// Called about every 100 ms, from 200 ms on, while the agent runs and nothing has
+    /// arrived yet.
+    virtual void waiting(std::chrono::milliseconds elapsed) = 0;
+    /// Each piece of the agent's standard output, in order, as it arrives (a piece may
+    /// end inside a character). Together they are the answer and its trailing newline.
+    virtual void arrived(std::string_view piece) = 0;
+};
 
 /// How asking went.
 struct agent_reply {
@@ -45,7 +63,8 @@ struct agent_reply {
 class agent {
 public:
     virtual ~agent() = default;
-    virtual agent_reply ask(const agent_request& request) = 0;
+    /// Asks; `watcher`, when given, sees the answer while it is written.
+    virtual agent_reply ask(const agent_request& request, answer_watcher* watcher) = 0;
 };
 
 /// Answers without any model, deterministically, saying that it is the offline agent,
@@ -54,13 +73,14 @@ public:
 ///   asked: "…"
 class offline_agent final : public agent {
 public:
-    agent_reply ask(const agent_request& request) override;
+    agent_reply ask(const agent_request& request, answer_watcher* watcher) override;
 };
 
 /// Runs a command through `/bin/sh -c` for each question, in a process group of its
 /// own (so that Ctrl-C on the terminal reaches dexter, not the agent), with the
-/// request as JSON on its standard input and its standard output as the answer (one
-/// trailing newline removed). A non-zero exit, a death by signal or an empty answer is
+/// request as JSON on its standard input, DEXTER_AGENT_PROTOCOL=2 in its environment,
+/// and its standard output as the answer (one trailing newline removed), handed to the
+/// watcher piece by piece as it arrives. A non-zero exit, a death by signal or an empty answer is
 /// a failure that quotes the agent's standard error. A signal arriving on the
 /// interrupt pipe while the agent runs stops its process group: SIGTERM, then SIGKILL
 /// once `grace` has passed or at a second signal. When the agent's shell exits, what
@@ -73,7 +93,7 @@ public:
                   std::chrono::milliseconds grace = std::chrono::seconds(2));
 
     /// Throws std::system_error if the command cannot be started (no pipes, no fork).
-    agent_reply ask(const agent_request& request) override;
+    agent_reply ask(const agent_request& request, answer_watcher* watcher) override;
 
 private:
     std::string command_;

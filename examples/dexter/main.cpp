@@ -12,6 +12,7 @@
 #include "change_commands.hpp"
 #include "interrupts.hpp"
 #include "options.hpp"
+#include "piped_input.hpp"
 #include "read_commands.hpp"
 #include "repl.hpp"
 #include "session_commands.hpp"
@@ -96,13 +97,25 @@ int run(const cli::options& o) {
         [[fallthrough]];
     case cli::command::interactive:
     case cli::command::one_shot: {
+        cli::options asked = o;
+        // Standard input is read before Ctrl-C is caught: it stops a read that waits.
+        if (o.what == cli::command::one_shot)
+            asked.prompt = cli::one_shot_question(o);
         cli::interrupt_pipe interrupts;
+        if (o.pick_session) {
+            const auto picked = cli::pick_session(o, interrupts);
+            if (const int* status = std::get_if<int>(&picked))
+                return *status;
+            asked.session = std::get<dexter::sessions::session_id>(picked);
+            asked.pick_session = false;
+        }
         // An agent that exits without reading all of its request must give dexter an
         // EPIPE error, not kill it. (The agent itself starts with SIGPIPE restored.)
         ::signal(SIGPIPE, SIG_IGN);
         const auto answerer = cli::make_agent(o.agent_command, interrupts);
-        return o.what == cli::command::one_shot ? cli::run_one_shot(o, *answerer)
-                                                : cli::run_interactive(o, *answerer, interrupts);
+        return o.what == cli::command::one_shot
+                   ? cli::run_one_shot(asked, *answerer)
+                   : cli::run_interactive(asked, *answerer, interrupts);
     }
     }
     return 1;

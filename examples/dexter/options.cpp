@@ -19,45 +19,49 @@ namespace po = boost::program_options;
 
 namespace {
 
+// Every option, once, in the groups --help shows them in.
 po::options_description describe_options() {
-    po::options_description d("Options");
+    po::options_description conversation("Conversation");
     // clang-format off
-    d.add_options()
+    conversation.add_options()
+        ("prompt,p", po::value<std::string>()->value_name("TEXT"),
+         "one-shot: answer TEXT, save the exchange, print the answer, exit; - reads TEXT "
+         "from standard input; piped standard input is added to TEXT as context")
+        ("continue,c", "resume the most recently updated session")
         ("session,s", po::value<std::string>()->value_name("ID"),
          "resume session ID (a unique prefix of 4+ characters also works)")
-        ("continue,c", "resume the most recently updated session")
-        ("prompt,p", po::value<std::string>()->value_name("TEXT"),
-         "one-shot: answer TEXT, save the exchange, print the answer, exit")
+        ("resume,r", po::value<std::string>()->value_name("[ID]"),
+         "resume session ID, as -s; without an ID, pick one from a numbered list (on a "
+         "terminal)")
+        ("fork", po::value<std::string>()->value_name("ID[@SEQ]"),
+         "copy session ID (through exchange SEQ) into a new session and print its id; "
+         "with a question, or on a terminal, continue in the copy")
+        ("incognito", "a conversation kept in memory only: nothing is written anywhere")
+        ("agent-cmd", po::value<std::string>()->value_name("CMD"),
+         "answer with CMD, run by /bin/sh -c (default $DEXTER_AGENT_CMD, else the "
+         "built-in offline agent)")
+        ("history-limit", po::value<std::string>()->value_name("N"),
+         "turns of context sent to the agent (default 10)");
+    po::options_description sessions("Sessions");
+    sessions.add_options()
         ("list-sessions", "list sessions, newest first, then exit")
         ("show", po::value<std::string>()->value_name("ID"),
          "print session ID, every exchange (readable; or --json, --markdown)")
         ("export", po::value<std::string>()->value_name("ID"),
          "write session ID in a format (--format) to standard output or -o FILE")
         ("search", po::value<std::string>()->value_name("TEXT"),
-         "find TEXT in titles, questions and answers, newest first")
-        ("json", "with --list-sessions, --list-trash, --search, --show or --prompt: print "
-         "JSON")
-        ("markdown", "with --show: print the session as Markdown")
-        ("format", po::value<std::string>()->value_name("FMT"),
-         "with --export: markdown (default), json or jsonl")
-        ("output,o", po::value<std::string>()->value_name("FILE"),
-         "with --export: write FILE, replaced only once the export is complete")
-        ("limit", po::value<std::string>()->value_name("N"),
-         "with --search: at most N hits (default 20); with --list-sessions: the newest N")
+         "find TEXT in titles, questions and answers, newest first; exit 1 if nowhere")
         ("rename", po::value<std::vector<std::string>>()->multitoken()->value_name("ID TITLE"),
          "give session ID the title TITLE")
-        ("fork", po::value<std::string>()->value_name("ID[@SEQ]"),
-         "copy session ID (through exchange SEQ) into a new session and print its id; "
-         "with -p, or on a terminal, continue in the copy")
         ("import", po::value<std::string>()->value_name("FILE"),
          "import a session exported as json or jsonl from FILE (- for standard input) "
-         "and print its id")
+         "and print its id (a fresh one if the original is taken)")
         ("delete-session", po::value<std::string>()->value_name("ID"),
          "move session ID to the trash (--restore brings it back)")
         ("permanent", "with --delete-session: delete for good (asks on a terminal)")
         ("list-trash", "list the sessions in the trash, most recently deleted first")
         ("restore", po::value<std::string>()->value_name("ID"),
-         "bring session ID back from the trash")
+         "bring session ID back from the trash, under the same id")
         ("purge-trash", "delete for good what was moved to the trash more than "
          "--older-than ago (asks on a terminal)")
         ("prune", "move sessions whose last exchange is older than --older-than to the "
@@ -66,24 +70,35 @@ po::options_description describe_options() {
          "with --purge-trash or --prune: 30d, 12h, 90m, 45s, 2w (0: everything)")
         ("dry-run", "with --prune: list what would move, change nothing")
         ("pin", po::value<std::string>()->value_name("ID"),
-         "pin session ID: --prune never moves it")
+         "pin session ID: --prune never moves it ([pinned] in the list)")
         ("unpin", po::value<std::string>()->value_name("ID"), "unpin session ID")
-        ("yes,y", "with --delete-session --permanent, --purge-trash or --prune: do not ask")
-        ("incognito", "a conversation kept in memory only: nothing is written anywhere")
-        ("sessions-dir", po::value<std::string>()->value_name("DIR"),
-         "store root (default ./.dexter/sessions, or $DEXTER_SESSIONS_DIR)")
+        ("yes,y", "with --delete-session --permanent, --purge-trash or --prune: do not ask");
+    po::options_description output("Output");
+    output.add_options()
+        ("json", "with --list-sessions, --list-trash, --search, --show or a one-shot "
+         "question: print JSON")
+        ("markdown", "with --show: print the session as Markdown")
+        ("format", po::value<std::string>()->value_name("FMT"),
+         "with --export: markdown (default), json or jsonl")
+        ("output,o", po::value<std::string>()->value_name("FILE"),
+         "with --export: write FILE, replaced only once the export is complete")
+        ("limit", po::value<std::string>()->value_name("N"),
+         "with --search: at most N hits (default 20); with --list-sessions: the newest N");
+    po::options_description store("Store");
+    store.add_options()
         ("store", po::value<std::string>()->value_name("URI|DIR"),
          "where sessions are kept: postgresql://... (a PostgreSQL database) or a "
          "directory (as --sessions-dir); default $DEXTER_STORE")
-        ("agent-cmd", po::value<std::string>()->value_name("CMD"),
-         "answer with CMD, run by /bin/sh -c (default $DEXTER_AGENT_CMD, else the "
-         "built-in offline agent)")
-        ("history-limit", po::value<std::string>()->value_name("N"),
-         "turns of context sent to the agent (default 10)")
+        ("sessions-dir", po::value<std::string>()->value_name("DIR"),
+         "store root (default ./.dexter/sessions, or $DEXTER_SESSIONS_DIR)");
+    po::options_description general("Help");
+    general.add_options()
         ("help,h", "show this help and exit")
-        ("version", "show the version and exit");
+        ("version,V", "show the version and exit");
     // clang-format on
-    return d;
+    po::options_description all;
+    all.add(conversation).add(sessions).add(output).add(store).add(general);
+    return all;
 }
 
 // A session id or prefix as the library accepts it, checked before it goes anywhere.
@@ -96,6 +111,13 @@ std::optional<usage_error> check_session_arg(const std::string& value) {
         value, "expected 8 characters of [0-9a-z], or a unique prefix of " +
                    std::to_string(min_prefix) + " or more");
     return usage_error{bad.what()};
+}
+
+// Whether a word can be a session id or a prefix of one: [0-9a-z], 1 to 8 characters (a
+// wrong length then gets the library's message about ids).
+bool could_be_an_id(std::string_view word) {
+    return !word.empty() && word.size() <= 8 &&
+           word.find_first_not_of("0123456789abcdefghijklmnopqrstuvwxyz") == std::string::npos;
 }
 
 // A whole number from `min` to `max` (at most 7 digits), or nothing.
@@ -127,6 +149,30 @@ parse_fork_arg(const std::string& value) {
         return usage_error{"--fork: expected ID or ID@SEQ with SEQ a whole number from 1, got '" +
                            value.substr(at + 1) + "' after the @"};
     return std::pair{std::move(id), std::optional<std::uint64_t>(*seq)};
+}
+
+// The command line with "-r ID" and "--resume ID" spelled "--resume=ID", and a bare -r
+// "--pick-session": -r's ID is optional (without it, a picker). The word after -r is its ID
+// when it can be one (a session id or a prefix: [0-9a-z] only); any other word (a
+// question with a space, a word with a capital) is not.
+std::vector<std::string> resume_with_its_id(int argc, const char* const argv[]) {
+    std::vector<std::string> args;
+    for (int i = 1; i < argc; ++i) {
+        const std::string_view arg = argv[i];
+        if (arg == "--") { // the rest are words, whatever they look like
+            args.insert(args.end(), argv + i, argv + argc);
+            break;
+        }
+        if (arg == "-r" || arg == "--resume") {
+            // Spelled out: Boost.Program_options would take any word after it as its
+            // optional value.
+            const bool id = i + 1 < argc && could_be_an_id(argv[i + 1]);
+            args.push_back(id ? std::string("--resume=") + argv[++i] : "--pick-session");
+            continue;
+        }
+        args.emplace_back(arg);
+    }
+    return args;
 }
 
 } // namespace
@@ -169,22 +215,24 @@ std::optional<std::string> process_environment(const std::string& name) {
 
 std::variant<options, usage_error> parse_options(int argc, const char* const argv[],
                                                  const env_lookup& env) {
-    const po::options_description described = describe_options();
-    const po::positional_options_description no_positional; // a bare word is an error
+    po::options_description described = describe_options();
+    // The words that are not options: a question, as -p's TEXT (agent CLIs take one so).
+    described.add_options()("question", po::value<std::vector<std::string>>());
+    described.add_options()("pick-session", ""); // -r without an ID
+
+    po::positional_options_description positional;
+    positional.add("question", -1);
     // No abbreviations (--sess): an option means exactly what its name says.
     const int style =
         po::command_line_style::default_style & ~po::command_line_style::allow_guessing;
     po::variables_map given;
     try {
-        po::store(po::command_line_parser(argc, argv)
+        po::store(po::command_line_parser(resume_with_its_id(argc, argv))
                       .options(described)
                       .style(style)
-                      .positional(no_positional)
+                      .positional(positional)
                       .run(),
                   given);
-    } catch (const po::too_many_positional_options_error&) {
-        return usage_error{"unexpected argument; to ask a question give it with -p TEXT, or "
-                           "start dexter and type it"};
     } catch (const po::error& e) {
         return usage_error{e.what()};
     }
@@ -200,18 +248,36 @@ std::variant<options, usage_error> parse_options(int argc, const char* const arg
         o.what = command::show_version;
         return o;
     }
+    // A question given as words is -p's TEXT; the checks below name it as it was given.
+    const bool words = has("question");
+    if (words && has("prompt"))
+        return usage_error{"the question is given twice: as -p TEXT and as an argument"};
+    const auto present = [&](std::string_view name) {
+        if (name == "prompt")
+            return has("prompt") || words;
+        if (name == "resume")
+            return has("resume") || has("pick-session");
+        return has(std::string(name).c_str());
+    };
+    const auto spelled = [&](std::string_view name) {
+        return name == "prompt" && words ? std::string("a question") : "--" + std::string(name);
+    };
 
     // Which command, and which options go together. The commands other than a
     // conversation exclude each other, and a conversation's -p, -s and -c (--fork goes
     // with -p: a one-shot question in the fork).
-    const bool list = has("list-sessions"), del = has("delete-session"), prompt = has("prompt");
+    const bool list = has("list-sessions"), del = has("delete-session"), prompt = present("prompt");
     const bool show = has("show"), exp = has("export"), search = has("search");
     const bool session = has("session"), cont = has("continue"), fork = has("fork");
+    const bool resume = has("resume") || has("pick-session");
     const bool rename = has("rename"), import = has("import"), trash = has("list-trash");
     const bool restore = has("restore"), purge = has("purge-trash"), prune = has("prune");
     const bool pin = has("pin"), unpin = has("unpin");
     if (session && cont)
         return usage_error{"--session and --continue cannot be used together"};
+    if (resume && (session || cont))
+        return usage_error{std::string("--resume and --") + (session ? "session" : "continue") +
+                           " cannot be used together"};
     const char* const commands[] = {
         "list-sessions", "delete-session", "show",    "export",      "search", "rename", "fork",
         "import",        "list-trash",     "restore", "purge-trash", "prune",  "pin",    "unpin"};
@@ -222,10 +288,10 @@ std::variant<options, usage_error> parse_options(int argc, const char* const arg
             if (has(commands[j]))
                 return usage_error{std::string("--") + commands[i] + " and --" + commands[j] +
                                    " cannot be used together"};
-        for (const char* other : {"prompt", "session", "continue"})
-            if (has(other) && !(fork && std::string_view(other) == "prompt"))
-                return usage_error{std::string("--") + commands[i] + " cannot be used with --" +
-                                   other};
+        for (const std::string_view other : {"prompt", "session", "continue", "resume"})
+            if (present(other) && !(fork && other == "prompt"))
+                return usage_error{std::string("--") + commands[i] + " cannot be used with " +
+                                   spelled(other)};
     }
     if (has("json") && !list && !prompt && !show && !search && !trash)
         return usage_error{"--json needs --list-sessions, --list-trash, --search, --show or "
@@ -252,8 +318,8 @@ std::variant<options, usage_error> parse_options(int argc, const char* const arg
     if (has("dry-run") && !prune)
         return usage_error{"--dry-run needs --prune"};
     if (has("incognito")) {
-        for (const char* other : {"session", "continue", "fork", "store", "sessions-dir"})
-            if (has(other))
+        for (const char* other : {"session", "continue", "resume", "fork", "store", "sessions-dir"})
+            if (present(other))
                 return usage_error{std::string("--incognito cannot be used with --") + other +
                                    " (an incognito conversation uses no store)"};
         for (const char* command : commands)
@@ -330,8 +396,24 @@ std::variant<options, usage_error> parse_options(int argc, const char* const arg
                                text("older-than") + "'"};
         o.older_than = *d;
     }
-    if (prompt) {
+    if (resume) {
+        o.pick_session = has("pick-session");
+        if (has("resume") && o.pick_session)
+            return usage_error{"--resume is given twice"};
+        if (!o.pick_session)
+            o.session = text("resume");
+        if (!o.pick_session)
+            if (auto bad = check_session_arg(o.session))
+                return *bad;
+    }
+    if (words) {
+        for (const auto& word : given["question"].as<std::vector<std::string>>())
+            o.prompt += (o.prompt.empty() ? "" : " ") + word;
+        if (o.prompt.find_first_not_of(" \t\r\n") == std::string::npos)
+            return usage_error{"the question is empty"};
+    } else if (prompt) {
         o.prompt = text("prompt");
+        o.prompt_from_stdin = o.prompt == "-";
         if (o.prompt.find_first_not_of(" \t\r\n") == std::string::npos)
             return usage_error{"--prompt needs a question, not an empty text"};
     }
@@ -413,49 +495,20 @@ std::variant<options, usage_error> parse_options(int argc, const char* const arg
 std::string help_text() {
     std::ostringstream out;
     out << "Usage:\n"
-           "  dexter                          start a new session, interactive\n"
-           "  dexter -s ID | --session ID     resume ID (a unique prefix of 4+ chars also "
-           "works)\n"
-           "  dexter -c | --continue          resume the most recently updated session\n"
-           "  dexter -p TEXT | --prompt TEXT  one-shot: answer TEXT, save the exchange, print "
-           "the\n"
-           "                                  answer, exit (with -s or -c: in that session)\n"
-           "  dexter --list-sessions [--json] [--limit N]\n"
-           "                                  list sessions (the newest N), newest first\n"
-           "  dexter --show ID [--json | --markdown]\n"
-           "                                  print a session, every exchange\n"
-           "  dexter --export ID [--format markdown|json|jsonl] [-o FILE]\n"
-           "                                  write a session (default markdown) to standard\n"
-           "                                  output, or to FILE once complete\n"
-           "  dexter --search TEXT [--json] [--limit N]\n"
-           "                                  the newest N (20) places TEXT occurs; exit 1 if\n"
-           "                                  none\n"
-           "  dexter --rename ID TITLE        give session ID a new title\n"
-           "  dexter --fork ID[@SEQ] [-p TEXT]\n"
-           "                                  copy ID (its exchanges 1..SEQ, default all) into\n"
-           "                                  a new session and print the new id on a line of\n"
-           "                                  its own; with -p, answer TEXT in the copy; on a\n"
-           "                                  terminal (input and output), continue in it\n"
-           "  dexter --import FILE|-          import a session from a json or jsonl export and\n"
-           "                                  print its id (a fresh one if the original is "
-           "taken)\n"
-           "  dexter --delete-session ID      move ID to the trash (undo: --restore ID)\n"
-           "  dexter --delete-session ID --permanent [-y]\n"
-           "                                  delete ID for good (asks on a terminal; refuses\n"
-           "                                  without -y otherwise)\n"
-           "  dexter --list-trash [--json]    the trash, most recently deleted first\n"
-           "  dexter --restore ID             bring ID back from the trash, under the same id\n"
-           "  dexter --purge-trash --older-than DURATION [-y]\n"
-           "                                  delete for good what was moved to the trash more\n"
-           "                                  than DURATION ago (asks as --permanent does)\n"
-           "  dexter --prune --older-than DURATION [--dry-run] [-y]\n"
-           "                                  move sessions whose last exchange is older than\n"
-           "                                  DURATION to the trash, pinned ones excepted\n"
-           "                                  (asks as --permanent does; --dry-run only lists)\n"
-           "  dexter --pin ID | --unpin ID    pinned sessions are never pruned (marked\n"
-           "                                  [pinned] in --list-sessions)\n"
-           "  dexter --incognito [-p TEXT]    a conversation kept in memory only: no file, no\n"
-           "                                  directory, no database is written\n"
+           "  dexter [QUESTION]          a new session: answer QUESTION and exit, or talk\n"
+           "  dexter -c | -r [ID] | -s ID [QUESTION]\n"
+           "                             the same in the last, a picked, or session ID\n"
+           "  cat FILE | dexter -p TEXT  ask TEXT with FILE's text as context\n"
+           "  dexter --list-sessions | --show ID | --search TEXT | --export ID ...\n"
+           "\n"
+        << describe_options()
+        << "\n"
+           "A question is -p TEXT or the words that are not options (dexter \"what is X?\",\n"
+           "dexter -c \"and Y?\"). With -p (or a question) and standard input a pipe or a\n"
+           "file, what it holds (at most 1 MiB of UTF-8) follows the question as context;\n"
+           "-p - makes standard input the question itself. The word right after -r is its\n"
+           "ID when it can be one ([0-9a-z]); put a question elsewhere. --fork takes\n"
+           "ID[@SEQ]: exchanges 1..SEQ, default all.\n"
            "\n"
            "DURATION is a whole number and a unit: s, m, h, d or w (30d, 12h, 90m, 45s, 2w);\n"
            "0 (as 0d) means everything.\n"
@@ -467,8 +520,6 @@ std::string help_text() {
            "Ctrl-C while the agent works stops it and saves nothing for that question;\n"
            "Ctrl-C at the prompt (or twice) leaves.\n"
            "\n"
-        << describe_options()
-        << "\n"
            "The agent command reads one JSON object on standard input,\n"
            "  {\"session_id\":\"...\",\"messages\":[{\"role\":\"user\"|\"assistant\","
            "\"content\":\"...\"},...]}\n"

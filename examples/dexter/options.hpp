@@ -57,7 +57,7 @@ inline constexpr std::size_t max_limit = 1'000'000;
 /// A parsed and checked command line (environment variables already applied).
 struct options {
     command what = command::interactive;
-    /// -s: the session to resume (a full id or a unique prefix of 4+ characters), or
+    /// -s or -r ID: the session to resume (a full id or a unique prefix of 4+ characters), or
     /// the session of --delete-session, --show, --export, --rename, --fork, --restore,
     /// --pin or --unpin. Empty: none given.
     std::string session;
@@ -79,8 +79,14 @@ struct options {
     bool incognito = false;
     /// -c: resume the most recently updated session.
     bool continue_last = false;
-    /// -p: the one-shot question.
+    /// -p TEXT, or the words that are not options (joined by spaces): the one-shot
+    /// question. "-" with prompt_from_stdin.
     std::string prompt;
+    /// -p -: the question is standard input, read when the run starts.
+    bool prompt_from_stdin = false;
+    /// -r (--resume) without an ID: the session is picked from a numbered list of the
+    /// recent ones (on a terminal). -r ID sets `session`, as -s does.
+    bool pick_session = false;
     /// --json: machine-readable output (with --list-sessions, --list-trash, --search,
     /// --show or --prompt).
     bool json = false;

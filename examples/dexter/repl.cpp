@@ -4,6 +4,7 @@
 // the user has seen answered can be lost by a crash, a kill or Ctrl-C.
 #include "repl.hpp"
 
+#include "answer_display.hpp"
 #include "line_editor.hpp"
 #include "store.hpp"
 #include "terminal.hpp"
@@ -17,6 +18,7 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <cstdlib>
 #include <iostream>
 #include <memory>
 #include <optional>
@@ -104,29 +106,108 @@ void print_banner(const session_manager& manager,
 struct turn_result {
     agent_reply reply;
     std::optional<sessions::exchange> saved; // set when answered and saved
+    std::string not_saved;                   // answered, but the store refused it: why
 };
 
 // Asks the agent about `question` with the session's recent context, and saves the
-// exchange once answered. An answer the store refuses (not UTF-8, too large) is a
-// failure; other store errors are thrown.
+// exchange once answered. An answer the store refuses (not UTF-8, too large) is
+// answered but not saved (turn_result::not_saved); other store errors are thrown.
 turn_result ask_and_save(session_manager& manager, agent& answerer, const std::string& question,
-                         std::size_t history_limit) {
+                         std::size_t history_limit, answer_watcher* watcher) {
     using outcome = agent_reply::outcome;
     // Checked before the agent runs (and costs), not only when saving.
     if (!sessions::is_valid_utf8(question))
-        return {{outcome::failed, "the question is not valid UTF-8; nothing asked"}, {}};
+        return {{outcome::failed, "the question is not valid UTF-8; nothing asked"}, {}, {}};
     agent_request request{manager.current()->id, manager.history().recent_turns(history_limit)};
     request.messages.push_back({sessions::chat_role::user, question});
-    turn_result turn{answerer.ask(request), {}};
+    turn_result turn{answerer.ask(request, watcher), {}, {}};
     if (turn.reply.result != outcome::answered)
         return turn;
     try {
         turn.saved = manager.save_exchange(question, turn.reply.text);
     } catch (const sessions::invalid_input& e) {
-        return {{outcome::failed, e.what()}, {}};
+        turn.not_saved = e.what();
+        return turn;
     }
     warn_about_store(manager);
     return turn;
+}
+
+// Whether standard output may be coloured: a terminal, NO_COLOR unset or empty
+// (no-color.org), and a TERM that is not "dumb".
+bool colour_on_stdout() {
+    const char* no_color = std::getenv("NO_COLOR");
+    const char* term = std::getenv("TERM");
+    return is_terminal(STDOUT_FILENO) && (!no_color || !*no_color) &&
+           !(term && std::string_view(term) == "dumb");
+}
+
+// One question asked and, once answered, saved; shown as it goes when standard output
+// is a terminal (text as it arrives, "shown as complete" only once saved) and with a
+// spinner when standard error is one. Otherwise (a pipe, --json) the answer is printed
+// by the caller after it is saved. Returns what became of it; throws what the store
+// throws, after marking a shown answer "[NOT saved]" and saying so.
+turn_result ask_and_show(session_manager& manager, agent& answerer, const std::string& question,
+                         const options& o) {
+    const bool text = !o.json && is_terminal(STDOUT_FILENO);
+    const bool spinner = is_terminal(STDERR_FILENO);
+    std::optional<live_answer> live;
+    if (text || spinner) {
+        flush_stdout();
+        live.emplace(text, spinner, colour_on_stdout(), false);
+    }
+    turn_result turn;
+    try {
+        turn = ask_and_save(manager, answerer, question, o.history_limit, live ? &*live : nullptr);
+    } catch (const std::exception& e) {
+        if (live && live->shown()) {
+            live->abandon("NOT saved");
+            std::cerr << "dexter: answer NOT saved: " << e.what() << '\n';
+        }
+        throw;
+    }
+    if (!live)
+        return turn;
+    using outcome = agent_reply::outcome;
+    if (turn.reply.result == outcome::answered && turn.not_saved.empty()) {
+        live->complete();
+        if (live->shown())
+            turn.reply.text.clear(); // shown already
+    } else {
+        live->abandon(turn.reply.result == outcome::interrupted ? "interrupted"
+                      : turn.not_saved.empty()                  ? "failed"
+                                                                : "NOT saved");
+    }
+    return turn;
+}
+
+// Says how a question ended (the answer, unless shown already, or why there is none).
+// Returns the exit status of a one-shot run that ends so.
+int report(const turn_result& turn, const options& o, const session_manager& manager) {
+    switch (turn.reply.result) {
+    case agent_reply::outcome::answered:
+        if (!turn.not_saved.empty()) {
+            std::cerr << "dexter: answer NOT saved: " << turn.not_saved << '\n';
+            return 1;
+        }
+        if (o.json)
+            std::cout << boost::json::serialize(
+                             boost::json::object{{"session_id", manager.current()->id},
+                                                 {"seq", turn.saved->seq},
+                                                 {"answer", turn.reply.text}})
+                      << '\n';
+        else if (!turn.reply.text.empty())
+            std::cout << turn.reply.text << '\n';
+        flush_stdout();
+        return 0;
+    case agent_reply::outcome::failed:
+        std::cerr << "dexter: " << turn.reply.text << '\n';
+        return 1;
+    case agent_reply::outcome::interrupted:
+        std::cerr << "dexter: interrupted; nothing saved for this question\n";
+        return 128 + turn.reply.signal;
+    }
+    return 1;
 }
 
 bool is_exit_command(const std::string& line) {
@@ -136,7 +217,8 @@ bool is_exit_command(const std::string& line) {
 constexpr const char* slash_help = "/rename TITLE  give this session a new title\n"
                                    "/fork          continue in a copy of this session so far\n"
                                    "/help          this list\n"
-                                   "exit, quit, /exit (or end of input) leave\n";
+                                   "exit, quit, /exit (or end of input) leave\n"
+                                   "//text         asks /text (a question that starts with /)\n";
 
 // A line starting with "/" and a word: a command to dexter, never a question. Returns
 // false when `line` is a question.
@@ -190,7 +272,7 @@ bool run_slash_command(session_manager& manager, const std::string& line) {
         return true;
     }
     std::cerr << "dexter: unknown command /" << fit(word, 30)
-              << " (type /help; a question cannot start with /word)\n";
+              << " (type /help; to ask a question that starts with /, type // for its /)\n";
     return true;
 }
 
@@ -285,22 +367,13 @@ int run_interactive(const options& o, agent& answerer, interrupt_pipe& interrupt
             flush_stdout();
             continue;
         }
+        // "//usr is ..." asks "/usr is ...".
+        const std::string asked = question.starts_with("//") ? question.substr(1) : question;
 
-        const turn_result turn = ask_and_save(manager, answerer, question, o.history_limit);
-        switch (turn.reply.result) {
-        case agent_reply::outcome::answered:
-            std::cout << turn.reply.text << '\n';
-            flush_stdout();
-            break;
-        case agent_reply::outcome::failed:
-            std::cerr << "dexter: " << turn.reply.text << '\n';
-            break;
-        case agent_reply::outcome::interrupted:
-            std::cerr << "dexter: interrupted; nothing saved for this question\n";
-            if (turn.reply.stop)
-                return 128 + turn.reply.signal;
-            break;
-        }
+        const turn_result turn = ask_and_show(manager, answerer, asked, o);
+        const int status = report(turn, o, manager);
+        if (turn.reply.result == agent_reply::outcome::interrupted && turn.reply.stop)
+            return status;
     }
 }
 
@@ -310,27 +383,7 @@ int run_one_shot(const options& o, agent& answerer) {
     warn_about_store(manager);
     open_session(manager, o);
 
-    const turn_result turn = ask_and_save(manager, answerer, trim(o.prompt), o.history_limit);
-    switch (turn.reply.result) {
-    case agent_reply::outcome::answered:
-        if (o.json)
-            std::cout << boost::json::serialize(
-                             boost::json::object{{"session_id", manager.current()->id},
-                                                 {"seq", turn.saved->seq},
-                                                 {"answer", turn.reply.text}})
-                      << '\n';
-        else
-            std::cout << turn.reply.text << '\n';
-        flush_stdout();
-        return 0;
-    case agent_reply::outcome::failed:
-        std::cerr << "dexter: " << turn.reply.text << '\n';
-        return 1;
-    case agent_reply::outcome::interrupted:
-        std::cerr << "dexter: interrupted; nothing saved for this question\n";
-        return 128 + turn.reply.signal;
-    }
-    return 1;
+    return report(ask_and_show(manager, answerer, trim(o.prompt), o), o, manager);
 }
 
 } // namespace dexter::cli

@@ -42,19 +42,41 @@ bool is_yes(const std::string& reply) {
     return word == "y" || word == "yes";
 }
 
-void print_table(const std::vector<sessions::session_meta>& all) {
+// The session table; `numbered`: each row starts with its number from 1 (the picker's).
+void print_table(const std::vector<sessions::session_meta>& all, bool numbered = false) {
     // A pinned session's title is marked; the columns stay those of the header.
-    const std::size_t width = std::max(terminal_width(), title_column + min_title_width);
+    const std::size_t number_column = numbered ? 5 : 0; // "  12 "
+    const std::size_t width =
+        std::max(terminal_width(), number_column + title_column + min_title_width);
     char row[128];
-    std::snprintf(row, sizeof row, "%-8s  %-16s  %9s  ", "ID", "UPDATED", "EXCHANGES");
+    std::snprintf(row, sizeof row, "%s%-8s  %-16s  %9s  ", numbered ? "   # " : "", "ID", "UPDATED",
+                  "EXCHANGES");
     std::cout << row << "TITLE\n";
+    std::size_t n = 0;
     for (const auto& m : all) {
-        std::snprintf(row, sizeof row, "%-8s  %-16s  %9llu  ", m.id.c_str(),
+        char number[16] = "";
+        if (numbered)
+            std::snprintf(number, sizeof number, "%4zu ", ++n);
+        std::snprintf(row, sizeof row, "%s%-8s  %-16s  %9llu  ", number, m.id.c_str(),
                       local_time(m.updated_at).c_str(),
                       static_cast<unsigned long long>(m.exchange_count));
         const std::string_view pin = m.pinned ? "[pinned] " : "";
-        std::cout << row << pin << fit(m.title, width - title_column - pin.size()) << '\n';
+        std::cout << row << pin << fit(m.title, width - number_column - title_column - pin.size())
+                  << '\n';
     }
+}
+
+// A number from 1 to `max` in `reply` (spaces around allowed), or 0.
+std::size_t chosen_number(const std::string& reply, std::size_t max) {
+    const auto first = reply.find_first_not_of(" \t\r");
+    if (first == std::string::npos)
+        return 0;
+    const auto last = reply.find_last_not_of(" \t\r");
+    const std::string word = reply.substr(first, last - first + 1);
+    if (word.size() > 4 || word.find_first_not_of("0123456789") != std::string::npos)
+        return 0;
+    const std::size_t n = std::stoul(word);
+    return n <= max ? n : 0;
 }
 
 void print_json(const std::vector<sessions::session_meta>& all) {
@@ -102,6 +124,40 @@ std::optional<int> confirm(const options& o, interrupt_pipe& interrupts,
         std::cout << '\n';
     std::cout << kept << '\n';
     return answer.what == input_event::kind::signal ? 128 + answer.signal : 0;
+}
+
+std::variant<sessions::session_id, int> pick_session(const options& o, interrupt_pipe& interrupts) {
+    if (!is_terminal(STDIN_FILENO) || !is_terminal(STDOUT_FILENO))
+        throw std::runtime_error("-r without an ID picks a session on a terminal; give the "
+                                 "session: -r ID, or -c for the most recent one");
+    std::vector<sessions::session_meta> recent;
+    if (store_exists(o)) {
+        session_manager manager = open_store(o);
+        recent = manager.list_page({max_picked, std::nullopt, {}}).sessions;
+        warn_about_store(manager);
+    }
+    if (recent.empty())
+        throw std::runtime_error("no sessions to resume in " + store_name(o));
+    print_table(recent, true);
+    line_reader input(STDIN_FILENO, interrupts);
+    for (;;) {
+        std::cout << "resume which? [1-" << recent.size() << ", Enter: none] " << std::flush;
+        const input_event answer = input.next();
+        if (answer.what == input_event::kind::signal) {
+            std::cout << '\n';
+            return 128 + answer.signal;
+        }
+        if (answer.what == input_event::kind::end_of_input ||
+            answer.text.find_first_not_of(" \t\r") == std::string::npos) {
+            if (answer.what == input_event::kind::end_of_input)
+                std::cout << '\n';
+            std::cout << "no session resumed\n";
+            return 0;
+        }
+        if (const std::size_t n = chosen_number(answer.text, recent.size()))
+            return recent[n - 1].id;
+        std::cout << "expected a number from 1 to " << recent.size() << '\n';
+    }
 }
 
 int delete_session(const options& o, interrupt_pipe& interrupts) {

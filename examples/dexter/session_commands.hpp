@@ -7,8 +7,12 @@
 #include "interrupts.hpp"
 #include "options.hpp"
 
+#include <dexter/sessions/types.hpp>
+
+#include <cstddef>
 #include <optional>
 #include <string>
+#include <variant>
 
 namespace dexter::cli {
 
@@ -29,6 +33,17 @@ std::optional<int> confirm(const options& o, interrupt_pipe& interrupts,
 /// With --limit N, only the newest N (one page: session_manager::list_page()). A store
 /// root that does not exist lists as empty and is not created. Returns 0.
 int list_sessions(const options& o);
+
+/// The most sessions the picker (-r without an ID) offers: the newest 20.
+inline constexpr std::size_t max_picked = 20;
+
+/// -r without an ID: shows the newest max_picked sessions as a numbered table and asks
+/// "resume which?" until the answer is one of the numbers. Returns the session picked,
+/// or the exit status when none is: 0 after an empty answer or the end of input ("no
+/// session resumed"), 128 + the signal that interrupted the question. Throws
+/// std::runtime_error when standard input or output is not a terminal, or the store has
+/// no session, and what the store throws.
+std::variant<sessions::session_id, int> pick_session(const options& o, interrupt_pipe& interrupts);
 
 /// --delete-session ID: shows the session and moves it to the trash, saying how to undo
 /// it. With --permanent, asks "Delete for good? [y/N]" first (confirm(): a refusal

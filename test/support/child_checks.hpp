@@ -39,6 +39,20 @@ inline bool write_all(int fd, std::string_view data) {
     return true;
 }
 
+/// Appends what one read(2) of `fd` gives to `into` (call it when poll says `fd` is
+/// readable); at end of file, or on an error other than EINTR, closes `fd` and sets it
+/// to -1.
+inline void read_some(int& fd, std::string& into) {
+    char buf[65536];
+    const ssize_t n = ::read(fd, buf, sizeof buf);
+    if (n > 0) {
+        into.append(buf, static_cast<std::size_t>(n));
+    } else if (n == 0 || errno != EINTR) {
+        ::close(fd);
+        fd = -1;
+    }
+}
+
 /// Checks made where Boost.Test cannot report (a forked child), one line each: "FAIL: "
 /// for a failed check, "INFO: " for a note. Given a descriptor, each line is written to
 /// it at once, so that what a child found before it hung still reaches the parent;

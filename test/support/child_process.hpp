@@ -19,9 +19,11 @@
 #include <chrono>
 #include <cstddef>
 #include <cstring>
+#include <initializer_list>
 #include <optional>
 #include <stdexcept>
 #include <string>
+#include <string_view>
 #include <vector>
 
 extern char** environ;
@@ -134,6 +136,19 @@ public:
         if (!line)
             throw std::runtime_error("store_child " + std::to_string(pid_) + " ended early");
         return *line;
+    }
+
+    /// The handshake of a store_child: its next lines must be `lines`, in order ("READY",
+    /// then "OPEN" for append; "HELD" for hold). Throws, naming what it said instead,
+    /// otherwise.
+    void expect(std::initializer_list<std::string_view> lines) {
+        for (const std::string_view want : lines) {
+            const auto line = read_line();
+            if (line != want)
+                throw std::runtime_error("store_child " + std::to_string(pid_) + " said " +
+                                         (line ? "'" + *line + "'" : std::string("nothing more")) +
+                                         ", expected '" + std::string(want) + "'");
+        }
     }
 
     void send(const std::string& line) {

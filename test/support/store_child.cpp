@@ -35,9 +35,12 @@
 //   store_child prune <root> [options]
 //       READY; prune() with a cutoff an hour in the future (every idle, unpinned session
 //       is a candidate): prints "PRUNED <moved> <kept>".
-//   Options of these five: --no-sync; --die-at-rename K:before|after: the K-th rename
+//   store_child import <root> <export file> [options]
+//       READY; import_session() of the file: prints "IMPORTED <id> <exchanges>".
+//   Options of these six: --no-sync; --die-at-rename K:before|after: the K-th rename
 //   (renameat, or renameat2 with RENAME_NOREPLACE) of the store SIGKILLs the process just before
-//   it, or just after it returned (a named kill point between the steps of a move).
+//   it, or just after it returned (a named kill point between the steps of a move);
+//   --die-in-write K:PERMILLE, as for append.
 // Errors are printed as "ERROR <what>" (exit status 1); bad usage exits with 2.
 #include <dexter/sessions/jsonl_store.hpp>
 #include <dexter/sessions/session_manager.hpp>
@@ -56,6 +59,7 @@
 #include <cstdlib>
 #include <cstring>
 #include <exception>
+#include <fstream>
 #include <stdexcept>
 #include <string>
 #include <string_view>
@@ -158,8 +162,12 @@ struct kill_point_ops : ds::detail::posix_ops {
     }
 };
 
-int append(const std::string& root, const std::string& id, std::uint64_t count,
-           const std::vector<std::string>& options) {
+using kill_point_manager = ds::session_manager<ds::basic_jsonl_store<kill_point_ops>>;
+
+// A store on `root` with the options of the subcommands (see the top of this file):
+// --no-sync, --die-in-write, --die-at-rename.
+kill_point_manager kill_point_store(const std::string& root,
+                                    const std::vector<std::string>& options) {
     ds::jsonl_options o;
     kill_point_ops ops;
     for (std::size_t i = 0; i < options.size(); ++i) {
@@ -169,12 +177,20 @@ int append(const std::string& root, const std::string& id, std::uint64_t count,
             const std::string& v = options[++i];
             ops.die_at = std::stoi(v);
             ops.permille = std::stoi(v.substr(v.find(':') + 1));
+        } else if (options[i] == "--die-at-rename" && i + 1 < options.size()) {
+            const std::string& v = options[++i];
+            ops.die_at_rename = std::stoi(v);
+            ops.rename_first = v.ends_with(":after");
         } else {
             throw std::invalid_argument("unknown option " + options[i]);
         }
     }
-    ds::session_manager<ds::basic_jsonl_store<kill_point_ops>> m{
-        ds::basic_jsonl_store<kill_point_ops>{root, "cli", o, ops}};
+    return kill_point_manager{ds::basic_jsonl_store<kill_point_ops>{root, "cli", o, ops}};
+}
+
+int append(const std::string& root, const std::string& id, std::uint64_t count,
+           const std::vector<std::string>& options) {
+    kill_point_manager m = kill_point_store(root, options);
     say("READY");
     if (id == "new")
         m.start_new();
@@ -198,34 +214,13 @@ int append(const std::string& root, const std::string& id, std::uint64_t count,
     return 0;
 }
 
-using kill_point_manager = ds::session_manager<ds::basic_jsonl_store<kill_point_ops>>;
-
-// The store of the change subcommands, with their options (see the top of this file).
-kill_point_manager change_manager(const std::string& root,
-                                  const std::vector<std::string>& options) {
-    ds::jsonl_options o;
-    kill_point_ops ops;
-    for (std::size_t i = 0; i < options.size(); ++i) {
-        if (options[i] == "--no-sync") {
-            o.sync = ds::durability::process_crash;
-        } else if (options[i] == "--die-at-rename" && i + 1 < options.size()) {
-            const std::string& v = options[++i];
-            ops.die_at_rename = std::stoi(v);
-            ops.rename_first = v.ends_with(":after");
-        } else {
-            throw std::invalid_argument("unknown option " + options[i]);
-        }
-    }
-    return kill_point_manager{ds::basic_jsonl_store<kill_point_ops>{root, "cli", o, ops}};
-}
-
-// fork, trash, restore, purge, prune: `ids` are the arguments before the options.
+// fork, trash, restore, purge, prune, import: `args` are the arguments before the options.
 int change(const std::string& what, const std::string& root, std::vector<std::string> args) {
     const auto first_option = std::find_if(
         args.begin(), args.end(), [](const std::string& a) { return a.starts_with("--"); });
     const std::vector<std::string> options(first_option, args.end());
     args.erase(first_option, args.end());
-    kill_point_manager m = change_manager(root, options);
+    kill_point_manager m = kill_point_store(root, options);
     say("READY");
     if (what == "fork" && args.size() == 1) {
         const ds::session_meta f = m.fork_session(args[0]);
@@ -246,6 +241,14 @@ int change(const std::string& what, const std::string& root, std::vector<std::st
     } else if (what == "prune" && args.empty()) {
         const auto r = m.prune(-std::chrono::milliseconds(std::chrono::hours(1)));
         say("PRUNED " + std::to_string(r.moved.size()) + " " + std::to_string(r.kept.size()));
+    } else if (what == "import" && args.size() == 1) {
+        std::ifstream in(args[0], std::ios::binary);
+        if (!in) {
+            say("ERROR cannot open " + args[0]);
+            return 1;
+        }
+        const ds::import_result r = m.import_session(in);
+        say("IMPORTED " + r.meta.id + " " + std::to_string(r.exchanges));
     } else {
         say("ERROR usage: store_child " + what + " <root> ...");
         return 2;
@@ -321,13 +324,13 @@ int main(int argc, char** argv) {
         if (a.size() == 3 && a[0] == "spawn-and-hold")
             return hold(a[1], a[2], true);
         if (a.size() >= 2 && (a[0] == "fork" || a[0] == "trash" || a[0] == "restore" ||
-                              a[0] == "purge" || a[0] == "prune"))
+                              a[0] == "purge" || a[0] == "prune" || a[0] == "import"))
             return change(a[0], a[1], {a.begin() + 2, a.end()});
     } catch (const std::exception& e) {
         say(std::string("ERROR ") + e.what());
         return 1;
     }
     say("ERROR usage: store_child append|contend|create|hold|spawn-and-hold|fork|trash|restore|"
-        "purge|prune <root> ...");
+        "purge|prune|import <root> ...");
     return 2;
 }
