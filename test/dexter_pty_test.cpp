@@ -362,6 +362,27 @@ BOOST_FIXTURE_TEST_CASE(ctrl_c_while_the_agent_runs_stops_it_as_before, terminal
     BOOST_TEST(history() == (strings{"a slow one", "quick"}), boost::test_tools::per_element());
 }
 
+BOOST_FIXTURE_TEST_CASE(keys_typed_while_the_agent_runs_wait_for_the_next_prompt, terminal) {
+    std::string script = "input=$(cat)\n"
+                         "case $input in\n"
+                         "*wait*) touch @DIR@/started\n"
+                         "    while [ ! -f @DIR@/release ]; do sleep 0.05; done;;\n"
+                         "esac\n"
+                         "echo answered\n";
+    for (auto at = script.find("@DIR@"); at != std::string::npos; at = script.find("@DIR@"))
+        script.replace(at, 5, shell_quote(tmp.path().string()));
+    auto t = start({"--agent-cmd", agent("waiting", script)});
+    prompt(*t);
+    t->type("wait for me\r");
+    ds::test::wait_for_file(tmp.path() / "started");
+    // A line and a Ctrl-D typed ahead: neither is lost to the terminal's own line editing.
+    t->type(std::string("typed ahead\r") + ctrl_d);
+    std::ofstream(tmp.path() / "release").put('\n');
+    BOOST_TEST(describe_status(t->wait()) == "exit 0");
+    BOOST_TEST(saved_questions() == (strings{"wait for me", "typed ahead"}),
+               boost::test_tools::per_element());
+}
+
 BOOST_FIXTURE_TEST_CASE(sigterm_at_the_prompt_exits_143_as_before, terminal) {
     auto t = start();
     prompt(*t);

@@ -334,11 +334,16 @@ input_event line_editor::next() {
         int count = 0;
         // Keys typed once the prompt shows must reach libedit, not the terminal's own line
         // discipline (el_gets would show the prompt first, then switch: a Ctrl-D typed in
-        // between would be lost).
+        // between would be lost). After the first line the terminal is already so.
         el_set(state_->editor, EL_PREP_TERM, 1);
         errno = 0;
         const char* line = el_gets(state_->editor, &count);
         const int error = errno;
+        // el_gets gave the terminal back in canonical mode; until the next prompt (while
+        // the agent runs), keys typed ahead wait for libedit, unechoed, instead of being
+        // taken by the line discipline, where a Ctrl-D would be lost. Ctrl-C still
+        // signals (ISIG stays on). The destructor restores the terminal as it was.
+        el_set(state_->editor, EL_PREP_TERM, 1);
         if (line != nullptr) {
             std::string text(line);
             if (!text.empty() && text.back() == '\n')
