@@ -100,8 +100,11 @@ struct terminal {
         return std::make_unique<pty_session>(args, environment());
     }
 
-    // A test agent: a shell script in the temporary directory; returns the command.
-    std::string agent(const std::string& name, const std::string& body) const {
+    // A test agent: a shell script in the temporary directory, where @DIR@ stands for that
+    // directory; returns the command.
+    std::string agent(const std::string& name, std::string body) const {
+        for (auto at = body.find("@DIR@"); at != std::string::npos; at = body.find("@DIR@"))
+            body.replace(at, 5, shell_quote(tmp.path().string()));
         const fs::path path = tmp.path() / (name + ".sh");
         std::ofstream(path) << "#!/bin/sh\n" << body;
         fs::permissions(path, fs::perms::owner_all);
@@ -337,14 +340,12 @@ BOOST_FIXTURE_TEST_CASE(ctrl_d_leaves_at_an_empty_prompt_and_deletes_in_a_line, 
 }
 
 BOOST_FIXTURE_TEST_CASE(ctrl_c_while_the_agent_runs_stops_it_as_before, terminal) {
-    std::string script = "input=$(cat)\n"
-                         "case $input in\n"
-                         "*slow*) echo $$ > @DIR@/pid.tmp; mv @DIR@/pid.tmp @DIR@/agent.pid\n"
-                         "    sleep 300; echo too late;;\n"
-                         "esac\n"
-                         "echo fast answer\n";
-    for (auto at = script.find("@DIR@"); at != std::string::npos; at = script.find("@DIR@"))
-        script.replace(at, 5, shell_quote(tmp.path().string()));
+    const std::string script = "input=$(cat)\n"
+                               "case $input in\n"
+                               "*slow*) echo $$ > @DIR@/pid.tmp; mv @DIR@/pid.tmp @DIR@/agent.pid\n"
+                               "    sleep 300; echo too late;;\n"
+                               "esac\n"
+                               "echo fast answer\n";
     auto t = start({"--agent-cmd", agent("slow", script)});
     prompt(*t);
     t->type("a slow one\r");
@@ -363,14 +364,12 @@ BOOST_FIXTURE_TEST_CASE(ctrl_c_while_the_agent_runs_stops_it_as_before, terminal
 }
 
 BOOST_FIXTURE_TEST_CASE(keys_typed_while_the_agent_runs_wait_for_the_next_prompt, terminal) {
-    std::string script = "input=$(cat)\n"
-                         "case $input in\n"
-                         "*wait*) touch @DIR@/started\n"
-                         "    while [ ! -f @DIR@/release ]; do sleep 0.05; done;;\n"
-                         "esac\n"
-                         "echo answered\n";
-    for (auto at = script.find("@DIR@"); at != std::string::npos; at = script.find("@DIR@"))
-        script.replace(at, 5, shell_quote(tmp.path().string()));
+    const std::string script = "input=$(cat)\n"
+                               "case $input in\n"
+                               "*wait*) touch @DIR@/started\n"
+                               "    while [ ! -f @DIR@/release ]; do sleep 0.05; done;;\n"
+                               "esac\n"
+                               "echo answered\n";
     auto t = start({"--agent-cmd", agent("waiting", script)});
     prompt(*t);
     t->type("wait for me\r");
