@@ -571,11 +571,18 @@ BOOST_FIXTURE_TEST_CASE(resume_by_id_by_prefix_and_by_continue, cli) {
 
     auto r = run({"-s", a}, "a3\n");
     BOOST_TEST(describe_status(r.status) == "exit 0", r.err);
-    BOOST_TEST(
-        r.out.starts_with("dexter " DEXTER_SESSIONS_VERSION " \xE2\x80\x94 resumed session " + a +
-                          " (2 exchanges)\n> a1\n" + offline(0, "", "a1") + "\n> a2\n" +
-                          offline(1, "a1", "a2") + "\n\xE2\x80\x94 continuing \xE2\x80\x94\n"),
-        r.out);
+    // The replay: each question after its time, "[YYYY-MM-DD HH:MM] > ".
+    static const std::regex replay("dexter " DEXTER_SESSIONS_VERSION
+                                   " \xE2\x80\x94 resumed session [0-9a-z]{8} \\(2 exchanges\\)\n"
+                                   "\\[[0-9]{4}-[0-9]{2}-[0-9]{2} [0-9]{2}:[0-9]{2}\\] > a1\n"
+                                   "[^\n]*\n"
+                                   "\\[[0-9]{4}-[0-9]{2}-[0-9]{2} [0-9]{2}:[0-9]{2}\\] > a2\n"
+                                   "[^\n]*\n"
+                                   "\xE2\x80\x94 continuing \xE2\x80\x94\n[\\s\\S]*");
+    BOOST_TEST(std::regex_match(r.out, replay), r.out);
+    BOOST_TEST(r.out.find("] > a1\n" + offline(0, "", "a1") + "\n[") != std::string::npos);
+    BOOST_TEST(r.out.find("] > a2\n" + offline(1, "a1", "a2") + "\n\xE2\x80\x94") !=
+               std::string::npos);
     BOOST_TEST(r.out.ends_with(offline(2, "a2", "a3") + "\n"));
 
     // A prefix of four or more characters, if only one session starts with it.
@@ -612,9 +619,9 @@ BOOST_FIXTURE_TEST_CASE(resume_shows_the_last_three_exchanges_and_counts_the_oth
     BOOST_TEST_REQUIRE(lines.size() == 9u, r.out);
     BOOST_TEST(lines[0].ends_with("resumed session " + id + " (5 exchanges)"));
     BOOST_TEST(lines[1] == "\xE2\x80\xA6 2 earlier exchanges");
-    BOOST_TEST(lines[2] == "> q3");
-    BOOST_TEST(lines[4] == "> q4");
-    BOOST_TEST(lines[6] == "> q5");
+    BOOST_TEST((lines[2].starts_with("[") && lines[2].ends_with("] > q3")), lines[2]);
+    BOOST_TEST((lines[4].starts_with("[") && lines[4].ends_with("] > q4")), lines[4]);
+    BOOST_TEST((lines[6].starts_with("[") && lines[6].ends_with("] > q5")), lines[6]);
     // The long answer is shortened, and says so.
     BOOST_TEST(lines[7].size() < 400u);
     BOOST_TEST(lines[7].starts_with("xxxxxxxx"));

@@ -1,6 +1,6 @@
 // SPDX-License-Identifier: BSL-1.0
 // dexter's command-line parser: valid and invalid command lines, defaults, environment;
-// and the terminal sanitizer every human-readable view goes through.
+// and the streaming sanitizer of answers (the sanitizer itself: dexter_terminal_test).
 #include "dexter/answer_display.hpp"
 #include "dexter/options.hpp"
 #include "dexter/terminal.hpp"
@@ -8,14 +8,9 @@
 #define BOOST_TEST_MODULE dexter_options
 #include <boost/test/unit_test.hpp>
 
-#include <dexter/sessions/utf8.hpp>
-
-#include <boost/json/parse.hpp>
-
 #include <algorithm>
 #include <chrono>
 #include <map>
-#include <random>
 #include <set>
 #include <sstream>
 #include <string>
@@ -537,133 +532,6 @@ BOOST_AUTO_TEST_CASE(store_names_a_database_or_a_directory) {
                std::string::npos);
 }
 
-// --- terminal_safe -------------------------------------------------------------------------
-
-namespace {
-
-using dexter::cli::terminal_safe;
-
-struct safe_case {
-    std::string in;
-    std::string one_line; // terminal_safe(in, false)
-    std::string kept;     // terminal_safe(in, true)
-};
-
-// True when `s` holds nothing a terminal would act on: no C0 control but newline and tab
-// (and CR right before a newline) when `newlines`, none at all otherwise; no DEL, no C1
-// control; valid UTF-8.
-bool harmless(const std::string& s, bool newlines) {
-    for (std::size_t i = 0; i < s.size(); ++i) {
-        const auto c = static_cast<unsigned char>(s[i]);
-        const bool line_break =
-            c == '\n' || c == '\t' || (c == '\r' && i + 1 < s.size() && s[i + 1] == '\n');
-        if ((c < 0x20 && !(newlines && line_break)) || c == 0x7f)
-            return false;
-        if (c == 0xC2 && i + 1 < s.size() && static_cast<unsigned char>(s[i + 1]) <= 0x9F)
-            return false;
-    }
-    return dexter::sessions::is_valid_utf8(s);
-}
-
-} // namespace
-
-BOOST_AUTO_TEST_CASE(terminal_safe_shows_every_control_visibly) {
-    const std::vector<safe_case> cases{
-        // Escape sequences: the ESC shows as ^[, the rest is harmless text.
-        {"\x1b[31mred\x1b[0m", "^[[31mred^[[0m", "^[[31mred^[[0m"},             // CSI
-        {"\x1b]0;pwned\x07", "^[]0;pwned^G", "^[]0;pwned^G"},                   // OSC, BEL
-        {"\x1b]0;pwned\x1b\\", "^[]0;pwned^[\\", "^[]0;pwned^[\\"},             // OSC, ST
-        {"\x1b]52;c;aGVsbG8=\x07", "^[]52;c;aGVsbG8=^G", "^[]52;c;aGVsbG8=^G"}, // OSC 52
-        {"\x1bP1$r0m\x1b\\", "^[P1$r0m^[\\", "^[P1$r0m^[\\"},                   // DCS
-        {"\x1b"
-         "c",
-         "^[c", "^[c"}, // RIS
-        // C1 controls in UTF-8 form (U+0080..U+009F); U+00A0 is a character.
-        {"\xc2\x9b"
-         "31m",
-         "<U+009B>31m", "<U+009B>31m"},
-        {"\xc2\x9d"
-         "0;t\xc2\x9c",
-         "<U+009D>0;t<U+009C>", "<U+009D>0;t<U+009C>"},
-        {"\xc2\x80\xc2\x9f", "<U+0080><U+009F>", "<U+0080><U+009F>"},
-        {"a\xc2\xa0"
-         "b",
-         "a\xc2\xa0"
-         "b",
-         "a\xc2\xa0"
-         "b"},
-        // Other C0 controls and DEL in caret notation.
-        {"abc\rdef", "abc^Mdef", "abc^Mdef"},
-        {"ab\b\bcd", "ab^H^Hcd", "ab^H^Hcd"},
-        {std::string("a\0b", 3), "a^@b", "a^@b"},
-        {"\x01\x1f\x7f", "^A^_^?", "^A^_^?"},
-        {"end\r", "end^M", "end^M"},
-        // Line breaks: kept, or one space each.
-        {"one\ntwo", "one two", "one\ntwo"},
-        {"a\tb", "a b", "a\tb"},
-        {"crlf\r\nnext", "crlf next", "crlf\r\nnext"},
-        {"\r\r\n", "^M ", "^M\r\n"},
-        // Bytes that are not UTF-8, one \xNN each.
-        {"\xff", "\\xFF", "\\xFF"},
-        {"a\x80z", "a\\x80z", "a\\x80z"},
-        {"\xe2\x82", "\\xE2\\x82", "\\xE2\\x82"},                             // cut short
-        {"\xc0\xaf", "\\xC0\\xAF", "\\xC0\\xAF"},                             // overlong
-        {"\xed\xa0\x80", "\\xED\\xA0\\x80", "\\xED\\xA0\\x80"},               // a surrogate
-        {"\xf4\x90\x80\x80", "\\xF4\\x90\\x80\\x80", "\\xF4\\x90\\x80\\x80"}, // above U+10FFFF
-        {"\xc2", "\\xC2", "\\xC2"},
-        // Text passes unchanged.
-        {"", "", ""},
-        {"plain ASCII ~ text", "plain ASCII ~ text", "plain ASCII ~ text"},
-        {"漢字とかな", "漢字とかな", "漢字とかな"},
-        {"emoji 😀👍🏽 é", "emoji 😀👍🏽 é", "emoji 😀👍🏽 é"},
-    };
-    for (const auto& c : cases) {
-        BOOST_TEST(terminal_safe(c.in, false) == c.one_line, "one line: " << c.one_line);
-        BOOST_TEST(terminal_safe(c.in, true) == c.kept, "kept: " << c.kept);
-    }
-}
-
-BOOST_AUTO_TEST_CASE(terminal_safe_output_is_harmless_for_any_bytes) {
-    std::mt19937 random(20261130);
-    // Bytes drawn mostly from the dangerous ones, so that sequences form often.
-    const std::string interesting("\x1b\x07\x08\r\n\t\x7f\xc2\x9b\x9d\x80\x9f\xe2\x82\xac\xff "
-                                  "[]a;P\\",
-                                  24);
-    for (int round = 0; round < 20000; ++round) {
-        std::string in(random() % 24, '\0');
-        for (auto& ch : in)
-            ch = random() % 3 ? interesting[random() % interesting.size()]
-                              : static_cast<char>(random() % 256);
-        const std::string one = terminal_safe(in, false), kept = terminal_safe(in, true);
-        BOOST_TEST_REQUIRE(harmless(one, false), "input of round " << round);
-        BOOST_TEST_REQUIRE(harmless(kept, true), "input of round " << round);
-        BOOST_TEST_REQUIRE(terminal_safe(one, false) == one); // safe text stays as it is
-        BOOST_TEST_REQUIRE(terminal_safe(kept, true) == kept);
-    }
-}
-
-BOOST_AUTO_TEST_CASE(fit_cuts_safe_text_to_a_width_in_characters) {
-    using dexter::cli::fit;
-    BOOST_TEST(fit("short", 10) == "short");
-    BOOST_TEST(fit("exactly10!", 10) == "exactly10!");
-    BOOST_TEST(fit("eleven char", 10) == "eleven ch…");
-    BOOST_TEST(fit("漢字漢字漢字", 4) == "漢字漢…");
-    BOOST_TEST(fit("\x1b[2Jwipe", 5) == "^[[2…"); // the escape counts as what it shows
-    BOOST_TEST(fit("two\nlines", 20) == "two lines");
-}
-
-BOOST_AUTO_TEST_CASE(json_for_terminal_escapes_c1_and_keeps_the_value) {
-    using dexter::cli::json_for_terminal;
-    const std::string raw = "{\"q\":\"a\xc2\x9b"
-                            "31m b\x7f c\xc2\xa0 \xc2\x80\",\"k\":[1,\"\xe6\xbc\xa2\"]}";
-    const std::string shown = json_for_terminal(raw);
-    BOOST_TEST(shown ==
-               "{\"q\":\"a\\u009b31m b\\u007f c\xc2\xa0 \\u0080\",\"k\":[1,\"\xe6\xbc\xa2\"]}");
-    BOOST_TEST(harmless(shown, false));
-    BOOST_TEST(boost::json::parse(shown) == boost::json::parse(raw));
-    BOOST_TEST(json_for_terminal("[\"plain\"]") == "[\"plain\"]");
-}
-
 BOOST_AUTO_TEST_CASE(words_that_are_not_options_are_the_one_shot_question) {
     options o = accepted({"what", "is", "X?"});
     BOOST_TEST((o.what == command::one_shot));
@@ -747,23 +615,20 @@ BOOST_AUTO_TEST_CASE(help_lists_each_option_once_in_its_group) {
             return line.find(option + ' ') != std::string::npos;
         });
     };
-    for (const auto* option : {"--prompt",      "--continue",      "--session",
-                               "--resume",      "--fork",          "--incognito",
-                               "--agent-cmd",   "--history-limit", "--list-sessions",
-                               "--show",        "--export",        "--search",
-                               "--rename",      "--import",        "--delete-session",
-                               "--permanent",   "--list-trash",    "--restore",
-                               "--purge-trash", "--prune",         "--older-than",
-                               "--dry-run",     "--pin",           "--unpin",
-                               "--yes",         "--json",          "--markdown",
-                               "--format",      "--output",        "--limit",
-                               "--store",       "--sessions-dir",  "--help",
-                               "--version"})
+    for (const auto* option :
+         {"--prompt",     "--continue",   "--session",       "--resume",        "--fork",
+          "--incognito",  "--agent-cmd",  "--history-limit", "--list-sessions", "--show",
+          "--export",     "--search",     "--rename",        "--import",        "--delete-session",
+          "--permanent",  "--list-trash", "--restore",       "--purge-trash",   "--prune",
+          "--older-than", "--dry-run",    "--pin",           "--unpin",         "--yes",
+          "--json",       "--markdown",   "--format",        "--output",        "--limit",
+          "--raw",        "--store",      "--sessions-dir",  "--help",          "--version"})
         BOOST_TEST(lines_naming(option) == 1, option);
-    BOOST_TEST(option_lines.size() == 34u);
+    BOOST_TEST(option_lines.size() == 35u);
 }
 
 BOOST_AUTO_TEST_CASE(the_stream_sanitizer_equals_the_sanitizer_of_the_whole_text) {
+    using dexter::cli::terminal_safe;
     const std::vector<std::string> texts{
         "plain text\nwith lines\r\nand CRLF",
         "caf\xc3\xa9 \xe4\xb8\xad\xe6\x96\x87 \xf0\x9f\x98\x80 end",

@@ -824,20 +824,123 @@ BOOST_AUTO_TEST_CASE(a_fork_refuses_a_taken_id_and_a_newer_source_and_writes_not
     BOOST_TEST(names_starting(dir.path() / "cli", ".").empty());
 }
 
-BOOST_AUTO_TEST_CASE(a_line_that_may_hide_a_seq_is_told_wherever_the_bytes_fall) {
+BOOST_AUTO_TEST_CASE(a_line_that_may_hide_a_seq_and_its_end_are_told_wherever_the_bytes_fall) {
     const std::string plain = line_of(make_exchange(39)); // some 80 bytes, no q after "seq"
     BOOST_TEST_REQUIRE(plain.find('q', ds::detail::seq_key_end) != std::string::npos);
-    BOOST_TEST(!ds::detail::may_hide_a_seq(plain));
+    // What follows the newline belongs to the next line.
+    const std::string next = "\n" + std::string(40, 'x') + R"(\u0041 "seq" )" + "\n";
+    bool hides = true;
+    BOOST_TEST(ds::detail::canonical_line_end(plain + next, hides) == plain.size());
+    BOOST_TEST(!hides);
     const std::size_t from = plain.find(R"("answer":")") + 10;
     for (std::size_t at = from; at + 2 < plain.size(); ++at) {
         BOOST_TEST_CONTEXT("at " << at) {
-            std::string escaped = plain, key = plain, backslash = plain;
+            std::string escaped = plain, key = plain, backslash = plain, eq = plain;
             escaped.insert(at, R"(\u0041)");
             key.insert(at, R"("seq")");
             backslash.insert(at, R"(\n)");
-            BOOST_TEST(ds::detail::may_hide_a_seq(escaped));
-            BOOST_TEST(ds::detail::may_hide_a_seq(key));
-            BOOST_TEST(!ds::detail::may_hide_a_seq(backslash));
+            eq.insert(at, R"("seqx)");
+            const auto told = [&](const std::string& line, std::size_t end) {
+                bool h = false;
+                BOOST_TEST(ds::detail::canonical_line_end(line + next, h) == end);
+                bool cut_h = false;
+                if (line.find('\n') == std::string::npos)
+                    BOOST_TEST(ds::detail::canonical_line_end(line, cut_h) == std::string::npos);
+                return h;
+            };
+            BOOST_TEST(told(escaped, escaped.size()));
+            BOOST_TEST(told(key, key.size()));
+            BOOST_TEST(!told(backslash, backslash.size()));
+            BOOST_TEST(!told(eq, eq.size()));
+            BOOST_TEST(!told(plain.substr(0, at), at)); // the line ends at its newline
+            BOOST_TEST(!told(escaped.substr(0, at) + "\n" + escaped.substr(at), at));
+        }
+    }
+}
+
+namespace {
+
+// Counts the writes a store makes.
+struct counting_writes : ds::detail::posix_ops {
+    std::shared_ptr<int> writes = std::make_shared<int>(0);
+    ssize_t write(int fd, const void* data, std::size_t n) {
+        ++*writes;
+        return posix_ops::write(fd, data, n);
+    }
+};
+
+} // namespace
+
+BOOST_AUTO_TEST_CASE(a_fork_writes_runs_of_lines_from_each_chunk_as_they_are) {
+    constexpr std::size_t chunk = ds::detail::fork_chunk;
+    temp_dir dir;
+    ds::jsonl_options options = unsynced;
+    options.max_record_bytes = 1u << 20;
+    save_session(dir.path(), "source01", 0);
+    std::string text = read_bytes(history(dir.path(), "source01"));
+    std::string expected;                         // what a fork copies after its header
+    std::map<std::uint64_t, std::size_t> ends_at; // seq -> the end of its line in expected
+    std::uint64_t seq = 0;
+    const auto line_sized = [&](std::size_t size) { // exchange seq + 1, size bytes long
+        ds::exchange ex = make_exchange(++seq);
+        ex.answer.clear();
+        ex.answer.assign(size - 1 - line_of(ex).size(), static_cast<char>('a' + seq % 26));
+        return line_of(ex) + "\n";
+    };
+    const auto add = [&](const std::string& line, bool copied) {
+        text += line;
+        if (copied) {
+            expected += line;
+            ends_at[seq] = expected.size();
+        }
+    };
+    const auto fill_to = [&](std::size_t end) { // lines of some 5 KB, the last ending at end
+        while (text.size() + 12000 < end)
+            add(line_sized(4000 + seq * 131 % 2000), true);
+        add(line_sized(end - text.size()), true);
+        BOOST_TEST_REQUIRE(text.size() == end);
+    };
+    fill_to(chunk);                   // the first chunk ends with a newline
+    fill_to(2 * chunk - 10);          // the next ends inside the canonical start of a line
+    add(line_sized(3 * chunk), true); // a line longer than a chunk
+    add(line_sized(options.max_record_bytes + 100), false); // longer than a record: skipped
+    const auto escaped = [&] { // decoded: the run before it is written first
+        std::string line = line_sized(3000);
+        return line.replace(line.find("question"), 9, R"(\u0071uestion )");
+    };
+    add(escaped(), true);
+    std::string renamed;
+    ds::session_meta m = make_meta("source01");
+    m.title = "renamed";
+    ds::detail::encode_meta(renamed, m);
+    add(renamed, false);
+    std::string damaged = line_sized(2000); // canonical start, not JSON: copied undecoded
+    damaged.erase(damaged.find(R"("answer":)") + 8, 1);
+    add(damaged, true);
+    for (int i = 0; i < 80; ++i)
+        add(i == 20 ? escaped() : line_sized(1000 + seq * 977 % 9000), true);
+    text += line_sized(500).substr(0, 300); // a torn tail
+    write_bytes(history(dir.path(), "source01"), text);
+
+    counting_writes ops;
+    ds::basic_jsonl_store<counting_writes> store{dir.path(), "cli", options, ops};
+    const auto source = store.load("source01");
+    BOOST_TEST_REQUIRE(source.exchanges.size() == ends_at.size() - 1); // less the damaged one
+    int n = 0;
+    for (const std::uint64_t through : {ends_at.rbegin()->first, seq - 40, std::uint64_t{3}}) {
+        BOOST_TEST_CONTEXT("through " << through) {
+            ds::session_meta fork = make_meta("fork000" + std::to_string(++n));
+            const int writes_before = *ops.writes;
+            BOOST_TEST_REQUIRE(store.fork("source01", through, fork));
+            const int writes = *ops.writes - writes_before;
+            const std::string copy = read_bytes(history(dir.path(), fork.id));
+            const std::string lines = copy.substr(copy.find('\n') + 1);
+            BOOST_TEST(lines.size() == ends_at.at(through));
+            BOOST_TEST((lines == expected.substr(0, ends_at.at(through))));
+            BOOST_TEST((store.load(fork.id).exchanges == through_seq(source, through)));
+            BOOST_TEST(fork.exchange_count == through);
+            // Lines go out in runs, not one by one.
+            BOOST_TEST(writes < static_cast<int>(ends_at.size() / 4) + 8);
         }
     }
 }

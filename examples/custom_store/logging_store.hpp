@@ -112,7 +112,7 @@ public:
     }
     std::vector<ds::trash_outcome>
     trash(std::span<const ds::session_id> ids, ds::time_point at,
-          std::optional<ds::time_point> stale_before) requires ds::keeps_trash<Inner> {
+          const std::optional<ds::time_point>& stale_before) requires ds::keeps_trash<Inner> {
         return logged("trash " + std::to_string(ids.size()),
                       [&] { return inner_.trash(ids, at, stale_before); });
     }

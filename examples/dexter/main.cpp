@@ -17,6 +17,7 @@
 #include "repl.hpp"
 #include "session_commands.hpp"
 #include "store.hpp"
+#include "terminal.hpp"
 
 #include <dexter/sessions/storage.hpp>
 #include <dexter/sessions/version.hpp>
@@ -127,7 +128,8 @@ int main(int argc, char* argv[]) {
     ensure_standard_descriptors();
     const auto parsed = cli::parse_options(argc, argv, cli::process_environment);
     if (const auto* bad = std::get_if<cli::usage_error>(&parsed)) {
-        std::cerr << "dexter: " << bad->message << " (see dexter --help)\n";
+        std::cerr << "dexter: " << cli::terminal_safe(bad->message, false)
+                  << " (see dexter --help)\n";
         return 2;
     }
     const auto& o = std::get<cli::options>(parsed);
@@ -136,8 +138,8 @@ int main(int argc, char* argv[]) {
     } catch (const dexter::sessions::session_not_found& e) {
         std::cerr << "dexter: no session '" << e.id() << "' in " << cli::store_name(o)
                   << " (see --list-sessions)\n";
-    } catch (const std::exception& e) {
-        std::cerr << "dexter: " << e.what() << '\n';
+    } catch (const std::exception& e) { // may quote stored text, a file or an argument
+        std::cerr << "dexter: " << cli::terminal_safe(e.what(), true) << '\n';
     }
     return 1;
 }

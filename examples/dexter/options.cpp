@@ -83,7 +83,9 @@ po::options_description describe_options() {
         ("output,o", po::value<std::string>()->value_name("FILE"),
          "with --export: write FILE, replaced only once the export is complete")
         ("limit", po::value<std::string>()->value_name("N"),
-         "with --search: at most N hits (default 20); with --list-sessions: the newest N");
+         "with --search: at most N hits (default 20); with --list-sessions: the newest N")
+        ("raw", "show answers and stored text as they are, escape sequences included (an "
+         "agent's colours); JSON output is the same either way");
     po::options_description store("Store");
     store.add_options()
         ("store", po::value<std::string>()->value_name("URI|DIR"),
@@ -350,6 +352,7 @@ std::variant<options, usage_error> parse_options(int argc, const char* const arg
     o.permanent = has("permanent");
     o.dry_run = has("dry-run");
     o.incognito = has("incognito");
+    o.raw = has("raw");
     if (session || del || show || exp || restore || pin || unpin) {
         o.session = text(session   ? "session"
                          : del     ? "delete-session"
@@ -527,9 +530,9 @@ std::string help_text() {
            "output. A non-zero exit or an empty answer is an error and nothing is saved.\n"
            "\n"
            "Environment: DEXTER_STORE, DEXTER_SESSIONS_DIR, DEXTER_AGENT_CMD.\n"
-           "Text from sessions is shown with control characters made visible (ESC as ^[);\n"
-           "--json output, and --export or --show --markdown into a file or pipe, keep it\n"
-           "exactly.\n"
+           "Text from sessions and agents is shown with control characters made visible\n"
+           "(ESC as ^[), unless --raw; --json output, and answers, --export or --show\n"
+           "--markdown into a file or pipe keep it exactly.\n"
            "\n"
            "Exit status: 0 success, 1 error (or --search found nothing), 2 usage error,\n"
            "130 interrupted.\n";

@@ -77,6 +77,10 @@ struct options {
     bool dry_run = false;
     /// --incognito: the conversation is kept in memory only; nothing is written.
     bool incognito = false;
+    /// --raw: answers, the replay, --show, --search and --export to a terminal pass
+    /// control characters and escape sequences on instead of showing them escaped. JSON
+    /// output and dexter's messages on standard error do not change.
+    bool raw = false;
     /// -c: resume the most recently updated session.
     bool continue_last = false;
     /// -p TEXT, or the words that are not options (joined by spaces): the one-shot

@@ -89,13 +89,19 @@ private:
 // How text reaches standard output.
 enum class filter { none, text, json };
 
+control_chars controls_of(const options& o) {
+    return o.raw ? control_chars::raw : control_chars::escaped;
+}
+
 // The filter for output in `format` (nothing: the already-safe terminal view): on a
-// terminal, text goes through terminal_safe() and JSON through json_for_terminal();
-// into a pipe or file, everything is written exactly.
-filter filter_for(std::optional<sessions::export_format> format) {
+// terminal, text goes through terminal_safe() (unless --raw) and JSON through
+// json_for_terminal(); into a pipe or file, everything is written exactly.
+filter filter_for(std::optional<sessions::export_format> format, const options& o) {
     if (!format || !is_terminal(STDOUT_FILENO))
         return filter::none;
-    return *format == sessions::export_format::markdown ? filter::text : filter::json;
+    if (*format == sessions::export_format::markdown)
+        return o.raw ? filter::none : filter::text;
+    return filter::json;
 }
 
 // An output stream's buffer that passes everything on made safe for a terminal (as
@@ -160,22 +166,22 @@ sessions::session_meta stored_session(session_manager& manager, const std::strin
 
 // The terminal view of one exchange: "#SEQ · local time[ · model]", the question with
 // every line quoted by "> ", the answer, a blank line.
-void write_readable(std::ostream& os, const sessions::exchange& ex) {
+void write_readable(std::ostream& os, const sessions::exchange& ex, control_chars mode) {
     std::string text = "#" + std::to_string(ex.seq) + " · " + local_time(ex.timestamp, true);
     if (ex.model)
-        text += " · " + terminal_safe(*ex.model, false);
+        text += " · " + terminal_safe(*ex.model, false, mode);
     text += '\n';
     std::string_view query = ex.query;
     for (;;) {
         const auto nl = query.find('\n');
         text += "> ";
-        text += terminal_safe(query.substr(0, nl), false);
+        text += terminal_safe(query.substr(0, nl), false, mode);
         text += '\n';
         if (nl == std::string_view::npos)
             break;
         query.remove_prefix(nl + 1);
     }
-    text += terminal_safe(ex.answer, true);
+    text += terminal_safe(ex.answer, true, mode);
     if (text.back() != '\n')
         text += '\n';
     text += '\n';
@@ -305,7 +311,7 @@ int export_to_file(session_manager& manager, const sessions::session_meta& meta,
     return 0;
 }
 
-std::string search_line(const sessions::search_hit& hit, std::size_t width) {
+std::string search_line(const sessions::search_hit& hit, std::size_t width, control_chars mode) {
     std::string seq = hit.seq == 0 ? std::string("-") : std::to_string(hit.seq);
     if (seq.size() < 3)
         seq.insert(0, 3 - seq.size(), ' ');
@@ -314,9 +320,10 @@ std::string search_line(const sessions::search_hit& hit, std::size_t width) {
     // shows.
     const std::size_t rest = width > head.size() ? width - head.size() : 0;
     const std::size_t title_width = std::clamp<std::size_t>(rest / 2, 10, 24);
-    return fit(head + fit(hit.title.empty() ? std::string("(untitled)") : hit.title, title_width) +
-                   "  " + hit.snippet,
-               width);
+    return fit(
+        head + fit(hit.title.empty() ? std::string("(untitled)") : hit.title, title_width, mode) +
+            "  " + hit.snippet,
+        width, mode);
 }
 
 } // namespace
@@ -327,20 +334,21 @@ int show_session(const options& o) {
     warn_about_store(manager);
     std::vector<sessions::diagnostic> skipped;
     if (o.format) {
-        write_stdout(filter_for(o.format), [&](std::ostream& os) {
+        write_stdout(filter_for(o.format, o), [&](std::ostream& os) {
             skipped = sessions::export_session(manager, meta, *o.format, os).diagnostics;
         });
     } else {
         write_stdout(filter::none, [&](std::ostream& os) {
             os << "session " << meta.id << " · "
-               << terminal_safe(meta.title.empty() ? std::string("(untitled)") : meta.title, false)
+               << terminal_safe(meta.title.empty() ? std::string("(untitled)") : meta.title, false,
+                                controls_of(o))
                << '\n'
                << meta.exchange_count << (meta.exchange_count == 1 ? " exchange" : " exchanges")
                << " · created " << local_time(meta.created_at) << " · updated "
                << local_time(meta.updated_at) << "\n\n";
             os.flush(); // the first lines at once, however long the session
             skipped = manager.for_each_exchange(meta, 1, [&](sessions::exchange&& ex) {
-                write_readable(os, ex);
+                write_readable(os, ex, controls_of(o));
                 return static_cast<bool>(os);
             });
         });
@@ -360,7 +368,7 @@ int export_session(const options& o, interrupt_pipe* interrupts) {
         return status;
     }
     std::vector<sessions::diagnostic> skipped;
-    write_stdout(filter_for(o.format), [&](std::ostream& os) {
+    write_stdout(filter_for(o.format, o), [&](std::ostream& os) {
         skipped = sessions::export_session(manager, meta, *o.format, os).diagnostics;
     });
     warn_about_session(meta.id, skipped);
@@ -377,7 +385,7 @@ int search_sessions(const options& o) {
         warn_about_store(manager);
     }
     const auto format = o.json ? std::optional(sessions::export_format::json) : std::nullopt;
-    write_stdout(filter_for(format), [&](std::ostream& os) {
+    write_stdout(filter_for(format, o), [&](std::ostream& os) {
         if (o.json) {
             boost::json::array out;
             for (const auto& h : found.hits)
@@ -393,7 +401,7 @@ int search_sessions(const options& o) {
         }
         const std::size_t width = terminal_width();
         for (const auto& h : found.hits)
-            os << search_line(h, width) << '\n';
+            os << search_line(h, width, controls_of(o)) << '\n';
     });
     return found.hits.empty() ? 1 : 0;
 }

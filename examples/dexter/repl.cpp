@@ -24,6 +24,8 @@
 #include <optional>
 #include <stdexcept>
 #include <string>
+#include <string_view>
+#include <vector>
 
 namespace dexter::cli {
 
@@ -42,39 +44,69 @@ void flush_stdout() {
         throw std::runtime_error("cannot write to standard output");
 }
 
-// At most `max_lines` lines and about `max_bytes` bytes of `text`, cut at a character
-// boundary and marked with an ellipsis when cut.
-std::string shorten(const std::string& text, std::size_t max_lines = 4,
-                    std::size_t max_bytes = 300) {
-    std::size_t end = 0, lines = 0;
-    while (end < text.size() && end < max_bytes) {
-        if (text[end] == '\n' && ++lines == max_lines)
-            break;
-        ++end;
+control_chars controls_of(const options& o) {
+    return o.raw ? control_chars::raw : control_chars::escaped;
+}
+
+// Lines of replayed text, made safe, that take at most `max_rows` rows of `width`
+// columns (a long line wraps): the lines that fit, the last one cut with an ellipsis if
+// it does not fit whole, then "… (+N lines)" saying how many lines were left out.
+std::vector<std::string> excerpt(const std::string& text, std::size_t width, control_chars mode,
+                                 std::size_t max_rows) {
+    std::vector<std::string> lines;
+    std::string_view rest = text;
+    std::size_t budget = max_rows * width, hidden = 0;
+    for (bool more = !rest.empty(); more;) {
+        const auto nl = rest.find('\n');
+        more = nl != std::string_view::npos;
+        std::string_view line = rest.substr(0, nl);
+        rest.remove_prefix(more ? nl + 1 : rest.size());
+        if (budget == 0) {
+            ++hidden;
+            continue;
+        }
+        if (line.ends_with('\r'))
+            line.remove_suffix(1); // part of the line break
+        lines.push_back(fit(line, budget, mode));
+        const std::size_t rows = std::max<std::size_t>(
+            1, (display_width(lines.back()) + width - 1) / width); // rows it wraps to
+        budget -= std::min(budget, rows * width);
     }
-    if (end >= text.size())
-        return text;
-    while (end > 0 && (static_cast<unsigned char>(text[end]) & 0xC0) == 0x80)
-        --end;
-    return trim(text.substr(0, end)) + " …";
+    if (hidden > 0)
+        lines.push_back("… (+" + std::to_string(hidden) + (hidden == 1 ? " line)" : " lines)"));
+    return lines;
 }
 
 // The last exchanges of a resumed session (at most exchanges_shown_on_resume), as a
-// reminder of where the conversation stands.
-void print_replay(const sessions::loaded_session& resumed) {
+// reminder of where the conversation stands, marked as history: each question after its
+// time, "[2026-01-02 13:45] > ", rather than the live "> "; dim where colour is used
+// (use_colour()); questions cut to 2 rows of the terminal, answers to 4.
+void print_replay(const sessions::loaded_session& resumed, const options& o) {
     const auto count = resumed.meta.exchange_count;
     const auto& loaded = resumed.exchanges;
     const std::size_t shown = std::min(exchanges_shown_on_resume, loaded.size());
+    const bool colour = use_colour(STDOUT_FILENO);
+    const auto print = [&](const std::string& prefix, const std::string& line) {
+        std::cout << (colour ? "\x1b[2m" : "") << prefix << line << (colour ? "\x1b[0m\n" : "\n");
+    };
     if (count > shown) {
         const auto earlier = count - shown;
-        std::cout << "… " << earlier
-                  << (earlier == 1 ? " earlier exchange\n" : " earlier exchanges\n");
+        print("… ", std::to_string(earlier) +
+                        (earlier == 1 ? " earlier exchange" : " earlier exchanges"));
     }
-    for (auto it = loaded.end() - static_cast<std::ptrdiff_t>(shown); it != loaded.end(); ++it)
-        std::cout << "> " << terminal_safe(shorten(it->query), true) << '\n'
-                  << terminal_safe(shorten(it->answer), true) << '\n';
+    const std::size_t width = terminal_width();
+    for (auto it = loaded.end() - static_cast<std::ptrdiff_t>(shown); it != loaded.end(); ++it) {
+        const std::string prompt = "[" + local_time(it->timestamp) + "] > ";
+        const std::size_t indent = display_width(prompt);
+        const auto question =
+            excerpt(trim(it->query), width > indent + 10 ? width - indent : 10, controls_of(o), 2);
+        for (std::size_t i = 0; i < question.size(); ++i)
+            print(i == 0 ? prompt : std::string(indent, ' '), question[i]);
+        for (const auto& line : excerpt(trim(it->answer), width, controls_of(o), 4))
+            print("", line);
+    }
     if (shown > 0)
-        std::cout << "— continuing —\n"; // the replay ends, the session goes on
+        print("", "— continuing —"); // the replay ends, the session goes on
 }
 
 std::string exchanges_text(std::uint64_t count) {
@@ -99,7 +131,7 @@ void print_banner(const session_manager& manager,
     else
         std::cout << "resumed session " << meta.id << " (" << exchanges_text(meta.exchange_count)
                   << ")\n";
-    print_replay(*resumed);
+    print_replay(*resumed, o);
 }
 
 // What became of one question.
@@ -133,15 +165,6 @@ turn_result ask_and_save(session_manager& manager, agent& answerer, const std::s
     return turn;
 }
 
-// Whether standard output may be coloured: a terminal, NO_COLOR unset or empty
-// (no-color.org), and a TERM that is not "dumb".
-bool colour_on_stdout() {
-    const char* no_color = std::getenv("NO_COLOR");
-    const char* term = std::getenv("TERM");
-    return is_terminal(STDOUT_FILENO) && (!no_color || !*no_color) &&
-           !(term && std::string_view(term) == "dumb");
-}
-
 // One question asked and, once answered, saved; shown as it goes when standard output
 // is a terminal (text as it arrives, "shown as complete" only once saved) and with a
 // spinner when standard error is one. Otherwise (a pipe, --json) the answer is printed
@@ -154,7 +177,7 @@ turn_result ask_and_show(session_manager& manager, agent& answerer, const std::s
     std::optional<live_answer> live;
     if (text || spinner) {
         flush_stdout();
-        live.emplace(text, spinner, colour_on_stdout(), false);
+        live.emplace(text, spinner, use_colour(STDOUT_FILENO), o.raw);
     }
     turn_result turn;
     try {
@@ -162,7 +185,7 @@ turn_result ask_and_show(session_manager& manager, agent& answerer, const std::s
     } catch (const std::exception& e) {
         if (live && live->shown()) {
             live->abandon("NOT saved");
-            std::cerr << "dexter: answer NOT saved: " << e.what() << '\n';
+            std::cerr << "dexter: answer NOT saved: " << terminal_safe(e.what(), true) << '\n';
         }
         throw;
     }
@@ -187,21 +210,26 @@ int report(const turn_result& turn, const options& o, const session_manager& man
     switch (turn.reply.result) {
     case agent_reply::outcome::answered:
         if (!turn.not_saved.empty()) {
-            std::cerr << "dexter: answer NOT saved: " << turn.not_saved << '\n';
+            std::cerr << "dexter: answer NOT saved: " << terminal_safe(turn.not_saved, true)
+                      << '\n';
             return 1;
         }
-        if (o.json)
-            std::cout << boost::json::serialize(
-                             boost::json::object{{"session_id", manager.current()->id},
-                                                 {"seq", turn.saved->seq},
-                                                 {"answer", turn.reply.text}})
+        if (o.json) {
+            const std::string text =
+                boost::json::serialize(boost::json::object{{"session_id", manager.current()->id},
+                                                           {"seq", turn.saved->seq},
+                                                           {"answer", turn.reply.text}});
+            std::cout << (is_terminal(STDOUT_FILENO) ? json_for_terminal(text) : text) << '\n';
+        } else if (!turn.reply.text.empty()) { // a pipe or file gets the exact answer
+            std::cout << (is_terminal(STDOUT_FILENO)
+                              ? terminal_safe(turn.reply.text, true, controls_of(o))
+                              : turn.reply.text)
                       << '\n';
-        else if (!turn.reply.text.empty())
-            std::cout << turn.reply.text << '\n';
+        }
         flush_stdout();
         return 0;
-    case agent_reply::outcome::failed:
-        std::cerr << "dexter: " << turn.reply.text << '\n';
+    case agent_reply::outcome::failed: // quotes the agent's standard error
+        std::cerr << "dexter: " << terminal_safe(turn.reply.text, true) << '\n';
         return 1;
     case agent_reply::outcome::interrupted:
         std::cerr << "dexter: interrupted; nothing saved for this question\n";
@@ -240,7 +268,7 @@ bool run_slash_command(session_manager& manager, const std::string& line) {
         try {
             manager.set_title(rest);
         } catch (const sessions::invalid_input& e) {
-            std::cerr << "dexter: " << e.what() << '\n';
+            std::cerr << "dexter: " << terminal_safe(e.what(), true) << '\n';
             return true;
         }
         warn_about_store(manager);

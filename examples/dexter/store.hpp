@@ -160,9 +160,9 @@ public:
             }
         });
     }
-    std::vector<sessions::trash_outcome> trash(std::span<const sessions::session_id> ids,
-                                               sessions::time_point deleted_at,
-                                               std::optional<sessions::time_point> stale_before) {
+    std::vector<sessions::trash_outcome>
+    trash(std::span<const sessions::session_id> ids, sessions::time_point deleted_at,
+          const std::optional<sessions::time_point>& stale_before) {
         return on([&](auto& s) -> std::vector<sessions::trash_outcome> {
             if constexpr (sessions::keeps_trash<plain<decltype(s)>>)
                 return s.trash(ids, deleted_at, stale_before);

@@ -9,6 +9,10 @@
 //   <root>/<channel>/<id>/history.jsonl  the session: the source of truth, append-only
 //   <root>/trash/<channel>/<id>-<ms>/history.jsonl  a trashed session (detail/trash.hpp)
 //
+// Member bodies by concern, included at the end: detail/jsonl_writes.hpp (create, open),
+// detail/jsonl_reads.hpp (find, list, load, search), detail/jsonl_changes.hpp (remove,
+// whole sessions, fork, the trash).
+//
 // Saving an exchange, in order (docs/FORMAT.md, "Write protocol"):
 //   1. serialise the whole record, newline included; check size limit and UTF-8
 //   2. under a shared lock on changes.log: append "<channel>/<id>\n" to it, then the
@@ -140,59 +144,7 @@ public:
 
     /// Throws invalid_session_id, invalid_input (a header over the record limit or not
     /// UTF-8), storage_error; on throw the session's directory is removed again.
-    bool create(const session_meta& m) {
-        validate_session_id(m.id);
-        require_channel();
-        std::string header;
-        // Encode first, then check: as one call's two arguments, the order of the two is
-        // unspecified (clang took the view of the still empty buffer first).
-        const bool header_utf8 = detail::encode_header(header, m);
-        detail::check_record(header, header_utf8, options_.max_record_bytes,
-                             "the session header of '" + m.id + "'");
-        detail::unique_fd dir, file;
-        {
-            change_lock lock(ops_, log_, channel_, m.id);
-            if (ops_.mkdirat(channel_fd_.get(), m.id.c_str(), 0700) < 0) {
-                if (errno == EEXIST)
-                    return false;
-                detail::throw_errno("cannot create session '" + m.id + "'", session_path(m.id));
-            }
-            try {
-                dir = detail::open_session_dir(place(), m.id);
-                file.reset(ops_.openat(dir.get(), "history.jsonl",
-                                       O_RDWR | O_APPEND | O_CREAT | O_EXCL | O_NOFOLLOW, 0600));
-                if (!file)
-                    detail::throw_errno("cannot create", history_path(m.id));
-                if (ops_.flock(file.get(), LOCK_EX | LOCK_NB) < 0)
-                    detail::throw_errno("cannot lock new session '" + m.id + "'",
-                                        history_path(m.id));
-                if (const int e = detail::append_all(ops_, file.get(), header, 0))
-                    detail::throw_errno("cannot write the header of session '" + m.id + "'",
-                                        history_path(m.id), e);
-            } catch (...) {
-                if (dir)
-                    ops_.unlinkat(dir.get(), "history.jsonl", 0);
-                ops_.unlinkat(channel_fd_.get(), m.id.c_str(), AT_REMOVEDIR);
-                throw;
-            }
-        }
-        if ((options_.sync == durability::full && ops_.fdatasync(file.get()) < 0) ||
-            ops_.fsync(dir.get()) < 0 || ops_.fsync(channel_fd_.get()) < 0) {
-            const int e = errno;
-            ops_.unlinkat(dir.get(), "history.jsonl", 0);
-            ops_.unlinkat(channel_fd_.get(), m.id.c_str(), AT_REMOVEDIR);
-            detail::throw_errno("cannot sync new session '" + m.id + "'", session_path(m.id), e);
-        }
-        writer w;
-        w.dir = std::move(dir);
-        w.file = std::move(file);
-        w.size = header.size();
-        w.lines = 1;
-        w.meta = m;
-        w.meta.exchange_count = 0;
-        writers_.insert_or_assign(m.id, std::move(w));
-        return true;
-    }
+    bool create(const session_meta& m);
 
     /// Also repairs a torn tail (moved to quarantine, reported by take_diagnostics() and
     /// by the next load() of the session through this object).
@@ -201,46 +153,7 @@ public:
     /// pid when /proc/locks tells it), format_error (a newer format: the file is left
     /// untouched), storage_error (among others for a history without a valid header on
     /// line 1: it is damaged, and nothing is appended to it; it still loads).
-    session_meta open(const session_id& id) {
-        validate_session_id(id);
-        if (auto it = writers_.find(id); it != writers_.end()) {
-            if (!it->second.poisoned)
-                return it->second.meta;
-            writers_.erase(it); // a failed write: start again from what the file holds
-        }
-        require_channel();
-        writer w = detail::lease_session(place(), id, O_RDWR | O_APPEND,
-                                         "cannot open session '" + id + "' for writing");
-        const auto header = detail::read_history_header(ops_, w.file.get(), history_path(id),
-                                                        options_.max_record_bytes);
-        if (header.version > detail::history_format_version)
-            throw newer_format(id, header.version); // before any repair: never touch it
-        if (!header.present)
-            throw storage_error(
-                "session '" + id +
-                    "' is damaged: line 1 of its history is not a valid session header (the "
-                    "file was emptied, edited or cut by another program), so nothing is "
-                    "appended to it; it can still be read (see docs/FORMAT.md, \"Rules for "
-                    "readers\")",
-                history_path(id));
-        const auto repaired = quarantine().repair_tail(w.file.get(), log_, channel_, id,
-                                                       history_path(id), options_.max_record_bytes);
-        if (repaired)
-            note("session '" + id + "': " + repaired->what);
-        refresh_index(false);
-        loaded_session state;
-        const auto st = read_state(id, w.file.get(), state.diagnostics);
-        if (st.newer_version)
-            throw newer_format(id, st.newer_version);
-        w.size = st.consumed;
-        w.lines = st.lines;
-        w.meta = st.meta;
-        if (repaired)
-            w.repairs.push_back({st.lines + 1, repaired->cut, repaired->what});
-        const session_meta meta = w.meta;
-        writers_.insert_or_assign(id, std::move(w));
-        return meta;
-    }
+    session_meta open(const session_id& id);
 
     /// Throws invalid_session_id, invalid_input (over the record limit, not UTF-8:
     /// nothing written), storage_error (not open here, a seq that does not follow, a
@@ -280,21 +193,7 @@ public:
     /// read again). Throws invalid_session_id, format_error (the session is in a newer
     /// format: resuming it would fail), storage_error (among others: the session exists
     /// but cannot be read, e.g. Permission denied).
-    std::optional<session_meta> find(const session_id& id) {
-        validate_session_id(id);
-        refresh_index(false);
-        index_.check_session(context(), id);
-        const auto& unreadable = index_.unreadable();
-        if (const auto bad = unreadable.find(id); bad != unreadable.end())
-            detail::throw_open_failure("cannot read session '" + id + "'", history_path(id),
-                                       bad->second);
-        const auto* e = index_.entry(channel_, id);
-        if (!e)
-            return std::nullopt;
-        if (e->newer_version)
-            throw newer_format(id, e->newer_version);
-        return e->meta;
-    }
+    std::optional<session_meta> find(const session_id& id);
 
     /// Every session of this store's channel, from the index, checked against the
     /// history files (one fstatat each: a session changed, emptied or removed by another
@@ -303,78 +202,12 @@ public:
     /// take_diagnostics(): sessions in a newer format, and sessions that cannot be read.
     /// A session without a valid header is listed and reported. Throws storage_error (a
     /// directory could not be listed: nothing is concluded from a failed listing).
-    std::vector<session_meta> list() {
-        refresh_index(false);
-        index_.check_all(context());
-        std::vector<session_meta> out;
-        const auto& unreadable = index_.unreadable();
-        for (const auto& [id, e] : unreadable)
-            note("session '" + id + "' cannot be read (" + history_path(id) + ": " +
-                 detail::describe_errno(e) + "); it is left out of the list");
-        if (const auto* ch = index_.sessions_of(channel_)) {
-            out.reserve(ch->sessions.size());
-            for (const auto& [id, e] : ch->sessions) {
-                if (e.newer_version || unreadable.count(id))
-                    continue;
-                if (e.no_header)
-                    note("session '" + id + "' is damaged: line 1 of " + history_path(id) +
-                         " is not a valid session header (its title and start are not "
-                         "known; it can be read, not continued)");
-                out.push_back(e.meta);
-            }
-        }
-        return out;
-    }
+    std::vector<session_meta> list();
 
     /// Needs no lease and changes no file. Damaged lines are skipped and reported in
     /// the result's diagnostics, never thrown. Throws invalid_session_id,
     /// session_not_found, format_error (a newer format), storage_error (a read failed).
-    loaded_session load(const session_id& id, std::size_t last = all_exchanges) {
-        validate_session_id(id);
-        require_channel();
-        detail::unique_fd dir = detail::open_session_dir(place(), id);
-        detail::unique_fd file = detail::open_history(place(), dir.get(), id, O_RDONLY,
-                                                      "cannot open session '" + id + "'");
-        loaded_session out;
-        const std::string path = history_path(id);
-        bool have_header = true;
-        if (last == all_exchanges) {
-            detail::scan_state st;
-            st.meta.id = id;
-            detail::scan_forward(ops_, file.get(), path, st, out.diagnostics,
-                                 options_.max_record_bytes, true,
-                                 [&](exchange&& ex) { out.exchanges.push_back(std::move(ex)); });
-            if (st.newer_version)
-                throw newer_format(id, st.newer_version);
-            have_header = st.have_header;
-            out.meta = std::move(st.meta);
-        } else if (auto held = writers_.find(id);
-                   held != writers_.end() && !held->second.poisoned) {
-            // This object holds the session: no one else has written since it was opened
-            // (and its tail repaired), and the writer knows where the complete lines end.
-            writer& w = held->second;
-            out.exchanges = detail::scan_backward(ops_, file.get(), path, w.size, w.lines, last,
-                                                  out.diagnostics, options_.max_record_bytes);
-            out.meta = w.meta;
-            // What open() repaired, told once to whoever reads the session back first
-            // (a host shows resume()'s diagnostics, not the store's notes).
-            for (auto& d : std::exchange(w.repairs, {}))
-                out.diagnostics.push_back(std::move(d));
-        } else {
-            refresh_index(false);
-            const auto st = read_state(id, file.get(), out.diagnostics);
-            if (st.newer_version)
-                throw newer_format(id, st.newer_version);
-            out.exchanges = detail::scan_backward(ops_, file.get(), path, st.consumed, st.lines,
-                                                  last, out.diagnostics, options_.max_record_bytes);
-            have_header = st.have_header;
-            out.meta = st.meta;
-        }
-        if (!have_header)
-            out.diagnostics.push_back(detail::missing_header_diagnostic());
-        in_file_order(out.diagnostics);
-        return out;
-    }
+    loaded_session load(const session_id& id, std::size_t last = all_exchanges);
 
     /// Streams the exchanges with from <= seq <= through (storage.hpp, streams_exchanges):
     /// reads the history forward in fixed chunks, decoding one line at a time, so that
@@ -394,37 +227,7 @@ public:
     /// when it is in the form this library writes (its canonical beginning and seq, read
     /// without repair); empty otherwise.
     std::vector<diagnostic> for_each_record(const session_id& id, std::uint64_t from,
-                                            std::uint64_t through, const record_visitor& visit) {
-        validate_session_id(id);
-        require_channel();
-        detail::unique_fd dir = detail::open_session_dir(place(), id);
-        detail::unique_fd file = detail::open_history(place(), dir.get(), id, O_RDONLY,
-                                                      "cannot open session '" + id + "'");
-        const std::string path = history_path(id);
-        const auto header =
-            detail::read_history_header(ops_, file.get(), path, options_.max_record_bytes);
-        if (header.version > detail::history_format_version)
-            throw newer_format(id, header.version);
-        std::vector<diagnostic> diags;
-        if (from > through)
-            return diags;
-        detail::scan_state st;
-        st.meta.id = id;
-        detail::scan_forward(
-            ops_, file.get(), path, st, diags, options_.max_record_bytes, true,
-            [&](exchange&& ex, std::string_view line) {
-                if (ex.seq > through)
-                    return false;
-                if (ex.seq < from)
-                    return true;
-                const bool as_written = detail::canonical_exchange_seq(line) == ex.seq;
-                return visit(std::move(ex), as_written ? line : std::string_view());
-            });
-        if (!st.have_header)
-            diags.push_back(detail::missing_header_diagnostic());
-        in_file_order(diags);
-        return diags;
-    }
+                                            std::uint64_t through, const record_visitor& visit);
 
     /// Searches the sessions of this store's channel (storage.hpp, searches_text): the
     /// listing (list()) gives the sessions and titles; each history is then read forward
@@ -433,70 +236,13 @@ public:
     /// early once no older session can hold a newer hit. A session deleted meanwhile is
     /// skipped; one that cannot be read, and the damaged lines decoded, are reported in
     /// the result. Throws invalid_input (the text), and what list() throws.
-    search_result search(const search_query& q) {
-        check_search_query(q);
-        const std::string escaped = detail::json_escaped(q.text);
-        return search_sessions(
-            list(), q,
-            [&](const session_meta& m, hit_collector& hits, std::vector<session_diagnostic>& out) {
-                std::vector<diagnostic> diags;
-                try {
-                    detail::unique_fd dir = detail::open_session_dir(place(), m.id);
-                    detail::unique_fd file = detail::open_history(
-                        place(), dir.get(), m.id, O_RDONLY, "cannot open session '" + m.id + "'");
-                    detail::search_history(ops_, file.get(), history_path(m.id), m, q.text, escaped,
-                                           options_.max_record_bytes, q.limit, hits, diags);
-                } catch (const session_not_found&) {
-                    return; // deleted since the listing
-                } catch (const storage_error& e) {
-                    diags.push_back({0, 0, e.what()});
-                }
-                for (auto& d : diags)
-                    out.push_back({m.id, std::move(d)});
-            });
-    }
+    search_result search(const search_query& q);
 
     /// Allowed while this object holds the session. Throws invalid_session_id,
     /// session_not_found, session_busy, storage_error; on throw the session is still
     /// there (a crash midway leaves a `.deleted-*` directory that a later store object
     /// removes).
-    void remove(const session_id& id) {
-        validate_session_id(id);
-        require_channel();
-        // LOCK_EX on changes.log for the whole deletion: a creation holds LOCK_SH from
-        // its mkdir until it holds its lease, so a session whose lease is free now is not
-        // one being born (its lease would be taken a moment later, on a deleted file).
-        change_lock exclusive(ops_, log_, channel_, id, change_lock::exclusive);
-        writer own; // the lock taken here, when this object does not hold the session
-        if (writers_.find(id) == writers_.end()) {
-            // Only "no such file" means there is nothing to delete: a session that could
-            // not be opened for its lock (EACCES, EMFILE, ...) is never deleted unlocked,
-            // because its writer may be about to acknowledge an exchange.
-            own = detail::lease_session(place(), id, O_RDONLY,
-                                        "cannot delete session '" + id +
-                                            "': cannot open it to take its lock");
-        }
-        const std::string trash = ".deleted-" + id + "-" + std::to_string(ops_.getpid()) + "-" +
-                                  std::to_string(detail::next_serial());
-        if (ops_.renameat(channel_fd_.get(), id.c_str(), channel_fd_.get(), trash.c_str()) < 0)
-            detail::throw_errno("cannot delete session '" + id + "'", session_path(id));
-        exclusive.release();
-        // Deleted. What follows is tidying: a failure is noted, never thrown (the caller
-        // must not think the session is still there), and a later store finishes it.
-        if (ops_.fsync(channel_fd_.get()) < 0)
-            note("session '" + id + "' was deleted, but " + channel_path() +
-                 " could not be synced (" + std::strerror(errno) +
-                 "): after a power loss it may come back");
-        writers_.erase(id); // only now: if the rename failed, the session stays open here
-        own = writer{};
-        index_.forget(channel_, id);
-        try {
-            refresh_index(true);
-        } catch (const storage_error& e) {
-            note(std::string("after deleting session '") + id + "': " + e.what());
-        }
-        detail::remove_tree(ops_, channel_fd_.get(), trash);
-    }
+    void remove(const session_id& id);
 
     // --- whole sessions and the trash (storage.hpp) -------------------------------------
 
@@ -506,21 +252,7 @@ public:
     /// `<channel>/<id>` exists. Throws invalid_session_id, what fill and the sink throw
     /// (invalid_input among others), session_exists (the id was taken meanwhile),
     /// storage_error; on throw nothing of the session remains. The session is left closed.
-    bool create_whole(const session_meta& m, const session_filler& fill) {
-        validate_session_id(m.id);
-        require_channel();
-        const auto where = place();
-        const detail::build_context<Ops> c{where, log_, channel_, options_.max_record_bytes,
-                                           options_.sync == durability::full};
-        const bool made = detail::build_whole_session(c, m, fill, [&](int e) {
-            note("session '" + m.id + "' was created, but " + channel_path() +
-                 " could not be synced (" + std::strerror(e) +
-                 "): after a power loss it may be gone");
-        });
-        if (made)
-            refresh_after_change("creating session '" + m.id + "'");
-        return made;
-    }
+    bool create_whole(const session_meta& m, const session_filler& fill);
 
     /// Creates session fork.id holding exchanges 1..through of session `source`
     /// (storage.hpp, forks_sessions), built aside and renamed into place as create_whole()
@@ -532,31 +264,7 @@ public:
     /// format_error (the source is in a newer format), error (no exchange of the source
     /// could be read), session_exists (fork.id was taken meanwhile), invalid_input,
     /// storage_error; on throw nothing of the fork remains. The fork is left closed.
-    bool fork(const session_id& source, std::uint64_t through, session_meta& fork) {
-        validate_session_id(source);
-        validate_session_id(fork.id);
-        require_channel();
-        detail::unique_fd dir = detail::open_session_dir(place(), source);
-        detail::unique_fd file = detail::open_history(place(), dir.get(), source, O_RDONLY,
-                                                      "cannot open session '" + source + "'");
-        const auto where = place();
-        const detail::build_context<Ops> c{where, log_, channel_, options_.max_record_bytes,
-                                           options_.sync == durability::full};
-        const auto made = detail::build_fork(
-            c, file.get(), history_path(source), through, fork,
-            [&](std::uint64_t version) { throw newer_format(source, version); },
-            [&](int e) {
-                note("session '" + fork.id + "' was created, but " + channel_path() +
-                     " could not be synced (" + std::strerror(e) +
-                     "): after a power loss it may be gone");
-            });
-        if (!made)
-            return false;
-        if (made->written.st_ino != 0)
-            index_.correct(channel_, fork.id, made->state, made->written);
-        refresh_after_change("forking session '" + source + "'");
-        return true;
-    }
+    bool fork(const session_id& source, std::uint64_t through, session_meta& fork);
 
     /// Moves each session of `ids` to `<root>/trash/<channel>/<id>-<ms>` by one rename
     /// (storage.hpp, keeps_trash), under its lease (this object's, when it holds the
@@ -566,151 +274,26 @@ public:
     /// invalid_session_id, storage_error), never thrown. The directories are synced, and
     /// the index written, once for the whole batch.
     std::vector<trash_outcome> trash(std::span<const session_id> ids, time_point deleted_at,
-                                     std::optional<time_point> stale_before) {
-        std::vector<trash_outcome> out(ids.size());
-        auto bin = trash_bin();
-        bool moved = false;
-        // LOCK_EX on changes.log, as remove() takes it, but once for a chunk of sessions,
-        // with the chunk's change lines in one write. remove()'s reasoning holds for each
-        // session of the chunk: a creation holds LOCK_SH from its mkdir until it holds its
-        // lease, so while the chunk holds LOCK_EX none is in flight, and a lease found
-        // free is not that of a session being born. Readers snapshot changes.log under
-        // LOCK_EX, so they see the chunk's lines only once its renames are done; a line
-        // for a session that is then kept or fails only makes readers look at it again.
-        // A chunk is short, so that saves (LOCK_SH) wait at most for one chunk.
-        constexpr std::size_t chunk = 256;
-        for (std::size_t begin = 0; begin < ids.size(); begin += chunk) {
-            const std::size_t end = std::min(ids.size(), begin + chunk);
-            std::vector<std::size_t> valid;
-            std::vector<session_id> lines;
-            for (std::size_t i = begin; i < end; ++i) {
-                out[i].id = ids[i];
-                try {
-                    validate_session_id(ids[i]);
-                    require_channel();
-                    valid.push_back(i);
-                    lines.push_back(ids[i]);
-                } catch (...) {
-                    out[i].error = std::current_exception();
-                }
-            }
-            if (valid.empty())
-                continue;
-            std::optional<change_lock> exclusive;
-            try {
-                exclusive.emplace(ops_, log_, channel_, std::span<const session_id>(lines));
-            } catch (...) {
-                for (const auto i : valid)
-                    out[i].error = std::current_exception();
-                continue;
-            }
-            for (const auto i : valid) {
-                trash_outcome& o = out[i];
-                try {
-                    o.kept_because = trash_one(bin, ids[i], deleted_at, stale_before);
-                    o.moved = o.kept_because.empty();
-                    moved = moved || o.moved;
-                } catch (...) {
-                    o.error = std::current_exception();
-                }
-            }
-        }
-        if (!moved)
-            return out;
-        if (ops_.fsync(channel_fd_.get()) < 0 || ops_.fsync(bin.fd(false)) < 0)
-            note("sessions were moved to the trash, but " + channel_path() + " or " + bin.path() +
-                 " could not be synced (" + std::strerror(errno) +
-                 "): after a power loss some may be live again");
-        refresh_after_change("moving sessions to the trash");
-        return out;
-    }
+                                     const std::optional<time_point>& stale_before);
 
     /// Moves the most recently trashed session `id` back to `<channel>/<id>` by one
     /// rename, and returns its metadata. Throws invalid_session_id, session_not_found
     /// (not in the trash), session_exists (a live session has that id: nothing is
     /// moved), storage_error (nothing moved; or, when the metadata cannot be read after
     /// the move, the session is live again).
-    session_meta restore(const session_id& id) {
-        validate_session_id(id);
-        require_channel();
-        auto bin = trash_bin();
-        std::optional<detail::trash_entry> newest;
-        for (auto& e : bin.entries())
-            if (e.id == id && (!newest || e.ms > newest->ms))
-                newest = std::move(e);
-        if (!newest)
-            throw session_not_found(id, bin.path());
-        const std::string name = detail::trash_entry_name(id, newest->ms);
-        {
-            change_lock lock(ops_, log_, channel_, id);
-            if (ops_.rename_noreplace(bin.fd(false), name.c_str(), channel_fd_.get(), id.c_str()) <
-                0) {
-                if (errno == EEXIST)
-                    throw session_exists(id, "cannot restore session '" + id +
-                                                 "': a session with that id exists; nothing "
-                                                 "was moved");
-                detail::throw_errno("cannot restore session '" + id + "'", bin.path_of(name));
-            }
-        }
-        if (ops_.fsync(channel_fd_.get()) < 0 || ops_.fsync(bin.fd(false)) < 0)
-            note("session '" + id + "' was restored, but " + channel_path() + " or " + bin.path() +
-                 " could not be synced (" + std::strerror(errno) +
-                 "): after a power loss it may be in the trash again");
-        refresh_after_change("restoring session '" + id + "'");
-        if (auto m = find(id))
-            return *m;
-        throw session_not_found(id, root_.string()); // removed again meanwhile
-    }
+    session_meta restore(const session_id& id);
 
     /// Every trashed session of this store's channel, each read forward from its history
     /// (not from the index); deleted_at comes from the entry's name. A trashed session
     /// that cannot be read is left out and reported by take_diagnostics(). Removes what
     /// interrupted purges left. Throws storage_error (the trash cannot be listed).
-    std::vector<trashed_session> list_trash() {
-        auto bin = trash_bin();
-        std::vector<trashed_session> out;
-        for (const auto& e : bin.entries()) {
-            const std::string name = detail::trash_entry_name(e.id, e.ms);
-            try {
-                auto st = detail::read_trashed(ops_, bin.fd(false), name, e.id, bin.path_of(name),
-                                               options_.max_record_bytes);
-                if (st.newer_version) {
-                    note("trashed session '" + e.id + "' (" + bin.path_of(name) +
-                         ") is in a newer history format; it is left out of the trash listing");
-                    continue;
-                }
-                out.push_back({std::move(st.meta), e.deleted_at()});
-            } catch (const storage_error& err) {
-                note("trashed session '" + e.id + "' cannot be read (" + err.what() +
-                     "); it is left out of the trash listing");
-            }
-        }
-        return out;
-    }
+    std::vector<trashed_session> list_trash();
 
     /// Deletes the trashed session `id` trashed at `deleted_at` (to the millisecond), for
     /// good: renamed to a `.purging-*` name, then removed (what a crash leaves of it is
     /// removed by a later list_trash()). Throws invalid_session_id, session_not_found,
     /// storage_error (nothing was deleted).
-    void purge(const session_id& id, time_point deleted_at) {
-        validate_session_id(id);
-        auto bin = trash_bin();
-        const int dir = bin.fd(false);
-        if (dir < 0)
-            throw session_not_found(id, bin.path());
-        const std::string name = detail::trash_entry_name(id, detail::trash_millis(deleted_at));
-        const std::string purging = ".purging-" + name + "-" + std::to_string(ops_.getpid()) + "-" +
-                                    std::to_string(detail::next_serial());
-        if (ops_.renameat(dir, name.c_str(), dir, purging.c_str()) < 0) {
-            if (errno == ENOENT)
-                throw session_not_found(id, bin.path());
-            detail::throw_errno("cannot purge trashed session '" + id + "'", bin.path_of(name));
-        }
-        // Purged from here on: what follows is tidying, never thrown (a later list_trash()
-        // removes what stays).
-        ops_.fsync(dir);
-        detail::remove_tree(ops_, dir, purging);
-    }
+    void purge(const session_id& id, time_point deleted_at);
 
     // --- beyond the policy ------------------------------------------------------------
 
@@ -813,52 +396,7 @@ private:
     // changes.log with its change recorded: "" when it was moved, else why it was left.
     // Throws as remove() does.
     std::string trash_one(detail::channel_trash<Ops>& bin, const session_id& id,
-                          time_point deleted_at, std::optional<time_point> stale_before) {
-        writer own;
-        auto held = writers_.find(id);
-        struct stat leased {}; // the history as of the lease (size, mtime, inode)
-        bool have_stat = false;
-        if (held == writers_.end()) {
-            own = detail::lease_session(place(), id, O_RDONLY,
-                                        "cannot move session '" + id +
-                                            "' to the trash: cannot open it to take its lock",
-                                        &leased);
-            have_stat = true;
-        }
-        const int fd = held != writers_.end() ? held->second.file.get() : own.file.get();
-        if (stale_before) {
-            // Judged under the lease: from the index entry when it is current for the file
-            // as it is now (nothing saved since it was read), else from the history (only
-            // what follows the entry is read, as read_state() does).
-            if (!have_stat && ops_.fstat(fd, &leased) < 0)
-                detail::throw_errno("cannot examine", history_path(id));
-            session_meta from_file;
-            const session_meta* meta = index_.current_meta(channel_, id, leased);
-            if (!meta) {
-                std::vector<diagnostic> ignored;
-                from_file = read_state(id, fd, ignored).meta;
-                meta = &from_file;
-            }
-            if (meta->pinned)
-                return "it is pinned";
-            if (!(meta->updated_at < *stale_before))
-                return "it was saved into since it was listed";
-        }
-        const int to = bin.fd(true);
-        std::int64_t ms = detail::trash_millis(deleted_at);
-        for (int tries = 0;; ++tries, ++ms) {
-            const std::string name = detail::trash_entry_name(id, ms);
-            if (ops_.rename_noreplace(channel_fd_.get(), id.c_str(), to, name.c_str()) == 0)
-                break;
-            if (errno != EEXIST || tries == 1000)
-                detail::throw_errno("cannot move session '" + id + "' to the trash",
-                                    session_path(id));
-        }
-        writers_.erase(id); // only now: if the rename failed, the session stays open here
-        own = writer{};
-        index_.forget(channel_, id);
-        return {};
-    }
+                          time_point deleted_at, const std::optional<time_point>& stale_before);
 
     // After a change this object made: the index brought up to date and written; a
     // failure is a note (the change is made).
@@ -918,3 +456,7 @@ static_assert(session_storage<jsonl_store> && streams_exchanges<jsonl_store> &&
               creates_whole_sessions<jsonl_store> && keeps_trash<jsonl_store>);
 
 } // namespace dexter::sessions
+
+#include <dexter/sessions/detail/jsonl_changes.hpp>
+#include <dexter/sessions/detail/jsonl_reads.hpp>
+#include <dexter/sessions/detail/jsonl_writes.hpp>

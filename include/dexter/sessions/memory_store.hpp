@@ -145,7 +145,7 @@ public:
 
     /// Moves sessions to the trash (storage.hpp, keeps_trash).
     std::vector<trash_outcome> trash(std::span<const session_id> ids, time_point deleted_at,
-                                     std::optional<time_point> stale_before) {
+                                     const std::optional<time_point>& stale_before) {
         std::vector<trash_outcome> out;
         out.reserve(ids.size());
         std::lock_guard lock(state_->mutex);

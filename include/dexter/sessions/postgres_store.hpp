@@ -156,12 +156,7 @@ public:
     /// Throws invalid_session_id, session_not_found, session_busy (with the holder's
     /// pid when the server tells it), storage_error.
     session_meta open(const session_id& id) {
-        validate_session_id(id);
-        ensure_connected();
-        const bool held_before = holds(id);
-        if (!held_before && !try_lock(id))
-            throw busy(id);
-        lease_guard unlock_on_throw(*this, held_before ? nullptr : &id);
+        lease_guard unlock_on_throw = lease_for_change(id);
         auto meta = find_meta(id);
         if (!meta)
             throw session_not_found(id, server());
@@ -287,13 +282,10 @@ public:
     /// holds the session (the lease is then released). Throws invalid_session_id,
     /// session_not_found, session_busy, storage_error; on throw nothing changed.
     void remove(const session_id& id) {
-        validate_session_id(id);
-        ensure_connected();
-        const bool held_before = holds(id);
-        if (!held_before && !try_lock(id))
-            throw busy(id);
+        bool held_before = false;
         {
-            lease_guard unlock_after(*this, held_before ? nullptr : &id);
+            lease_guard unlock_after = lease_for_change(id);
+            held_before = unlock_after.held_before();
             auto r = conn_.run(detail::pg_statement::remove, {channel_.c_str(), id.c_str()},
                                "cannot delete session '" + id + "'");
             if (detail::pg_connection::affected(r) == 0)
@@ -409,7 +401,7 @@ public:
     /// failure (invalid_session_id, session_not_found, session_busy, storage_error) is
     /// its outcome's error. A trashed session keeps its row: the move is one UPDATE.
     std::vector<trash_outcome> trash(std::span<const session_id> ids, time_point deleted_at,
-                                     std::optional<time_point> stale_before) {
+                                     const std::optional<time_point>& stale_before) {
         std::vector<trash_outcome> out;
         out.reserve(ids.size());
         const auto at = detail::pg_millis(deleted_at);
@@ -418,13 +410,8 @@ public:
             trash_outcome& o = out.emplace_back();
             o.id = id;
             try {
-                validate_session_id(id);
-                ensure_connected();
-                const bool held_before = holds(id);
-                if (!held_before && !try_lock(id))
-                    throw busy(id);
                 {
-                    lease_guard unlock_after(*this, held_before ? nullptr : &id);
+                    lease_guard unlock_after = lease_for_change(id);
                     auto r = conn_.run(detail::pg_statement::trash,
                                        {channel_.c_str(), id.c_str(), at.c_str(),
                                         stale_before ? stale.c_str() : nullptr},
@@ -525,10 +512,11 @@ public:
 
 private:
     // Releases a lease just taken, unless release() is called first (the lease is then
-    // kept). A null id: nothing to release.
+    // kept). A null id: nothing to release (the lease was held before).
     class lease_guard {
     public:
-        lease_guard(postgres_store& s, const session_id* id) : s_(s), id_(id) {}
+        lease_guard(postgres_store& s, const session_id* id)
+            : s_(s), id_(id), held_before_(id == nullptr) {}
         lease_guard(const lease_guard&) = delete;
         lease_guard& operator=(const lease_guard&) = delete;
         ~lease_guard() {
@@ -536,11 +524,27 @@ private:
                 s_.unlock_quietly(*id_);
         }
         void release() noexcept { id_ = nullptr; }
+        // True when this object held the lease already, and the guard releases nothing.
+        bool held_before() const noexcept { return held_before_; }
 
     private:
         postgres_store& s_;
         const session_id* id_;
+        bool held_before_;
     };
+
+    // The lease on `id` for a change, after checking the id and reconnecting if needed:
+    // taken here (released when the guard ends, unless release() is called first), or
+    // held by this object already (then left as it is). Throws invalid_session_id,
+    // session_busy (another writer holds it), storage_error.
+    lease_guard lease_for_change(const session_id& id) {
+        validate_session_id(id);
+        ensure_connected();
+        const bool held_before = holds(id);
+        if (!held_before && !try_lock(id))
+            throw busy(id);
+        return lease_guard(*this, held_before ? nullptr : &id);
+    }
 
     // --- connection -----------------------------------------------------------------
 

@@ -9,10 +9,14 @@
 //   sessions.start_new();                              // nothing stored yet
 //   sessions.save_exchange("question", "answer");      // now it exists, durably
 //   auto context = sessions.history().recent_turns();  // what the model sees next
+//
+// The bodies of the operations that change stored sessions (fork, import, the trash,
+// prune) are in detail/manager_changes.hpp, included at the end.
 #pragma once
 
 #include <dexter/sessions/chat_history.hpp>
 #include <dexter/sessions/clock.hpp>
+#include <dexter/sessions/detail/manager_checks.hpp>
 #include <dexter/sessions/id.hpp>
 #include <dexter/sessions/import.hpp>
 #include <dexter/sessions/memory_store.hpp>
@@ -80,30 +84,7 @@ struct purge_result {
 /// exchange could be read (nothing is then created), and what the two throw.
 template <class CreateWhole, class ReadRecords>
 bool fork_by_copy(session_meta& made, const session_id& source, std::uint64_t through,
-                  CreateWhole&& create_whole, ReadRecords&& read) {
-    made.pinned = false;
-    made.exchange_count = 0;
-    made.updated_at = made.created_at;
-    session_meta copied = made;
-    const bool created = create_whole(made, [&](session_sink& sink) {
-        read([&](exchange&& ex, std::string_view record) {
-            if (ex.seq > through)
-                return false;
-            sink.add(ex, record);
-            apply_exchange(copied, ex);
-            return true;
-        });
-        if (copied.exchange_count == 0)
-            throw error("cannot fork session '" + source +
-                        "': none of its exchanges could be read (it is damaged, or was deleted "
-                        "meanwhile); nothing was created");
-    });
-    if (created) {
-        made.exchange_count = copied.exchange_count;
-        made.updated_at = copied.updated_at;
-    }
-    return created;
-}
+                  CreateWhole&& create_whole, ReadRecords&& read);
 
 /// One conversation's view of a store: the current session, and the rules for saving
 /// into it. Not thread-safe: use one manager per conversation, from one thread at a
@@ -244,7 +225,7 @@ public:
     /// and resumed.
     exchange save_exchange(exchange draft) {
         require_current();
-        check_text(draft);
+        detail::check_text(draft);
         session_meta after = *current_;
         if (!stored_ && after.title.empty())
             after.title = summarize_text(draft.query, options_.title_max_bytes);
@@ -274,7 +255,7 @@ public:
     /// the store throws; on throw the title is unchanged.
     void set_title(std::string title) {
         require_current();
-        check_utf8(title, "title");
+        detail::check_utf8(title, "title");
         session_meta after = *current_;
         after.title = std::move(title);
         if (stored_)
@@ -289,7 +270,7 @@ public:
     /// throws; on throw `extra` is unchanged.
     void set_extra(json::object extra) {
         require_current();
-        check_extra(extra);
+        detail::check_extra(extra);
         session_meta after = *current_;
         after.extra = std::move(extra);
         if (stored_)
@@ -413,7 +394,7 @@ public:
     /// session_not_found, session_busy, invalid_input (not UTF-8), storage_error; on
     /// throw the title is unchanged.
     void rename_session(std::string_view id, std::string title) {
-        check_utf8(title, "title");
+        detail::check_utf8(title, "title");
         change_meta(id, [&](session_meta& m) { m.title = std::move(title); });
     }
 
@@ -440,46 +421,7 @@ public:
     /// session_not_found, invalid_input (through_seq is 0 or past the last exchange),
     /// and what the store throws; on throw no new session exists.
     session_meta fork_session(std::string_view id,
-                              std::optional<std::uint64_t> through_seq = std::nullopt) {
-        const auto source = find_session(id);
-        if (!source)
-            throw session_not_found(id);
-        const std::uint64_t through = through_seq.value_or(source->exchange_count);
-        if (through == 0 || through > source->exchange_count)
-            throw invalid_input("cannot fork session '" + source->id + "' at exchange " +
-                                std::to_string(through) + ": it has exchanges 1 to " +
-                                std::to_string(source->exchange_count));
-        const time_point now = now_ms();
-        session_meta copy_of = *source;
-        copy_of.exchange_count = through;
-        session_meta fork;
-        fork.title = source->title;
-        fork.extra = source->extra;
-        fork.created_at = now;
-        fork.updated_at = now;
-        fork.forked_from = session_origin{source->id, through};
-        for (int attempt = 0;; ++attempt) {
-            fork.id = fresh_id();
-            session_meta made = fork;
-            bool created = false;
-            if constexpr (forks_sessions<Storage>)
-                created = storage_.fork(source->id, through, made);
-            else
-                created = fork_by_copy(
-                    made, source->id, through,
-                    [&](session_meta& m, const session_filler& fill) {
-                        return create_whole(m, fill);
-                    },
-                    [&](const record_visitor& visit) {
-                        return for_each_record(copy_of, 1, visit);
-                    });
-            if (created)
-                return made;
-            if (attempt + 1 >= options_.id_attempts)
-                throw error("could not find a free session id in " +
-                            std::to_string(options_.id_attempts) + " attempts");
-        }
-    }
+                              std::optional<std::uint64_t> through_seq = std::nullopt);
 
     /// Imports a session from an export (export.hpp: jsonl, or json; told apart by their
     /// first line) as a new session, whole or not at all (see fork_session() for what a
@@ -491,36 +433,7 @@ public:
     /// format version), invalid_input (not an export, over a limit of `options`, no
     /// readable exchange), error (the stream failed), and what the store throws; on throw
     /// no new session exists.
-    import_result import_session(std::istream& in, const import_options& options = {}) {
-        detail::session_import source(in, options);
-        import_result result;
-        result.format = source.format();
-        if (is_valid_session_id(source.original_id()))
-            result.original_id = source.original_id();
-        session_meta wanted = source.meta();
-        bool keep = !result.original_id.empty();
-        try {
-            keep = keep && !storage_.find(result.original_id);
-        } catch (const error&) {
-            keep = false; // there is something under that id that cannot be read: leave it
-        }
-        wanted.id = keep ? result.original_id : fresh_id();
-        for (int attempt = 0;; ++attempt) {
-            session_meta made = wanted;
-            const bool created = create_whole(made, [&](session_sink& sink) {
-                tracking_sink tracked(sink, made, result.exchanges);
-                source.read_rest(tracked, result.diagnostics);
-            });
-            if (created) {
-                result.meta = std::move(made);
-                return result;
-            }
-            if (attempt + 1 >= options_.id_attempts)
-                throw error("could not find a free session id in " +
-                            std::to_string(options_.id_attempts) + " attempts");
-            wanted.id = fresh_id(); // taken since find(): fill was not called, nothing read
-        }
-    }
+    import_result import_session(std::istream& in, const import_options& options = {});
 
     /// Deletes stored session `id` (a full id; see resolve() for prefixes): by default
     /// into the trash, from where restore_session() brings it back, and after which
@@ -529,107 +442,23 @@ public:
     /// Throws invalid_session_id, session_not_found, session_busy (another writer has it
     /// open), storage_error, and error when the store keeps no trash (keeps_trash) and
     /// `how` is to_trash; on throw nothing changed.
-    void delete_session(std::string_view id, deletion how = deletion::to_trash) {
-        validate_session_id(id);
-        const session_id sid(id);
-        if (how == deletion::permanent) {
-            storage_.remove(sid); // allowed while we hold the session: the lease is ours
-        } else if constexpr (keeps_trash<Storage>) {
-            auto outcome =
-                storage_.trash(std::span<const session_id>(&sid, 1), now_ms(), std::nullopt);
-            if (outcome.empty())
-                throw error("the store did not report on session '" + sid + "'");
-            if (outcome.front().error)
-                std::rethrow_exception(outcome.front().error);
-            if (!outcome.front().moved)
-                throw error("session '" + sid +
-                            "' was not moved to the trash: " + outcome.front().kept_because);
-        } else {
-            if (!storage_.find(sid))
-                throw session_not_found(sid);
-            throw error("cannot move session '" + sid +
-                        "' to the trash: this store keeps no trash (delete it with "
-                        "deletion::permanent)");
-        }
-        if (current_ && current_->id == sid) {
-            current_.reset();
-            stored_ = false;
-            history_.clear();
-        }
-    }
+    void delete_session(std::string_view id, deletion how = deletion::to_trash);
 
     /// Brings trashed session `id` (a full id, or a unique prefix of a trashed one) back
     /// under the same id and returns its metadata; of several trashed sessions with that
     /// id, the one deleted last. Throws invalid_session_id, session_not_found (not in the
     /// trash), ambiguous_session_id, session_exists (a live session has the id: nothing
     /// moved), storage_error.
-    session_meta restore_session(std::string_view id) {
-        if constexpr (keeps_trash<Storage>) {
-            session_id sid;
-            if (is_valid_session_id(id)) {
-                sid = id;
-            } else {
-                if (id.size() < options_.min_prefix || !is_valid_session_id_prefix(id))
-                    throw invalid_session_id(id, "expected 8 characters of [0-9a-z], or a "
-                                                 "unique prefix of " +
-                                                     std::to_string(options_.min_prefix) +
-                                                     " or more");
-                std::vector<session_id> matches;
-                for (auto& t : storage_.list_trash())
-                    if (t.meta.id.starts_with(id) &&
-                        std::find(matches.begin(), matches.end(), t.meta.id) == matches.end())
-                        matches.push_back(std::move(t.meta.id));
-                if (matches.empty())
-                    throw session_not_found(id, "the trash");
-                if (matches.size() > 1) {
-                    std::sort(matches.begin(), matches.end());
-                    throw ambiguous_session_id(id, std::move(matches));
-                }
-                sid = std::move(matches.front());
-            }
-            return storage_.restore(sid);
-        } else {
-            validate_session_id(id);
-            throw session_not_found(id, "the trash (this store keeps no trash)");
-        }
-    }
+    session_meta restore_session(std::string_view id);
 
     /// The sessions in the trash, most recently deleted first (ties by id); empty for a
     /// store that keeps no trash. Throws what the store throws.
-    std::vector<trashed_session> list_trash() {
-        if constexpr (keeps_trash<Storage>) {
-            auto all = storage_.list_trash();
-            std::sort(all.begin(), all.end(),
-                      [](const trashed_session& a, const trashed_session& b) {
-                          return a.deleted_at != b.deleted_at ? a.deleted_at > b.deleted_at
-                                                              : a.meta.id < b.meta.id;
-                      });
-            return all;
-        } else {
-            return {};
-        }
-    }
+    std::vector<trashed_session> list_trash();
 
     /// Deletes for good every trashed session deleted more than `older_than` ago (all
     /// of them for zero). A failure of one is reported in the result and the others go
     /// on. Throws what the store's list_trash() throws.
-    purge_result purge_trash(std::chrono::milliseconds older_than) {
-        purge_result out;
-        if constexpr (keeps_trash<Storage>) {
-            const time_point cutoff = now_ms() - older_than;
-            for (auto& t : list_trash()) {
-                if (older_than.count() > 0 && t.deleted_at >= cutoff)
-                    continue;
-                try {
-                    storage_.purge(t.meta.id, t.deleted_at);
-                    out.purged.push_back(std::move(t));
-                } catch (const error& e) {
-                    out.failed.emplace_back(std::move(t), e.what());
-                }
-            }
-        }
-        return out;
-    }
+    purge_result purge_trash(std::chrono::milliseconds older_than);
 
     /// Moves to the trash every stored session whose last exchange is older than
     /// `older_than` (its stored updated_at, never a file's time), except pinned ones
@@ -638,39 +467,7 @@ public:
     /// one held by a writer, saved into or pinned since it was listed, is left (in
     /// `kept`, with why). Throws error when the store keeps no trash, and what the
     /// store's list() throws; a failure of one session is in `kept`.
-    prune_result prune(std::chrono::milliseconds older_than, bool dry_run = false) {
-        if constexpr (!keeps_trash<Storage>) {
-            throw error("cannot prune: this store keeps no trash to move sessions to");
-        } else {
-            const time_point now = now_ms();
-            const time_point cutoff = now - older_than;
-            prune_result out;
-            std::vector<session_meta> candidates;
-            for (auto& m : list_sessions())
-                if (!m.pinned && m.updated_at < cutoff && !(current_ && current_->id == m.id))
-                    candidates.push_back(std::move(m));
-            if (dry_run) {
-                out.moved = std::move(candidates);
-                return out;
-            }
-            std::vector<session_id> ids;
-            ids.reserve(candidates.size());
-            for (const auto& m : candidates)
-                ids.push_back(m.id);
-            auto outcomes = storage_.trash(ids, now, cutoff);
-            for (std::size_t i = 0; i < candidates.size(); ++i) {
-                const trash_outcome* o = i < outcomes.size() ? &outcomes[i] : nullptr;
-                if (o && o->moved)
-                    out.moved.push_back(std::move(candidates[i]));
-                else
-                    out.kept.emplace_back(std::move(candidates[i]),
-                                          !o         ? std::string("not reported by the store")
-                                          : o->error ? describe(o->error)
-                                                     : o->kept_because);
-            }
-            return out;
-        }
-    }
+    prune_result prune(std::chrono::milliseconds older_than, bool dry_run = false);
 
     /// Ends the current session (releasing the store's lease on it). Never throws.
     void close() noexcept {
@@ -744,206 +541,31 @@ private:
 
     // Creates the session (retrying with fresh ids on a collision) and appends its first
     // exchange. If the append fails, the just-created session is removed again.
-    void store_new(session_meta& after, exchange& first) {
-        session_meta created = after;
-        created.exchange_count = 0;
-        for (int attempt = 0; !storage_.create(created); ++attempt) {
-            if (attempt + 1 >= options_.id_attempts)
-                throw error("could not find a free session id in " +
-                            std::to_string(options_.id_attempts) + " attempts");
-            created.id = fresh_id();
-        }
-        after.id = created.id;
-        apply_exchange(after, first);
-        try {
-            storage_.append(after.id, first);
-        } catch (...) {
-            discard_created(created.id); // an empty session left behind is not listed
-            throw;
-        }
-        stored_ = true;
-    }
+    void store_new(session_meta& after, exchange& first);
 
     // Removes session `id`, just created through this manager and still held, after a
     // failed step, and ends the lease. A failure to remove it is ignored: what stays
     // behind is a session the listing tidies (no exchange) or a partial one.
-    void discard_created(const session_id& id) noexcept {
-        try {
-            storage_.remove(id);
-        } catch (...) {
-        }
-        storage_.close(id);
-    }
+    void discard_created(const session_id& id) noexcept;
 
     // Removes session `id`, listed without an exchange, if it still has none once its
     // lease is held here (the list may be older than a first save that has finished
     // since): returns its metadata when it turned out to have exchanges after all.
-    std::optional<session_meta> remove_if_abandoned(const session_id& id) noexcept {
-        try {
-            session_meta now = storage_.open(id); // no writer can save into it meanwhile
-            try {
-                if (now.exchange_count == 0) {
-                    storage_.remove(id); // allowed while we hold it
-                    return std::nullopt;
-                }
-            } catch (...) {
-            }
-            storage_.close(id);
-            if (now.exchange_count != 0)
-                return now;
-        } catch (...) {
-            // Held by a writer (its first save is in flight), already gone, damaged or
-            // in a read-only store: left as it is.
-        }
-        return std::nullopt;
-    }
+    std::optional<session_meta> remove_if_abandoned(const session_id& id) noexcept;
 
     // Changes the metadata of stored session `id` under its lease: through the current
     // session when it is `id`, else by opening it, updating it and closing it again.
     template <class Change>
-    void change_meta(std::string_view id, Change&& change) {
-        validate_session_id(id);
-        const session_id sid(id);
-        if (current_ && current_->id == sid) {
-            session_meta after = *current_;
-            change(after);
-            if (stored_)
-                storage_.update(after);
-            current_ = std::move(after);
-            return;
-        }
-        const auto found = find_session(sid);
-        if (!found)
-            throw session_not_found(sid);
-        session_meta m = storage_.open(sid);
-        try {
-            change(m);
-            storage_.update(m);
-        } catch (...) {
-            storage_.close(sid);
-            throw;
-        }
-        storage_.close(sid);
-    }
+    void change_meta(std::string_view id, Change&& change);
 
     // Creates session m.id with what fill gives, through the store's create_whole() when
     // it has one; else by create(), append() and update(), removing what was made if any
     // step fails. Sets m's exchange_count and updated_at on success.
-    bool create_whole(session_meta& m, const session_filler& fill) {
-        if constexpr (creates_whole_sessions<Storage>) {
-            return storage_.create_whole(m, fill);
-        } else {
-            session_meta created = m;
-            created.exchange_count = 0;
-            if (!storage_.create(created))
-                return false;
-            struct generic_sink final : session_sink {
-                Storage& store;
-                session_meta& meta;
-                generic_sink(Storage& s, session_meta& mm) : store(s), meta(mm) {}
-                void add(const exchange& ex, std::string_view) override {
-                    store.append(meta.id, ex);
-                    apply_exchange(meta, ex);
-                }
-                void update(const session_meta& changed) override {
-                    meta.title = changed.title;
-                    meta.extra = changed.extra;
-                    meta.pinned = changed.pinned;
-                    store.update(meta);
-                }
-            } sink(storage_, created);
-            try {
-                fill(sink);
-            } catch (...) {
-                discard_created(created.id);
-                throw;
-            }
-            storage_.close(created.id);
-            m = std::move(created);
-            return true;
-        }
-    }
-
-    // Passes a new session's content on to the store's sink, keeping its metadata up
-    // to date.
-    struct tracking_sink final : session_sink {
-        session_sink& inner;
-        session_meta& meta;
-        std::uint64_t& count;
-        tracking_sink(session_sink& i, session_meta& m, std::uint64_t& c)
-            : inner(i), meta(m), count(c) {}
-        void add(const exchange& ex, std::string_view record) override {
-            inner.add(ex, record);
-            apply_exchange(meta, ex);
-            ++count;
-        }
-        void update(const session_meta& changed) override {
-            inner.update(changed);
-            meta.title = changed.title;
-            meta.extra = changed.extra;
-            meta.pinned = changed.pinned;
-        }
-    };
-
-    static std::string describe(const std::exception_ptr& e) {
-        try {
-            std::rethrow_exception(e);
-        } catch (const std::exception& x) {
-            return x.what();
-        } catch (...) {
-            return "unknown error";
-        }
-    }
+    bool create_whole(session_meta& m, const session_filler& fill);
 
     void require_current() const {
         if (!current_)
             throw error("no current session: call start_new() or resume() first");
-    }
-
-    static void check_utf8(std::string_view text, std::string_view field) {
-        const auto bad = first_invalid_utf8(text);
-        if (bad != text.size())
-            throw invalid_input(std::string(field) + " is not valid UTF-8 (bad byte at offset " +
-                                std::to_string(bad) + "); nothing was saved");
-    }
-
-    static void check_json_utf8(const json::value& v, std::string_view field) {
-        switch (v.kind()) {
-        case json::kind::string:
-            check_utf8(v.get_string(), field);
-            break;
-        case json::kind::array:
-            for (const auto& e : v.get_array())
-                check_json_utf8(e, field);
-            break;
-        case json::kind::object:
-            for (const auto& kv : v.get_object()) {
-                check_utf8(kv.key(), field);
-                check_json_utf8(kv.value(), field);
-            }
-            break;
-        default:
-            break;
-        }
-    }
-
-    static void check_text(const exchange& ex) {
-        check_utf8(ex.query, "query");
-        check_utf8(ex.answer, "answer");
-        if (ex.summary)
-            check_utf8(*ex.summary, "summary");
-        if (ex.model)
-            check_utf8(*ex.model, "model");
-        for (const auto& e : ex.tool_calls)
-            check_json_utf8(e, "tool_calls");
-        check_extra(ex.extra);
-    }
-
-    static void check_extra(const json::object& extra) {
-        for (const auto& kv : extra) {
-            check_utf8(kv.key(), "extra");
-            check_json_utf8(kv.value(), "extra");
-        }
     }
 
     [[no_unique_address]] Storage storage_;
@@ -960,3 +582,5 @@ using test_session_manager =
     session_manager<memory_store, manual_clock, sequential_ids, chat_history>;
 
 } // namespace dexter::sessions
+
+#include <dexter/sessions/detail/manager_changes.hpp>

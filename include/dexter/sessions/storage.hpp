@@ -122,8 +122,8 @@ namespace dexter::sessions {
 //       format), error (none of its exchanges 1..through can be read), session_exists.
 //       A store offers it when it can copy faster than a create_whole() fed by
 //       for_each_record(); session_manager::fork_session() uses create_whole() otherwise.
-//   std::vector<trash_outcome> trash(std::span<const session_id> ids, time_point
-//                                    deleted_at, std::optional<time_point> stale_before)
+//   std::vector<trash_outcome> trash(std::span<const session_id> ids, time_point deleted_at,
+//                                    const std::optional<time_point>& stale_before)
 //                                                 keeps_trash (with the three below)
 //       Moves each session of ids, in order, to the trash, recording deleted_at: from
 //       then on find, list, load, search and open no longer see it. Takes each
@@ -254,7 +254,7 @@ struct trash_outcome {
 /// A store with a trash: trash(), restore(), list_trash(), purge() (see above).
 template <class S>
 concept keeps_trash = requires(S& s, const session_id& id, std::span<const session_id> ids,
-                               time_point t, std::optional<time_point> stale_before) {
+                               time_point t, const std::optional<time_point>& stale_before) {
     { s.trash(ids, t, stale_before) } -> std::same_as<std::vector<trash_outcome>>;
     { s.restore(id) } -> std::same_as<session_meta>;
     { s.list_trash() } -> std::same_as<std::vector<trashed_session>>;

@@ -1,0 +1,169 @@
+// SPDX-License-Identifier: BSL-1.0
+// basic_jsonl_store's reads, declared (with what they throw and guarantee) in
+// jsonl_store.hpp: finding and listing sessions through the index
+// (detail/index_cache.hpp), loading a session (the whole history forward, or its last
+// exchanges backward: detail/history_scan.hpp), streaming its records, and searching
+// the histories (detail/history_search.hpp). None needs a lease. Included at the end
+// of jsonl_store.hpp.
+#pragma once
+
+#include <dexter/sessions/jsonl_store.hpp>
+
+#include <fcntl.h>
+
+#include <cstddef>
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <utility>
+#include <vector>
+
+namespace dexter::sessions {
+
+template <detail::file_ops Ops>
+std::optional<session_meta> basic_jsonl_store<Ops>::find(const session_id& id) {
+    validate_session_id(id);
+    refresh_index(false);
+    index_.check_session(context(), id);
+    const auto& unreadable = index_.unreadable();
+    if (const auto bad = unreadable.find(id); bad != unreadable.end())
+        detail::throw_open_failure("cannot read session '" + id + "'", history_path(id),
+                                   bad->second);
+    const auto* e = index_.entry(channel_, id);
+    if (!e)
+        return std::nullopt;
+    if (e->newer_version)
+        throw newer_format(id, e->newer_version);
+    return e->meta;
+}
+
+template <detail::file_ops Ops>
+std::vector<session_meta> basic_jsonl_store<Ops>::list() {
+    refresh_index(false);
+    index_.check_all(context());
+    std::vector<session_meta> out;
+    const auto& unreadable = index_.unreadable();
+    for (const auto& [id, e] : unreadable)
+        note("session '" + id + "' cannot be read (" + history_path(id) + ": " +
+             detail::describe_errno(e) + "); it is left out of the list");
+    if (const auto* ch = index_.sessions_of(channel_)) {
+        out.reserve(ch->sessions.size());
+        for (const auto& [id, e] : ch->sessions) {
+            if (e.newer_version || unreadable.count(id))
+                continue;
+            if (e.no_header)
+                note("session '" + id + "' is damaged: line 1 of " + history_path(id) +
+                     " is not a valid session header (its title and start are not "
+                     "known; it can be read, not continued)");
+            out.push_back(e.meta);
+        }
+    }
+    return out;
+}
+
+template <detail::file_ops Ops>
+loaded_session basic_jsonl_store<Ops>::load(const session_id& id, std::size_t last) {
+    validate_session_id(id);
+    require_channel();
+    detail::unique_fd dir = detail::open_session_dir(place(), id);
+    detail::unique_fd file =
+        detail::open_history(place(), dir.get(), id, O_RDONLY, "cannot open session '" + id + "'");
+    loaded_session out;
+    const std::string path = history_path(id);
+    bool have_header = true;
+    if (last == all_exchanges) {
+        detail::scan_state st;
+        st.meta.id = id;
+        detail::scan_forward(ops_, file.get(), path, st, out.diagnostics, options_.max_record_bytes,
+                             true, [&](exchange&& ex) { out.exchanges.push_back(std::move(ex)); });
+        if (st.newer_version)
+            throw newer_format(id, st.newer_version);
+        have_header = st.have_header;
+        out.meta = std::move(st.meta);
+    } else if (auto held = writers_.find(id); held != writers_.end() && !held->second.poisoned) {
+        // This object holds the session: no one else has written since it was opened
+        // (and its tail repaired), and the writer knows where the complete lines end.
+        writer& w = held->second;
+        out.exchanges = detail::scan_backward(ops_, file.get(), path, w.size, w.lines, last,
+                                              out.diagnostics, options_.max_record_bytes);
+        out.meta = w.meta;
+        // What open() repaired, told once to whoever reads the session back first
+        // (a host shows resume()'s diagnostics, not the store's notes).
+        for (auto& d : std::exchange(w.repairs, {}))
+            out.diagnostics.push_back(std::move(d));
+    } else {
+        refresh_index(false);
+        const auto st = read_state(id, file.get(), out.diagnostics);
+        if (st.newer_version)
+            throw newer_format(id, st.newer_version);
+        out.exchanges = detail::scan_backward(ops_, file.get(), path, st.consumed, st.lines, last,
+                                              out.diagnostics, options_.max_record_bytes);
+        have_header = st.have_header;
+        out.meta = st.meta;
+    }
+    if (!have_header)
+        out.diagnostics.push_back(detail::missing_header_diagnostic());
+    in_file_order(out.diagnostics);
+    return out;
+}
+
+template <detail::file_ops Ops>
+std::vector<diagnostic>
+basic_jsonl_store<Ops>::for_each_record(const session_id& id, std::uint64_t from,
+                                        std::uint64_t through, const record_visitor& visit) {
+    validate_session_id(id);
+    require_channel();
+    detail::unique_fd dir = detail::open_session_dir(place(), id);
+    detail::unique_fd file =
+        detail::open_history(place(), dir.get(), id, O_RDONLY, "cannot open session '" + id + "'");
+    const std::string path = history_path(id);
+    const auto header =
+        detail::read_history_header(ops_, file.get(), path, options_.max_record_bytes);
+    if (header.version > detail::history_format_version)
+        throw newer_format(id, header.version);
+    std::vector<diagnostic> diags;
+    if (from > through)
+        return diags;
+    detail::scan_state st;
+    st.meta.id = id;
+    detail::scan_forward(ops_, file.get(), path, st, diags, options_.max_record_bytes, true,
+                         [&](exchange&& ex, std::string_view line) {
+                             if (ex.seq > through)
+                                 return false;
+                             if (ex.seq < from)
+                                 return true;
+                             const bool as_written = detail::canonical_exchange_seq(line) == ex.seq;
+                             return visit(std::move(ex), as_written ? line : std::string_view());
+                         });
+    if (!st.have_header)
+        diags.push_back(detail::missing_header_diagnostic());
+    in_file_order(diags);
+    return diags;
+}
+
+template <detail::file_ops Ops>
+search_result basic_jsonl_store<Ops>::search(const search_query& q) {
+    check_search_query(q);
+    const std::string escaped = detail::json_escaped(q.text);
+    return search_sessions(
+        list(), q,
+        [&](const session_meta& m, hit_collector& hits, std::vector<session_diagnostic>& out) {
+            std::vector<diagnostic> diags;
+            try {
+                detail::unique_fd dir = detail::open_session_dir(place(), m.id);
+                detail::unique_fd file = detail::open_history(place(), dir.get(), m.id, O_RDONLY,
+                                                              "cannot open session '" + m.id + "'");
+                detail::search_history(ops_, file.get(), history_path(m.id), m, q.text, escaped,
+                                       options_.max_record_bytes, q.limit, hits, diags);
+            } catch (const session_not_found&) {
+                return; // deleted since the listing
+            } catch (const storage_error& e) {
+                diags.push_back({0, 0, e.what()});
+            }
+            for (auto& d : diags)
+                out.push_back({m.id, std::move(d)});
+        });
+}
+
+} // namespace dexter::sessions
