@@ -267,6 +267,9 @@ line_editor::line_editor(interrupt_pipe& interrupts, question_history& history)
     el_set(state_->editor, EL_GETCFN, read_character_of);
     el_source(state_->editor, nullptr); // ~/.editrc, as every libedit program
     show_history();
+    // From now on keys typed (even before the first prompt) wait for libedit rather than
+    // the terminal's line discipline, where a Ctrl-D would be lost (see next()).
+    el_set(state_->editor, EL_PREP_TERM, 1);
 }
 
 line_editor::~line_editor() {
@@ -332,10 +335,6 @@ input_event line_editor::next() {
     for (;;) {
         state_->signal = 0;
         int count = 0;
-        // Keys typed once the prompt shows must reach libedit, not the terminal's own line
-        // discipline (el_gets would show the prompt first, then switch: a Ctrl-D typed in
-        // between would be lost). After the first line the terminal is already so.
-        el_set(state_->editor, EL_PREP_TERM, 1);
         errno = 0;
         const char* line = el_gets(state_->editor, &count);
         const int error = errno;

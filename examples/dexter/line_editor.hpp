@@ -71,9 +71,9 @@ std::filesystem::path question_history_path(const std::filesystem::path& session
 /// ~/.editrc honoured. Ctrl-C clears the line being typed; at an empty line, a second
 /// Ctrl-C in a row ends the input, and so does Ctrl-D. SIGTERM and SIGHUP end it as a
 /// signal, as line_reader reports them. Standard input and output must be terminals.
-/// From the first line on, the terminal stays in libedit's mode between lines too (keys
-/// typed while the agent runs wait for the next prompt; ISIG stays on, so Ctrl-C still
-/// signals); the destructor gives it back as it was found.
+/// From construction on, the terminal stays in libedit's mode, between lines too (keys
+/// typed before the first prompt or while the agent runs wait for the next prompt; ISIG
+/// stays on, so Ctrl-C still signals); the destructor gives it back as it was found.
 ///
 /// libedit's native API (histedit.h) rather than its readline emulation: it lets the
 /// reading of each byte go through our function (EL_GETCFN), which waits on the

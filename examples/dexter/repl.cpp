@@ -374,9 +374,10 @@ int run_interactive(const options& o, agent& answerer, interrupt_pipe& interrupt
     manager.check_writable(); // before the user types anything
     warn_about_store(manager);
     const auto resumed = open_session(manager, o);
+    // Before the banner: on a terminal, keys typed once anything shows reach the editor.
+    question_source input(o, interrupts);
     print_banner(manager, resumed, o);
 
-    question_source input(o, interrupts);
     for (;;) {
         const input_event event = input.next();
         if (event.what != input_event::kind::line) {
