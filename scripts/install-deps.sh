@@ -3,7 +3,8 @@
 # Installs the Debian packages dexter-sessions needs, skipping those present.
 #   scripts/install-deps.sh             the build: Boost, compilers, build tools; curl and
 #                                       jq (examples/dexter/agents/openai_chat.sh and
-#                                       test/openai_agent_test.cpp, which runs it)
+#                                       test/openai_agent_test.cpp, which runs it);
+#                                       libedit-dev (dexter's line editing; BSD licence)
 #   scripts/install-deps.sh --postgres  also libpq-dev (postgres_store.hpp) and the
 #                                       postgresql server (scripts/with-postgres.sh)
 # Boost 1.81's -dev packages conflict with other Boost -dev versions (e.g. the
@@ -23,6 +24,7 @@ packages=(
     pkg-config
     curl
     jq
+    libedit-dev
 )
 
 for arg in "$@"; do

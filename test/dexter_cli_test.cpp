@@ -7,7 +7,9 @@
 #include <boost/test/unit_test.hpp>
 
 #include "support/child_checks.hpp"
+#include "support/dexter_runs.hpp"
 #include "support/environment.hpp"
+#include "support/pty.hpp"
 #include "support/temp_dir.hpp"
 
 #include <dexter/sessions/export.hpp>
@@ -53,7 +55,13 @@ extern char** environ;
 namespace fs = std::filesystem;
 namespace ds = dexter::sessions;
 namespace json = boost::json;
+using dexter::sessions::test::describe_status;
+using dexter::sessions::test::lines_of;
+using dexter::sessions::test::offline;
+using dexter::sessions::test::read_text;
+using dexter::sessions::test::shell_quote;
 using dexter::sessions::test::temp_dir;
+using dexter::sessions::test::wait_for_file;
 
 namespace {
 
@@ -62,14 +70,6 @@ constexpr auto hang_guard = std::chrono::seconds(60);
 
 [[noreturn]] void throw_errno(const std::string& what) {
     throw std::runtime_error(what + ": " + std::strerror(errno));
-}
-
-std::string describe_status(int status) {
-    if (WIFEXITED(status))
-        return "exit " + std::to_string(WEXITSTATUS(status));
-    if (WIFSIGNALED(status))
-        return "killed by signal " + std::to_string(WTERMSIG(status));
-    return "status " + std::to_string(status);
 }
 
 // Waits for `pid` to end (retrying on EINTR), sets it to -1, and returns its wait status.
@@ -275,98 +275,16 @@ struct run_result {
 
 // --- dexter on a pseudo-terminal ------------------------------------------------------------
 
-class pty_dexter {
+// dexter on a terminal of 0 rows and 0 columns, as forkpty makes one by default.
+class pty_dexter : public ds::test::pty_session {
 public:
-    pty_dexter(const std::vector<std::string>& args, const env_changes& env) {
-        c_strings argv(dexter_argv(args)), envp(child_environment(env));
-        pid_ = ::forkpty(&master_, nullptr, nullptr, nullptr);
-        if (pid_ < 0)
-            throw_errno("forkpty");
-        if (pid_ == 0) {
-            ::signal(SIGPIPE, SIG_DFL);
-            ::execve(DEXTER_BINARY, argv.get(), envp.get());
-            ::_exit(127);
-        }
-    }
-    pty_dexter(const pty_dexter&) = delete;
-    pty_dexter& operator=(const pty_dexter&) = delete;
-    ~pty_dexter() {
-        if (pid_ > 0) {
-            ::kill(pid_, SIGKILL);
-            ::waitpid(pid_, nullptr, 0);
-        }
-        if (master_ >= 0)
-            ::close(master_);
-    }
-
-    const std::string& output() const { return text_; }
-
-    void type(std::string_view keys) {
-        if (::write(master_, keys.data(), keys.size()) != static_cast<ssize_t>(keys.size()))
-            throw_errno("writing to the terminal");
-    }
-
-    void expect(std::string_view needle) {
-        const auto deadline = std::chrono::steady_clock::now() + hang_guard;
-        for (;;) {
-            if (consume(text_, mark_, needle))
-                return;
-            if (!pump(deadline))
-                throw std::runtime_error("the terminal closed without \"" + std::string(needle) +
-                                         "\"\n--- terminal:\n" + text_);
-        }
-    }
-
-    int wait() {
-        const auto deadline = std::chrono::steady_clock::now() + hang_guard;
-        while (pump(deadline)) {
-        }
-        return reap(pid_);
-    }
-
-private:
-    bool pump(std::chrono::steady_clock::time_point deadline) {
-        if (master_ < 0)
-            return false;
-        const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(
-            deadline - std::chrono::steady_clock::now());
-        if (left.count() <= 0)
-            throw std::runtime_error("dexter seems to hang\n--- terminal:\n" + text_);
-        pollfd p{master_, POLLIN, 0};
-        if (::poll(&p, 1, static_cast<int>(left.count())) < 0 && errno != EINTR)
-            throw_errno("poll");
-        if (p.revents == 0)
-            return true;
-        char buf[4096];
-        const ssize_t n = ::read(master_, buf, sizeof buf);
-        if (n > 0) {
-            text_.append(buf, static_cast<std::size_t>(n));
-        } else if (n == 0 || errno != EINTR) { // EIO: the other side is closed
-            ::close(master_);
-            master_ = -1;
-        }
-        return true;
-    }
-
-    pid_t pid_ = -1;
-    int master_ = -1;
-    std::string text_;
-    std::size_t mark_ = 0;
+    pty_dexter(const std::vector<std::string>& args, const env_changes& env)
+        : pty_session(dexter_argv(args), child_environment(env), hang_guard, winsize{}) {}
 };
 
 // --- helpers -------------------------------------------------------------------------------
 
 // What the offline agent answers (its documented format).
-std::string offline(std::size_t earlier, const std::string& previous, const std::string& asked) {
-    std::string s = "[offline agent] I was given ";
-    if (earlier == 0)
-        s += "no earlier turns";
-    else
-        s += std::to_string(earlier) + (earlier == 1 ? " earlier turn" : " earlier turns") +
-             "; your previous question was \"" + previous + "\"";
-    return s + ". You asked: \"" + asked + "\"";
-}
-
 std::string banner_id(const std::string& out) {
     static const std::regex banner("dexter " DEXTER_SESSIONS_VERSION
                                    " \xE2\x80\x94 (?:new|resumed) session ([0-9a-z]{8})");
@@ -374,14 +292,6 @@ std::string banner_id(const std::string& out) {
     if (!std::regex_search(out, m, banner))
         throw std::runtime_error("no banner in dexter's output:\n" + out);
     return m[1];
-}
-
-std::vector<std::string> lines_of(const std::string& text) {
-    std::vector<std::string> lines;
-    std::istringstream in(text);
-    for (std::string line; std::getline(in, line);)
-        lines.push_back(line);
-    return lines;
 }
 
 std::size_t count_of(const std::string& text, std::string_view needle) {
@@ -430,24 +340,6 @@ void wait_until_group_gone(pid_t pgid) {
                                      " is still alive");
         std::this_thread::sleep_for(std::chrono::milliseconds(10));
     }
-}
-
-std::string wait_for_file(const fs::path& path) {
-    const auto deadline = std::chrono::steady_clock::now() + hang_guard;
-    while (!fs::exists(path)) {
-        if (std::chrono::steady_clock::now() > deadline)
-            throw std::runtime_error(path.string() + " never appeared");
-        std::this_thread::sleep_for(std::chrono::milliseconds(10));
-    }
-    std::ifstream in(path);
-    return std::string(std::istreambuf_iterator<char>(in), {});
-}
-
-std::string shell_quote(const std::string& s) {
-    std::string q = "'";
-    for (char c : s)
-        q += c == '\'' ? std::string("'\\''") : std::string(1, c);
-    return q + "'";
 }
 
 // --- the fixture -----------------------------------------------------------------------------
@@ -583,11 +475,6 @@ struct cli {
         return names;
     }
 };
-
-std::string read_text(const fs::path& path) {
-    std::ifstream in(path, std::ios::binary);
-    return std::string(std::istreambuf_iterator<char>(in), {});
-}
 
 // 2026-03-01 09:00:00 UTC, and `minutes` later.
 ds::time_point test_time(int minutes = 0) {

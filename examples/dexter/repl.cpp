@@ -5,6 +5,7 @@
 #include "repl.hpp"
 
 #include "answer_display.hpp"
+#include "line_editor.hpp"
 #include "store.hpp"
 #include "terminal.hpp"
 
@@ -19,6 +20,8 @@
 #include <algorithm>
 #include <cstdlib>
 #include <iostream>
+#include <memory>
+#include <optional>
 #include <stdexcept>
 #include <string>
 #include <string_view>
@@ -301,6 +304,69 @@ bool run_slash_command(session_manager& manager, const std::string& line) {
     return true;
 }
 
+#ifdef DEXTER_HAVE_LIBEDIT
+void warn(const std::optional<std::string>& warning) {
+    if (warning)
+        std::cerr << "dexter: warning: " << *warning << '\n';
+}
+#endif
+
+// Where the questions come from: on a terminal (standard input and output), libedit when
+// dexter is built with it, with editing and the question history; else line_reader,
+// exactly as for a pipe, after a "> " prompt on a terminal.
+class question_source {
+public:
+    question_source(const options& o, interrupt_pipe& interrupts)
+        : terminal_(::isatty(STDIN_FILENO) == 1), input_(STDIN_FILENO, interrupts) {
+#ifdef DEXTER_HAVE_LIBEDIT
+        if (terminal_ && ::isatty(STDOUT_FILENO) == 1) {
+            history_.emplace(
+                question_history_path(o.sessions_dir, o.incognito, !o.store_uri.empty()));
+            warn(history_->load());
+            editor_ = std::make_unique<line_editor>(interrupts, *history_);
+        }
+#else
+        (void)o;
+#endif
+    }
+
+    bool terminal() const noexcept {
+        return terminal_;
+    }
+
+    // The next line, the end of the input or a signal (line_reader::next()).
+    input_event next() {
+#ifdef DEXTER_HAVE_LIBEDIT
+        if (editor_) {
+            flush_stdout();
+            return editor_->next();
+        }
+#endif
+        if (terminal_)
+            std::cout << "> ";
+        flush_stdout();
+        return input_.next();
+    }
+
+    // Keeps `line` for Up (a failed question too), when there is a history.
+    void remember(const std::string& line) {
+#ifdef DEXTER_HAVE_LIBEDIT
+        if (editor_)
+            warn(editor_->remember(line));
+#else
+        (void)line;
+#endif
+    }
+
+private:
+    bool terminal_;
+    line_reader input_;
+#ifdef DEXTER_HAVE_LIBEDIT
+    std::optional<question_history> history_;
+    std::unique_ptr<line_editor> editor_;
+#endif
+};
+
 } // namespace
 
 int run_interactive(const options& o, agent& answerer, interrupt_pipe& interrupts) {
@@ -308,17 +374,14 @@ int run_interactive(const options& o, agent& answerer, interrupt_pipe& interrupt
     manager.check_writable(); // before the user types anything
     warn_about_store(manager);
     const auto resumed = open_session(manager, o);
+    // Before the banner: on a terminal, keys typed once anything shows reach the editor.
+    question_source input(o, interrupts);
     print_banner(manager, resumed, o);
 
-    const bool terminal = ::isatty(STDIN_FILENO) == 1;
-    line_reader input(STDIN_FILENO, interrupts);
     for (;;) {
-        if (terminal)
-            std::cout << "> ";
-        flush_stdout();
         const input_event event = input.next();
         if (event.what != input_event::kind::line) {
-            if (terminal)
+            if (input.terminal())
                 std::cout << '\n'; // leave the shell a fresh line
             flush_stdout();
             return event.what == input_event::kind::signal ? 128 + event.signal : 0;
@@ -328,6 +391,7 @@ int run_interactive(const options& o, agent& answerer, interrupt_pipe& interrupt
             continue;
         if (is_exit_command(question))
             return 0;
+        input.remember(question);
         if (run_slash_command(manager, question)) {
             flush_stdout();
             continue;

@@ -17,9 +17,13 @@ namespace dexter::cli {
 /// (terminal_safe()) unless --raw; a failed or interrupted question
 /// saves nothing and the loop goes on. A line "/word ..." is a command, never a
 /// question: /rename TITLE, /fork, /help; any other word is refused with one line on
-/// standard error.
+/// standard error. When standard input and output are a terminal and dexter is built
+/// with libedit, lines are edited with line_editor and each one (a failed question too)
+/// goes into the question history; Ctrl-C then clears the line being typed, and Ctrl-C
+/// twice at an empty line, or Ctrl-D, leaves (status 0).
 /// Returns the exit status: 0, or 128 + the signal that ended it (130 for Ctrl-C at
-/// the prompt or twice). Throws on a store failure (nothing more can be saved).
+/// the prompt without line editing, or twice while the agent runs). Throws on a store
+/// failure (nothing more can be saved).
 int run_interactive(const options& o, agent& answerer, interrupt_pipe& interrupts);
 
 /// One-shot mode: answers o.prompt in a new session (or the one -s/-c names, or a fork
