@@ -586,7 +586,19 @@ BOOST_AUTO_TEST_CASE(resume_takes_an_id_or_picks_one) {
     BOOST_TEST(o.pick_session);
     BOOST_TEST(o.prompt == "q");
 
-    BOOST_TEST(refused({"-r", "ab1"}).find("invalid session id") != std::string::npos);
+    // A short word after -r is a question: the shortest prefix taken is 4 characters.
+    o = accepted({"-r", "why"});
+    BOOST_TEST(o.pick_session);
+    BOOST_TEST(o.prompt == "why");
+    // The value of another option is never -r.
+    o = accepted({"-p", "-r"});
+    BOOST_TEST(!o.pick_session);
+    BOOST_TEST(o.prompt == "-r");
+    o = accepted({"--search", "-r"});
+    BOOST_TEST(o.search_text == "-r");
+    o = accepted({"-p", "-r", "-s", "abcd1234"});
+    BOOST_TEST(o.prompt == "-r");
+    BOOST_TEST(o.session == "abcd1234");
     BOOST_TEST(refused({"-r", "-c"}) == "--resume and --continue cannot be used together");
     BOOST_TEST(refused({"-r", "ab12", "-s", "ab12"}) ==
                "--resume and --session cannot be used together");

@@ -15,6 +15,7 @@
 
 #include <sys/stat.h>
 
+#include <algorithm>
 #include <chrono>
 #include <cstdio>
 #include <filesystem>
@@ -389,6 +390,33 @@ BOOST_FIXTURE_TEST_CASE(sigterm_at_the_prompt_exits_143_as_before, terminal) {
     BOOST_TEST(describe_status(t->wait()) == "exit 143");
 }
 
+BOOST_FIXTURE_TEST_CASE(ctrl_backslash_at_the_prompt_leaves_the_terminal_as_it_was, terminal) {
+    auto t = start();
+    prompt(*t);
+    t->type("half a question\x1c"); // Ctrl-\: SIGQUIT
+    BOOST_TEST(describe_status(t->wait()) == "exit 131");
+    const termios modes = t->modes();
+    BOOST_TEST((modes.c_lflag & ICANON) != 0u); // given back, not left as libedit had it
+    BOOST_TEST((modes.c_lflag & ECHO) != 0u);
+}
+
+BOOST_FIXTURE_TEST_CASE(ctrl_z_at_the_prompt_gives_the_terminal_back_and_takes_it_again, terminal) {
+    // In a session of its own dexter's group is orphaned, where a stop is not carried
+    // out: the terminal is given back and taken again, and the line redrawn.
+    auto t = start();
+    prompt(*t);
+    t->type("abc");
+    t->expect("abc");
+    t->type("\x1a");  // Ctrl-Z: SIGTSTP
+    t->expect("abc"); // the line redrawn
+    t->wait_for_raw_mode();
+    t->type("d\r");
+    t->expect(offline(0, "", "abcd"));
+    prompt(*t);
+    t->type(ctrl_d);
+    BOOST_TEST(describe_status(t->wait()) == "exit 0");
+}
+
 BOOST_FIXTURE_TEST_CASE(incognito_writes_no_history, terminal) {
     auto t = start({"--incognito"});
     prompt(*t);
@@ -420,4 +448,60 @@ BOOST_FIXTURE_TEST_CASE(a_pipe_shows_no_prompt_and_writes_no_history, terminal) 
     BOOST_TEST(lines[1] == offline(0, "", "piped question"));
     BOOST_TEST(saved_questions() == strings{"piped question"}, boost::test_tools::per_element());
     BOOST_TEST(!fs::exists(history_file));
+}
+
+// --- streamed answers at the edges of the terminal (no line editor needed) ---------------
+
+namespace {
+
+// An agent that writes `first`, waits for the file "go" (created by the test once the
+// first piece is on the screen), then writes `second`.
+std::string two_pieces(const terminal& t, const std::string& first, const std::string& second) {
+    return t.agent("two_pieces", "cat > /dev/null\nprintf '" + first +
+                                     "'\nwhile [ ! -e @DIR@/go ]; do sleep 0.02; done\nprintf '" +
+                                     second + "'\n");
+}
+
+} // namespace
+
+BOOST_FIXTURE_TEST_CASE(a_piece_that_ends_at_the_margin_loses_no_character, terminal) {
+    // 80 columns: after 79 A and a B the cursor waits at the margin, where a mark (and the
+    // erase before the next piece) would take the B.
+    const std::string line = std::string(79, 'A') + "B";
+    auto t = start({"--agent-cmd", two_pieces(*this, line, "CDEF\\n"), "-p", "q"});
+    t->expect(line);
+    std::ofstream(tmp.path() / "go").put('\n');
+    t->expect("CDEF");
+    BOOST_TEST(describe_status(t->wait()) == "exit 0");
+    BOOST_TEST(t->shown().find(line + "CDEF") != std::string::npos, t->shown());
+    // Short of the margin the mark is drawn.
+    fs::remove(tmp.path() / "go");
+    auto u = start({"--agent-cmd", two_pieces(*this, "short", " end\\n"), "-c", "q"});
+    u->expect("short\x1b"
+              "7");
+    std::ofstream(tmp.path() / "go").put('\n');
+    BOOST_TEST(describe_status(u->wait()) == "exit 0");
+}
+
+BOOST_FIXTURE_TEST_CASE(raw_pieces_reach_the_terminal_whole_and_dumb_terminals_get_no_marks,
+                        terminal) {
+    // An é and a CSI cut between two pieces: with --raw they arrive as written.
+    auto t = start({"--raw", "--agent-cmd", two_pieces(*this, "caf\\303", "\\251 \\033[31mred\\n"),
+                    "-p", "q"});
+    t->expect("caf\xC3");
+    std::ofstream(tmp.path() / "go").put('\n');
+    t->expect("red");
+    BOOST_TEST(describe_status(t->wait()) == "exit 0");
+    BOOST_TEST(t->shown().find("caf\xC3\xA9 \x1b[31mred") != std::string::npos, t->shown());
+    // TERM=dumb: no spinner, no mark, no cursor sequence at all; the text only.
+    fs::remove(tmp.path() / "go");
+    auto env = environment();
+    std::replace(env.begin(), env.end(), std::string("TERM=xterm"), std::string("TERM=dumb"));
+    pty_session d({DEXTER_BINARY, "--agent-cmd", two_pieces(*this, "", "one two\\n"), "-c", "q"},
+                  env);
+    std::this_thread::sleep_for(std::chrono::milliseconds(500)); // a spinner would show now
+    std::ofstream(tmp.path() / "go").put('\n');
+    d.expect("one two");
+    BOOST_TEST(describe_status(d.wait()) == "exit 0");
+    BOOST_TEST(d.shown().find('\x1b') == std::string::npos, d.shown());
 }

@@ -29,12 +29,15 @@ private:
 
 /// Shows an answer while the agent writes it: on standard error (a terminal), a spinner
 /// with the seconds waited until the first byte; on standard output (with `show_text`,
-/// a terminal), each piece as it arrives, through terminal_safe_stream (unless `raw`),
-/// followed by a one-column in-progress mark ("…", dim with `color`) that the next
-/// piece or the end removes. The owner then says how the answer ended: complete() once
-/// it is saved, or abandon() when it is not. Writes nothing else; never throws from
-/// the watcher calls (a failed write to the terminal is left for the owner's next
-/// flush to find).
+/// a terminal), each piece as it arrives, through terminal_safe_stream, followed by a
+/// one-column in-progress mark ("…", dim with `color`) that the next piece or the end
+/// removes. The mark is left out at the right margin (the cursor waits there to wrap),
+/// and with TERM=dumb (no cursor sequences; no spinner either). With `raw` (--raw) the
+/// pieces are written exactly as they come, with no mark between them, so that a
+/// character or an escape sequence cut between two pieces reaches the terminal whole. The owner
+/// then says how the answer ended: complete() once it is saved, or abandon() when it is not. Writes
+/// nothing else; never throws from the watcher calls (a failed write to the terminal is left for
+/// the owner's next flush to find).
 class live_answer final : public answer_watcher {
 public:
     live_answer(bool show_text, bool spinner, bool color, bool raw);
@@ -56,10 +59,15 @@ public:
 
 private:
     void clear_spinner();
-    void end(std::string_view why); // the mark removed, or replaced by "[why]"
+    void end(std::string_view why);      // the mark removed, or replaced by "[why]"
+    void advance(std::string_view text); // column_ after `text` is shown
 
-    bool show_text_, spinner_, color_, raw_;
+    bool show_text_, spinner_ = false, color_, raw_;
+    bool marks_; // the in-progress mark is drawn (not --raw, not TERM=dumb)
+    std::size_t width_;
+    std::size_t column_ = 0; // of the cursor after the text shown (width_: at the margin)
     bool spinning_ = false, shown_ = false, at_line_start_ = true, done_ = false;
+    bool marked_ = false; // a mark follows the text on the screen
     unsigned frame_ = 0;
     terminal_safe_stream safe_;
 };

@@ -16,7 +16,9 @@ namespace dexter::cli {
 
 namespace {
 
-constexpr std::array<int, 3> caught_signals = {SIGINT, SIGTERM, SIGHUP};
+// SIGQUIT (Ctrl-\) as SIGTERM: dexter leaves through its destructors, which give the
+// terminal back as it was, instead of dying in the line editor's mode.
+constexpr std::array<int, 4> caught_signals = {SIGINT, SIGTERM, SIGHUP, SIGQUIT};
 
 // The one thing a signal handler may see; set while an interrupt_pipe exists.
 volatile sig_atomic_t signal_write_fd = -1;

@@ -18,6 +18,8 @@
 #include <histedit.h>
 #include <langinfo.h>
 #include <poll.h>
+#include <signal.h>
+#include <termios.h>
 
 #include <clocale>
 #include <csignal>
@@ -232,6 +234,42 @@ int read_character_of(EditLine* editor, wchar_t* out) {
     return static_cast<line_editor*>(self)->read_character(out);
 }
 
+// Ctrl-Z and window sizes while a line editor exists (libedit's own handlers are off,
+// so that ours feed the interrupt pipe): a stop gives the terminal back as it was before
+// the editor took it, and a continue takes it again and redraws the line.
+termios terminal_before{};
+volatile sig_atomic_t have_terminal_before = 0;
+volatile sig_atomic_t continued = 0, resized = 0;
+struct sigaction previous_tstp {
+}, previous_winch{};
+
+extern "C" void on_stop(int) {
+    const int saved_errno = errno;
+    termios editing{};
+    const bool editing_known = ::tcgetattr(STDIN_FILENO, &editing) == 0;
+    if (editing_known && have_terminal_before)
+        ::tcsetattr(STDIN_FILENO, TCSADRAIN, &terminal_before);
+    struct sigaction stop {
+    }, mine{};
+    stop.sa_handler = SIG_DFL;
+    sigemptyset(&stop.sa_mask);
+    ::sigaction(SIGTSTP, &stop, &mine);
+    sigset_t tstp;
+    sigemptyset(&tstp);
+    sigaddset(&tstp, SIGTSTP);
+    ::sigprocmask(SIG_UNBLOCK, &tstp, nullptr);
+    ::raise(SIGTSTP); // stopped here until SIGCONT (a no-op in an orphaned group)
+    ::sigaction(SIGTSTP, &mine, nullptr);
+    if (editing_known)
+        ::tcsetattr(STDIN_FILENO, TCSADRAIN, &editing);
+    continued = 1;
+    errno = saved_errno;
+}
+
+extern "C" void on_resize(int) {
+    resized = 1;
+}
+
 bool codeset_is_utf8() {
     const char* codeset = ::nl_langinfo(CODESET);
     return codeset != nullptr &&
@@ -267,12 +305,24 @@ line_editor::line_editor(interrupt_pipe& interrupts, question_history& history)
     el_set(state_->editor, EL_GETCFN, read_character_of);
     el_source(state_->editor, nullptr); // ~/.editrc, as every libedit program
     show_history();
+    if (::tcgetattr(STDIN_FILENO, &terminal_before) == 0)
+        have_terminal_before = 1;
+    struct sigaction action {};
+    sigemptyset(&action.sa_mask);
+    action.sa_flags = SA_RESTART;
+    action.sa_handler = on_stop;
+    ::sigaction(SIGTSTP, &action, &previous_tstp);
+    action.sa_handler = on_resize;
+    ::sigaction(SIGWINCH, &action, &previous_winch);
     // From now on keys typed (even before the first prompt) wait for libedit rather than
     // the terminal's line discipline, where a Ctrl-D would be lost (see next()).
     el_set(state_->editor, EL_PREP_TERM, 1);
 }
 
 line_editor::~line_editor() {
+    ::sigaction(SIGTSTP, &previous_tstp, nullptr);
+    ::sigaction(SIGWINCH, &previous_winch, nullptr);
+    have_terminal_before = 0;
     el_end(state_->editor);
     history_end(state_->history);
     std::setlocale(LC_CTYPE, state_->saved_locale.c_str());
@@ -293,6 +343,14 @@ std::optional<std::string> line_editor::remember(const std::string& question) {
 
 int line_editor::read_character(wchar_t* out) noexcept {
     for (;;) {
+        if (continued) { // back from Ctrl-Z: the shell had the terminal
+            continued = 0;
+            el_set(state_->editor, EL_REFRESH);
+        }
+        if (resized) {
+            resized = 0;
+            el_resize(state_->editor);
+        }
         if (const int sig = interrupts_.take()) {
             const LineInfoW* line = el_wline(state_->editor);
             state_->line_was_empty = line == nullptr || line->lastchar == line->buffer;

@@ -10,6 +10,7 @@
 
 #include <cstdlib>
 #include <iterator>
+#include <set>
 #include <sstream>
 #include <vector>
 
@@ -115,10 +116,10 @@ std::optional<usage_error> check_session_arg(const std::string& value) {
     return usage_error{bad.what()};
 }
 
-// Whether a word can be a session id or a prefix of one: [0-9a-z], 1 to 8 characters (a
-// wrong length then gets the library's message about ids).
+// Whether a word can be a session id or a prefix of one: [0-9a-z], 4 to 8 characters
+// (the shortest prefix the library resolves).
 bool could_be_an_id(std::string_view word) {
-    return !word.empty() && word.size() <= 8 &&
+    return word.size() >= 4 && word.size() <= 8 &&
            word.find_first_not_of("0123456789abcdefghijklmnopqrstuvwxyz") == std::string::npos;
 }
 
@@ -155,15 +156,31 @@ parse_fork_arg(const std::string& value) {
 
 // The command line with "-r ID" and "--resume ID" spelled "--resume=ID", and a bare -r
 // "--pick-session": -r's ID is optional (without it, a picker). The word after -r is its ID
-// when it can be one (a session id or a prefix: [0-9a-z] only); any other word (a
-// question with a space, a word with a capital) is not.
-std::vector<std::string> resume_with_its_id(int argc, const char* const argv[]) {
+// when it can be one (could_be_an_id()); any other word (a question with a space, a word
+// with a capital, a short word) is not. The value of another option is left alone.
+std::vector<std::string> resume_with_its_id(int argc, const char* const argv[],
+                                            const po::options_description& described) {
+    // The spellings of the options that take a value ("-p", "--prompt"): the word after
+    // one of them is its value, even "-r".
+    std::set<std::string, std::less<>> take_a_value;
+    for (const auto& option : described.options()) {
+        if (option->semantic()->max_tokens() != 1 || option->long_name() == "resume")
+            continue; // a switch, --rename's two words, or -r itself
+        take_a_value.insert(option->canonical_display_name(po::command_line_style::allow_long));
+        take_a_value.insert(
+            option->canonical_display_name(po::command_line_style::allow_dash_for_short));
+    }
     std::vector<std::string> args;
     for (int i = 1; i < argc; ++i) {
         const std::string_view arg = argv[i];
         if (arg == "--") { // the rest are words, whatever they look like
             args.insert(args.end(), argv + i, argv + argc);
             break;
+        }
+        if (take_a_value.contains(arg) && i + 1 < argc && *argv[i + 1] != '\0') {
+            // Attached, so that a value that looks like an option ("-r") stays a value.
+            args.push_back(std::string(arg) + (arg.starts_with("--") ? "=" : "") + argv[++i]);
+            continue;
         }
         if (arg == "-r" || arg == "--resume") {
             // Spelled out: Boost.Program_options would take any word after it as its
@@ -229,7 +246,7 @@ std::variant<options, usage_error> parse_options(int argc, const char* const arg
         po::command_line_style::default_style & ~po::command_line_style::allow_guessing;
     po::variables_map given;
     try {
-        po::store(po::command_line_parser(resume_with_its_id(argc, argv))
+        po::store(po::command_line_parser(resume_with_its_id(argc, argv, described))
                       .options(described)
                       .style(style)
                       .positional(positional)

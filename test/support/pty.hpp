@@ -71,6 +71,17 @@ public:
     }
 
     pid_t pid() const noexcept { return pid_; }
+
+    /// Everything the terminal showed so far.
+    const std::string& shown() const noexcept { return shown_; }
+
+    /// The terminal's modes (as the program set them), or the last ones seen before the
+    /// program closed it.
+    termios modes() {
+        if (master_ >= 0)
+            ::tcgetattr(master_, &last_modes_);
+        return last_modes_;
+    }
     /// Everything the terminal showed so far.
     const std::string& output() const noexcept { return shown_; }
 
@@ -161,7 +172,8 @@ private:
         const ssize_t n = ::read(master_, buf, sizeof buf);
         if (n > 0) {
             shown_.append(buf, static_cast<std::size_t>(n));
-        } else if (n == 0 || errno != EINTR) { // EIO: every slave side is closed
+        } else if (n == 0 || errno != EINTR) {  // EIO: every slave side is closed
+            ::tcgetattr(master_, &last_modes_); // the modes the program left
             ::close(master_);
             master_ = -1;
         }
@@ -173,6 +185,7 @@ private:
     int master_ = -1;
     std::string shown_;
     std::size_t mark_ = 0;
+    termios last_modes_{};
 };
 
 } // namespace dexter::sessions::test
