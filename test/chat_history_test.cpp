@@ -1,5 +1,6 @@
 // SPDX-License-Identifier: BSL-1.0
-// chat_history.hpp: the replayer (recent_turns, replay, pending turns) and summarize_text.
+// chat_history.hpp: the replayer (recent_turns, replay, pending turns), its bounded ring
+// of turns, and summarize_text.
 #include <dexter/sessions/chat_history.hpp>
 
 #define BOOST_TEST_MODULE chat_history
@@ -8,17 +9,26 @@
 #include <boost/test/data/monomorphic.hpp>
 #include <boost/test/data/test_case.hpp>
 
+#include <dexter/sessions/memory_store.hpp>
+#include <dexter/sessions/session_manager.hpp>
 #include <dexter/sessions/utf8.hpp>
 
 #include "support/printable.hpp"
 
 #include <algorithm>
 #include <cstddef>
+#include <iterator>
+#include <memory>
+#include <new>
 #include <optional>
 #include <random>
+#include <ranges>
 #include <string>
 #include <string_view>
 #include <vector>
+
+#include <sys/mman.h>
+#include <unistd.h>
 
 namespace ds = dexter::sessions;
 namespace bdata = boost::unit_test::data;
@@ -248,6 +258,296 @@ BOOST_AUTO_TEST_CASE(roles_print) {
     BOOST_TEST(ds::to_string(ds::chat_role::user) == "user");
     BOOST_TEST(ds::to_string(ds::chat_role::assistant) == "assistant");
     static_assert(ds::replay_target<ds::chat_history>);
+}
+
+BOOST_AUTO_TEST_SUITE_END()
+
+// ---------------------------------------------------------------------------------
+// The ring: at most capacity() completed turns, the newest ones
+
+BOOST_AUTO_TEST_SUITE(bounded)
+
+namespace {
+
+/// The turns of `h` are turns first..first+n-1, oldest first, complete.
+void check_turns(const ds::chat_history& h, std::size_t first, std::size_t n) {
+    BOOST_TEST_REQUIRE(h.size() == n);
+    const auto turns = h.turns();
+    BOOST_TEST_REQUIRE(turns.size() == n);
+    std::size_t i = first;
+    for (const auto& t : turns) { // iteration and indexing agree
+        BOOST_TEST(t.query == query_of(i));
+        BOOST_TEST(t.answer == answer_of(i));
+        BOOST_TEST((t.summary == std::optional<std::string>(summary_of(i))));
+        BOOST_TEST(t.complete);
+        BOOST_TEST(&t == &turns[i - first]);
+        ++i;
+    }
+    BOOST_TEST(i == first + n);
+    if (n > 0) {
+        BOOST_TEST(turns.front().query == query_of(first));
+        BOOST_TEST(turns.back().query == query_of(first + n - 1));
+    }
+}
+
+} // namespace
+
+BOOST_AUTO_TEST_CASE(turn_view_is_a_random_access_range) {
+    static_assert(std::random_access_iterator<ds::chat_history::turn_view::iterator>);
+    static_assert(std::ranges::random_access_range<ds::chat_history::turn_view>);
+    ds::chat_history h(full_turns, 4);
+    for (std::size_t i = 0; i < 6; ++i)
+        h.add_turn(query_of(i), answer_of(i), summary_of(i));
+    const auto turns = h.turns();
+    BOOST_TEST((turns.end() - turns.begin()) == 4);
+    BOOST_TEST(turns.begin()[3].query == query_of(5));
+    BOOST_TEST((turns.end() - 1)->query == query_of(5));
+    BOOST_TEST(std::prev(turns.end())->query == query_of(5));
+    std::vector<std::string> backwards;
+    for (auto it = turns.end(); it != turns.begin();)
+        backwards.push_back((--it)->query);
+    BOOST_TEST((backwards ==
+                std::vector<std::string>{query_of(5), query_of(4), query_of(3), query_of(2)}));
+}
+
+BOOST_DATA_TEST_CASE(capacity_is_respected_over_ten_times_as_many_turns,
+                     bdata::make({1, 2, 3, 7, 10}), capacity) {
+    const auto cap = static_cast<std::size_t>(capacity);
+    ds::chat_history h(full_turns, cap);
+    BOOST_TEST(h.capacity() == cap);
+    for (std::size_t i = 0; i < 10 * cap; ++i) {
+        if (i % 2 == 0)
+            h.add_turn(query_of(i), answer_of(i), summary_of(i));
+        else
+            h.append(exchange_of(i));
+        check_turns(h, i + 1 - std::min(i + 1, cap), std::min(i + 1, cap));
+    }
+    // Within the capacity, recent_turns() is what it was; beyond it, what is kept.
+    for (std::size_t limit : {std::size_t{0}, std::size_t{1}, cap, cap + 1, 10 * cap}) {
+        BOOST_TEST_CONTEXT("limit " << limit) {
+            const std::size_t m = std::min(limit, cap);
+            const auto msgs = h.recent_turns(limit);
+            BOOST_TEST_REQUIRE(msgs.size() == 2 * m);
+            for (std::size_t k = 0; k < m; ++k) {
+                const std::size_t t = 10 * cap - m + k;
+                BOOST_TEST(msgs[2 * k].content == query_of(t));
+                BOOST_TEST(msgs[2 * k + 1].content ==
+                           (m - k <= full_turns ? answer_of(t) : summary_of(t)));
+            }
+        }
+    }
+}
+
+BOOST_AUTO_TEST_CASE(default_capacity_holds_dexters_largest_history_limit) {
+    BOOST_TEST(ds::chat_history::default_capacity == 1000u);
+    BOOST_TEST(ds::chat_history{}.capacity() == ds::chat_history::default_capacity);
+    BOOST_TEST(ds::chat_history(5).capacity() == ds::chat_history::default_capacity);
+    ds::chat_history h;
+    for (std::size_t i = 0; i < 2500; ++i)
+        h.append(exchange_of(i));
+    check_turns(h, 1500, 1000);
+}
+
+BOOST_DATA_TEST_CASE(replay_of_more_than_capacity_keeps_the_newest,
+                     bdata::make({0, 1, 4, 5, 6, 40}) * bdata::make({1, 5}), n, capacity) {
+    const auto cap = static_cast<std::size_t>(capacity);
+    std::vector<ds::exchange> xs;
+    for (std::size_t i = 0; i < static_cast<std::size_t>(n); ++i)
+        xs.push_back(exchange_of(i));
+    ds::chat_history h(full_turns, cap);
+    for (std::size_t i = 100; i < 103; ++i) // wrapped and partly filled before the replay
+        h.add_turn(query_of(i), answer_of(i), summary_of(i));
+    h.replay(xs);
+    const std::size_t kept = std::min(xs.size(), cap);
+    check_turns(h, xs.size() - kept, kept);
+
+    ds::chat_history added(full_turns, cap);
+    for (const auto& ex : xs)
+        added.append(ex);
+    for (std::size_t limit : {std::size_t{1}, std::size_t{3}, std::size_t{10}})
+        BOOST_TEST((h.recent_turns(limit) == added.recent_turns(limit)));
+}
+
+BOOST_AUTO_TEST_CASE(replay_reads_only_what_it_keeps) {
+    // The exchanges that the history cannot hold lie on a page that cannot be read: a
+    // replay that touched one of them would die of SIGSEGV.
+    const auto page = static_cast<std::size_t>(::sysconf(_SC_PAGESIZE));
+    const std::size_t hidden = page / sizeof(ds::exchange); // whole exchanges on page 1
+    const std::size_t cap = 5;
+    BOOST_TEST_REQUIRE(hidden > 0u);
+    BOOST_TEST_REQUIRE(cap * sizeof(ds::exchange) <= page);
+    void* const map =
+        ::mmap(nullptr, 2 * page, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    BOOST_TEST_REQUIRE(map != MAP_FAILED);
+    auto* const base = static_cast<unsigned char*>(map);
+    auto* const xs = reinterpret_cast<ds::exchange*>(base + page - hidden * sizeof(ds::exchange));
+    const std::size_t n = hidden + cap;
+    for (std::size_t i = 0; i < n; ++i)
+        new (xs + i) ds::exchange(exchange_of(i));
+    BOOST_TEST_REQUIRE(::mprotect(base, page, PROT_NONE) == 0);
+
+    ds::chat_history h(full_turns, cap);
+    h.replay(std::span<const ds::exchange>(xs, n));
+
+    BOOST_TEST_REQUIRE(::mprotect(base, page, PROT_READ | PROT_WRITE) == 0);
+    for (std::size_t i = 0; i < n; ++i)
+        std::destroy_at(xs + i);
+    ::munmap(map, 2 * page);
+    check_turns(h, hidden, cap);
+}
+
+BOOST_AUTO_TEST_CASE(resume_after_a_long_session_keeps_the_capacity) {
+    ds::memory_store store;
+    std::string id;
+    {
+        ds::test_session_manager live{store};
+        id = live.start_new().id;
+        for (std::size_t i = 0; i < 3000; ++i) {
+            live.save_exchange(exchange_of(i));
+            BOOST_TEST_REQUIRE(live.history().size() == std::min<std::size_t>(i + 1, 1000));
+        }
+        check_turns(live.history(), 2000, 1000);
+    }
+    ds::manager_options opts;
+    opts.context_exchanges = ds::all_exchanges;
+    ds::test_session_manager later{store, ds::manual_clock{}, ds::sequential_ids{},
+                                   ds::chat_history{}, opts};
+    const auto loaded = later.resume(id);
+    BOOST_TEST(loaded.exchanges.size() == 3000u); // the caller still gets every exchange
+    check_turns(later.history(), 2000, 1000);
+    BOOST_TEST(later.history().turns().back().query == query_of(2999));
+    later.close();
+
+    ds::test_session_manager small{store, ds::manual_clock{}, ds::sequential_ids{},
+                                   ds::chat_history(full_turns, 7), opts};
+    small.resume(id);
+    check_turns(small.history(), 2993, 7);
+    small.save_exchange(exchange_of(3000));
+    check_turns(small.history(), 2994, 7);
+}
+
+BOOST_AUTO_TEST_CASE(pending_turn_at_a_full_ring) {
+    ds::chat_history h(full_turns, 3);
+    for (std::size_t i = 0; i < 3; ++i)
+        h.add_turn(query_of(i), answer_of(i), summary_of(i));
+    h.begin_turn(query_of(3));
+    // The pending turn evicts nothing and is listed last.
+    check_messages(h.recent_turns(), 3, 10);
+    BOOST_TEST(h.size() == 3u);
+    BOOST_TEST_REQUIRE(h.turns().size() == 4u);
+    BOOST_TEST(h.turns()[0].query == query_of(0));
+    BOOST_TEST(h.turns().back().query == query_of(3));
+    BOOST_TEST(!h.turns().back().complete);
+
+    // Dropping it (by another turn) loses nothing it did not have to.
+    h.begin_turn("abandoned");
+    h.add_turn(query_of(3), answer_of(3), summary_of(3));
+    check_turns(h, 1, 3);
+
+    // Completing it evicts the oldest.
+    h.begin_turn(query_of(4));
+    BOOST_TEST(h.complete_turn(answer_of(4), summary_of(4)));
+    check_turns(h, 2, 3);
+    BOOST_TEST(!h.complete_turn("stray"));
+    check_turns(h, 2, 3);
+}
+
+BOOST_AUTO_TEST_CASE(capacity_one) {
+    ds::chat_history h(full_turns, 1);
+    BOOST_TEST(h.empty());
+    h.add_turn(query_of(0), answer_of(0), summary_of(0));
+    check_turns(h, 0, 1);
+    h.begin_turn(query_of(1));
+    BOOST_TEST(h.turns().size() == 2u);
+    BOOST_TEST(h.complete_turn(answer_of(1), summary_of(1)));
+    check_turns(h, 1, 1);
+    h.append(exchange_of(2));
+    check_turns(h, 2, 1);
+    BOOST_TEST_REQUIRE(h.recent_turns(10).size() == 2u);
+    BOOST_TEST(h.recent_turns(10)[1].content == answer_of(2));
+    h.clear();
+    BOOST_TEST(h.empty());
+    h.append(exchange_of(3));
+    check_turns(h, 3, 1);
+}
+
+BOOST_AUTO_TEST_CASE(capacity_zero_keeps_nothing) {
+    ds::chat_history h(full_turns, 0);
+    for (std::size_t i = 0; i < 5; ++i)
+        h.append(exchange_of(i));
+    h.add_turn("q", "a");
+    BOOST_TEST(h.empty());
+    BOOST_TEST(h.turns().empty());
+    BOOST_TEST(h.recent_turns(10).empty());
+    std::vector<ds::exchange> xs = {exchange_of(0), exchange_of(1)};
+    h.replay(xs);
+    BOOST_TEST(h.empty());
+    // The pending turn is held until it completes, and then kept no more.
+    h.begin_turn("pending");
+    BOOST_TEST(h.turns().size() == 1u);
+    BOOST_TEST(h.complete_turn("answer"));
+    BOOST_TEST(h.turns().empty());
+    BOOST_TEST(h.recent_turns().empty());
+}
+
+BOOST_AUTO_TEST_CASE(a_wrapped_ring_reuses_its_strings) {
+    const std::size_t cap = 8;
+    ds::chat_history h(full_turns, cap);
+    const std::string long_answer(4096, 'a');
+    std::vector<const char*> buffers;
+    for (std::size_t i = 0; i < cap; ++i) {
+        ds::exchange ex = exchange_of(i);
+        ex.answer = long_answer;
+        h.append(ex);
+    }
+    for (const auto& t : h.turns())
+        buffers.push_back(t.answer.data());
+    for (std::size_t round = 1; round <= 10; ++round)
+        for (std::size_t i = 0; i < cap; ++i) {
+            ds::exchange ex = exchange_of(round * cap + i);
+            ex.answer.assign(4000, static_cast<char>('a' + round)); // fits the slot
+            h.append(ex);
+            BOOST_TEST(h.turns().back().answer == ex.answer);
+            // The same slot, the same buffer: nothing allocated per exchange.
+            BOOST_TEST(static_cast<const void*>(h.turns().back().answer.data()) ==
+                       static_cast<const void*>(buffers[i]));
+            BOOST_TEST(h.turns().back().answer.capacity() >= long_answer.size());
+        }
+    BOOST_TEST(h.size() == cap);
+    // A replay reuses them too.
+    std::vector<ds::exchange> xs(cap);
+    for (std::size_t i = 0; i < cap; ++i) {
+        xs[i] = exchange_of(i);
+        xs[i].answer = long_answer;
+    }
+    h.replay(xs);
+    std::vector<const char*> after;
+    for (const auto& t : h.turns())
+        after.push_back(t.answer.data());
+    std::vector<const char*> sorted_before = buffers, sorted_after = after;
+    std::sort(sorted_before.begin(), sorted_before.end());
+    std::sort(sorted_after.begin(), sorted_after.end());
+    BOOST_TEST((sorted_after == sorted_before));
+}
+
+BOOST_AUTO_TEST_CASE(a_moved_from_history_is_empty_and_usable) {
+    ds::chat_history a(full_turns, 4);
+    for (std::size_t i = 0; i < 6; ++i)
+        a.append(exchange_of(i));
+    ds::chat_history b = std::move(a);
+    check_turns(b, 2, 4);
+    BOOST_TEST(a.empty()); // NOLINT(bugprone-use-after-move): the documented state
+    BOOST_TEST(a.turns().empty());
+    a.append(exchange_of(9));
+    check_turns(a, 9, 1);
+    ds::chat_history c;
+    c = std::move(b);
+    check_turns(c, 2, 4);
+    BOOST_TEST(b.empty());  // NOLINT(bugprone-use-after-move)
+    ds::chat_history d = c; // a copy is independent
+    c.append(exchange_of(6));
+    check_turns(c, 3, 4);
+    check_turns(d, 2, 4);
 }
 
 BOOST_AUTO_TEST_SUITE_END()

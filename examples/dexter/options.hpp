@@ -2,6 +2,7 @@
 // dexter's command line: what the user asked for, parsed and checked, nothing done yet.
 #pragma once
 
+#include <dexter/sessions/chat_history.hpp>
 #include <dexter/sessions/export.hpp>
 
 #include <chrono>
@@ -47,6 +48,8 @@ inline constexpr std::size_t default_history_limit = 10;
 
 /// The largest --history-limit accepted.
 inline constexpr std::size_t max_history_limit = 1000;
+static_assert(max_history_limit <= sessions::chat_history::default_capacity,
+              "the history keeps every turn that --history-limit can ask for");
 
 /// Hits --search shows unless --limit says otherwise.
 inline constexpr std::size_t default_search_limit = 20;

@@ -1,10 +1,11 @@
 // SPDX-License-Identifier: BSL-1.0
 // The chat context a model sees, and the replayer that rebuilds it after a resume.
 //
-// chat_history keeps turns of (query, answer, summary). recent_turns(limit) gives the
-// last `limit` completed turns as user/assistant messages: the newest 3 turns carry
-// their full answer, older ones their summary (or, when none was stored, a short
-// summary made from the answer), which keeps the context small as a session grows.
+// chat_history keeps the newest turns of (query, answer, summary), at most its capacity
+// (1000 by default). recent_turns(limit) gives the last `limit` completed turns as
+// user/assistant messages: the newest 3 turns carry their full answer, older ones their
+// summary (or, when none was stored, a short summary made from the answer), which keeps
+// the context small as a session grows.
 //
 // Nothing here throws but std::bad_alloc; a chat_history that threw it is still valid,
 // holding some of its turns (the basic guarantee).
@@ -13,12 +14,16 @@
 #include <dexter/sessions/types.hpp>
 #include <dexter/sessions/utf8.hpp>
 
+#include <algorithm>
+#include <compare>
 #include <concepts>
 #include <cstddef>
+#include <iterator>
 #include <optional>
 #include <span>
 #include <string>
 #include <string_view>
+#include <utility>
 #include <vector>
 
 namespace dexter::sessions {
@@ -85,7 +90,16 @@ concept replay_target = std::movable<H> &&
     h.clear();
 };
 
-/// The default History policy, with the semantics of Dexter's InMemoryChatHistory.
+/// The default History policy, with the semantics of Dexter's InMemoryChatHistory, bounded:
+/// it keeps at most `capacity()` completed turns, the newest ones (a ring), so that its
+/// memory follows the context window a model sees, not the length of the session.
+///
+/// The turns live in a vector of slots that is filled once and then reused in place: a
+/// new turn evicts the oldest and is copied into the strings of its slot, which keep
+/// their allocation. recent_turns(limit) with `limit` beyond the capacity gives the turns
+/// that are kept, no more. A capacity of 0 keeps no completed turn (recent_turns() is
+/// always empty): a history for hosts that build the context themselves. The one pending
+/// turn (begin_turn()) is held beside the ring and does not count against the capacity.
 class chat_history {
 public:
     /// One question and its answer. `answer` is empty while the turn is pending.
@@ -96,66 +110,187 @@ public:
         bool complete = false;
     };
 
+    /// The turns of a chat_history, oldest first, the pending one (if any) last. A view:
+    /// valid until the history changes. Random access.
+    class turn_view {
+    public:
+        /// Iterates over the turns of a turn_view.
+        class iterator {
+        public:
+            using iterator_category = std::random_access_iterator_tag;
+            using value_type = turn;
+            using difference_type = std::ptrdiff_t;
+            using pointer = const turn*;
+            using reference = const turn&;
+
+            iterator() = default;
+            reference operator*() const noexcept { return (*view_)[i_]; }
+            pointer operator->() const noexcept { return &(*view_)[i_]; }
+            reference operator[](difference_type n) const noexcept {
+                return (*view_)[static_cast<std::size_t>(static_cast<difference_type>(i_) + n)];
+            }
+            iterator& operator++() noexcept { return *this += 1; }
+            iterator operator++(int) noexcept { return std::exchange(*this, *this + 1); }
+            iterator& operator--() noexcept { return *this -= 1; }
+            iterator operator--(int) noexcept { return std::exchange(*this, *this - 1); }
+            iterator& operator+=(difference_type n) noexcept {
+                i_ = static_cast<std::size_t>(static_cast<difference_type>(i_) + n);
+                return *this;
+            }
+            iterator& operator-=(difference_type n) noexcept { return *this += -n; }
+            friend iterator operator+(iterator it, difference_type n) noexcept { return it += n; }
+            friend iterator operator+(difference_type n, iterator it) noexcept { return it += n; }
+            friend iterator operator-(iterator it, difference_type n) noexcept { return it -= n; }
+            friend difference_type operator-(const iterator& a, const iterator& b) noexcept {
+                return static_cast<difference_type>(a.i_) - static_cast<difference_type>(b.i_);
+            }
+            friend bool operator==(const iterator& a, const iterator& b) noexcept {
+                return a.i_ == b.i_;
+            }
+            friend auto operator<=>(const iterator& a, const iterator& b) noexcept {
+                return a.i_ <=> b.i_;
+            }
+
+        private:
+            friend class turn_view;
+            iterator(const turn_view* view, std::size_t i) noexcept : view_(view), i_(i) {}
+            const turn_view* view_ = nullptr;
+            std::size_t i_ = 0;
+        };
+
+        [[nodiscard]] iterator begin() const noexcept { return {this, 0}; }
+        [[nodiscard]] iterator end() const noexcept { return {this, size()}; }
+        [[nodiscard]] std::size_t size() const noexcept {
+            return history_->count_ + (history_->pending_ ? 1 : 0);
+        }
+        [[nodiscard]] bool empty() const noexcept { return size() == 0; }
+        /// The `i`th turn, oldest first; `i` < size().
+        [[nodiscard]] const turn& operator[](std::size_t i) const noexcept {
+            return i < history_->count_ ? history_->slot(i) : *history_->pending_;
+        }
+        [[nodiscard]] const turn& front() const noexcept { return (*this)[0]; }
+        [[nodiscard]] const turn& back() const noexcept { return (*this)[size() - 1]; }
+
+    private:
+        friend class chat_history;
+        explicit turn_view(const chat_history* history) noexcept : history_(history) {}
+        const chat_history* history_;
+    };
+
     /// How many of the newest turns keep their full answer in recent_turns().
     static constexpr std::size_t default_full_answer_turns = 3;
     static constexpr std::size_t default_recent_turns = 10;
+    /// How many completed turns a chat_history keeps unless told otherwise.
+    static constexpr std::size_t default_capacity = 1000;
 
     chat_history() = default;
-    explicit chat_history(std::size_t full_answer_turns) : full_answer_turns_(full_answer_turns) {}
+    /// A history whose recent_turns() gives the newest `full_answer_turns` turns their
+    /// full answer and that keeps at most `capacity` completed turns. Allocates nothing
+    /// until turns are added.
+    explicit chat_history(std::size_t full_answer_turns,
+                          std::size_t capacity = default_capacity) noexcept
+        : full_answer_turns_(full_answer_turns), capacity_(capacity) {}
+
+    chat_history(const chat_history&) = default;
+    chat_history& operator=(const chat_history&) = default;
+    /// Leaves `other` empty, with its capacity.
+    chat_history(chat_history&& other) noexcept
+        : slots_(std::move(other.slots_)), pending_(std::move(other.pending_)),
+          head_(std::exchange(other.head_, 0)), count_(std::exchange(other.count_, 0)),
+          full_answer_turns_(other.full_answer_turns_), capacity_(other.capacity_) {
+        other.slots_.clear();
+        other.pending_.reset();
+    }
+    /// Leaves `other` empty, with its capacity.
+    chat_history& operator=(chat_history&& other) noexcept {
+        if (this != &other) {
+            slots_ = std::move(other.slots_);
+            pending_ = std::move(other.pending_);
+            head_ = std::exchange(other.head_, 0);
+            count_ = std::exchange(other.count_, 0);
+            full_answer_turns_ = other.full_answer_turns_;
+            capacity_ = other.capacity_;
+            other.slots_.clear();
+            other.pending_.reset();
+        }
+        return *this;
+    }
+    ~chat_history() = default;
 
     /// Starts a turn whose answer is not known yet. It is left out of recent_turns()
     /// until complete_turn() gives its answer.
     /// A turn still pending is dropped first.
     void begin_turn(std::string query) {
-        drop_pending();
-        turns_.push_back({std::move(query), {}, std::nullopt, false});
+        pending_.emplace(turn{std::move(query), {}, std::nullopt, false});
     }
 
     /// Completes the pending turn started by begin_turn(); if there is none, does nothing
-    /// and returns false.
+    /// and returns false. The completed turn evicts the oldest one when the history is full.
     bool complete_turn(std::string answer, std::optional<std::string> summary = std::nullopt) {
-        if (turns_.empty() || turns_.back().complete)
+        if (!pending_)
             return false;
-        turns_.back().answer = std::move(answer);
-        turns_.back().summary = std::move(summary);
-        turns_.back().complete = true;
+        push([&](turn& t) noexcept {
+            t.query.swap(pending_->query);
+            t.answer = std::move(answer);
+            t.summary = std::move(summary);
+            t.complete = true;
+        });
+        pending_.reset();
         return true;
     }
 
-    /// Adds a completed turn.
+    /// Adds a completed turn, evicting the oldest one when the history is full, and
+    /// drops a pending turn.
     void add_turn(std::string query, std::string answer,
                   std::optional<std::string> summary = std::nullopt) {
-        drop_pending();
-        turns_.push_back({std::move(query), std::move(answer), std::move(summary), true});
+        pending_.reset();
+        push([&](turn& t) noexcept {
+            t.query = std::move(query);
+            t.answer = std::move(answer);
+            t.summary = std::move(summary);
+            t.complete = true;
+        });
     }
 
-    /// Adds the turn of a saved exchange (replay_target).
-    void append(const exchange& ex) { add_turn(ex.query, ex.answer, ex.summary); }
+    /// Adds the turn of a saved exchange (replay_target), like add_turn(), copying its
+    /// text into the strings of a reused slot, which keep their allocation. If that
+    /// throws, the turn is not added and, when the history was full, its oldest turn is
+    /// gone.
+    void append(const exchange& ex) {
+        pending_.reset();
+        push([&](turn& t) { assign(t, ex); });
+    }
 
     /// Replaces the whole history by the turns of `exchanges`, oldest first
-    /// (replay_target).
+    /// (replay_target). Only the newest capacity() of them are kept, and only those are
+    /// read and copied.
     void replay(std::span<const exchange> exchanges) {
-        turns_.clear();
-        turns_.reserve(exchanges.size());
-        for (const auto& ex : exchanges)
+        clear();
+        const std::size_t keep = std::min(exchanges.size(), capacity_);
+        if (slots_.size() < keep)
+            slots_.reserve(keep);
+        for (const auto& ex : exchanges.last(keep))
             append(ex);
     }
 
-    void clear() noexcept { turns_.clear(); }
+    /// Forgets every turn. The slots keep their memory for the turns to come.
+    void clear() noexcept {
+        pending_.reset();
+        head_ = 0;
+        count_ = 0;
+    }
 
     /// The last `limit` completed turns as messages, oldest first: for each turn the
     /// user's query, then the answer, in full for the newest `full_answer_turns`, as
-    /// its summary (or summarize_text() of it) for the older ones.
+    /// its summary (or summarize_text() of it) for the older ones. At most size() turns:
+    /// a `limit` beyond capacity() gives the turns that are kept.
     [[nodiscard]] std::vector<chat_message>
     recent_turns(std::size_t limit = default_recent_turns) const {
-        std::vector<const turn*> picked;
-        for (auto it = turns_.rbegin(); it != turns_.rend() && picked.size() < limit; ++it)
-            if (it->complete)
-                picked.push_back(&*it);
+        const std::size_t picked = std::min(limit, count_);
         std::vector<chat_message> out;
-        out.reserve(picked.size() * 2);
-        for (std::size_t i = picked.size(); i-- > 0;) {
-            const turn& t = *picked[i];
+        out.reserve(picked * 2);
+        for (std::size_t i = picked; i-- > 0;) {
+            const turn& t = slot(count_ - 1 - i);
             out.push_back({chat_role::user, t.query});
             if (i < full_answer_turns_)
                 out.push_back({chat_role::assistant, t.answer});
@@ -167,25 +302,59 @@ public:
         return out;
     }
 
-    /// Every turn, pending ones included, oldest first.
-    [[nodiscard]] const std::vector<turn>& turns() const noexcept { return turns_; }
-    /// Number of completed turns.
-    [[nodiscard]] std::size_t size() const noexcept {
-        std::size_t n = 0;
-        for (const auto& t : turns_)
-            n += t.complete ? 1 : 0;
-        return n;
-    }
-    [[nodiscard]] bool empty() const noexcept { return size() == 0; }
+    /// Every turn kept, the pending one included (last), oldest first.
+    [[nodiscard]] turn_view turns() const noexcept { return turn_view(this); }
+    /// Number of completed turns kept (at most capacity()).
+    [[nodiscard]] std::size_t size() const noexcept { return count_; }
+    [[nodiscard]] bool empty() const noexcept { return count_ == 0; }
+    /// Most completed turns kept.
+    [[nodiscard]] std::size_t capacity() const noexcept { return capacity_; }
 
 private:
-    void drop_pending() {
-        if (!turns_.empty() && !turns_.back().complete)
-            turns_.pop_back();
+    /// The `i`th completed turn, oldest first; `i` < count_.
+    [[nodiscard]] const turn& slot(std::size_t i) const noexcept {
+        return slots_[(head_ + i) % slots_.size()];
     }
 
-    std::vector<turn> turns_;
+    /// Fills the slot of a new newest turn with `fill`: a fresh slot while the ring
+    /// grows, else the oldest turn's, which is evicted. Does nothing when the capacity is
+    /// 0. If `fill` throws, the turn is not added (and an evicted oldest stays evicted).
+    template <class Fill>
+    void push(Fill fill) {
+        if (capacity_ == 0)
+            return;
+        const bool full = count_ == capacity_;
+        // While the ring is not full, head_ is 0 unless the slots are all there
+        // (clear() resets it), so the next free slot is after the newest.
+        if (!full && count_ == slots_.size())
+            slots_.emplace_back();
+        turn& t = full ? slots_[head_] : slots_[(head_ + count_) % slots_.size()];
+        if (full) {
+            head_ = (head_ + 1) % slots_.size();
+            --count_;
+        }
+        fill(t);
+        ++count_;
+    }
+
+    static void assign(turn& t, const exchange& ex) {
+        t.query.assign(ex.query);
+        t.answer.assign(ex.answer);
+        if (!ex.summary)
+            t.summary.reset();
+        else if (t.summary)
+            t.summary->assign(*ex.summary);
+        else
+            t.summary.emplace(*ex.summary);
+        t.complete = true;
+    }
+
+    std::vector<turn> slots_;
+    std::optional<turn> pending_;
+    std::size_t head_ = 0;
+    std::size_t count_ = 0;
     std::size_t full_answer_turns_ = default_full_answer_turns;
+    std::size_t capacity_ = default_capacity;
 };
 
 static_assert(replay_target<chat_history>);

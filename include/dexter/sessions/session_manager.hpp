@@ -155,7 +155,8 @@ public:
     }
 
     /// Opens an existing session for writing, makes it current and replays its most
-    /// recent `options().context_exchanges` exchanges into the history. Returns the
+    /// recent `options().context_exchanges` exchanges into the history (which keeps what
+    /// it can hold: chat_history its newest capacity()). Returns the
     /// metadata (whose exchange_count counts every exchange), those exchanges and the
     /// store's diagnostics. Accepts a full id or a unique prefix (resolve()).
     /// Throws invalid_session_id, session_not_found, ambiguous_session_id,
