@@ -303,6 +303,9 @@ BOOST_AUTO_TEST_CASE(turn_view_is_a_random_access_range) {
     BOOST_TEST(turns.begin()[3].query == query_of(5));
     BOOST_TEST((turns.end() - 1)->query == query_of(5));
     BOOST_TEST(std::prev(turns.end())->query == query_of(5));
+    const auto first = h.turns().begin(); // the view it came from is gone: still valid
+    BOOST_TEST(first->query == query_of(2));
+    BOOST_TEST(first[1].query == query_of(3));
     std::vector<std::string> backwards;
     for (auto it = turns.end(); it != turns.begin();)
         backwards.push_back((--it)->query);

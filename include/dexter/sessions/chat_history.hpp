@@ -110,8 +110,8 @@ public:
         bool complete = false;
     };
 
-    /// The turns of a chat_history, oldest first, the pending one (if any) last. A view:
-    /// valid until the history changes. Random access.
+    /// The turns of a chat_history, oldest first, the pending one (if any) last. A view
+    /// (its iterators too): valid until the history changes or goes. Random access.
     class turn_view {
     public:
         /// Iterates over the turns of a turn_view.
@@ -124,10 +124,11 @@ public:
             using reference = const turn&;
 
             iterator() = default;
-            reference operator*() const noexcept { return (*view_)[i_]; }
-            pointer operator->() const noexcept { return &(*view_)[i_]; }
+            reference operator*() const noexcept { return history_->turn_at(i_); }
+            pointer operator->() const noexcept { return &history_->turn_at(i_); }
             reference operator[](difference_type n) const noexcept {
-                return (*view_)[static_cast<std::size_t>(static_cast<difference_type>(i_) + n)];
+                return history_->turn_at(
+                    static_cast<std::size_t>(static_cast<difference_type>(i_) + n));
             }
             iterator& operator++() noexcept { return *this += 1; }
             iterator operator++(int) noexcept { return std::exchange(*this, *this + 1); }
@@ -153,20 +154,21 @@ public:
 
         private:
             friend class turn_view;
-            iterator(const turn_view* view, std::size_t i) noexcept : view_(view), i_(i) {}
-            const turn_view* view_ = nullptr;
+            iterator(const chat_history* history, std::size_t i) noexcept
+                : history_(history), i_(i) {}
+            const chat_history* history_ = nullptr;
             std::size_t i_ = 0;
         };
 
-        [[nodiscard]] iterator begin() const noexcept { return {this, 0}; }
-        [[nodiscard]] iterator end() const noexcept { return {this, size()}; }
+        [[nodiscard]] iterator begin() const noexcept { return {history_, 0}; }
+        [[nodiscard]] iterator end() const noexcept { return {history_, size()}; }
         [[nodiscard]] std::size_t size() const noexcept {
             return history_->count_ + (history_->pending_ ? 1 : 0);
         }
         [[nodiscard]] bool empty() const noexcept { return size() == 0; }
         /// The `i`th turn, oldest first; `i` < size().
         [[nodiscard]] const turn& operator[](std::size_t i) const noexcept {
-            return i < history_->count_ ? history_->slot(i) : *history_->pending_;
+            return history_->turn_at(i);
         }
         [[nodiscard]] const turn& front() const noexcept { return (*this)[0]; }
         [[nodiscard]] const turn& back() const noexcept { return (*this)[size() - 1]; }
@@ -311,6 +313,11 @@ public:
     [[nodiscard]] std::size_t capacity() const noexcept { return capacity_; }
 
 private:
+    /// The `i`th turn of turns(): a completed one, or the pending one after them.
+    [[nodiscard]] const turn& turn_at(std::size_t i) const noexcept {
+        return i < count_ ? slot(i) : *pending_;
+    }
+
     /// The `i`th completed turn, oldest first; `i` < count_.
     [[nodiscard]] const turn& slot(std::size_t i) const noexcept {
         return slots_[(head_ + i) % slots_.size()];
