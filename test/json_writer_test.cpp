@@ -1,5 +1,6 @@
 // SPDX-License-Identifier: BSL-1.0
-// The direct JSON writer: the same bytes as Boost.JSON's serializer, UTF-8 checked.
+// The direct JSON writer: the same bytes as Boost.JSON's serializer, UTF-8 checked (or,
+// for text checked before, not checked, and the same bytes).
 #include <dexter/sessions/detail/json_writer.hpp>
 
 #define BOOST_TEST_MODULE json_writer
@@ -10,6 +11,8 @@
 #include <boost/json/parse.hpp>
 #include <boost/json/value_from.hpp>
 
+#include <cstdint>
+#include <iterator>
 #include <random>
 #include <string>
 
@@ -140,4 +143,75 @@ BOOST_AUTO_TEST_CASE(invalid_text_anywhere_in_a_record_is_reported) {
     BOOST_TEST(!ds::detail::encode_header(line, m));
     line.clear();
     BOOST_TEST(!ds::detail::encode_meta(line, m));
+}
+
+namespace {
+
+// Longer valid text: several random_text() pieces with runs of CJK, emoji and accented
+// letters between them, so that the 8-byte fast path and the byte loop both take turns.
+std::string long_valid_text(std::mt19937_64& rng) {
+    static const char* runs[] = {"\xE4\xB8\xAD\xE6\x96\x87\xE6\x96\x87\xE6\x9C\xAC", // 中文文本
+                                 "\xF0\x9F\x8E\x89\xF0\x9F\x9A\x80",                 // 🎉🚀
+                                 "d\xC3\xA9j\xC3\xA0 vu, \xC3\xBC\xC3\xB1\xC3\xAE",
+                                 "```cpp\n\tint x = \"y\\n\";\n```\n",
+                                 "> a quote\\with a backslash\r\n"};
+    std::string s;
+    const auto parts = rng() % 12;
+    for (unsigned i = 0; i < parts; ++i) {
+        s += random_text(rng, false);
+        s += runs[rng() % std::size(runs)];
+    }
+    return s;
+}
+
+} // namespace
+
+BOOST_AUTO_TEST_CASE(unchecked_encoding_is_the_same_bytes_on_valid_text) {
+    std::mt19937_64 rng(1616);
+    for (int i = 0; i < 5000; ++i) {
+        const std::string s = long_valid_text(rng);
+        BOOST_TEST_REQUIRE(ds::is_valid_utf8(s));
+        std::string checked, unchecked;
+        BOOST_TEST_REQUIRE(ds::detail::append_json_string<true>(checked, s));
+        BOOST_TEST_REQUIRE(ds::detail::append_json_string<false>(unchecked, s));
+        BOOST_TEST_REQUIRE(unchecked == checked, "case " << i);
+
+        ds::exchange ex;
+        ex.seq = static_cast<std::uint64_t>(i) + 1;
+        ex.query = random_text(rng, false);
+        ex.answer = s;
+        if (rng() % 2)
+            ex.summary = long_valid_text(rng);
+        if (rng() % 2)
+            ex.model = random_text(rng, false);
+        if (rng() % 3 == 0)
+            ex.tool_calls = json::array{json::object{{long_valid_text(rng), long_valid_text(rng)}}};
+        if (rng() % 3 == 0)
+            ex.extra =
+                json::object{{random_text(rng, false), json::array{long_valid_text(rng), 2}}};
+        std::string line_checked, line_unchecked;
+        BOOST_TEST_REQUIRE(ds::detail::encode_exchange<true>(line_checked, ex));
+        BOOST_TEST_REQUIRE(ds::detail::encode_exchange<false>(line_unchecked, ex));
+        BOOST_TEST_REQUIRE(line_unchecked == line_checked, "case " << i);
+
+        ds::session_meta m;
+        m.id = "abcd1234";
+        m.title = long_valid_text(rng);
+        if (rng() % 2)
+            m.extra = json::object{{long_valid_text(rng), long_valid_text(rng)}};
+        std::string header_checked, header_unchecked;
+        BOOST_TEST_REQUIRE(ds::detail::encode_header<true>(header_checked, m));
+        BOOST_TEST_REQUIRE(ds::detail::encode_header<false>(header_unchecked, m));
+        BOOST_TEST_REQUIRE(header_unchecked == header_checked, "case " << i);
+    }
+}
+
+BOOST_AUTO_TEST_CASE(unchecked_encoding_does_not_validate) {
+    // The point of it: text checked before is not looked at again. Invalid text goes
+    // through unchanged (the caller promised it was valid).
+    std::string out;
+    BOOST_TEST(ds::detail::append_json_string<false>(out, "a\xff\"b"));
+    BOOST_TEST(out == "\"a\xff\\\"b\"");
+    std::string checked;
+    BOOST_TEST(!ds::detail::append_json_string<true>(checked, "a\xff\"b"));
 }

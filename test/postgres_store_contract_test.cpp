@@ -5,6 +5,7 @@
 #define BOOST_TEST_MODULE postgres_store_contract // before the first Boost.Test include
 #include <dexter/sessions/testing/storage_contract.hpp>
 
+#include "support/postgres_admin.hpp"
 #include "support/postgres_server.hpp"
 
 #include <string>
@@ -18,6 +19,22 @@ struct postgres_store_factory {
     std::string channel = dexter::sessions::test::fresh_channel();
     dexter::sessions::postgres_store make() {
         return dexter::sessions::postgres_store{dexter::sessions::test::test_server(), channel};
+    }
+    // Every row of the channel, as the server holds it.
+    std::string stored_state() {
+        dexter::sessions::test::admin db;
+        std::string out;
+        for (const auto& row :
+             db.rows("SELECT row_to_json(s)::text FROM dexter_sessions s WHERE channel = $1 "
+                     "ORDER BY id",
+                     {channel.c_str()}))
+            out += row + "\n";
+        for (const auto& row :
+             db.rows("SELECT row_to_json(r)::text FROM dexter_records r WHERE channel = $1 "
+                     "ORDER BY session_id, seq",
+                     {channel.c_str()}))
+            out += row + "\n";
+        return out;
     }
 };
 

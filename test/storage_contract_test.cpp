@@ -64,6 +64,7 @@ struct primitives_only_factory {
 struct jsonl_store_factory {
     dexter::sessions::test::temp_dir dir;
     dexter::sessions::jsonl_store make() { return dexter::sessions::jsonl_store{dir.path()}; }
+    std::string stored_state() const { return dexter::sessions::test::tree_bytes(dir.path()); }
 };
 
 // The same without fdatasync: the contract does not depend on durability.
@@ -73,6 +74,7 @@ struct unsynced_jsonl_store_factory {
         return dexter::sessions::jsonl_store{
             dir.path(), "cli", {dexter::sessions::durability::process_crash}};
     }
+    std::string stored_state() const { return dexter::sessions::test::tree_bytes(dir.path()); }
 };
 
 } // namespace

@@ -78,9 +78,18 @@ public:
     }
 
     // The optional capabilities (storage.hpp): offered exactly when the wrapped store
-    // has them, so that the manager's take_diagnostics(), check_writable(),
-    // for_each_exchange(), search(), list_page(), fork_session(), import_session() and
-    // the trash reach it.
+    // has them, so that the manager's saves of checked text, take_diagnostics(),
+    // check_writable(), for_each_exchange(), search(), list_page(), fork_session(),
+    // import_session() and the trash reach it.
+    bool create(const ds::session_meta& m,
+                ds::checked_utf8_t checked) requires ds::skips_checked_utf8<Inner> {
+        return logged("create " + shown(m.id), [&] { return inner_.create(m, checked); });
+    }
+    void append(const ds::session_id& id, const ds::exchange& ex,
+                ds::checked_utf8_t checked) requires ds::skips_checked_utf8<Inner> {
+        logged("append " + shown(id) + " seq " + std::to_string(ex.seq),
+               [&] { inner_.append(id, ex, checked); });
+    }
     std::vector<ds::diagnostic> take_diagnostics() requires ds::reports_diagnostics<Inner> {
         return inner_.take_diagnostics();
     }

@@ -61,6 +61,23 @@ public:
     void update(const sessions::session_meta& m) {
         on([&](auto& s) { s.update(m); });
     }
+    bool create(const sessions::session_meta& m, sessions::checked_utf8_t checked) {
+        return on([&](auto& s) {
+            if constexpr (sessions::skips_checked_utf8<plain<decltype(s)>>)
+                return s.create(m, checked);
+            else
+                return s.create(m);
+        });
+    }
+    void append(const sessions::session_id& id, const sessions::exchange& ex,
+                sessions::checked_utf8_t checked) {
+        on([&](auto& s) {
+            if constexpr (sessions::skips_checked_utf8<plain<decltype(s)>>)
+                s.append(id, ex, checked);
+            else
+                s.append(id, ex);
+        });
+    }
     void close(const sessions::session_id& id) noexcept {
         on([&](auto& s) { s.close(id); });
     }

@@ -4,6 +4,10 @@
 
 #include <cstdlib>
 #include <filesystem>
+#include <fstream>
+#include <iterator>
+#include <map>
+#include <sstream>
 #include <stdexcept>
 #include <string>
 #include <system_error>
@@ -31,5 +35,22 @@ public:
 private:
     std::filesystem::path path_;
 };
+
+/// Every regular file under `root`, byte for byte, as "path (relative), size, bytes" in
+/// path order: what a test compares to see that nothing was written.
+inline std::string tree_bytes(const std::filesystem::path& root) {
+    std::map<std::string, std::string> files;
+    for (const auto& e : std::filesystem::recursive_directory_iterator(root)) {
+        if (!e.is_regular_file())
+            continue;
+        std::ifstream in(e.path(), std::ios::binary);
+        files[std::filesystem::relative(e.path(), root).string()] =
+            std::string(std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>());
+    }
+    std::ostringstream out;
+    for (const auto& [path, bytes] : files)
+        out << path << " " << bytes.size() << "\n" << bytes << "\n";
+    return out.str();
+}
 
 } // namespace dexter::sessions::test

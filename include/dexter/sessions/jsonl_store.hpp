@@ -144,7 +144,10 @@ public:
 
     /// Throws invalid_session_id, invalid_input (a header over the record limit or not
     /// UTF-8), storage_error; on throw the session's directory is removed again.
-    bool create(const session_meta& m);
+    bool create(const session_meta& m) { return create_session<true>(m); }
+    /// create() of metadata whose text was checked already (skips_checked_utf8): the
+    /// header is encoded without validating its text again.
+    bool create(const session_meta& m, checked_utf8_t) { return create_session<false>(m); }
 
     /// Also repairs a torn tail (moved to quarantine, reported by take_diagnostics() and
     /// by the next load() of the session through this object).
@@ -160,16 +163,11 @@ public:
     /// failed write, which is cut back off). If fdatasync fails, it throws storage_error
     /// and the record may or may not be on disk: this object then refuses every append
     /// and update of the session until it is closed and opened again.
-    void append(const session_id& id, const exchange& ex) {
-        writer& w = open_writer(id);
-        if (ex.seq != w.meta.exchange_count + 1)
-            throw detail::seq_does_not_follow(id, ex.seq, w.meta.exchange_count, history_path(id));
-        record_.clear();
-        const bool record_utf8 = detail::encode_exchange(record_, ex);
-        detail::check_record(record_, record_utf8, options_.max_record_bytes,
-                             "exchange " + std::to_string(ex.seq) + " of session '" + id + "'");
-        write_record(id, w, "exchange " + std::to_string(ex.seq));
-        apply_exchange(w.meta, ex);
+    void append(const session_id& id, const exchange& ex) { append_exchange<true>(id, ex); }
+    /// append() of an exchange whose text was checked already (skips_checked_utf8): the
+    /// record is encoded without validating its text again.
+    void append(const session_id& id, const exchange& ex, checked_utf8_t) {
+        append_exchange<false>(id, ex);
     }
 
     /// Appends a `meta` record holding m.title, m.extra and m.pinned (nothing else of m
@@ -383,6 +381,22 @@ private:
     }
 
     // Appends record_ to the open session: steps 2 and 3 of the write protocol.
+    template <bool CheckUtf8>
+    bool create_session(const session_meta& m);
+
+    template <bool CheckUtf8>
+    void append_exchange(const session_id& id, const exchange& ex) {
+        writer& w = open_writer(id);
+        if (ex.seq != w.meta.exchange_count + 1)
+            throw detail::seq_does_not_follow(id, ex.seq, w.meta.exchange_count, history_path(id));
+        record_.clear();
+        const bool record_utf8 = detail::encode_exchange<CheckUtf8>(record_, ex);
+        detail::check_record(record_, record_utf8, options_.max_record_bytes,
+                             "exchange " + std::to_string(ex.seq) + " of session '" + id + "'");
+        write_record(id, w, "exchange " + std::to_string(ex.seq));
+        apply_exchange(w.meta, ex);
+    }
+
     void write_record(const session_id& id, writer& w, const std::string& what) {
         detail::append_record(place(), log_, channel_, id, w, record_,
                               options_.sync == durability::full, what);

@@ -7,6 +7,7 @@
 // All operations are thread-safe. Test hooks count operations and inject failures.
 #pragma once
 
+#include <dexter/sessions/detail/manager_checks.hpp>
 #include <dexter/sessions/id.hpp>
 #include <dexter/sessions/storage.hpp>
 
@@ -38,7 +39,9 @@ struct operation_counts {
 /// anything else), session_not_found (open, append, update, load, remove),
 /// session_busy (open, remove: another copy holds the session), storage_error
 /// (append, update: the session is not open through this copy, a seq that does not
-/// follow, an injected failure). On throw, nothing changed.
+/// follow, an injected failure), invalid_input (create, append, update, create_whole:
+/// text that is not valid UTF-8, unless the checked_utf8 overloads were told it was
+/// checked: storage.hpp, skips_checked_utf8). On throw, nothing changed.
 class memory_store {
 public:
     memory_store() : state_(std::make_shared<state>()), writer_(state_->next_writer++) {}
@@ -53,7 +56,14 @@ public:
     }
     ~memory_store() { release_all(); }
 
+    /// Throws invalid_input for text that is not valid UTF-8, as the other writes do.
     bool create(const session_meta& m) {
+        validate_session_id(m.id);
+        detail::check_meta_text(m);
+        return create(m, checked_utf8);
+    }
+    /// create() of metadata whose text was checked already (skips_checked_utf8).
+    bool create(const session_meta& m, checked_utf8_t) {
         validate_session_id(m.id);
         std::lock_guard lock(state_->mutex);
         ++state_->counts.create;
@@ -79,6 +89,12 @@ public:
 
     void append(const session_id& id, const exchange& ex) {
         validate_session_id(id);
+        detail::check_text(ex);
+        append(id, ex, checked_utf8);
+    }
+    /// append() of an exchange whose text was checked already (skips_checked_utf8).
+    void append(const session_id& id, const exchange& ex, checked_utf8_t) {
+        validate_session_id(id);
         std::lock_guard lock(state_->mutex);
         ++state_->counts.append;
         auto& s = open_for_writing(id);
@@ -96,6 +112,7 @@ public:
 
     void update(const session_meta& m) {
         validate_session_id(m.id);
+        detail::check_meta_text(m);
         std::lock_guard lock(state_->mutex);
         ++state_->counts.update;
         auto& s = open_for_writing(m.id);
@@ -108,6 +125,7 @@ public:
     /// creates_whole_sessions); fill runs outside the lock, so it may read this store.
     bool create_whole(const session_meta& m, const session_filler& fill) {
         validate_session_id(m.id);
+        detail::check_meta_text(m);
         {
             std::lock_guard lock(state_->mutex);
             ++state_->counts.create_whole;
@@ -121,10 +139,12 @@ public:
                     throw invalid_input(
                         "exchange seq " + std::to_string(ex.seq) + " does not follow " +
                         std::to_string(s.meta.exchange_count) + "; nothing was saved");
+                detail::check_text(ex);
                 s.exchanges.push_back(ex);
                 apply_exchange(s.meta, ex);
             }
             void update(const session_meta& changed) override {
+                detail::check_meta_text(changed);
                 s.meta.title = changed.title;
                 s.meta.extra = changed.extra;
                 s.meta.pinned = changed.pinned;

@@ -126,31 +126,10 @@ public:
     /// id is taken, by a live or a trashed session (this store keeps the ids of trashed
     /// sessions). Throws invalid_session_id, invalid_input (a title or extra that is not
     /// UTF-8), storage_error.
-    bool create(const session_meta& m) {
-        validate_session_id(m.id);
-        const auto em =
-            detail::pg_encode_meta(m, options_.max_record_bytes, "session '" + m.id + "'");
-        ensure_connected();
-        const bool held_before = holds(m.id);
-        if (!held_before && !try_lock(m.id))
-            return false; // another writer has that id
-        lease_guard unlock_unless_created(*this, held_before ? nullptr : &m.id);
-        const auto created = detail::pg_millis(m.created_at),
-                   updated = detail::pg_millis(m.updated_at);
-        const auto origin_seq = m.forked_from ? std::to_string(m.forked_from->seq) : std::string();
-        auto r = conn_.run(detail::pg_statement::create,
-                           {channel_.c_str(), m.id.c_str(), em.title.c_str(), em.title_json_param(),
-                            created.c_str(), updated.c_str(), em.extra.c_str(),
-                            m.pinned ? "true" : "false",
-                            m.forked_from ? m.forked_from->id.c_str() : nullptr,
-                            m.forked_from ? origin_seq.c_str() : nullptr},
-                           "cannot create session '" + m.id + "'");
-        if (detail::pg_connection::affected(r) == 0)
-            return false;
-        unlock_unless_created.release();
-        leases_[m.id] = true;
-        return true;
-    }
+    bool create(const session_meta& m) { return create_session<true>(m); }
+    /// create() of metadata whose text was checked already (skips_checked_utf8): its
+    /// title and extra are encoded without validating them again.
+    bool create(const session_meta& m, checked_utf8_t) { return create_session<false>(m); }
 
     /// Takes the lease. Opening a session this object holds returns its metadata.
     /// Throws invalid_session_id, session_not_found, session_busy (with the holder's
@@ -170,26 +149,11 @@ public:
     /// it), storage_error (not open here, a seq that does not follow, a lost
     /// connection: then not acknowledged, and it is unknown whether the server
     /// committed it just before). On throw, nothing of ex is acknowledged.
-    void append(const session_id& id, const exchange& ex) {
-        validate_session_id(id);
-        record_.clear();
-        const bool record_utf8 = detail::encode_exchange(record_, ex);
-        if (!record_.empty() && record_.back() == '\n')
-            record_.pop_back();
-        const std::string what = "exchange " + std::to_string(ex.seq) + " of session '" + id + "'";
-        detail::check_record(record_, record_utf8, options_.max_record_bytes, what);
-        require_lease(id);
-        const auto seq = std::to_string(ex.seq), updated = detail::pg_millis(ex.timestamp);
-        auto r =
-            conn_.run(detail::pg_statement::append,
-                      {channel_.c_str(), id.c_str(), seq.c_str(), updated.c_str(), record_.c_str()},
-                      "cannot save " + what);
-        if (detail::pg_connection::affected(r) == 1)
-            return;
-        const auto now = find_meta(id);
-        if (!now)
-            throw session_not_found(id, server());
-        throw detail::seq_does_not_follow(id, ex.seq, now->exchange_count, server());
+    void append(const session_id& id, const exchange& ex) { append_exchange<true>(id, ex); }
+    /// append() of an exchange whose text was checked already (skips_checked_utf8): the
+    /// record is encoded without validating its text again.
+    void append(const session_id& id, const exchange& ex, checked_utf8_t) {
+        append_exchange<false>(id, ex);
     }
 
     /// Stores m.title, m.extra and m.pinned, and nothing else of m. Throws as append() does.
@@ -511,6 +475,56 @@ public:
     }
 
 private:
+    template <bool CheckUtf8>
+    bool create_session(const session_meta& m) {
+        validate_session_id(m.id);
+        const auto em = detail::pg_encode_meta<CheckUtf8>(m, options_.max_record_bytes,
+                                                          "session '" + m.id + "'");
+        ensure_connected();
+        const bool held_before = holds(m.id);
+        if (!held_before && !try_lock(m.id))
+            return false; // another writer has that id
+        lease_guard unlock_unless_created(*this, held_before ? nullptr : &m.id);
+        const auto created = detail::pg_millis(m.created_at),
+                   updated = detail::pg_millis(m.updated_at);
+        const auto origin_seq = m.forked_from ? std::to_string(m.forked_from->seq) : std::string();
+        auto r = conn_.run(detail::pg_statement::create,
+                           {channel_.c_str(), m.id.c_str(), em.title.c_str(), em.title_json_param(),
+                            created.c_str(), updated.c_str(), em.extra.c_str(),
+                            m.pinned ? "true" : "false",
+                            m.forked_from ? m.forked_from->id.c_str() : nullptr,
+                            m.forked_from ? origin_seq.c_str() : nullptr},
+                           "cannot create session '" + m.id + "'");
+        if (detail::pg_connection::affected(r) == 0)
+            return false;
+        unlock_unless_created.release();
+        leases_[m.id] = true;
+        return true;
+    }
+
+    template <bool CheckUtf8>
+    void append_exchange(const session_id& id, const exchange& ex) {
+        validate_session_id(id);
+        record_.clear();
+        const bool record_utf8 = detail::encode_exchange<CheckUtf8>(record_, ex);
+        if (!record_.empty() && record_.back() == '\n')
+            record_.pop_back();
+        const std::string what = "exchange " + std::to_string(ex.seq) + " of session '" + id + "'";
+        detail::check_record(record_, record_utf8, options_.max_record_bytes, what);
+        require_lease(id);
+        const auto seq = std::to_string(ex.seq), updated = detail::pg_millis(ex.timestamp);
+        auto r =
+            conn_.run(detail::pg_statement::append,
+                      {channel_.c_str(), id.c_str(), seq.c_str(), updated.c_str(), record_.c_str()},
+                      "cannot save " + what);
+        if (detail::pg_connection::affected(r) == 1)
+            return;
+        const auto now = find_meta(id);
+        if (!now)
+            throw session_not_found(id, server());
+        throw detail::seq_does_not_follow(id, ex.seq, now->exchange_count, server());
+    }
+
     // Releases a lease just taken, unless release() is called first (the lease is then
     // kept). A null id: nothing to release (the lease was held before).
     class lease_guard {

@@ -235,7 +235,7 @@ public:
         if (!stored_) {
             store_new(after, draft);
         } else {
-            storage_.append(after.id, draft);
+            append_checked(after.id, draft);
             apply_exchange(after, draft);
         }
         current_ = std::move(after);
@@ -563,6 +563,23 @@ private:
     // it has one; else by create(), append() and update(), removing what was made if any
     // step fails. Sets m's exchange_count and updated_at on success.
     bool create_whole(session_meta& m, const session_filler& fill);
+
+    // The store's create() and append() for text checked here already (every text of
+    // a session the manager has not stored yet, and of an exchange it saves, passed
+    // its checks): through the overloads that skip the store's own UTF-8 check when the
+    // store has them (skips_checked_utf8), so that no byte is validated twice.
+    bool create_checked(const session_meta& m) {
+        if constexpr (skips_checked_utf8<Storage>)
+            return storage_.create(m, checked_utf8);
+        else
+            return storage_.create(m);
+    }
+    void append_checked(const session_id& id, const exchange& ex) {
+        if constexpr (skips_checked_utf8<Storage>)
+            storage_.append(id, ex, checked_utf8);
+        else
+            storage_.append(id, ex);
+    }
 
     void require_current() const {
         if (!current_)

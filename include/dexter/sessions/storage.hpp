@@ -71,6 +71,16 @@ namespace dexter::sessions {
 //   std::vector<diagnostic> take_diagnostics()    reports_diagnostics
 //       Store-level events since the last call (an index rebuilt, a torn tail moved to
 //       quarantine), oldest first; the store forgets them.
+//   bool create(const session_meta& m, checked_utf8_t)
+//   void append(const session_id& id, const exchange& ex, checked_utf8_t)
+//                                                 skips_checked_utf8 (both)
+//       As create(m) and append(id, ex), for text the caller has checked to be valid
+//       UTF-8 already (session_manager does, for every store: see manager_checks.hpp):
+//       the store does not validate it again (an encoder that validates while it
+//       escapes leaves that out, and writes the same bytes). Given text that is not
+//       valid UTF-8, what is stored is unspecified. The plain create(m) and
+//       append(id, ex) keep checking, and refuse such text with invalid_input, storing
+//       nothing; so do update(), create_whole() and every other write.
 //   void check_writable()                         checks_writability
 //       Throws storage_error, naming the path or server, if a save would be refused
 //       for want of write access; changes nothing.
@@ -164,6 +174,23 @@ concept session_storage = std::movable<S> &&
     { s.list() } -> std::same_as<std::vector<session_meta>>;
     { s.load(id, last) } -> std::same_as<loaded_session>;
     { s.remove(id) } -> std::same_as<void>;
+};
+
+/// The tag of the create() and append() overloads of a store that skips_checked_utf8:
+/// the text handed over is known to be valid UTF-8.
+struct checked_utf8_t {
+    explicit checked_utf8_t() = default;
+};
+/// Passed to create() and append() of a store that skips_checked_utf8.
+inline constexpr checked_utf8_t checked_utf8{};
+
+/// A store that can leave out its own UTF-8 check for text checked already:
+/// create(m, checked_utf8) and append(id, ex, checked_utf8) (see above).
+template <class S>
+concept skips_checked_utf8 = requires(S& s, const session_id& id, const session_meta& m,
+                                      const exchange& ex) {
+    { s.create(m, checked_utf8) } -> std::same_as<bool>;
+    { s.append(id, ex, checked_utf8) } -> std::same_as<void>;
 };
 
 /// A store that reports store-level events: take_diagnostics() (see above).

@@ -1,6 +1,7 @@
 // SPDX-License-Identifier: BSL-1.0
 // Writes JSON text straight from our structs into a reused buffer: no intermediate
-// json::value, and UTF-8 validated in the same pass that escapes.
+// json::value, and UTF-8 validated in the same pass that escapes (or, for text already
+// checked, not validated at all: CheckUtf8 = false, the same output for valid UTF-8).
 #pragma once
 
 #include <dexter/sessions/types.hpp>
@@ -20,7 +21,10 @@ namespace dexter::sessions::detail {
 
 /// Appends `s` as a JSON string literal (quotes included). Escapes what JSON requires
 /// (`"`, `\`, control characters) and nothing else, as Boost.JSON does. Returns false,
-/// having appended something unspecified, if `s` is not valid UTF-8.
+/// having appended something unspecified, if `s` is not valid UTF-8. With `CheckUtf8`
+/// false, `s` must be valid UTF-8 (checked before): its bytes above 0x7F are copied as
+/// they are, which gives the same output, and it returns true.
+template <bool CheckUtf8 = true>
 inline bool append_json_string(std::string& out, std::string_view s) {
     static constexpr char hex[] = "0123456789abcdef";
     const std::size_t start = out.size();
@@ -62,6 +66,11 @@ inline bool append_json_string(std::string& out, std::string_view s) {
                 continue;
             }
             if (c >= 0x80) {
+                if constexpr (!CheckUtf8) {
+                    *d++ = static_cast<char>(c);
+                    ++p;
+                    continue;
+                }
                 const std::size_t len = utf8_sequence_length(p, static_cast<std::size_t>(end - p));
                 if (len == 0)
                     return false;
@@ -134,10 +143,12 @@ inline void append_key(std::string& out, std::string_view key) {
 /// `NaN`, which no JSON parser (Boost.JSON included) reads back: a record holding one
 /// would be unreadable, and the next writer would cut it off as a torn tail. So an
 /// infinity is written as 1e99999 (read back as the same infinity) and NaN as null.
+/// `CheckUtf8` as for append_json_string().
+template <bool CheckUtf8 = true>
 inline bool append_json_value(std::string& out, const json::value& v) {
     switch (v.kind()) {
     case json::kind::string:
-        return append_json_string(out, v.get_string());
+        return append_json_string<CheckUtf8>(out, v.get_string());
     case json::kind::double_: {
         const double d = v.get_double();
         if (std::isnan(d))
@@ -154,7 +165,7 @@ inline bool append_json_value(std::string& out, const json::value& v) {
         for (const auto& e : v.get_array()) {
             if (!std::exchange(first, false))
                 out += ',';
-            ok = append_json_value(out, e) && ok;
+            ok = append_json_value<CheckUtf8>(out, e) && ok;
         }
         out += ']';
         return ok;
@@ -165,9 +176,9 @@ inline bool append_json_value(std::string& out, const json::value& v) {
         for (const auto& kv : v.get_object()) {
             if (!std::exchange(first, false))
                 out += ',';
-            ok = append_json_string(out, kv.key()) && ok;
+            ok = append_json_string<CheckUtf8>(out, kv.key()) && ok;
             out += ':';
-            ok = append_json_value(out, kv.value()) && ok;
+            ok = append_json_value<CheckUtf8>(out, kv.value()) && ok;
         }
         out += '}';
         return ok;

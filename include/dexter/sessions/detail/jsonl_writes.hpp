@@ -19,13 +19,14 @@
 namespace dexter::sessions {
 
 template <detail::file_ops Ops>
-bool basic_jsonl_store<Ops>::create(const session_meta& m) {
+template <bool CheckUtf8>
+bool basic_jsonl_store<Ops>::create_session(const session_meta& m) {
     validate_session_id(m.id);
     require_channel();
     std::string header;
     // Encode first, then check: as one call's two arguments, the order of the two is
     // unspecified (clang took the view of the still empty buffer first).
-    const bool header_utf8 = detail::encode_header(header, m);
+    const bool header_utf8 = detail::encode_header<CheckUtf8>(header, m);
     detail::check_record(header, header_utf8, options_.max_record_bytes,
                          "the session header of '" + m.id + "'");
     detail::unique_fd dir, file;

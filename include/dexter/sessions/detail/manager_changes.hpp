@@ -206,7 +206,7 @@ void session_manager<Storage, Clock, IdGenerator, History>::store_new(session_me
                                                                       exchange& first) {
     session_meta created = after;
     created.exchange_count = 0;
-    for (int attempt = 0; !storage_.create(created); ++attempt) {
+    for (int attempt = 0; !create_checked(created); ++attempt) {
         if (attempt + 1 >= options_.id_attempts)
             throw error("could not find a free session id in " +
                         std::to_string(options_.id_attempts) + " attempts");
@@ -215,7 +215,7 @@ void session_manager<Storage, Clock, IdGenerator, History>::store_new(session_me
     after.id = created.id;
     apply_exchange(after, first);
     try {
-        storage_.append(after.id, first);
+        append_checked(after.id, first);
     } catch (...) {
         discard_created(created.id); // an empty session left behind is not listed
         throw;

@@ -1,7 +1,9 @@
 // SPDX-License-Identifier: BSL-1.0
 // What session_manager checks of a host's text before anything is stored: every
 // string of an exchange, a title and `extra` must be valid UTF-8 (JSON values
-// included, keys too).
+// included, keys too). The manager checks each text once, for every store, and hands
+// it to a store that skips_checked_utf8 with `checked_utf8` (storage.hpp); memory_store
+// checks with these too when it is called directly.
 #pragma once
 
 #include <dexter/sessions/error.hpp>
@@ -61,6 +63,15 @@ inline void check_text(const exchange& ex) {
     for (const auto& e : ex.tool_calls)
         check_json_utf8(e, "tool_calls");
     check_extra(ex.extra);
+}
+
+// check_utf8() on every text of a session's metadata that a store keeps: its title and
+// extra, and the id it was forked from.
+inline void check_meta_text(const session_meta& m) {
+    check_utf8(m.title, "title");
+    check_extra(m.extra);
+    if (m.forked_from)
+        check_utf8(m.forked_from->id, "forked_from");
 }
 
 } // namespace dexter::sessions::detail

@@ -352,13 +352,15 @@ struct pg_meta_params {
 };
 
 /// The parameters of `m`'s title and extra. Throws invalid_input (as check_record,
-/// naming `what`) when either is not valid UTF-8 or its JSON is over `max_bytes`.
+/// naming `what`) when either is not valid UTF-8 (not checked with `CheckUtf8` false:
+/// text checked before) or its JSON is over `max_bytes`.
+template <bool CheckUtf8 = true>
 inline pg_meta_params pg_encode_meta(const session_meta& m, std::size_t max_bytes,
                                      const std::string& what) {
     pg_meta_params e;
     std::string title_json;
-    bool ok = append_json_string(title_json, m.title);
-    ok = append_json_value(e.extra, m.extra) && ok;
+    bool ok = append_json_string<CheckUtf8>(title_json, m.title);
+    ok = append_json_value<CheckUtf8>(e.extra, m.extra) && ok;
     check_record(title_json.size() > e.extra.size() ? title_json : e.extra, ok, max_bytes, what);
     if (m.title.find('\0') == std::string::npos) {
         e.title = m.title;

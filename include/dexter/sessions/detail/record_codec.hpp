@@ -30,26 +30,29 @@ inline constexpr std::uint64_t history_format_version = 1;
 
 // ---------------------------------------------------------------------------------
 // Encoding. Each function appends one whole line, newline included, and returns false
-// if some text in it is not valid UTF-8 (the line must then not be written).
+// if some text in it is not valid UTF-8 (the line must then not be written). With
+// `CheckUtf8` false, for text checked before (session_manager's checks), the text is
+// not validated again and the line is the same (json_writer.hpp).
 
+template <bool CheckUtf8 = true>
 inline bool encode_header(std::string& out, const session_meta& m) {
     out += R"({"type":"session","version":)";
     append_uint(out, history_format_version);
     out += R"(,"id":)";
-    bool ok = append_json_string(out, m.id);
+    bool ok = append_json_string<CheckUtf8>(out, m.id);
     out += R"(,"created_at":")";
     out += format_timestamp(m.created_at);
     out += R"(","title":)";
-    ok = append_json_string(out, m.title) && ok;
+    ok = append_json_string<CheckUtf8>(out, m.title) && ok;
     if (!m.extra.empty()) {
         out += R"(,"extra":)";
-        ok = append_json_value(out, m.extra) && ok;
+        ok = append_json_value<CheckUtf8>(out, m.extra) && ok;
     }
     if (m.pinned)
         out += R"(,"pinned":true)";
     if (m.forked_from) {
         out += R"(,"forked_from":{"id":)";
-        ok = append_json_string(out, m.forked_from->id) && ok;
+        ok = append_json_string<CheckUtf8>(out, m.forked_from->id) && ok;
         out += R"(,"seq":)";
         append_uint(out, m.forked_from->seq);
         out += '}';
@@ -58,22 +61,23 @@ inline bool encode_header(std::string& out, const session_meta& m) {
     return ok;
 }
 
+template <bool CheckUtf8 = true>
 inline bool encode_exchange(std::string& out, const exchange& ex) {
     out += R"({"type":"exchange","seq":)";
     append_uint(out, ex.seq);
     out += R"(,"timestamp":")";
     out += format_timestamp(ex.timestamp);
     out += R"(","query":)";
-    bool ok = append_json_string(out, ex.query);
+    bool ok = append_json_string<CheckUtf8>(out, ex.query);
     out += R"(,"answer":)";
-    ok = append_json_string(out, ex.answer) && ok;
+    ok = append_json_string<CheckUtf8>(out, ex.answer) && ok;
     if (ex.summary) {
         out += R"(,"summary":)";
-        ok = append_json_string(out, *ex.summary) && ok;
+        ok = append_json_string<CheckUtf8>(out, *ex.summary) && ok;
     }
     if (ex.model) {
         out += R"(,"model":)";
-        ok = append_json_string(out, *ex.model) && ok;
+        ok = append_json_string<CheckUtf8>(out, *ex.model) && ok;
     }
     if (ex.duration_ms) {
         out += R"(,"duration_ms":)";
@@ -81,11 +85,11 @@ inline bool encode_exchange(std::string& out, const exchange& ex) {
     }
     if (!ex.tool_calls.empty()) {
         out += R"(,"tool_calls":)";
-        ok = append_json_value(out, ex.tool_calls) && ok;
+        ok = append_json_value<CheckUtf8>(out, ex.tool_calls) && ok;
     }
     if (!ex.extra.empty()) {
         out += R"(,"extra":)";
-        ok = append_json_value(out, ex.extra) && ok;
+        ok = append_json_value<CheckUtf8>(out, ex.extra) && ok;
     }
     out += "}\n";
     return ok;

@@ -23,7 +23,9 @@
 // id it is given before anything else (validate_session_id() from id.hpp), throwing
 // invalid_session_id for a malformed one, even where the answer would be "not found"
 // (case unknown_and_invalid_ids); derive its metadata from the exchanges it stores
-// (append_derives_the_metadata); and persist exactly title, extra and pinned on update(). The
+// (append_derives_the_metadata); persist exactly title, extra and pinned on update();
+// and refuse text that is not valid UTF-8 with invalid_input, writing nothing, on
+// create(), append() and update() (text_contract.hpp). The
 // read side (streaming a session, exporting it, searching, paging) is checked through
 // session_manager by the cases of read_contract.hpp, registered here too: a store passes
 // them with its own capabilities (storage.hpp) or with the manager's fallbacks alike.
@@ -443,10 +445,11 @@ void manager_round_trip() {
 
 } // namespace dexter::sessions::testing
 
-// The read side's cases (streaming, export, search, paging), and the change side's
-// (rename, pin, fork, import, trash, prune), registered below.
+// The read side's cases (streaming, export, search, paging), the change side's
+// (rename, pin, fork, import, trash, prune) and the text side's (UTF-8), registered below.
 #include <dexter/sessions/testing/change_contract.hpp>
 #include <dexter/sessions/testing/read_contract.hpp>
+#include <dexter/sessions/testing/text_contract.hpp>
 
 // Registers one case of the contract for every factory of `factories`.
 #define DEXTER_SESSIONS_STORAGE_CONTRACT_CASE(name)                                                \
@@ -483,4 +486,5 @@ void manager_round_trip() {
     DEXTER_SESSIONS_STORAGE_CONTRACT_CASE(purge_by_age)                                            \
     DEXTER_SESSIONS_STORAGE_CONTRACT_CASE(prune_by_stored_time)                                    \
     DEXTER_SESSIONS_STORAGE_CONTRACT_CASE(create_whole_is_all_or_nothing)                          \
+    DEXTER_SESSIONS_STORAGE_CONTRACT_CASE(text_that_is_not_utf8_is_refused)                        \
     BOOST_AUTO_TEST_SUITE_END()
