@@ -38,6 +38,8 @@ struct postgres_store_factory {
     }
 };
 
+static_assert(dexter::sessions::skips_checked_utf8<dexter::sessions::postgres_store>);
+
 using announce_skip = dexter::sessions::test::announce_skip;
 
 } // namespace

@@ -53,7 +53,11 @@ private:
 static_assert(dexter::sessions::session_storage<primitives_only_store> &&
               !dexter::sessions::creates_whole_sessions<primitives_only_store> &&
               !dexter::sessions::keeps_trash<primitives_only_store> &&
-              !dexter::sessions::streams_exchanges<primitives_only_store>);
+              !dexter::sessions::streams_exchanges<primitives_only_store> &&
+              !dexter::sessions::skips_checked_utf8<primitives_only_store>);
+// The library's stores take text the manager has checked without checking it again.
+static_assert(dexter::sessions::skips_checked_utf8<dexter::sessions::memory_store> &&
+              dexter::sessions::skips_checked_utf8<dexter::sessions::jsonl_store>);
 
 struct primitives_only_factory {
     dexter::sessions::memory_store shared;

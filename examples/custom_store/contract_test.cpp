@@ -56,6 +56,10 @@ struct logging_jsonl_factory {
     }
 };
 
+// The wrapper offers what the wrapped store offers, the saves of checked text included.
+static_assert(ds::skips_checked_utf8<example::logging_store<ds::memory_store>> &&
+              ds::skips_checked_utf8<example::logging_store<ds::jsonl_store>>);
+
 } // namespace
 
 DEXTER_SESSIONS_STORAGE_CONTRACT(custom_store_contract,

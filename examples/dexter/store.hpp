@@ -229,6 +229,8 @@ private:
 
 /// The composition dexter runs on: the store it was pointed at, the system clock,
 /// random ids, Dexter's chat history.
+static_assert(sessions::skips_checked_utf8<any_store>,
+              "a save's text is checked once, by the manager");
 using session_manager = sessions::session_manager<any_store>;
 
 /// A memory_store for --incognito, else the store at `o.store_uri` (a PostgreSQL

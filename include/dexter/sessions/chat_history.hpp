@@ -163,7 +163,7 @@ public:
         [[nodiscard]] iterator begin() const noexcept { return {history_, 0}; }
         [[nodiscard]] iterator end() const noexcept { return {history_, size()}; }
         [[nodiscard]] std::size_t size() const noexcept {
-            return history_->count_ + (history_->pending_ ? 1 : 0);
+            return history_->count_ + (history_->has_pending_ ? 1 : 0);
         }
         [[nodiscard]] bool empty() const noexcept { return size() == 0; }
         /// The `i`th turn, oldest first; `i` < size().
@@ -198,22 +198,22 @@ public:
     /// Leaves `other` empty, with its capacity.
     chat_history(chat_history&& other) noexcept
         : slots_(std::move(other.slots_)), pending_(std::move(other.pending_)),
+          has_pending_(std::exchange(other.has_pending_, false)),
           head_(std::exchange(other.head_, 0)), count_(std::exchange(other.count_, 0)),
           full_answer_turns_(other.full_answer_turns_), capacity_(other.capacity_) {
         other.slots_.clear();
-        other.pending_.reset();
     }
     /// Leaves `other` empty, with its capacity.
     chat_history& operator=(chat_history&& other) noexcept {
         if (this != &other) {
             slots_ = std::move(other.slots_);
             pending_ = std::move(other.pending_);
+            has_pending_ = std::exchange(other.has_pending_, false);
             head_ = std::exchange(other.head_, 0);
             count_ = std::exchange(other.count_, 0);
             full_answer_turns_ = other.full_answer_turns_;
             capacity_ = other.capacity_;
             other.slots_.clear();
-            other.pending_.reset();
         }
         return *this;
     }
@@ -223,21 +223,24 @@ public:
     /// until complete_turn() gives its answer.
     /// A turn still pending is dropped first.
     void begin_turn(std::string query) {
-        pending_.emplace(turn{std::move(query), {}, std::nullopt, false});
+        pending_.query = std::move(query);
+        pending_.answer.clear();
+        pending_.summary.reset();
+        has_pending_ = true;
     }
 
     /// Completes the pending turn started by begin_turn(); if there is none, does nothing
     /// and returns false. The completed turn evicts the oldest one when the history is full.
     bool complete_turn(std::string answer, std::optional<std::string> summary = std::nullopt) {
-        if (!pending_)
+        if (!has_pending_)
             return false;
         push([&](turn& t) noexcept {
-            t.query.swap(pending_->query);
+            t.query.swap(pending_.query);
             t.answer = std::move(answer);
             t.summary = std::move(summary);
             t.complete = true;
         });
-        pending_.reset();
+        has_pending_ = false;
         return true;
     }
 
@@ -245,7 +248,7 @@ public:
     /// drops a pending turn.
     void add_turn(std::string query, std::string answer,
                   std::optional<std::string> summary = std::nullopt) {
-        pending_.reset();
+        has_pending_ = false;
         push([&](turn& t) noexcept {
             t.query = std::move(query);
             t.answer = std::move(answer);
@@ -259,7 +262,7 @@ public:
     /// throws, the turn is not added and, when the history was full, its oldest turn is
     /// gone.
     void append(const exchange& ex) {
-        pending_.reset();
+        has_pending_ = false;
         push([&](turn& t) { assign(t, ex); });
     }
 
@@ -277,7 +280,7 @@ public:
 
     /// Forgets every turn. The slots keep their memory for the turns to come.
     void clear() noexcept {
-        pending_.reset();
+        has_pending_ = false;
         head_ = 0;
         count_ = 0;
     }
@@ -315,7 +318,7 @@ public:
 private:
     /// The `i`th turn of turns(): a completed one, or the pending one after them.
     [[nodiscard]] const turn& turn_at(std::size_t i) const noexcept {
-        return i < count_ ? slot(i) : *pending_;
+        return i < count_ ? slot(i) : pending_;
     }
 
     /// The `i`th completed turn, oldest first; `i` < count_.
@@ -357,7 +360,8 @@ private:
     }
 
     std::vector<turn> slots_;
-    std::optional<turn> pending_;
+    turn pending_; // the pending turn, when has_pending_
+    bool has_pending_ = false;
     std::size_t head_ = 0;
     std::size_t count_ = 0;
     std::size_t full_answer_turns_ = default_full_answer_turns;
