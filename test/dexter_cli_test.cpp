@@ -977,8 +977,8 @@ BOOST_FIXTURE_TEST_CASE(errors_have_one_line_and_their_exit_status, cli) {
         {{"--delete-session", "ab12cd34", "-p", "q"},
          "exit 2 dexter: --delete-session cannot be used with --prompt (see dexter --help)"},
         {{"--json"},
-         "exit 2 dexter: --json needs --list-sessions, --list-trash, --search, --show or "
-         "--prompt (see dexter --help)"},
+         "exit 2 dexter: --json needs --list-sessions, --list-trash, --search, --show, --explain "
+         "or --prompt (see dexter --help)"},
         {{"-y"},
          "exit 2 dexter: --yes needs --delete-session, --purge-trash or --prune (see dexter "
          "--help)"},
@@ -2525,4 +2525,128 @@ BOOST_FIXTURE_TEST_CASE(a_streamed_answer_the_store_refuses_says_not_saved, cli)
     f.expect("\x1b[K [failed]\r\n");
     f.expect("dexter: the agent failed (exit status 3)");
     BOOST_TEST(describe_status(f.wait()) == "exit 1");
+}
+
+// --- what a resume rebuilt --------------------------------------------------------------
+
+BOOST_FIXTURE_TEST_CASE(a_resume_that_skipped_or_repaired_says_so_in_one_line, cli) {
+    const std::string id = make_session({"one", "two", "three", "four"});
+    const fs::path file = sessions / "cli" / id / "history.jsonl";
+    auto lines = lines_of(read_text(file));
+    BOOST_TEST_REQUIRE(lines.size() == 5u);
+    lines[2] = "{not json"; // exchange 2
+    std::string text;
+    for (const auto& l : lines)
+        text += l + "\n";
+    text += R"({"type":"exchange","seq":5,"ti)"; // a torn tail
+    std::ofstream(file, std::ios::binary | std::ios::trunc) << text;
+
+    // Interactive: the line comes right after the banner, on standard output; no
+    // warning lines before it.
+    auto r = run({"-s", id}, "");
+    BOOST_TEST(describe_status(r.status) == "exit 0", r.err);
+    auto out = lines_of(r.out);
+    BOOST_TEST_REQUIRE(out.size() >= 2u, r.out);
+    BOOST_TEST(out[0].find("resumed session " + id) != std::string::npos, r.out);
+    BOOST_TEST(out[1] == "resumed with 1 damaged line skipped, 1 gap in the exchange numbers "
+                         "and an incomplete last line moved to quarantine (see --verify)",
+               r.out);
+    BOOST_TEST(r.err.empty(), r.err);
+
+    // The tail is repaired now; the damaged line stays until it is repaired.
+    r = run({"-s", id}, "");
+    out = lines_of(r.out);
+    BOOST_TEST_REQUIRE(out.size() >= 2u, r.out);
+    BOOST_TEST(out[1] == "resumed with 1 damaged line skipped and 1 gap in the exchange numbers "
+                         "(see --verify)",
+               r.out);
+
+    // One-shot: no banner, so the line goes to standard error.
+    r = run({"-s", id, "-p", "five"});
+    BOOST_TEST(describe_status(r.status) == "exit 0", r.err);
+    BOOST_TEST(r.err == "dexter: session " + id +
+                            " resumed with 1 damaged line skipped and 1 gap in the exchange "
+                            "numbers (see --verify)\n",
+               r.err);
+
+    // A clean session says nothing of the kind.
+    const std::string clean = make_session({"fine"});
+    r = run({"-s", clean}, "");
+    BOOST_TEST(r.out.find("resumed with") == std::string::npos, r.out);
+}
+
+BOOST_FIXTURE_TEST_CASE(explain_prints_the_report_and_the_messages_and_asks_nothing, cli) {
+    const std::string id = make_session({"one", "two", "three", "four", "five"});
+    const fs::path file = sessions / "cli" / id / "history.jsonl";
+    auto lines = lines_of(read_text(file));
+    lines[1] = "{not json"; // exchange 1
+    std::string text;
+    for (const auto& l : lines)
+        text += l + "\n";
+    std::ofstream(file, std::ios::binary | std::ios::trunc) << text;
+
+    // An agent that must never run: --explain asks nothing.
+    const fs::path ran = tmp.path() / "agent-ran";
+    const std::string never = agent("never", "touch " + shell_quote(ran.string()) + "\n");
+    auto r = run({"-s", id, "--explain", "--agent-cmd", never});
+    BOOST_TEST(describe_status(r.status) == "exit 0", r.err);
+    BOOST_TEST(!fs::exists(ran));
+    const auto out = lines_of(r.out);
+    BOOST_TEST_REQUIRE(out.size() >= 6u, r.out);
+    BOOST_TEST(out[0] == "session " + id + " · one", r.out);
+    BOOST_TEST(out[1] == "exchanges: 5 in the session, 4 loaded (the newest)", r.out);
+    BOOST_TEST(out[2] == "context: 4 of at most 10 turns sent, 3 in full and 1 as summaries",
+               r.out);
+    BOOST_TEST(out[3] == "skipped or repaired: 1 damaged line skipped", r.out);
+    BOOST_TEST(out[4].starts_with("  line 2, byte "), r.out);
+    BOOST_TEST(out[4].find("[damaged_line]: not valid JSON") != std::string::npos, r.out);
+    // The messages, exactly as the agent gets them: 4 turns, the oldest as its summary.
+    const auto at = r.out.find("messages the agent would be sent before the next question: 8\n");
+    BOOST_TEST_REQUIRE(at != std::string::npos, r.out);
+    const std::string messages = r.out.substr(at);
+    BOOST_TEST(messages.find("--- 1 user\ntwo\n--- 2 assistant\n" + offline(1, "one", "two")) !=
+                   std::string::npos,
+               messages);
+    BOOST_TEST(messages.find("--- 7 user\nfive\n--- 8 assistant\n" + offline(4, "four", "five")) !=
+                   std::string::npos,
+               messages);
+    BOOST_TEST(stored(id).exchanges.size() == 4u); // nothing saved
+
+    // As JSON: the report, and the messages as the request has them.
+    r = run({"-s", id, "--explain", "--json"});
+    BOOST_TEST(describe_status(r.status) == "exit 0", r.err);
+    auto doc = json::parse(r.out).as_object();
+    BOOST_TEST(doc.at("session").at("id").as_string() == id);
+    const auto& report = doc.at("report").as_object();
+    BOOST_TEST(report.at("exchanges_on_disk").to_number<int>() == 5);
+    BOOST_TEST(report.at("exchanges_loaded").to_number<int>() == 4);
+    BOOST_TEST(report.at("context").at("in_full").to_number<int>() == 3);
+    BOOST_TEST(report.at("context").at("as_summaries").to_number<int>() == 1);
+    BOOST_TEST_REQUIRE(report.at("session").as_array().size() == 1u, r.out);
+    BOOST_TEST(report.at("session").at(0).at("kind").as_string() == "damaged_line");
+    BOOST_TEST(report.at("session").at(0).at("line").to_number<int>() == 2);
+
+    // With --history-limit 3 (and a prefix), the newest 3 turns in full; the damage is
+    // not in what was read.
+    r = run({"-s", id.substr(0, 5), "--explain", "--json", "--history-limit", "3"});
+    BOOST_TEST(describe_status(r.status) == "exit 0", r.err);
+    doc = json::parse(r.out).as_object();
+    BOOST_TEST(doc.at("report").at("exchanges_loaded").to_number<int>() == 3);
+    BOOST_TEST(doc.at("report").at("context").at("as_summaries").to_number<int>() == 0);
+    BOOST_TEST(doc.at("report").at("session").as_array().empty());
+    const auto& sent = doc.at("messages").as_array();
+    BOOST_TEST_REQUIRE(sent.size() == 6u);
+    BOOST_TEST(sent.at(0).at("role").as_string() == "user");
+    BOOST_TEST(sent.at(0).at("content").as_string() == "three");
+    BOOST_TEST(sent.at(5).at("content").as_string() == offline(4, "four", "five"));
+
+    // --explain needs a session, and asks no question.
+    r = run({"--explain"});
+    BOOST_TEST(describe_status(r.status) == "exit 2");
+    BOOST_TEST(r.err ==
+                   "dexter: --explain needs a session: -s ID, -r ID or -c (see dexter --help)\n",
+               r.err);
+    r = run({"-s", id, "--explain", "-p", "hi"});
+    BOOST_TEST(describe_status(r.status) == "exit 2");
+    BOOST_TEST(r.err.find("--explain cannot be used with --prompt") != std::string::npos, r.err);
 }

@@ -218,7 +218,7 @@ BOOST_AUTO_TEST_CASE(change_command_options_belong_to_their_commands) {
         {{"--fork", "ab12@x"},
          "--fork: expected ID or ID@SEQ with SEQ a whole number from 1, got 'x' after the @"},
         {{"--fork", "ab12", "--json"},
-         "--json needs --list-sessions, --list-trash, --search, --show or --prompt"},
+         "--json needs --list-sessions, --list-trash, --search, --show, --explain or --prompt"},
         {{"--import", ""}, "--import needs a file name (or - for standard input)"},
         {{"--import", "f", "--fork", "ab12"}, "--fork and --import cannot be used together"},
         {{"--import", "f", "-p", "q"}, "--import cannot be used with --prompt"},
@@ -345,7 +345,14 @@ BOOST_AUTO_TEST_CASE(read_command_options_belong_to_their_commands) {
         {{"--export", "ab12", "--markdown"}, "--markdown needs --show"},
         {{"--show", "ab12", "--json", "--markdown"}, "--show takes --json or --markdown, not both"},
         {{"--export", "ab12", "--json"},
-         "--json needs --list-sessions, --list-trash, --search, --show or --prompt"},
+         "--json needs --list-sessions, --list-trash, --search, --show, --explain or --prompt"},
+        {{"--explain"}, "--explain needs a session: -s ID, -r ID or -c"},
+        {{"--list-sessions", "--explain"}, "--explain needs a session: -s ID, -r ID or -c"},
+        {{"-r", "--explain"}, "--explain needs a session: -s ID, -r ID or -c"},
+        {{"-s", "ab12", "--explain", "-p", "q"},
+         "--explain cannot be used with --prompt (it asks nothing)"},
+        {{"-s", "ab12", "--explain", "--incognito"},
+         "--explain cannot be used with --incognito (it asks nothing)"},
         {{"--search", ""}, "--search needs a text to find, not an empty one"},
         {{"--search", "\xff"}, "--search: the text is not valid UTF-8"},
         {{"--export", "ab12", "--format", "xml"},
@@ -470,6 +477,7 @@ BOOST_AUTO_TEST_CASE(help_text_names_every_option_and_the_environment) {
                              "--sessions-dir",
                              "--agent-cmd",
                              "--history-limit",
+                             "--explain",
                              "--help",
                              "--version",
                              "--show",
@@ -634,9 +642,10 @@ BOOST_AUTO_TEST_CASE(help_lists_each_option_once_in_its_group) {
           "--permanent",  "--list-trash", "--restore",       "--purge-trash",   "--prune",
           "--older-than", "--dry-run",    "--pin",           "--unpin",         "--yes",
           "--json",       "--markdown",   "--format",        "--output",        "--limit",
-          "--raw",        "--store",      "--sessions-dir",  "--help",          "--version"})
+          "--raw",        "--store",      "--sessions-dir",  "--help",          "--version",
+          "--explain"})
         BOOST_TEST(lines_naming(option) == 1, option);
-    BOOST_TEST(option_lines.size() == 35u);
+    BOOST_TEST(option_lines.size() == 36u);
 }
 
 BOOST_AUTO_TEST_CASE(the_stream_sanitizer_equals_the_sanitizer_of_the_whole_text) {

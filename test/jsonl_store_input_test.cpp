@@ -252,7 +252,7 @@ BOOST_AUTO_TEST_CASE(lines_on_disk_that_are_not_utf8_are_skipped_and_reported) {
             BOOST_TEST_REQUIRE(loaded.diagnostics.size() == 2u, show(loaded.diagnostics));
             check_diag(loaded.diagnostics[0], 4, offset_of(lines, 3),
                        "invalid UTF-8 at byte " + std::to_string(bad_at) + " of the line");
-            check_diag(loaded.diagnostics[1], 5, offset_of(lines, 4), "3 to 3 are missing");
+            check_diag(loaded.diagnostics[1], 5, offset_of(lines, 4), "exchange 3 is missing");
             const auto tail = store.load("utf80003", 3);
             BOOST_TEST(seqs(tail) == (std::vector<std::uint64_t>{2, 4, 5}));
             BOOST_TEST(std::count(tail.diagnostics.begin(), tail.diagnostics.end(),

@@ -76,6 +76,9 @@ int run(const cli::options& o) {
     case cli::command::pin_session:
     case cli::command::unpin_session:
         return cli::pin_session(o, o.what == cli::command::pin_session);
+    case cli::command::explain_resume:
+        ::signal(SIGPIPE, SIG_IGN);
+        return cli::explain_resume(o);
     case cli::command::import_session:
         return cli::import_session(o);
     case cli::command::list_trash:

@@ -42,7 +42,9 @@ po::options_description describe_options() {
          "answer with CMD, run by /bin/sh -c (default $DEXTER_AGENT_CMD, else the "
          "built-in offline agent)")
         ("history-limit", po::value<std::string>()->value_name("N"),
-         "turns of context sent to the agent (default 10)");
+         "turns of context sent to the agent (default 10)")
+        ("explain", "with -s, -r ID or -c: resume, print what was loaded, skipped and "
+         "repaired and the messages the agent would be sent, and exit (or --json)");
     po::options_description sessions("Sessions");
     sessions.add_options()
         ("list-sessions", "list sessions, newest first, then exit")
@@ -312,9 +314,18 @@ std::variant<options, usage_error> parse_options(int argc, const char* const arg
                 return usage_error{std::string("--") + commands[i] + " cannot be used with " +
                                    spelled(other)};
     }
-    if (has("json") && !list && !prompt && !show && !search && !trash)
-        return usage_error{"--json needs --list-sessions, --list-trash, --search, --show or "
-                           "--prompt"};
+    const bool explain = has("explain");
+    if (explain && !(session || cont || has("resume")))
+        return usage_error{"--explain needs a session: -s ID, -r ID or -c"};
+    if (explain && (prompt || fork || has("incognito")))
+        return usage_error{std::string("--explain cannot be used with ") +
+                           (prompt ? spelled("prompt")
+                            : fork ? "--fork"
+                                   : "--incognito") +
+                           " (it asks nothing)"};
+    if (has("json") && !list && !prompt && !show && !search && !trash && !explain)
+        return usage_error{"--json needs --list-sessions, --list-trash, --search, --show, "
+                           "--explain or --prompt"};
     if (has("markdown") && !show)
         return usage_error{"--markdown needs --show"};
     if (has("markdown") && has("json"))
@@ -360,6 +371,7 @@ std::variant<options, usage_error> parse_options(int argc, const char* const arg
              : prune   ? command::prune
              : pin     ? command::pin_session
              : unpin   ? command::unpin_session
+             : explain ? command::explain_resume
              : prompt  ? command::one_shot
              : fork    ? command::fork_session
                        : command::interactive;

@@ -36,6 +36,7 @@ enum class command {
     prune,          ///< --prune --older-than DURATION
     pin_session,    ///< --pin ID
     unpin_session,  ///< --unpin ID
+    explain_resume, ///< -s ID --explain (or -r ID, -c): what a resume loads and would send
     show_help,      ///< -h, --help
     show_version,   ///< --version
 };

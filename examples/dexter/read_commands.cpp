@@ -406,4 +406,65 @@ int search_sessions(const options& o) {
     return found.hits.empty() ? 1 : 0;
 }
 
+namespace {
+
+// --explain's readable report.
+void write_explanation(std::ostream& os, const sessions::resumed_session& resumed,
+                       const std::vector<sessions::chat_message>& messages, const options& o) {
+    const auto mode = controls_of(o);
+    const auto& meta = resumed.meta;
+    const auto& r = resumed.report;
+    os << "session " << meta.id << " · "
+       << terminal_safe(meta.title.empty() ? std::string("(untitled)") : meta.title, false, mode)
+       << '\n'
+       << "exchanges: " << r.exchanges_on_disk << " in the session, " << r.exchanges_loaded
+       << " loaded (the newest)\n";
+    if (r.context)
+        os << "context: " << r.context->in_full + r.context->as_summaries << " of at most "
+           << o.history_limit << " turns sent, " << r.context->in_full << " in full and "
+           << r.context->as_summaries << " as summaries\n";
+    const auto summary = resume_summary(r);
+    os << "skipped or repaired: " << (summary ? *summary : std::string("nothing")) << '\n';
+    for (const auto& d : r.session) {
+        os << "  ";
+        if (d.line != 0)
+            os << "line " << d.line << ", ";
+        os << "byte " << d.offset << " [" << sessions::to_string(d.kind)
+           << "]: " << terminal_safe(d.reason, false) << '\n';
+    }
+    for (const auto& d : r.store)
+        os << "  store [" << sessions::to_string(d.kind) << "]: " << terminal_safe(d.reason, false)
+           << '\n';
+    os << "\nmessages the agent would be sent before the next question: " << messages.size()
+       << '\n';
+    for (std::size_t i = 0; i < messages.size(); ++i)
+        os << "--- " << i + 1 << ' ' << sessions::to_string(messages[i].role) << '\n'
+           << terminal_safe(messages[i].content, true, mode) << '\n';
+}
+
+} // namespace
+
+int explain_resume(const options& o) {
+    session_manager manager = open_store(o);
+    warn_about_store(manager);
+    const auto resumed = open_session(manager, o);
+    const auto messages = manager.history().recent_turns(o.history_limit);
+    manager.close();
+    const auto format = o.json ? std::optional(sessions::export_format::json) : std::nullopt;
+    write_stdout(filter_for(format, o), [&](std::ostream& os) {
+        if (!o.json)
+            return write_explanation(os, *resumed, messages, o);
+        boost::json::array sent;
+        for (const auto& m : messages)
+            sent.push_back(
+                boost::json::object{{"role", sessions::to_string(m.role)}, {"content", m.content}});
+        os << boost::json::serialize(
+                  boost::json::object{{"session", boost::json::value_from(resumed->meta)},
+                                      {"report", boost::json::value_from(resumed->report)},
+                                      {"messages", std::move(sent)}})
+           << '\n';
+    });
+    return 0;
+}
+
 } // namespace dexter::cli

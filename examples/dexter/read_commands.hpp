@@ -29,4 +29,14 @@ int export_session(const options& o, interrupt_pipe* interrupts);
 /// grep does). Throws as show_session().
 int search_sessions(const options& o);
 
+/// -s ID --explain (or -r ID, -c): resumes the session as a conversation would (taking
+/// and releasing its lease: a session open elsewhere is refused), then prints the
+/// resume's report (exchanges in the session and loaded, the turns the agent is sent in
+/// full and as summaries, each line skipped or repaired with its reason, the store's
+/// notes) and the messages the agent would be sent before the next question, made
+/// terminal-safe (unless --raw). With --json, one object {"session", "report",
+/// "messages"} (resume_report's JSON, messages as the agent request has them). Asks
+/// nothing and saves nothing. Returns 0. Throws as resume() does.
+int explain_resume(const options& o);
+
 } // namespace dexter::cli

@@ -114,7 +114,7 @@ std::string exchanges_text(std::uint64_t count) {
 }
 
 void print_banner(const session_manager& manager,
-                  const std::optional<sessions::loaded_session>& resumed, const options& o) {
+                  const std::optional<sessions::resumed_session>& resumed, const options& o) {
     std::cout << "dexter " DEXTER_SESSIONS_VERSION " — ";
     if (o.incognito) {
         std::cout << "incognito session " << manager.current()->id << ": nothing will be saved\n";
@@ -131,6 +131,8 @@ void print_banner(const session_manager& manager,
     else
         std::cout << "resumed session " << meta.id << " (" << exchanges_text(meta.exchange_count)
                   << ")\n";
+    if (const auto summary = resume_summary(resumed->report))
+        std::cout << "resumed with " << *summary << " (see --verify)\n";
     print_replay(*resumed, o);
 }
 
@@ -410,7 +412,10 @@ int run_one_shot(const options& o, agent& answerer) {
     session_manager manager = open_store(o);
     manager.check_writable();
     warn_about_store(manager);
-    open_session(manager, o);
+    if (const auto resumed = open_session(manager, o))
+        if (const auto summary = resume_summary(resumed->report))
+            std::cerr << "dexter: session " << resumed->meta.id << " resumed with " << *summary
+                      << " (see --verify)\n";
 
     return report(ask_and_show(manager, answerer, trim(o.prompt), o), o, manager);
 }

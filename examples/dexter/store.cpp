@@ -58,8 +58,14 @@ std::string store_name(const options& o) {
 session_manager open_store(const options& o) {
     sessions::manager_options mo;
     mo.context_exchanges = std::max(o.history_limit, exchanges_shown_on_resume);
+    // The history sends --history-limit turns, and says so in a resume's report.
+    sessions::chat_history history;
+    history.set_recent_limit(o.history_limit);
+    const auto with = [&](any_store store) {
+        return session_manager(std::move(store), {}, {}, std::move(history), mo);
+    };
     if (o.incognito)
-        return session_manager(any_store(sessions::memory_store()), mo);
+        return with(any_store(sessions::memory_store()));
     if (!store_exists(o)) {
         if (!o.session.empty())
             throw sessions::session_not_found(o.session);
@@ -68,16 +74,16 @@ session_manager open_store(const options& o) {
     }
     if (!o.store_uri.empty()) {
 #ifdef DEXTER_WITH_POSTGRES
-        return session_manager(any_store(sessions::postgres_store(o.store_uri)), mo);
+        return with(any_store(sessions::postgres_store(o.store_uri)));
 #else
         throw std::runtime_error("this dexter was built without PostgreSQL support: --store "
                                  "postgresql://... needs libpq (DEXTER_SESSIONS_WITH_POSTGRES)");
 #endif
     }
-    return session_manager(any_store(sessions::jsonl_store(o.sessions_dir)), mo);
+    return with(any_store(sessions::jsonl_store(o.sessions_dir)));
 }
 
-std::optional<sessions::loaded_session> open_session(session_manager& manager, const options& o) {
+std::optional<sessions::resumed_session> open_session(session_manager& manager, const options& o) {
     if (o.session.empty() && !o.continue_last) {
         manager.start_new();
         return std::nullopt;
@@ -103,10 +109,15 @@ std::optional<sessions::loaded_session> open_session(session_manager& manager, c
         id = fork.id;
     }
     try {
-        auto loaded = manager.resume(id);
-        warn_about_store(manager);
-        warn_about_session(loaded);
-        return loaded;
+        auto resumed = manager.resume(id);
+        // The index and a repaired tail are in resume_summary(); other notes as ever.
+        std::vector<sessions::diagnostic> others;
+        for (const auto& d : resumed.report.store)
+            if (d.kind != sessions::diagnostic_kind::index_rebuilt &&
+                d.kind != sessions::diagnostic_kind::tail_repaired)
+                others.push_back(d);
+        warn_about_notes(others);
+        return resumed;
     } catch (const sessions::session_busy& e) {
         throw std::runtime_error(busy_message(id, e));
     }
@@ -121,7 +132,10 @@ std::string busy_message(const sessions::session_id& id, const sessions::session
 }
 
 void warn_about_store(session_manager& manager) {
-    const auto events = manager.take_diagnostics();
+    warn_about_notes(manager.take_diagnostics());
+}
+
+void warn_about_notes(const std::vector<sessions::diagnostic>& events) {
     constexpr std::size_t shown = 5;
     for (std::size_t i = 0; i < events.size() && i < shown; ++i)
         std::cerr << "dexter: warning: " << terminal_safe(events[i].reason, false) << '\n';
@@ -129,8 +143,38 @@ void warn_about_store(session_manager& manager) {
         std::cerr << "dexter: warning: (and " << events.size() - shown << " more)\n";
 }
 
-void warn_about_session(const sessions::loaded_session& loaded) {
-    warn_about_session(loaded.meta.id, loaded.diagnostics);
+namespace {
+
+// "1 damaged line", "2 damaged lines".
+std::string counted(std::size_t n, const char* one, const char* many) {
+    return std::to_string(n) + ' ' + (n == 1 ? one : many);
+}
+
+} // namespace
+
+std::optional<std::string> resume_summary(const sessions::resume_report& report) {
+    using kind = sessions::diagnostic_kind;
+    std::vector<std::string> parts;
+    if (const auto n = report.lines_skipped())
+        parts.push_back(counted(n, "damaged line", "damaged lines") + " skipped");
+    if (const auto n = report.count(kind::missing_exchanges))
+        parts.push_back(counted(n, "gap", "gaps") + " in the exchange numbers");
+    if (const auto n = report.count(kind::text_replaced))
+        parts.push_back(counted(n, "line", "lines") + " read with repaired text");
+    if (report.count(kind::tail_repaired) != 0)
+        parts.emplace_back("an incomplete last line moved to quarantine");
+    else if (report.count(kind::torn_tail) != 0)
+        parts.emplace_back("an incomplete last line left as it is");
+    if (report.count(kind::missing_header) != 0)
+        parts.emplace_back("no valid header (the session cannot be continued)");
+    if (report.index_rebuilt())
+        parts.emplace_back("the index rebuilt");
+    if (parts.empty())
+        return std::nullopt;
+    std::string text = parts.front();
+    for (std::size_t i = 1; i < parts.size(); ++i)
+        text += (i + 1 == parts.size() ? " and " : ", ") + parts[i];
+    return text;
 }
 
 void warn_about_session(const sessions::session_id& id,

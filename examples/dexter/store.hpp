@@ -252,10 +252,16 @@ std::string store_name(const options& o);
 /// Makes a session current for a conversation: resumes -s ID, or the most recently
 /// updated session for -c, or a fork of --fork ID[@SEQ] (after printing the fork's id on
 /// a line of its own, unless o.json), or starts a new one. Returns what was loaded when
-/// resuming.
+/// resuming, with the resume's report; the store's notes in the report that
+/// resume_summary() does not word are printed as warnings (warn_about_notes()).
 /// Throws std::runtime_error when -c finds no session, and what resume() throws; a
 /// session held by another process gives a runtime_error naming that process.
-std::optional<sessions::loaded_session> open_session(session_manager& manager, const options& o);
+std::optional<sessions::resumed_session> open_session(session_manager& manager, const options& o);
+
+/// What a resume skipped or repaired, in words for one line: "2 damaged lines skipped,
+/// an incomplete last line moved to quarantine and the index rebuilt"; nothing when the
+/// session came back as written (or only with store notes of other kinds).
+std::optional<std::string> resume_summary(const sessions::resume_report& report);
 
 /// The message for a session another process holds open.
 std::string busy_message(const sessions::session_id& id, const sessions::session_busy& e);
@@ -264,8 +270,8 @@ std::string busy_message(const sessions::session_id& id, const sessions::session
 /// index rebuilt, a torn tail moved to quarantine, ...) since the last call.
 void warn_about_store(session_manager& manager);
 
-/// Prints one warning line on standard error if loading `loaded` skipped anything.
-void warn_about_session(const sessions::loaded_session& loaded);
+/// Prints store notes as warning lines on standard error (at most 5, then a count).
+void warn_about_notes(const std::vector<sessions::diagnostic>& notes);
 
 /// Prints one warning line on standard error if reading session `id` skipped anything
 /// (`skipped`, as for_each_exchange() and export_session() report it).

@@ -28,9 +28,9 @@ int main(int argc, char** argv) try {
         id = sessions.current()->id; // final once the first exchange is saved
     } // the destructor closes the session: another writer may open it now
     manager later{ds::jsonl_store{root}};
-    const ds::loaded_session resumed = later.resume(id); // replays into later.history()
-    for (const ds::diagnostic& d : resumed.diagnostics)
-        std::cerr << "skipped: " << d << '\n';
+    const ds::resumed_session resumed = later.resume(id); // replays into later.history()
+    for (const ds::diagnostic& d : resumed.report.session)
+        std::cerr << "skipped or repaired: " << d << '\n';
     const std::vector<ds::chat_message> context = later.history().recent_turns();
     if (resumed.exchanges.size() != 1 || context.size() != 2 ||
         context[0].content != "What is a torn write?") {

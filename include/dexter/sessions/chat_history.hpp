@@ -90,6 +90,13 @@ concept replay_target = std::movable<H> &&
     h.clear();
 };
 
+/// A History policy that can say how it will send its turns (context()): resume()
+/// then puts that in its report.
+template <class H>
+concept describes_context = requires(const H& h) {
+    { h.context() } -> std::convertible_to<context_shape>;
+};
+
 /// The default History policy, with the semantics of Dexter's InMemoryChatHistory, bounded:
 /// it keeps at most `capacity()` completed turns, the newest ones (a ring), so that its
 /// memory follows the context window a model sees, not the length of the session.
@@ -285,12 +292,32 @@ public:
         count_ = 0;
     }
 
+    /// How many turns recent_turns() sends when no limit is given
+    /// (default_recent_turns unless set).
+    void set_recent_limit(std::size_t limit) noexcept { recent_limit_ = limit; }
+    [[nodiscard]] std::size_t recent_limit() const noexcept { return recent_limit_; }
+
+    /// What recent_turns(limit) would send: how many turns with their full answer, how
+    /// many as summaries.
+    [[nodiscard]] context_shape context(std::size_t limit) const noexcept {
+        const std::size_t sent = std::min(limit, size());
+        const std::size_t in_full = std::min(sent, full_answer_turns_);
+        return {in_full, sent - in_full};
+    }
+    /// context(recent_limit()): the shape of what recent_turns() sends
+    /// (describes_context).
+    [[nodiscard]] context_shape context() const noexcept { return context(recent_limit_); }
+
+    /// recent_turns(recent_limit()).
+    [[nodiscard]] std::vector<chat_message> recent_turns() const {
+        return recent_turns(recent_limit_);
+    }
+
     /// The last `limit` completed turns as messages, oldest first: for each turn the
     /// user's query, then the answer, in full for the newest `full_answer_turns`, as
     /// its summary (or summarize_text() of it) for the older ones. At most size() turns:
     /// a `limit` beyond capacity() gives the turns that are kept.
-    [[nodiscard]] std::vector<chat_message>
-    recent_turns(std::size_t limit = default_recent_turns) const {
+    [[nodiscard]] std::vector<chat_message> recent_turns(std::size_t limit) const {
         const std::size_t picked = std::min(limit, count_);
         std::vector<chat_message> out;
         out.reserve(picked * 2);
@@ -366,8 +393,10 @@ private:
     std::size_t count_ = 0;
     std::size_t full_answer_turns_ = default_full_answer_turns;
     std::size_t capacity_ = default_capacity;
+    std::size_t recent_limit_ = default_recent_turns;
 };
 
 static_assert(replay_target<chat_history>);
+static_assert(describes_context<chat_history>);
 
 } // namespace dexter::sessions

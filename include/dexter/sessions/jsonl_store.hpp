@@ -341,7 +341,9 @@ private:
 
     // A store-level note for take_diagnostics(). One already waiting is not repeated, so
     // that a host that lists often and never takes them does not collect copies.
-    void note(std::string what) { detail::note_once(notes_, std::move(what)); }
+    void note(std::string what, diagnostic_kind kind = diagnostic_kind::store_note) {
+        detail::note_once(notes_, std::move(what), kind);
+    }
 
     void require_channel() {
         if (channel_fd_)

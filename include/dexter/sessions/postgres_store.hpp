@@ -235,7 +235,8 @@ public:
         for (auto it = newest_first.rbegin(); it != newest_first.rend(); ++it) {
             const auto prev = out.exchanges.empty() ? 0 : out.exchanges.back().seq;
             if (prev != 0 && it->seq != prev + 1)
-                out.diagnostics.push_back({0, 0, detail::missing_exchanges_reason(prev, it->seq)});
+                out.diagnostics.push_back({0, 0, detail::missing_exchanges_reason(prev, it->seq),
+                                           diagnostic_kind::missing_exchanges});
             out.exchanges.push_back(std::move(*it));
         }
         return out;

@@ -157,29 +157,44 @@ public:
     /// Opens an existing session for writing, makes it current and replays its most
     /// recent `options().context_exchanges` exchanges into the history (which keeps what
     /// it can hold: chat_history its newest capacity()). Returns the
-    /// metadata (whose exchange_count counts every exchange), those exchanges and the
-    /// store's diagnostics. Accepts a full id or a unique prefix (resolve()).
+    /// metadata (whose exchange_count counts every exchange), those exchanges, the
+    /// store's diagnostics, and a report of what was rebuilt (resume_report): how much
+    /// was read, what the history will send (if it describes_context), what was skipped
+    /// or repaired. The report takes the store's notes (take_diagnostics()): an index
+    /// rebuilt while the session was looked up is told there, not again by
+    /// take_diagnostics(). Accepts a full id or a unique prefix (resolve()).
     /// Throws invalid_session_id, session_not_found, ambiguous_session_id,
     /// session_busy, storage_error; on throw the previous current session stays current.
-    loaded_session resume(std::string_view id_or_prefix) {
+    resumed_session resume(std::string_view id_or_prefix) {
         const session_id id = resolve(id_or_prefix);
         const bool reopening = current_ && stored_ && current_->id == id;
         session_meta meta = storage_.open(id);
-        loaded_session loaded;
+        resumed_session resumed;
         try {
-            loaded = storage_.load(id, options_.context_exchanges);
+            static_cast<loaded_session&>(resumed) = storage_.load(id, options_.context_exchanges);
         } catch (...) {
             if (!reopening)
                 storage_.close(id);
             throw;
         }
-        loaded.meta = std::move(meta);
+        resumed.meta = std::move(meta);
         if (!reopening)
             close();
-        current_ = loaded.meta;
+        current_ = resumed.meta;
         stored_ = true;
-        history_.replay(std::span<const exchange>(loaded.exchanges));
-        return loaded;
+        history_.replay(std::span<const exchange>(resumed.exchanges));
+        resume_report& report = resumed.report;
+        report.exchanges_on_disk = resumed.meta.exchange_count;
+        report.exchanges_loaded = resumed.exchanges.size();
+        if constexpr (describes_context<History>)
+            report.context = history_.context();
+        report.session = resumed.diagnostics;
+        report.store = take_diagnostics();
+        if (report.count(diagnostic_kind::tail_repaired) != 0) // told once, in `session`
+            std::erase_if(report.store, [](const diagnostic& d) {
+                return d.kind == diagnostic_kind::tail_repaired;
+            });
+        return resumed;
     }
 
     /// The full id of the session that `id_or_prefix` names: a well-formed id of an

@@ -86,11 +86,63 @@ struct exchange {
     friend bool operator==(const exchange&, const exchange&) = default;
 };
 
-/// Something a loader skipped or repaired: where, and why.
+/// What kind of thing a diagnostic reports, so that a host can count and word them
+/// without reading `reason`.
+enum class diagnostic_kind : std::uint8_t {
+    /// A line that could not be read as a record (not JSON, a bad exchange, longer
+    /// than the record limit, a header after line 1): skipped.
+    damaged_line,
+    /// An exchange whose seq repeats or goes back: skipped (the first copy counts).
+    out_of_order,
+    /// Exchanges missing between two records that were read (a hole in seq).
+    missing_exchanges,
+    /// A record read after a repair of its text (a lone UTF-16 surrogate escape
+    /// replaced by U+FFFD): loaded, not as written.
+    text_replaced,
+    /// Bytes after the last newline (a write that never finished), left in place by a
+    /// reader that does not write.
+    torn_tail,
+    /// A torn tail that a writer moved to quarantine before appending.
+    tail_repaired,
+    /// Line 1 is not a valid session header: the session loads, read-only.
+    missing_header,
+    /// The store's index was unusable and was rebuilt from the history files.
+    index_rebuilt,
+    /// Any other store-level note (a directory that could not be synced, a store on NFS).
+    store_note,
+};
+
+/// The word for a diagnostic_kind, as in dexter's JSON output: "damaged_line", ...
+[[nodiscard]] constexpr std::string_view to_string(diagnostic_kind k) noexcept {
+    switch (k) {
+    case diagnostic_kind::damaged_line:
+        return "damaged_line";
+    case diagnostic_kind::out_of_order:
+        return "out_of_order";
+    case diagnostic_kind::missing_exchanges:
+        return "missing_exchanges";
+    case diagnostic_kind::text_replaced:
+        return "text_replaced";
+    case diagnostic_kind::torn_tail:
+        return "torn_tail";
+    case diagnostic_kind::tail_repaired:
+        return "tail_repaired";
+    case diagnostic_kind::missing_header:
+        return "missing_header";
+    case diagnostic_kind::index_rebuilt:
+        return "index_rebuilt";
+    case diagnostic_kind::store_note:
+        return "store_note";
+    }
+    return "store_note";
+}
+
+/// Something a loader skipped or repaired: where, why, and what kind of thing it is.
 struct diagnostic {
     std::uint64_t line = 0;   ///< 1-based line number in the source, 0 when not line-based
     std::uint64_t offset = 0; ///< byte offset of the start of the skipped range
     std::string reason;
+    diagnostic_kind kind = diagnostic_kind::damaged_line;
 
     friend bool operator==(const diagnostic&, const diagnostic&) = default;
 };
@@ -101,6 +153,58 @@ struct loaded_session {
     session_meta meta;
     std::vector<exchange> exchanges;
     std::vector<diagnostic> diagnostics;
+};
+
+/// How a History policy will send its turns to the model: with their full answer, and
+/// as summaries (chat_history::context()).
+struct context_shape {
+    std::size_t in_full = 0;
+    std::size_t as_summaries = 0;
+
+    friend bool operator==(const context_shape&, const context_shape&) = default;
+};
+
+/// What a resume rebuilt, for a host to show: how much of the session was read, what
+/// the model will be sent, and what was skipped or repaired on the way.
+struct resume_report {
+    /// The session's exchange count (the seq of its newest exchange).
+    std::uint64_t exchanges_on_disk = 0;
+    /// Exchanges loaded and replayed into the history (the newest ones).
+    std::size_t exchanges_loaded = 0;
+    /// Turns the history will send in full and as summaries, when the History policy
+    /// tells (describes_context); otherwise empty.
+    std::optional<context_shape> context;
+    /// What the load met in the part of the session it read, in file order: lines
+    /// skipped, holes, repaired text, a torn tail moved to quarantine, a missing header.
+    /// A resume reads only the end of a long session: verify reads all of it.
+    std::vector<diagnostic> session;
+    /// What the store reported while resolving and opening the session (and anything
+    /// it had reported since the host last called take_diagnostics()): an index rebuilt,
+    /// a torn tail repaired, a directory that could not be synced.
+    std::vector<diagnostic> store;
+
+    /// How many diagnostics of kind `k` the session's load reported.
+    [[nodiscard]] std::size_t count(diagnostic_kind k) const noexcept {
+        return static_cast<std::size_t>(std::count_if(
+            session.begin(), session.end(), [k](const diagnostic& d) { return d.kind == k; }));
+    }
+    /// Lines skipped: damaged lines and records out of order.
+    [[nodiscard]] std::size_t lines_skipped() const noexcept {
+        return count(diagnostic_kind::damaged_line) + count(diagnostic_kind::out_of_order);
+    }
+    /// Whether the store rebuilt its index during the resume.
+    [[nodiscard]] bool index_rebuilt() const noexcept {
+        return std::any_of(store.begin(), store.end(), [](const diagnostic& d) {
+            return d.kind == diagnostic_kind::index_rebuilt;
+        });
+    }
+    /// Nothing skipped, repaired or noted: the session came back as written.
+    [[nodiscard]] bool clean() const noexcept { return session.empty() && store.empty(); }
+};
+
+/// A session as resume() made it current: what load() read, and the report.
+struct resumed_session : loaded_session {
+    resume_report report;
 };
 
 /// Folds a saved exchange into the session's metadata. `updated_at` never goes back.
@@ -393,7 +497,22 @@ inline void tag_invoke(json::value_from_tag, json::value& v, const trashed_sessi
 }
 
 inline void tag_invoke(json::value_from_tag, json::value& v, const diagnostic& d) {
-    v = {{"line", d.line}, {"offset", d.offset}, {"reason", d.reason}};
+    v = {{"line", d.line}, {"offset", d.offset}, {"reason", d.reason}, {"kind", to_string(d.kind)}};
+}
+
+/// {"exchanges_on_disk", "exchanges_loaded", "context": {"in_full", "as_summaries"} (or
+/// null), "session": [diagnostic...], "store": [diagnostic...]}.
+inline void tag_invoke(json::value_from_tag, json::value& v, const resume_report& r) {
+    json::object o;
+    o["exchanges_on_disk"] = r.exchanges_on_disk;
+    o["exchanges_loaded"] = r.exchanges_loaded;
+    if (r.context)
+        o["context"] = {{"in_full", r.context->in_full}, {"as_summaries", r.context->as_summaries}};
+    else
+        o["context"] = nullptr;
+    o["session"] = json::value_from(r.session);
+    o["store"] = json::value_from(r.store);
+    v = std::move(o);
 }
 
 /// Prints a value as its JSON (for logs and test failure messages). Throws as

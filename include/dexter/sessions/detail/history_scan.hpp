@@ -136,7 +136,8 @@ void scan_forward(Ops& ops, int fd, const std::string& path, scan_state& st,
     if (!r.stopped && r.end > st.consumed)
         reader.report(st.lines + 1, st.consumed,
                       "incomplete last line (" + std::to_string(r.end - st.consumed) +
-                          " bytes): a write that never finished; the next writer repairs it");
+                          " bytes): a write that never finished; the next writer repairs it",
+                      diagnostic_kind::torn_tail);
 }
 
 /// Reads the last `count` exchanges of the complete lines [0, end) of `fd`, walking
@@ -182,7 +183,8 @@ std::vector<exchange> scan_backward(Ops& ops, int fd, const std::string& path, s
                     reader.report(found.back().line_no, found.back().offset,
                                   "exchange seq " + std::to_string(found.back().ex.seq) +
                                       " repeats or goes back (last was " + std::to_string(ex.seq) +
-                                      "): skipped");
+                                      "): skipped",
+                                  diagnostic_kind::out_of_order);
                 found.push_back({std::move(ex), line_no, start});
             });
         }
@@ -231,7 +233,8 @@ std::vector<exchange> scan_backward(Ops& ops, int fd, const std::string& path, s
     for (auto it = found.rbegin(); it != found.rend(); ++it) {
         const auto last = ordered.empty() ? 0 : ordered.back().seq;
         if (last != 0 && it->ex.seq != last + 1) // holes between the records read
-            reader.report(it->line_no, it->offset, missing_exchanges_reason(last, it->ex.seq));
+            reader.report(it->line_no, it->offset, missing_exchanges_reason(last, it->ex.seq),
+                          diagnostic_kind::missing_exchanges);
         ordered.push_back(std::move(it->ex));
     }
     return ordered;

@@ -34,11 +34,12 @@ namespace dexter::sessions::detail {
 
 /// Adds a store-level note (for take_diagnostics()) unless the same one is already
 /// waiting, so that a host that lists often and never takes them does not collect copies.
-inline void note_once(std::vector<diagnostic>& notes, std::string what) {
+inline void note_once(std::vector<diagnostic>& notes, std::string what,
+                      diagnostic_kind kind = diagnostic_kind::store_note) {
     for (const auto& n : notes)
         if (n.reason == what)
             return;
-    notes.push_back({0, 0, std::move(what)});
+    notes.push_back({0, 0, std::move(what), kind});
 }
 
 /// What an index_file needs of its store, for one call (it refers to the store's
@@ -207,9 +208,10 @@ private:
                                    ", and it could not be moved to quarantine: it is left "
                                    "as it is");
         } else {
-            note_once(c.notes, "index.json " + why + ": moved to " + moved +
-                                   " and rebuilt from the history "
-                                   "files");
+            note_once(c.notes,
+                      "index.json " + why + ": moved to " + moved +
+                          " and rebuilt from the history files",
+                      diagnostic_kind::index_rebuilt);
         }
         return true;
     }

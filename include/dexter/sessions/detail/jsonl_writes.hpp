@@ -99,7 +99,7 @@ session_meta basic_jsonl_store<Ops>::open(const session_id& id) {
     const auto repaired = quarantine().repair_tail(w.file.get(), log_, channel_, id,
                                                    history_path(id), options_.max_record_bytes);
     if (repaired)
-        note("session '" + id + "': " + repaired->what);
+        note("session '" + id + "': " + repaired->what, diagnostic_kind::tail_repaired);
     refresh_index(false);
     loaded_session state;
     const auto st = read_state(id, w.file.get(), state.diagnostics);
@@ -109,7 +109,8 @@ session_meta basic_jsonl_store<Ops>::open(const session_id& id) {
     w.lines = st.lines;
     w.meta = st.meta;
     if (repaired)
-        w.repairs.push_back({st.lines + 1, repaired->cut, repaired->what});
+        w.repairs.push_back(
+            {st.lines + 1, repaired->cut, repaired->what, diagnostic_kind::tail_repaired});
     const session_meta meta = w.meta;
     writers_.insert_or_assign(id, std::move(w));
     return meta;

@@ -86,7 +86,8 @@ inline std::vector<diagnostic> pg_for_each_record(pg_connection& conn, const std
             if (!ex)
                 continue;
             if (prev != 0 && ex->seq != prev + 1)
-                diags.push_back({0, 0, missing_exchanges_reason(prev, ex->seq)});
+                diags.push_back({0, 0, missing_exchanges_reason(prev, ex->seq),
+                                 diagnostic_kind::missing_exchanges});
             prev = ex->seq;
             // The record as the store wrote it (one line, this library's form), unless it
             // was edited into another form in the database.

@@ -203,15 +203,20 @@ inline std::size_t repair_lone_surrogates(std::string_view line, std::string& ou
 inline diagnostic missing_header_diagnostic() {
     return {1, 0,
             "no valid session header on line 1: the session is damaged (its title and "
-            "start are not known); its exchanges load, but nothing is appended to it"};
+            "start are not known); its exchanges load, but nothing is appended to it",
+            diagnostic_kind::missing_header};
 }
 
 /// Why exchange `seq` read right after exchange `prev` leaves a hole: "exchange seq N
-/// follows M: exchanges M+1 to N-1 are missing". Every reader (forward, backward, the
-/// PostgreSQL store) reports a hole in these words. Requires seq > prev + 1.
+/// follows M: exchanges M+1 to N-1 are missing" (or "exchange M+1 is missing"). Every
+/// reader (forward, backward, the PostgreSQL store) reports a hole in these words.
+/// Requires seq > prev + 1.
 inline std::string missing_exchanges_reason(std::uint64_t prev, std::uint64_t seq) {
-    return "exchange seq " + std::to_string(seq) + " follows " + std::to_string(prev) +
-           ": exchanges " + std::to_string(prev + 1) + " to " + std::to_string(seq - 1) +
+    const std::string head =
+        "exchange seq " + std::to_string(seq) + " follows " + std::to_string(prev) + ": ";
+    if (seq == prev + 2)
+        return head + "exchange " + std::to_string(prev + 1) + " is missing";
+    return head + "exchanges " + std::to_string(prev + 1) + " to " + std::to_string(seq - 1) +
            " are missing";
 }
 
@@ -341,11 +346,13 @@ public:
         if (!ok)
             report(line_no, offset, why);
         else if (repaired)
-            report(line_no, offset, "lone UTF-16 surrogate escape replaced by U+FFFD");
+            report(line_no, offset, "lone UTF-16 surrogate escape replaced by U+FFFD",
+                   diagnostic_kind::text_replaced);
     }
 
-    void report(std::uint64_t line_no, std::uint64_t offset, std::string why) {
-        diags_.push_back({line_no, offset, std::move(why)});
+    void report(std::uint64_t line_no, std::uint64_t offset, std::string why,
+                diagnostic_kind kind = diagnostic_kind::damaged_line) {
+        diags_.push_back({line_no, offset, std::move(why), kind});
     }
 
     /// Takes note of exchange `seq` on a line that was not decoded (a search's pre-filter
@@ -424,11 +431,13 @@ private:
             ++repeats_;
             report(line_no, offset,
                    "exchange seq " + std::to_string(seq) + " repeats or goes back (last was " +
-                       std::to_string(last) + "): skipped");
+                       std::to_string(last) + "): skipped",
+                   diagnostic_kind::out_of_order);
             return false;
         }
         if (seq != last + 1)
-            report(line_no, offset, missing_exchanges_reason(last, seq));
+            report(line_no, offset, missing_exchanges_reason(last, seq),
+                   diagnostic_kind::missing_exchanges);
         if (last == 0 && !st.have_header) {
             // No header to say when the session began: its first exchange does (never
             // the epoch, which would sort a damaged session as the oldest of all).
