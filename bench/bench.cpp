@@ -653,7 +653,7 @@ int main(int argc, char** argv) {
         }
     }
     try {
-        bench::check_workload();
+        std::cerr << bench::check_workload() << "\n";
     } catch (const std::exception& e) {
         std::cerr << "bench: " << e.what() << "\n";
         return 1;

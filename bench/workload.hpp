@@ -16,6 +16,7 @@
 #include <algorithm>
 #include <chrono>
 #include <cstdint>
+#include <cstdio>
 #include <filesystem>
 #include <stdexcept>
 #include <string>
@@ -55,8 +56,8 @@ inline ds::exchange make_easy_exchange(std::uint64_t seq) {
 /// Checks the workload before anything is measured: `exchanges` exchanges are valid UTF-8,
 /// hold every promised kind of text, and have the promised sizes (mean answer 3.5-4.5 KB,
 /// mean question and summary 150-250 bytes, every exchange with a summary). Throws
-/// std::runtime_error naming what is wrong.
-inline void check_workload(std::uint64_t exchanges = 500) {
+/// std::runtime_error naming what is wrong; returns a line that says what it found.
+inline std::string check_workload(std::uint64_t exchanges = 500) {
     text_mix answers, lines;
     for (std::uint64_t s = 1; s <= exchanges; ++s) {
         const ds::exchange ex = make_exchange(s);
@@ -77,6 +78,20 @@ inline void check_workload(std::uint64_t exchanges = 500) {
                                  " bytes (want 3500-4500 and 150-250)");
     if (lines.two_byte == 0 || lines.four_byte == 0 || lines.quotes == 0)
         throw std::runtime_error("workload: questions and summaries are plain ASCII");
+    char out[256];
+    std::snprintf(out, sizeof out,
+                  "workload: %llu exchanges checked: mean answer %.0f bytes, mean question and "
+                  "summary %.0f bytes; per answer %.1f quotes, %.1f backslashes, %.1f tabs, %.1f "
+                  "accented letters, %.1f CJK, %.1f emoji, %.1f URLs",
+                  static_cast<unsigned long long>(exchanges), answer, line,
+                  static_cast<double>(answers.quotes) / exchanges,
+                  static_cast<double>(answers.backslashes) / exchanges,
+                  static_cast<double>(answers.tabs) / exchanges,
+                  static_cast<double>(answers.two_byte) / exchanges,
+                  static_cast<double>(answers.cjk) / exchanges,
+                  static_cast<double>(answers.four_byte) / exchanges,
+                  static_cast<double>(answers.urls) / exchanges);
+    return out;
 }
 
 /// The word the search figures look for. It is in no exchange but those that
