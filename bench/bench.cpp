@@ -485,6 +485,8 @@ void figure_5(const fs::path& dir, const sizes& z, const std::string& self) {
                      peak_ratio <= 1.3 ? "met" : "MISSED"});
     if (sq::built()) {
         const auto theirs = child_memory(self, {"sqlite-load", db.string(), bench::bench_id(0)});
+        if (theirs.first < 0)
+            throw std::runtime_error("figure 5m: the SQLite child failed");
         with_sqlite((mem.second - mem.first) / 1024.0, (theirs.second - theirs.first) / 1024.0,
                     "MiB");
     } else {
@@ -528,6 +530,8 @@ void figure_6(const fs::path& dir, const sizes& z) {
 void figure_14(const fs::path& dir, const sizes& z, const std::string& self) {
     const std::string n = std::to_string(z.live_saves);
     const auto ours = child_memory(self, {"live", (dir / "f14").string(), n});
+    if (ours.first < 0)
+        throw std::runtime_error("figure 14: the measuring child failed");
     const double mib = (ours.second - ours.first) / 1024.0;
     table.push_back({"14",
                      "peak memory of a live session of " + n +
@@ -535,9 +539,14 @@ void figure_14(const fs::path& dir, const sizes& z, const std::string& self) {
                      fmt(mib, "MiB"), fmt(ours.first / 1024.0, "MiB") + " baseline", "", "≤ 16 MiB",
                      mib <= 16 ? "met" : "MISSED"});
     std::cerr << "  14: " << table.back().ours << "\n";
+    fs::remove_all(dir / "f14"); // half a gigabyte at the full size
     if (!sq::built())
         return without_sqlite(sq::not_built);
     const auto theirs = child_memory(self, {"sqlite-live", (dir / "f14.db").string(), n});
+    for (const char* suffix : {"", "-wal", "-shm"})
+        fs::remove(dir / ("f14.db" + std::string(suffix)));
+    if (theirs.first < 0)
+        throw std::runtime_error("figure 14: the SQLite child failed");
     with_sqlite(mib, (theirs.second - theirs.first) / 1024.0, "MiB");
 }
 

@@ -58,6 +58,18 @@ inline ds::exchange make_easy_exchange(std::uint64_t seq) {
 /// mean question and summary 150-250 bytes, every exchange with a summary). Throws
 /// std::runtime_error naming what is wrong; returns a line that says what it found.
 inline std::string check_workload(std::uint64_t exchanges = 500) {
+    // The check itself must be able to fail: a lone lead byte, an overlong form, a
+    // surrogate, a code point past U+10FFFF.
+    for (const std::string_view bad : {"caf\xC3", "\xC0\xAF", "\xED\xA0\x80", "\xF4\x90\x80\x80"}) {
+        bool refused = false;
+        try {
+            text_mix{}.count(bad);
+        } catch (const std::runtime_error&) {
+            refused = true;
+        }
+        if (!refused)
+            throw std::runtime_error("workload: the UTF-8 check accepts invalid text");
+    }
     text_mix answers, lines;
     for (std::uint64_t s = 1; s <= exchanges; ++s) {
         const ds::exchange ex = make_exchange(s);
