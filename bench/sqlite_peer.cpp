@@ -5,6 +5,7 @@
 
 #include "workload.hpp"
 
+#include <algorithm>
 #include <stdexcept>
 #include <string_view>
 
@@ -252,7 +253,8 @@ bool built() {
     return true;
 }
 
-void make_db(const std::filesystem::path& path, std::size_t sessions, std::uint64_t exchanges) {
+void make_db(const std::filesystem::path& path, std::size_t sessions, std::uint64_t exchanges,
+             bool with_rare_word) {
     if (std::filesystem::exists(path))
         return;
     writer w(path, false);
@@ -263,7 +265,8 @@ void make_db(const std::filesystem::path& path, std::size_t sessions, std::uint6
         const auto id = bench_id(i);
         w.add_session(id, "bench session " + id, created);
         for (std::uint64_t s = 1; s <= exchanges; ++s) {
-            w.save_in_batch(id, make_exchange(s));
+            w.save_in_batch(
+                id, make_exchange(s, with_rare_word && carries_rare_word(i * exchanges + s - 1)));
             if (++in_batch == 1000) {
                 w.commit();
                 w.begin();
@@ -314,6 +317,50 @@ std::vector<ds::session_meta> list(const std::filesystem::path& path) {
     return out;
 }
 
+std::size_t search(const std::filesystem::path& path, const std::string& word) {
+    connection c(path, true);
+    statement s(c, "SELECT count(*) FROM exchanges WHERE query LIKE ?1 OR answer LIKE ?1 OR "
+                   "summary LIKE ?1");
+    s.bind(1, "%" + word + "%");
+    return s.step() ? static_cast<std::size_t>(s.integer(0)) : 0;
+}
+
+void fork(const std::filesystem::path& path, const std::string& id, const std::string& fork_id,
+          bool full_sync) {
+    connection c(path, false);
+    c.exec(full_sync ? "PRAGMA synchronous=FULL" : "PRAGMA synchronous=OFF");
+    statement begin(c, "BEGIN"), commit(c, "COMMIT");
+    statement copy_session(c, "INSERT INTO sessions(id, title, created_at, updated_at, "
+                              "exchange_count) SELECT ?2, title, created_at, updated_at, "
+                              "exchange_count FROM sessions WHERE id = ?1");
+    statement copy_exchanges(c, (std::string("INSERT INTO exchanges(session_id, ") +
+                                 exchange_columns + ") SELECT ?2, " + exchange_columns +
+                                 " FROM exchanges WHERE session_id = ?1 ORDER BY seq")
+                                    .c_str());
+    begin.run();
+    for (statement* s : {&copy_session, &copy_exchanges}) {
+        s->bind(1, id);
+        s->bind(2, fork_id);
+        s->run();
+    }
+    commit.run();
+}
+
+void remove(const std::filesystem::path& path, const std::string& id) {
+    connection c(path, false);
+    c.exec("PRAGMA synchronous=OFF");
+    statement begin(c, "BEGIN"), commit(c, "COMMIT");
+    statement drop_exchanges(c, "DELETE FROM exchanges WHERE session_id = ?1");
+    statement drop_session(c, "DELETE FROM sessions WHERE id = ?1");
+    begin.run();
+    for (statement* s : {&drop_exchanges, &drop_session}) {
+        s->bind(1, id);
+        s->run();
+    }
+    commit.run();
+    c.exec("PRAGMA wal_checkpoint(TRUNCATE)");
+}
+
 #else // no SQLite
 
 struct writer::impl {};
@@ -332,7 +379,16 @@ bool built() {
     return false;
 }
 
-void make_db(const std::filesystem::path&, std::size_t, std::uint64_t) {
+void make_db(const std::filesystem::path&, std::size_t, std::uint64_t, bool) {
+    throw std::runtime_error(not_built);
+}
+std::size_t search(const std::filesystem::path&, const std::string&) {
+    throw std::runtime_error(not_built);
+}
+void fork(const std::filesystem::path&, const std::string&, const std::string&, bool) {
+    throw std::runtime_error(not_built);
+}
+void remove(const std::filesystem::path&, const std::string&) {
     throw std::runtime_error(not_built);
 }
 ds::loaded_session resume(const std::filesystem::path&, const std::string&, std::size_t) {

@@ -64,8 +64,10 @@ private:
 };
 
 /// Writes a database of `sessions` sessions (ids bench_id(i)) of `exchanges` workload
-/// exchanges each, unless `path` exists. Not timed.
-void make_db(const std::filesystem::path& path, std::size_t sessions, std::uint64_t exchanges);
+/// exchanges each, unless `path` exists; with `with_rare_word`, the exchanges that
+/// make_store() gives rare_word carry it here too. Not timed.
+void make_db(const std::filesystem::path& path, std::size_t sessions, std::uint64_t exchanges,
+             bool with_rare_word = false);
 
 /// Opens the database read-only and returns session `id`'s metadata and its newest
 /// `count` exchanges, oldest first: a host's resume.
@@ -77,5 +79,17 @@ ds::loaded_session load(const std::filesystem::path& path, const std::string& id
 
 /// Every session's metadata, newest updated_at first: a listing.
 std::vector<ds::session_meta> list(const std::filesystem::path& path);
+
+/// How many exchanges hold `word` in their query, answer or summary, ASCII letters in
+/// any case (`LIKE '%word%'` on each column): a search.
+std::size_t search(const std::filesystem::path& path, const std::string& word);
+
+/// Copies session `id` and all its exchanges to a new session `fork_id`, in one
+/// transaction (synchronous=FULL when `full_sync`, else OFF): a fork.
+void fork(const std::filesystem::path& path, const std::string& id, const std::string& fork_id,
+          bool full_sync);
+
+/// Deletes session `id` and its exchanges (not timed: it undoes a fork).
+void remove(const std::filesystem::path& path, const std::string& id);
 
 } // namespace bench::sqlite
