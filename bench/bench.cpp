@@ -587,9 +587,10 @@ void figure_16(const fs::path& dir, const sizes& z, const std::string& self,
             {self, "--probe", "sqlite-list", sqlite_db(dir, z.many_sessions, 1).string()});
         expect.push_back(n);
     }
-    const auto t =
-        time_processes(commands, bench::environment_with({"DEXTER_SESSIONS_DIR=" + root.string()}),
-                       expect, z.repeats);
+    const auto t = time_processes(
+        commands,
+        bench::environment_with({"DEXTER_STORE=", "DEXTER_SESSIONS_DIR=" + root.string()}), expect,
+        z.repeats);
     table.push_back({"16", "list_sessions() of " + n + " sessions, whole process", fmt(t[1], "s"),
                      fmt(t[0], "s") + " (empty process)", "", "", "-"});
     std::cerr << "  16: " << table.back().ours << ", empty process " << fmt(t[0], "s") << "\n";
@@ -606,7 +607,8 @@ void figure_16(const fs::path& dir, const sizes& z, const std::string& self,
 }
 
 double run_dexter(const std::string& dexter, const fs::path& root) {
-    const auto env = bench::environment_with({"DEXTER_SESSIONS_DIR=" + root.string()});
+    const auto env =
+        bench::environment_with({"DEXTER_STORE=", "DEXTER_SESSIONS_DIR=" + root.string()});
     const auto t0 = clock_type::now();
     if (bench::output_of({dexter, "-c", "-p", "and the next quarter?"}, env).second != 0)
         throw std::runtime_error("dexter -c -p failed");

@@ -312,7 +312,7 @@ void figure_11(const fs::path& dir, const read_sizes& z, const std::string& dext
         return;
     }
     const fs::path root = long_store(dir, z);
-    const auto env = environment_with({"DEXTER_SESSIONS_DIR=" + root.string()});
+    const auto env = environment_with({"DEXTER_STORE=", "DEXTER_SESSIONS_DIR=" + root.string()});
     std::size_t bytes = 0;
     const auto show = [&](double& first, double& all) {
         const auto t0 = clock_type::now();
