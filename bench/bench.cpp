@@ -13,6 +13,7 @@
 #include "process.hpp"
 #include "read_figures.hpp"
 #include "report.hpp"
+#include "sqlite_peer.hpp"
 #include "workload.hpp"
 
 #include <boost/json/monotonic_resource.hpp>
@@ -22,6 +23,7 @@
 #include <boost/json/value_from.hpp>
 
 #include <fcntl.h>
+#include <sys/file.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -34,6 +36,7 @@
 #include <fstream>
 #include <functional>
 #include <iostream>
+#include <memory>
 #include <sstream>
 #include <string>
 #include <vector>
@@ -51,15 +54,18 @@ using bench::seconds_of;
 using bench::status_kb;
 using bench::table;
 using bench::time_median;
+using bench::with_sqlite;
+using bench::without_sqlite;
+namespace sq = bench::sqlite;
 
 namespace {
 
 struct sizes {
     std::size_t saves_synced, saves_unsynced, many_sessions, long_session, short_session,
-        load_exchanges, repeats;
+        load_exchanges, repeats, live_saves;
 };
-constexpr sizes full_sizes{200, 3000, 10000, 100000, 100, 10000, 15};
-constexpr sizes tiny_sizes{10, 50, 50, 500, 20, 200, 3};
+constexpr sizes full_sizes{200, 3000, 10000, 100000, 100, 10000, 15, 100000};
+constexpr sizes tiny_sizes{10, 50, 50, 500, 20, 200, 3, 2000};
 
 // --- peak memory, measured in a child process -----------------------------------------
 
@@ -73,29 +79,151 @@ std::pair<long, long> child_memory(const std::string& self, std::vector<std::str
     return {base, peak};
 }
 
+// The work of a memory child: what it holds at its peak, measured from `base`.
+std::size_t child_work(const std::string& mode, const fs::path& root, const std::string& arg) {
+    if (mode == "resume") {
+        ds::session_manager<ds::jsonl_store> m{ds::jsonl_store{root}};
+        m.resume(arg);
+        return m.history().recent_turns(10).size();
+    }
+    if (mode == "load")
+        return ds::jsonl_store{root}.load(arg, ds::all_exchanges).exchanges.size();
+    if (mode == "sqlite-resume")
+        return sq::resume(root, arg, 10).exchanges.size();
+    if (mode == "sqlite-load")
+        return sq::load(root, arg).exchanges.size();
+    return 0;
+}
+
+// A live session: `saves` workload exchanges, each made just before it is saved (so that
+// the benchmark holds one at a time), through the manager or SQLite (synchronous=OFF).
+// The baseline is taken before the first save, once the session exists.
+std::pair<long, long> live_session(const std::string& mode, const fs::path& root,
+                                   std::uint64_t saves) {
+    long base = 0;
+    if (mode == "live") {
+        ds::session_manager<ds::jsonl_store> m{
+            ds::jsonl_store{root, "cli", {ds::durability::process_crash}}};
+        m.start_new();
+        reset_peak();
+        base = status_kb("VmRSS:");
+        for (std::uint64_t s = 1; s <= saves; ++s)
+            m.save_exchange(bench::make_exchange(s));
+    } else {
+        sq::writer w(root, false);
+        const std::string id = bench::bench_id(0);
+        w.add_session(id, "live", ds::time_point{});
+        reset_peak();
+        base = status_kb("VmRSS:");
+        for (std::uint64_t s = 1; s <= saves; ++s)
+            w.save(id, bench::make_exchange(s));
+    }
+    return {base, status_kb("VmHWM:")};
+}
+
 int child_main(int argc, char** argv) {
-    // --child resume|load|floor-load <root> <id>
+    // --child resume|load|sqlite-resume|sqlite-load <root or db> <id>
+    // --child live|sqlite-live <root or db> <saves>
     if (argc < 5)
         return 2;
     const std::string mode = argv[2];
     const fs::path root = argv[3];
-    const std::string id = argv[4];
-    ds::jsonl_store warmup{root}; // page in the code and the allocator, not measured
-    warmup.find(id);
+    const std::string arg = argv[4];
+    if (mode == "live" || mode == "sqlite-live") {
+        const auto [base, peak] = live_session(mode, root, std::strtoull(arg.c_str(), nullptr, 10));
+        std::printf("%ld %ld\n", base, peak);
+        return 0;
+    }
+    // Page in the code and the allocator, not measured.
+    if (mode.rfind("sqlite-", 0) == 0)
+        sq::resume(root, arg, 1);
+    else
+        ds::jsonl_store{root}.find(arg);
     reset_peak();
     const long base = status_kb("VmRSS:");
-    std::size_t sink = 0;
-    if (mode == "resume") {
-        ds::session_manager<ds::jsonl_store> m{ds::jsonl_store{root}};
-        m.resume(id);
-        sink = m.history().recent_turns(10).size();
-    } else if (mode == "load") {
-        ds::jsonl_store s{root};
-        sink = s.load(id, ds::all_exchanges).exchanges.size();
-    }
+    const std::size_t sink = child_work(mode, root, arg);
     const long peak = status_kb("VmHWM:");
     std::printf("%ld %ld %zu\n", base, peak, sink);
     return 0;
+}
+
+// --- whole processes: a fresh process per run ------------------------------------------
+
+// `self --probe <mode> <args>`: one operation in a fresh process, its count printed.
+//   noop | resume <root> <id> | list <root> | sqlite-resume <db> <id> | sqlite-list <db>
+int probe_main(int argc, char** argv) {
+    const std::string mode = argc > 2 ? argv[2] : "";
+    std::size_t n = 0;
+    if (mode == "noop") {
+        n = 1;
+    } else if (mode == "resume" && argc == 5) {
+        ds::session_manager<ds::jsonl_store> m{ds::jsonl_store{argv[3]}};
+        m.resume(argv[4]);
+        n = m.history().recent_turns(10).size();
+    } else if (mode == "list" && argc == 4) {
+        ds::session_manager<ds::jsonl_store> m{ds::jsonl_store{argv[3]}};
+        n = m.list_sessions().size();
+    } else if (mode == "sqlite-resume" && argc == 5) {
+        n = sq::resume(argv[3], argv[4], 10).exchanges.size();
+    } else if (mode == "sqlite-list" && argc == 4) {
+        n = sq::list(argv[3]).size();
+    } else {
+        return 2;
+    }
+    std::printf("%zu\n", n);
+    return 0;
+}
+
+// The wall time of one run of `argv` (spawn, its whole output read, wait); throws unless
+// it exits with 0 and its output holds `expect`.
+double time_process(const std::vector<std::string>& argv, const std::vector<std::string>& env,
+                    const std::string& expect) {
+    const auto t0 = clock_type::now();
+    const auto [out, status] = bench::output_of(argv, env);
+    const double t = seconds_of(clock_type::now() - t0);
+    if (status != 0 || out.find(expect) == std::string::npos)
+        throw std::runtime_error(argv[0] + " " + (argv.size() > 1 ? argv[1] : "") + " " +
+                                 (argv.size() > 2 ? argv[2] : "") + " failed");
+    return t;
+}
+
+// The medians of `rounds` runs of each command, interleaved so that all see the same
+// machine, after one untimed run of each (the page cache warm).
+std::vector<double> time_processes(const std::vector<std::vector<std::string>>& commands,
+                                   const std::vector<std::string>& env,
+                                   const std::vector<std::string>& expect, std::size_t rounds) {
+    std::vector<std::vector<double>> t(commands.size());
+    for (std::size_t round = 0; round <= rounds; ++round)
+        for (std::size_t c = 0; c < commands.size(); ++c) {
+            const double s = time_process(commands[c], env, expect[c]);
+            if (round > 0)
+                t[c].push_back(s);
+        }
+    std::vector<double> out;
+    for (auto& v : t)
+        out.push_back(median(std::move(v)));
+    return out;
+}
+
+// The SQLite database of `sessions` sessions of `exchanges` exchanges in `dir`, written
+// on first use.
+fs::path sqlite_db(const fs::path& dir, std::size_t sessions, std::uint64_t exchanges) {
+    const fs::path db =
+        dir / ("sqlite-" + std::to_string(sessions) + "x" + std::to_string(exchanges) + ".db");
+    sq::make_db(db, sessions, exchanges);
+    return db;
+}
+
+// The file store of `sessions` sessions of `exchanges` exchanges in `dir`, its index
+// built, written on first use.
+fs::path file_store(const fs::path& dir, std::size_t sessions, std::uint64_t exchanges) {
+    const fs::path root =
+        dir / ("store-" + std::to_string(sessions) + "x" + std::to_string(exchanges));
+    if (!fs::exists(root)) {
+        bench::make_store(root, sessions, exchanges);
+        ds::jsonl_store{root}.list();
+    }
+    return root;
 }
 
 // --- the figures ---------------------------------------------------------------------
@@ -112,49 +240,105 @@ std::string record_line(const ds::exchange& ex) {
     return s;
 }
 
-void figures_1_2(const fs::path& dir, const sizes& z) {
-    for (const bool synced : {true, false}) {
-        const fs::path root = dir / (synced ? "f1" : "f2");
-        const auto sync = synced ? ds::durability::full : ds::durability::process_crash;
-        ds::session_manager<ds::jsonl_store> m{ds::jsonl_store{root, "cli", {sync}}};
-        m.start_new();
-        m.save_exchange(bench::make_exchange(1));
-        const int floor_fd =
-            ::open((root / "floor.jsonl").c_str(), O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0600);
-        const std::size_t n = synced ? z.saves_synced : z.saves_unsynced;
-        std::vector<ds::exchange> drafts;
-        for (std::size_t i = 0; i < n; ++i)
-            drafts.push_back(bench::make_exchange(i + 2));
-        std::vector<double> ours, floor;
-        // Interleaved in blocks, so that both see the same state of the disk.
-        for (std::size_t i = 0; i < n; ++i) {
-            ds::exchange copy = drafts[i];
-            auto t0 = clock_type::now();
-            m.save_exchange(std::move(copy));
-            ours.push_back(seconds_of(clock_type::now() - t0));
-            if (synced) {
-                const std::string line = record_line(drafts[i]);
-                t0 = clock_type::now();
-                raw_append(floor_fd, line);
-                ::fdatasync(floor_fd);
-                floor.push_back(seconds_of(clock_type::now() - t0));
-            } else {
-                t0 = clock_type::now();
-                json::value v = json::value_from(drafts[i]);
-                std::string line = json::serialize(v);
-                line += '\n';
-                raw_append(floor_fd, line);
-                floor.push_back(seconds_of(clock_type::now() - t0));
-            }
-        }
-        ::close(floor_fd);
-        if (synced)
-            add("1", "save_exchange, durability on (median)", median(ours), median(floor), 1.2,
-                "s");
-        else
-            add("2", "save_exchange, durability off (median)", median(ours), median(floor), 2.0,
-                "s");
+// The medians of one save figure: ours, the floor, and SQLite's (0 when not built).
+struct save_medians {
+    double ours = 0, floor = 0, sqlite = 0;
+};
+
+// `n` saves of the exchanges `make(2)`, `make(3)`... through a manager with `sync` in a
+// store at `root`, each beside the floor (synced: the record's bytes written and
+// fdatasync'ed; else Boost.JSON serialising the exchange, then one write) and, when
+// `peer`, SQLite's transaction (synchronous=FULL when synced, else OFF).
+template <class Make>
+save_medians time_saves(const fs::path& root, ds::durability sync, std::size_t n, Make make,
+                        bool peer) {
+    const bool synced = sync == ds::durability::full;
+    ds::session_manager<ds::jsonl_store> m{ds::jsonl_store{root, "cli", {sync}}};
+    m.start_new();
+    m.save_exchange(make(1));
+    const int floor_fd =
+        ::open((root / "floor.jsonl").c_str(), O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0600);
+    std::unique_ptr<sq::writer> peer_db;
+    const std::string peer_id = bench::bench_id(0);
+    if (peer) {
+        peer_db = std::make_unique<sq::writer>(root / "peer.db", synced);
+        peer_db->add_session(peer_id, "bench", ds::time_point{});
+        peer_db->save(peer_id, make(1));
     }
+    std::vector<ds::exchange> drafts;
+    for (std::size_t i = 0; i < n; ++i)
+        drafts.push_back(make(i + 2));
+    std::vector<double> ours, floor, theirs;
+    // Interleaved, so that all three see the same state of the disk.
+    for (std::size_t i = 0; i < n; ++i) {
+        ds::exchange copy = drafts[i];
+        auto t0 = clock_type::now();
+        m.save_exchange(std::move(copy));
+        ours.push_back(seconds_of(clock_type::now() - t0));
+        if (synced) {
+            const std::string line = record_line(drafts[i]);
+            t0 = clock_type::now();
+            raw_append(floor_fd, line);
+            ::fdatasync(floor_fd);
+            floor.push_back(seconds_of(clock_type::now() - t0));
+        } else {
+            t0 = clock_type::now();
+            json::value v = json::value_from(drafts[i]);
+            std::string line = json::serialize(v);
+            line += '\n';
+            raw_append(floor_fd, line);
+            floor.push_back(seconds_of(clock_type::now() - t0));
+        }
+        if (peer_db) {
+            t0 = clock_type::now();
+            peer_db->save(peer_id, drafts[i]);
+            theirs.push_back(seconds_of(clock_type::now() - t0));
+        }
+    }
+    ::close(floor_fd);
+    return {median(std::move(ours)), median(std::move(floor)), median(std::move(theirs))};
+}
+
+// The part of a save that records it in changes.log, alone: flock(LOCK_SH), the
+// "\n<channel>/<id>\n" line written, flock(LOCK_UN), on a file in `root`; the median of
+// `n` such triples.
+double changes_log_part(const fs::path& root, std::size_t n) {
+    const int fd = ::open((root / "changes-alone.log").c_str(),
+                          O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0600);
+    const std::string line = "\ncli/" + bench::bench_id(0) + "\n";
+    std::vector<double> t;
+    for (std::size_t i = 0; i < n; ++i) {
+        const auto t0 = clock_type::now();
+        ::flock(fd, LOCK_SH);
+        raw_append(fd, line);
+        ::flock(fd, LOCK_UN);
+        t.push_back(seconds_of(clock_type::now() - t0));
+    }
+    ::close(fd);
+    return median(std::move(t));
+}
+
+void figures_1_2(const fs::path& dir, const sizes& z) {
+    const bool peer = sq::built();
+    const auto realistic = [](std::uint64_t s) { return bench::make_exchange(s); };
+    const auto synced =
+        time_saves(dir / "f1", ds::durability::full, z.saves_synced, realistic, peer);
+    add("1", "save_exchange, durability on (median)", synced.ours, synced.floor, 1.2, "s");
+    peer ? with_sqlite(synced.ours, synced.sqlite) : without_sqlite(sq::not_built);
+    const auto fast =
+        time_saves(dir / "f2", ds::durability::process_crash, z.saves_unsynced, realistic, peer);
+    add("2", "save_exchange, durability off (median)", fast.ours, fast.floor, 2.0, "s");
+    peer ? with_sqlite(fast.ours, fast.sqlite) : without_sqlite(sq::not_built);
+    const auto easy = time_saves(
+        dir / "f2e", ds::durability::process_crash, z.saves_unsynced,
+        [](std::uint64_t s) { return bench::make_easy_exchange(s); }, false);
+    add("2e", "the same on the easy ASCII text of earlier tables", easy.ours, easy.floor, 2.0, "s");
+    const double log_part = changes_log_part(dir / "f2", z.saves_unsynced);
+    char share[32];
+    std::snprintf(share, sizeof share, "%.0f %% of 2", 100 * log_part / fast.ours);
+    table.push_back({"2l", "of figure 2: two flock calls and the changes.log line, alone",
+                     fmt(log_part, "s"), fmt(fast.ours, "s") + " (figure 2)", share, "", "-"});
+    std::cerr << "  2l: " << table.back().ours << ", " << share << "\n";
 }
 
 void figure_3(const fs::path& dir, const sizes& z) {
@@ -179,6 +363,17 @@ void figure_3(const fs::path& dir, const sizes& z) {
         "save_exchange in a store of " + std::to_string(z.many_sessions) +
             " sessions vs 1 session (durability off)",
         per_store[1], per_store[0], 1.1);
+    if (!sq::built())
+        return without_sqlite(sq::not_built);
+    sq::writer w(sqlite_db(dir, z.many_sessions, 2), false);
+    std::vector<double> t;
+    for (std::size_t i = 0; i < z.saves_unsynced; ++i) {
+        const ds::exchange ex = bench::make_exchange(i + 3);
+        const auto t0 = clock_type::now();
+        w.save(bench::bench_id(0), ex);
+        t.push_back(seconds_of(clock_type::now() - t0));
+    }
+    with_sqlite(per_store[1], median(std::move(t)));
 }
 
 void figures_4_7(const fs::path& dir, const sizes& z, const std::string& self) {
@@ -219,8 +414,7 @@ void figures_4_7(const fs::path& dir, const sizes& z, const std::string& self) {
 }
 
 void figure_5(const fs::path& dir, const sizes& z, const std::string& self) {
-    const fs::path root = dir / "f5";
-    bench::make_store(root, 1, z.load_exchanges);
+    const fs::path root = file_store(dir, 1, z.load_exchanges);
     const fs::path file = root / "cli" / bench::bench_id(0) / "history.jsonl";
     const double bytes = static_cast<double>(fs::file_size(file));
     ds::jsonl_store store{root};
@@ -271,6 +465,16 @@ void figure_5(const fs::path& dir, const sizes& z, const std::string& self) {
         "full load of " + std::to_string(z.load_exchanges) + " exchanges (" +
             fmt(bytes / ours / 1e6, "MB/s") + ")",
         ours, floor, 1.3);
+    fs::path db;
+    if (sq::built()) {
+        db = sqlite_db(dir, 1, z.load_exchanges);
+        with_sqlite(ours, time_median(z.repeats, [&] {
+                        if (sq::load(db, bench::bench_id(0)).exchanges.size() != z.load_exchanges)
+                            throw std::runtime_error("bad SQLite load");
+                    }));
+    } else {
+        without_sqlite(sq::not_built);
+    }
     const auto mem = child_memory(self, {"load", root.string(), bench::bench_id(0)});
     const double peak_ratio = (mem.second - mem.first) * 1024.0 / bytes;
     char r[32];
@@ -279,6 +483,15 @@ void figure_5(const fs::path& dir, const sizes& z, const std::string& self) {
                      fmt((mem.second - mem.first) / 1024.0, "MiB"),
                      fmt(bytes / 1048576.0, "MiB") + " file", r, "≤ 1.30×",
                      peak_ratio <= 1.3 ? "met" : "MISSED"});
+    if (sq::built()) {
+        const auto theirs = child_memory(self, {"sqlite-load", db.string(), bench::bench_id(0)});
+        if (theirs.first < 0)
+            throw std::runtime_error("figure 5m: the SQLite child failed");
+        with_sqlite((mem.second - mem.first) / 1024.0, (theirs.second - theirs.first) / 1024.0,
+                    "MiB");
+    } else {
+        without_sqlite(sq::not_built);
+    }
 }
 
 void figure_6(const fs::path& dir, const sizes& z) {
@@ -305,10 +518,97 @@ void figure_6(const fs::path& dir, const sizes& z) {
         "list_sessions of " + std::to_string(z.many_sessions) +
             " sessions, index warm, one fstatat each (cold, index rebuilt: " + fmt(cold, "s") + ")",
         ours, floor, 2.0);
+    if (!sq::built())
+        return without_sqlite(sq::not_built);
+    const fs::path db = sqlite_db(dir, z.many_sessions, 1);
+    with_sqlite(ours, time_median(z.repeats, [&] {
+                    if (sq::list(db).size() != z.many_sessions)
+                        throw std::runtime_error("bad SQLite list");
+                }));
+}
+
+void figure_14(const fs::path& dir, const sizes& z, const std::string& self) {
+    const std::string n = std::to_string(z.live_saves);
+    const auto ours = child_memory(self, {"live", (dir / "f14").string(), n});
+    if (ours.first < 0)
+        throw std::runtime_error("figure 14: the measuring child failed");
+    const double mib = (ours.second - ours.first) / 1024.0;
+    table.push_back({"14",
+                     "peak memory of a live session of " + n +
+                         " saves through the manager (no sync), above the baseline",
+                     fmt(mib, "MiB"), fmt(ours.first / 1024.0, "MiB") + " baseline", "", "≤ 16 MiB",
+                     mib <= 16 ? "met" : "MISSED"});
+    std::cerr << "  14: " << table.back().ours << "\n";
+    fs::remove_all(dir / "f14"); // half a gigabyte at the full size
+    if (!sq::built())
+        return without_sqlite(sq::not_built);
+    const auto theirs = child_memory(self, {"sqlite-live", (dir / "f14.db").string(), n});
+    for (const char* suffix : {"", "-wal", "-shm"})
+        fs::remove(dir / ("f14.db" + std::string(suffix)));
+    if (theirs.first < 0)
+        throw std::runtime_error("figure 14: the SQLite child failed");
+    with_sqlite(mib, (theirs.second - theirs.first) / 1024.0, "MiB");
+}
+
+void figure_15(const fs::path& dir, const sizes& z, const std::string& self) {
+    const fs::path root = file_store(dir, 1, z.load_exchanges);
+    const std::string id = bench::bench_id(0);
+    std::vector<std::vector<std::string>> commands{{self, "--probe", "noop"},
+                                                   {self, "--probe", "resume", root.string(), id}};
+    std::vector<std::string> expect{"1", "20"}; // 10 exchanges, two turns each
+    if (sq::built()) {
+        commands.push_back(
+            {self, "--probe", "sqlite-resume", sqlite_db(dir, 1, z.load_exchanges).string(), id});
+        expect.push_back("10");
+    }
+    const auto t = time_processes(commands, bench::environment_with({}), expect, z.repeats);
+    table.push_back({"15",
+                     "resume + recent_turns(10) of " + std::to_string(z.load_exchanges) +
+                         " exchanges, whole process",
+                     fmt(t[1], "s"), fmt(t[0], "s") + " (empty process)", "", "", "-"});
+    std::cerr << "  15: " << table.back().ours << ", empty process " << fmt(t[0], "s") << "\n";
+    sq::built() ? with_sqlite(t[1], t[2]) : without_sqlite(sq::not_built);
+}
+
+void figure_16(const fs::path& dir, const sizes& z, const std::string& self,
+               const std::string& dexter) {
+    const fs::path root = file_store(dir, z.many_sessions, 1);
+    const std::string n = std::to_string(z.many_sessions);
+    std::vector<std::vector<std::string>> commands{{self, "--probe", "noop"},
+                                                   {self, "--probe", "list", root.string()}};
+    std::vector<std::string> expect{"1", n};
+    const bool with_dexter = !dexter.empty() && fs::exists(dexter);
+    if (with_dexter) {
+        commands.push_back({dexter, "--list-sessions", "--json"});
+        expect.push_back("\"" + bench::bench_id(z.many_sessions - 1) + "\"");
+    }
+    if (sq::built()) {
+        commands.push_back(
+            {self, "--probe", "sqlite-list", sqlite_db(dir, z.many_sessions, 1).string()});
+        expect.push_back(n);
+    }
+    const auto t = time_processes(
+        commands,
+        bench::environment_with({"DEXTER_STORE=", "DEXTER_SESSIONS_DIR=" + root.string()}), expect,
+        z.repeats);
+    table.push_back({"16", "list_sessions() of " + n + " sessions, whole process", fmt(t[1], "s"),
+                     fmt(t[0], "s") + " (empty process)", "", "", "-"});
+    std::cerr << "  16: " << table.back().ours << ", empty process " << fmt(t[0], "s") << "\n";
+    sq::built() ? with_sqlite(t[1], t.back()) : without_sqlite(sq::not_built);
+    const std::string what = "dexter --list-sessions --json of " + n + " sessions, whole process";
+    if (!with_dexter) {
+        table.push_back({"16d", what, "not run (no dexter built)", "", "", "", "-"});
+        return;
+    }
+    char r[32];
+    std::snprintf(r, sizeof r, "%.2f×", t[2] / t[1]);
+    table.push_back({"16d", what, fmt(t[2], "s"), fmt(t[1], "s") + " (16)", r, "", "-"});
+    std::cerr << "  16d: " << table.back().ours << " vs " << table.back().floor << "\n";
 }
 
 double run_dexter(const std::string& dexter, const fs::path& root) {
-    const auto env = bench::environment_with({"DEXTER_SESSIONS_DIR=" + root.string()});
+    const auto env =
+        bench::environment_with({"DEXTER_STORE=", "DEXTER_SESSIONS_DIR=" + root.string()});
     const auto t0 = clock_type::now();
     if (bench::output_of({dexter, "-c", "-p", "and the next quarter?"}, env).second != 0)
         throw std::runtime_error("dexter -c -p failed");
@@ -343,11 +643,17 @@ void figure_8(const fs::path& dir, const sizes& z, const std::string& dexter) {
 int main(int argc, char** argv) {
     if (argc > 1 && std::string(argv[1]) == "--child")
         return child_main(argc, argv);
+    if (argc > 1 && std::string(argv[1]) == "--probe")
+        return probe_main(argc, argv);
     sizes z = full_sizes;
     bench::read_sizes rz = bench::full_read_sizes;
     bench::change_sizes cz = bench::full_change_sizes;
     fs::path dir;
+#ifdef DEXTER_BENCH_DEXTER
+    std::string dexter = DEXTER_BENCH_DEXTER;
+#else
     std::string dexter;
+#endif
     std::string only; // one figure ("6", "1-2", "4-7", "10"), or all of them
     for (int i = 1; i < argc; ++i) {
         const std::string a = argv[i];
@@ -364,9 +670,15 @@ int main(int argc, char** argv) {
             only = argv[++i];
         } else {
             std::cerr << "usage: bench [--size tiny|full] [--dir DIR] [--dexter PATH] "
-                         "[--only 1-2|3|4-7|5|6|8|9|10|11|12|13]\n";
+                         "[--only 1-2|3|4-7|5|6|8|9|10|11|12|13|14|15|16]\n";
             return 2;
         }
+    }
+    try {
+        std::cerr << bench::check_workload() << "\n";
+    } catch (const std::exception& e) {
+        std::cerr << "bench: " << e.what() << "\n";
+        return 1;
     }
     const bool own_dir = dir.empty();
     if (own_dir) {
@@ -397,6 +709,9 @@ int main(int argc, char** argv) {
         run("11", [&] { bench::figure_11(dir, rz, dexter); });
         run("12", [&] { bench::figure_12(dir, cz); });
         run("13", [&] { bench::figure_13(dir, cz); });
+        run("14", [&] { figure_14(dir, z, self); });
+        run("15", [&] { figure_15(dir, z, self); });
+        run("16", [&] { figure_16(dir, z, self, dexter); });
     } catch (const std::exception& e) {
         std::cerr << "bench: " << e.what() << "\n";
         if (own_dir)
@@ -406,12 +721,13 @@ int main(int argc, char** argv) {
     if (own_dir)
         fs::remove_all(dir);
     std::stable_sort(table.begin(), table.end(), bench::figure_before);
-    std::cout << "| # | figure | ours | floor | ratio | target | |\n"
-                 "|---|---|---|---|---|---|---|\n";
+    std::cout << "| # | figure | ours | floor | ratio | target | | SQLite | ours ÷ SQLite |\n"
+                 "|---|---|---|---|---|---|---|---|---|\n";
     bool all_met = true;
     for (const auto& r : table) {
         std::cout << "| " << r.figure << " | " << r.what << " | " << r.ours << " | " << r.floor
-                  << " | " << r.ratio << " | " << r.target << " | " << r.verdict << " |\n";
+                  << " | " << r.ratio << " | " << r.target << " | " << r.verdict << " | "
+                  << r.sqlite << " | " << r.vs_sqlite << " |\n";
         all_met = all_met && r.verdict != "MISSED";
     }
     std::cout << (all_met ? "\nevery target met\n" : "\nsome targets missed\n");

@@ -8,6 +8,7 @@
 
 #include "process.hpp"
 #include "report.hpp"
+#include "sqlite_peer.hpp"
 #include "workload.hpp"
 
 #include <fcntl.h>
@@ -88,10 +89,26 @@ void figure_12(const fs::path& dir, const change_sizes& z) {
         run({"sync", copy.string()});
         fs::remove(copy);
     });
+    // SQLite: INSERT ... SELECT of the session's rows in one transaction, undone untimed.
+    std::vector<double> theirs_fast, theirs_durable;
+    const fs::path db = dir / "sqlite-f12.db";
+    if (sqlite::built()) {
+        sqlite::make_db(db, 1, z.long_session);
+        for (std::size_t i = 0; i < z.repeats; ++i)
+            for (const bool full_sync : {false, true}) {
+                const double t = time_once([&] { sqlite::fork(db, id, "fork", full_sync); });
+                (full_sync ? theirs_durable : theirs_fast).push_back(t);
+                sqlite::remove(db, "fork");
+            }
+    }
     add("12a", "fork of " + n + " exchanges, no sync, beside cp of the file", median(fast), cp,
         1.3);
+    sqlite::built() ? with_sqlite(median(fast), median(theirs_fast))
+                    : without_sqlite(sqlite::not_built);
     add("12b", "fork of " + n + " exchanges, synced (default), beside cp + sync of the copy",
         median(durable), cp_sync, 1.3);
+    sqlite::built() ? with_sqlite(median(durable), median(theirs_durable))
+                    : without_sqlite(sqlite::not_built);
     table.push_back({"12m", "peak memory of a fork of " + n + " exchanges", fmt(extra_mib, "MiB"),
                      "", "", "≤ 16 MiB", extra_mib <= 16 ? "met" : "MISSED"});
     std::cerr << "  12m: " << table.back().ours << "\n";

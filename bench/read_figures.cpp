@@ -10,6 +10,7 @@
 
 #include "process.hpp"
 #include "report.hpp"
+#include "sqlite_peer.hpp"
 #include "workload.hpp"
 
 #include <fcntl.h>
@@ -212,15 +213,30 @@ void figure_10(const fs::path& dir, const read_sizes& z) {
         fs::path root;
         std::vector<std::string> grep;
         std::size_t expected;
+        fs::path db; // SQLite's database of the same sessions
     };
     const std::vector<std::string> grep_args{"grep", "-c", "-i", "-F", word};
-    std::vector<side> sides{{std::to_string(z.many_sessions) + " sessions of 1 exchange", "10a",
-                             many, grep_args, expected_hits(z.many_sessions)},
+    std::vector<side> sides{{std::to_string(z.many_sessions) + " sessions of 1 exchange",
+                             "10a",
+                             many,
+                             grep_args,
+                             expected_hits(z.many_sessions),
+                             {}},
                             {"one session of " + std::to_string(z.long_session) + " exchanges",
-                             "10b", one, grep_args, expected_hits(z.long_session)}};
+                             "10b",
+                             one,
+                             grep_args,
+                             expected_hits(z.long_session),
+                             {}}};
     sides[0].grep.insert(sides[0].grep.begin() + 1, {"-r", "--include=history.jsonl"});
     sides[0].grep.push_back((many / "cli").string());
     sides[1].grep.push_back((one / "cli" / bench_id(0) / "history.jsonl").string());
+    if (sqlite::built()) {
+        sides[0].db = dir / "sqlite-f10.db";
+        sqlite::make_db(sides[0].db, z.many_sessions, 1, true);
+        sides[1].db = dir / "sqlite-f9.db";
+        sqlite::make_db(sides[1].db, 1, z.long_session, true);
+    }
     const auto env = environment_with({"LC_ALL=C"});
 
     for (const auto& s : sides) {
@@ -246,13 +262,20 @@ void figure_10(const fs::path& dir, const read_sizes& z) {
                 from = nl == std::string::npos ? out.size() : nl + 1;
             }
         };
+        const auto run_sqlite = [&] { return sqlite::search(s.db, word); };
         run_grep(); // warm
-        runs ours;
+        runs ours, theirs;
         std::vector<double> floor;
         for (std::size_t i = 0; i < z.repeats; ++i) {
             ours.add(run_in_child(run_search));
             floor.push_back(time_once(run_grep));
+            if (!s.db.empty())
+                theirs.add(run_in_child(run_sqlite));
         }
+        for (const auto& r : theirs.all)
+            if (r.count != s.expected)
+                std::cerr << "  " << s.figure << ": SQLite found " << r.count << " of "
+                          << s.expected << "\n";
         const std::size_t hits = ours.all.front().count;
         for (const auto& r : ours.all)
             if (r.count != hits)
@@ -264,9 +287,14 @@ void figure_10(const fs::path& dir, const read_sizes& z) {
             "search for a word in 1 % of exchanges, " + s.name + " (hits " + std::to_string(hits) +
                 ", grep " + std::to_string(grep_count) + ") vs grep -c",
             ours.seconds(), median(floor), 2.0);
+        s.db.empty() ? without_sqlite(sqlite::not_built)
+                     : with_sqlite(ours.seconds(), theirs.seconds());
         add_memory_row(std::string("10m") + s.figure.back(),
                        "peak memory of the search (" + s.figure + "), above baseline",
                        ours.highest_peak(), "");
+        s.db.empty()
+            ? without_sqlite(sqlite::not_built)
+            : with_sqlite(ours.highest_peak().extra_mib, theirs.highest_peak().extra_mib, "MiB");
     }
 }
 
@@ -284,7 +312,7 @@ void figure_11(const fs::path& dir, const read_sizes& z, const std::string& dext
         return;
     }
     const fs::path root = long_store(dir, z);
-    const auto env = environment_with({"DEXTER_SESSIONS_DIR=" + root.string()});
+    const auto env = environment_with({"DEXTER_STORE=", "DEXTER_SESSIONS_DIR=" + root.string()});
     std::size_t bytes = 0;
     const auto show = [&](double& first, double& all) {
         const auto t0 = clock_type::now();

@@ -11,6 +11,7 @@
 #include <fstream>
 #include <iostream>
 #include <string>
+#include <utility>
 #include <vector>
 
 namespace bench {
@@ -45,8 +46,16 @@ double time_median(std::size_t repeats, F&& f) {
 }
 
 /// One row of the printed table; `figure` is a number, then perhaps letters ("5m").
+/// `sqlite` and `vs_sqlite` are the peer's figure and ours divided by it, when the row has
+/// one (sqlite_peer.hpp).
 struct row {
-    std::string figure, what, ours, floor, ratio, target, verdict;
+    row(std::string figure_, std::string what_, std::string ours_, std::string floor_,
+        std::string ratio_, std::string target_, std::string verdict_)
+        : figure(std::move(figure_)), what(std::move(what_)), ours(std::move(ours_)),
+          floor(std::move(floor_)), ratio(std::move(ratio_)), target(std::move(target_)),
+          verdict(std::move(verdict_)) {}
+
+    std::string figure, what, ours, floor, ratio, target, verdict, sqlite, vs_sqlite;
 };
 inline std::vector<row> table;
 
@@ -85,6 +94,21 @@ inline void add(std::string figure, std::string what, double ours, double floor,
                      ratio <= target ? "met" : "MISSED"});
     std::cerr << "  " << table.back().figure << ": " << table.back().ours << " vs "
               << table.back().floor << " = " << r << "\n";
+}
+
+/// Gives the last row SQLite's figure `theirs` (in `unit`) beside our `ours`.
+inline void with_sqlite(double ours, double theirs, const char* unit = "s") {
+    char r[32];
+    std::snprintf(r, sizeof r, "%.2f×", theirs > 0 ? ours / theirs : 0);
+    table.back().sqlite = fmt(theirs, unit);
+    table.back().vs_sqlite = r;
+    std::cerr << "  " << table.back().figure << " SQLite: " << table.back().sqlite << ", ours " << r
+              << "\n";
+}
+
+/// Says in the last row why it has no SQLite figure.
+inline void without_sqlite(std::string why) {
+    table.back().sqlite = std::move(why);
 }
 
 // --- peak memory -----------------------------------------------------------------------

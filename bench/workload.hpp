@@ -1,11 +1,13 @@
 // SPDX-License-Identifier: BSL-1.0
 // The benchmark workload: deterministic exchanges shaped like an agent's (a ~200-byte
-// question, a ~4 KB markdown-ish answer with quotes, newlines, accents and emoji, a
-// ~200-byte summary), and stores of many sessions written straight to disk.
+// question, a ~4 KB Markdown answer and a ~200-byte summary of realistic text,
+// realistic_text.hpp), and stores of many sessions written straight to disk.
 #pragma once
 
 #include <dexter/sessions/detail/record_codec.hpp>
 #include <dexter/sessions/types.hpp>
+
+#include "realistic_text.hpp"
 
 #include <fcntl.h>
 #include <sys/stat.h>
@@ -14,6 +16,7 @@
 #include <algorithm>
 #include <chrono>
 #include <cstdint>
+#include <cstdio>
 #include <filesystem>
 #include <stdexcept>
 #include <string>
@@ -23,62 +26,84 @@ namespace bench {
 
 namespace ds = dexter::sessions;
 
-/// A small deterministic generator (xorshift64*), so every run writes the same bytes.
-class rng {
-public:
-    explicit rng(std::uint64_t seed) : s_(seed ? seed : 1) {}
-    std::uint64_t next() {
-        s_ ^= s_ >> 12;
-        s_ ^= s_ << 25;
-        s_ ^= s_ >> 27;
-        return s_ * 2685821657736338717ull;
-    }
-    std::size_t below(std::size_t n) { return static_cast<std::size_t>(next() % n); }
-
-private:
-    std::uint64_t s_;
-};
-
-inline std::string text(rng& r, std::size_t bytes, bool markdown) {
-    static const char* words[] = {"revenue",
-                                  "quarter",
-                                  "growth",
-                                  "\"margin\"",
-                                  "caf\xC3\xA9",
-                                  "analyst",
-                                  "\xF0\x9F\x93\x88",
-                                  "ratio",
-                                  "cash",
-                                  "flow",
-                                  "Apple's",
-                                  "10-K",
-                                  "guidance",
-                                  "r\xC3\xA9sum\xC3\xA9",
-                                  "EPS"};
-    std::string s;
-    while (s.size() < bytes) {
-        if (markdown && r.below(12) == 0)
-            s += "\n\n## Section\n- ";
-        if (markdown && r.below(20) == 0)
-            s += "\n| a | b |\n|---|---|\n";
-        s += words[r.below(std::size(words))];
-        s += ' ';
-    }
-    return s;
-}
-
+/// Exchange `seq` of the workload: a realistic question (~200 bytes), answer (~4 KB of
+/// Markdown) and summary (~200 bytes), see realistic_text.hpp; the same for the same seq.
 inline ds::exchange make_exchange(std::uint64_t seq) {
     rng r(seq * 7919 + 17);
     ds::exchange ex;
     ex.seq = seq;
     ex.timestamp = ds::time_point{std::chrono::sys_days{std::chrono::year{2026} / 1 / 1}} +
                    std::chrono::seconds{static_cast<long>(seq)};
-    ex.query = text(r, 200, false);
-    ex.answer = text(r, 4000, true);
-    ex.summary = text(r, 200, false);
+    ex.query = realistic_line(r, 200);
+    ex.answer = realistic_answer(r, 4000);
+    ex.summary = realistic_line(r, 200);
     ex.model = "gpt-bench";
     ex.duration_ms = 1000 + seq % 5000;
     return ex;
+}
+
+/// Exchange `seq` of the easy workload of earlier tables (easy_text(): short ASCII words,
+/// a 4,000-byte answer); only figure 2e uses it.
+inline ds::exchange make_easy_exchange(std::uint64_t seq) {
+    rng r(seq * 7919 + 17);
+    ds::exchange ex = make_exchange(seq);
+    ex.query = easy_text(r, 200, false);
+    ex.answer = easy_text(r, 4000, true);
+    ex.summary = easy_text(r, 200, false);
+    return ex;
+}
+
+/// Checks the workload before anything is measured: `exchanges` exchanges are valid UTF-8,
+/// hold every promised kind of text, and have the promised sizes (mean answer 3.5-4.5 KB,
+/// mean question and summary 150-250 bytes, every exchange with a summary). Throws
+/// std::runtime_error naming what is wrong; returns a line that says what it found.
+inline std::string check_workload(std::uint64_t exchanges = 500) {
+    // The check itself must be able to fail: a lone lead byte, an overlong form, a
+    // surrogate, a code point past U+10FFFF.
+    for (const std::string_view bad : {"caf\xC3", "\xC0\xAF", "\xED\xA0\x80", "\xF4\x90\x80\x80"}) {
+        bool refused = false;
+        try {
+            text_mix{}.count(bad);
+        } catch (const std::runtime_error&) {
+            refused = true;
+        }
+        if (!refused)
+            throw std::runtime_error("workload: the UTF-8 check accepts invalid text");
+    }
+    text_mix answers, lines;
+    for (std::uint64_t s = 1; s <= exchanges; ++s) {
+        const ds::exchange ex = make_exchange(s);
+        if (!ex.summary)
+            throw std::runtime_error("workload: exchange without a summary");
+        answers.count(ex.answer);
+        lines.count(ex.query);
+        lines.count(*ex.summary);
+    }
+    answers.require_all("the answers");
+    if (answers.headings == 0 || answers.fences == 0)
+        throw std::runtime_error("workload: answers without headings or code fences");
+    const double answer = static_cast<double>(answers.bytes) / static_cast<double>(exchanges);
+    const double line = static_cast<double>(lines.bytes) / static_cast<double>(2 * exchanges);
+    if (answer < 3500 || answer > 4500 || line < 150 || line > 250)
+        throw std::runtime_error("workload: mean answer " + std::to_string(answer) +
+                                 " bytes, mean question/summary " + std::to_string(line) +
+                                 " bytes (want 3500-4500 and 150-250)");
+    if (lines.two_byte == 0 || lines.four_byte == 0 || lines.quotes == 0)
+        throw std::runtime_error("workload: questions and summaries are plain ASCII");
+    char out[256];
+    std::snprintf(out, sizeof out,
+                  "workload: %llu exchanges checked: mean answer %.0f bytes, mean question and "
+                  "summary %.0f bytes; per answer %.1f quotes, %.1f backslashes, %.1f tabs, %.1f "
+                  "accented letters, %.1f CJK, %.1f emoji, %.1f URLs",
+                  static_cast<unsigned long long>(exchanges), answer, line,
+                  static_cast<double>(answers.quotes) / exchanges,
+                  static_cast<double>(answers.backslashes) / exchanges,
+                  static_cast<double>(answers.tabs) / exchanges,
+                  static_cast<double>(answers.two_byte) / exchanges,
+                  static_cast<double>(answers.cjk) / exchanges,
+                  static_cast<double>(answers.four_byte) / exchanges,
+                  static_cast<double>(answers.urls) / exchanges);
+    return out;
 }
 
 /// The word the search figures look for. It is in no exchange but those that

@@ -1,13 +1,14 @@
 #!/usr/bin/env bash
 # SPDX-License-Identifier: BSL-1.0
-# Builds the benchmarks (Release) and prints the table of docs/PERFORMANCE.md.
-#   scripts/bench.sh [tiny|full]    (default full: ~2.5 GB of scratch files, a few minutes)
+# Builds the benchmarks (Release) and prints the table of docs/PERFORMANCE.md, SQLite's
+# column included (scripts/install-deps.sh --bench installs libsqlite3-dev for it).
+#   scripts/bench.sh [tiny|full]    (default full: ~3 GB of scratch files, a few minutes)
 # BENCH_DIR chooses where the scratch files go (default: a temporary directory).
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 size=${1:-full}
 build=${BUILD_DIR:-build-bench}
-scripts/install-deps.sh
+scripts/install-deps.sh --bench
 cmake -S . -B "$build" -G Ninja -DCMAKE_BUILD_TYPE=Release \
     -DDEXTER_SESSIONS_BUILD_BENCHMARKS=ON -DDEXTER_SESSIONS_BUILD_EXAMPLES=ON \
     -DDEXTER_SESSIONS_BUILD_TESTS=OFF >/dev/null

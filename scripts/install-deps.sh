@@ -7,6 +7,8 @@
 #                                       libedit-dev (dexter's line editing; BSD licence)
 #   scripts/install-deps.sh --postgres  also libpq-dev (postgres_store.hpp) and the
 #                                       postgresql server (scripts/with-postgres.sh)
+#   scripts/install-deps.sh --bench     also libsqlite3-dev: SQLite, the benchmarks' peer
+#                                       (scripts/bench.sh; the library never needs it)
 # Boost 1.81's -dev packages conflict with other Boost -dev versions (e.g. the
 # default 1.74 ones); if apt would remove anything, this script stops unless
 # DEXTER_ALLOW_APT_REMOVALS=1 is set.
@@ -30,8 +32,9 @@ packages=(
 for arg in "$@"; do
     case $arg in
     --postgres) packages+=(libpq-dev postgresql) ;;
+    --bench) packages+=(libsqlite3-dev) ;;
     *)
-        echo "usage: $0 [--postgres]" >&2
+        echo "usage: $0 [--postgres] [--bench]" >&2
         exit 2
         ;;
     esac
