@@ -202,15 +202,16 @@ public:
 
     chat_history(const chat_history&) = default;
     chat_history& operator=(const chat_history&) = default;
-    /// Leaves `other` empty, with its capacity.
+    /// Leaves `other` empty, with its capacity and recent limit.
     chat_history(chat_history&& other) noexcept
         : slots_(std::move(other.slots_)), pending_(std::move(other.pending_)),
           has_pending_(std::exchange(other.has_pending_, false)),
           head_(std::exchange(other.head_, 0)), count_(std::exchange(other.count_, 0)),
-          full_answer_turns_(other.full_answer_turns_), capacity_(other.capacity_) {
+          full_answer_turns_(other.full_answer_turns_), capacity_(other.capacity_),
+          recent_limit_(other.recent_limit_) {
         other.slots_.clear();
     }
-    /// Leaves `other` empty, with its capacity.
+    /// Leaves `other` empty, with its capacity and recent limit.
     chat_history& operator=(chat_history&& other) noexcept {
         if (this != &other) {
             slots_ = std::move(other.slots_);
@@ -220,6 +221,7 @@ public:
             count_ = std::exchange(other.count_, 0);
             full_answer_turns_ = other.full_answer_turns_;
             capacity_ = other.capacity_;
+            recent_limit_ = other.recent_limit_;
             other.slots_.clear();
         }
         return *this;
