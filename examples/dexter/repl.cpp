@@ -89,8 +89,12 @@ void print_replay(const sessions::loaded_session& resumed, const options& o) {
     const auto print = [&](const std::string& prefix, const std::string& line) {
         std::cout << (colour ? "\x1b[2m" : "") << prefix << line << (colour ? "\x1b[0m\n" : "\n");
     };
-    if (count > shown) {
-        const auto earlier = count - shown;
+    // Those before the first one shown, by number: a gap among the shown ones is not
+    // "earlier" (the resume summary counts it).
+    const std::uint64_t first_shown =
+        shown > 0 ? loaded[loaded.size() - shown].seq : count + 1;
+    if (first_shown > 1 && count > 0) {
+        const auto earlier = std::min(first_shown - 1, count);
         print("… ", std::to_string(earlier) +
                         (earlier == 1 ? " earlier exchange" : " earlier exchanges"));
     }
