@@ -9,7 +9,7 @@ here=$(pwd)
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 build=${BUILD_DIR:-build}
 scripts/install-deps.sh >&2
-cmake -S . -B "$build" -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo \
+cmake -S . -B "$build" -G Ninja -DCMAKE_BUILD_TYPE=Release \
     -DDEXTER_SESSIONS_BUILD_EXAMPLES=ON >/dev/null
 cmake --build "$build" --target dexter >/dev/null
 dexter=$(pwd)/$build/examples/dexter/dexter

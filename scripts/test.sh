@@ -2,6 +2,8 @@
 # SPDX-License-Identifier: BSL-1.0
 # Configures, builds and tests dexter-sessions with CMake.
 #   scripts/test.sh [extra cmake args...]
+# Builds in Release (as scripts/dexter.sh does, so the two share build/ without
+# rebuilding); a later -DCMAKE_BUILD_TYPE=... among the arguments wins.
 # Environment: BUILD_DIR (default: build), CTEST_JOBS (default: 2).
 # Example: BUILD_DIR=build-asan scripts/test.sh -DDEXTER_SESSIONS_SANITIZE=ON \
 #              -DCMAKE_CXX_COMPILER=clang++
@@ -11,7 +13,7 @@ cd "$(dirname "${BASH_SOURCE[0]}")/.."
 build_dir=${BUILD_DIR:-build}
 
 scripts/install-deps.sh
-cmake -S . -B "$build_dir" -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo \
+cmake -S . -B "$build_dir" -G Ninja -DCMAKE_BUILD_TYPE=Release \
     -DDEXTER_SESSIONS_BUILD_TESTS=ON "$@"
 cmake --build "$build_dir"
 cmake --build "$build_dir" --target all_verify_interface_header_sets
