@@ -3,10 +3,20 @@
 // every documented kind (each found, whole, and only it).
 #include <dexter/sessions/redactor.hpp>
 
+#include <dexter/sessions/clock.hpp>
+#include <dexter/sessions/id.hpp>
+#include <dexter/sessions/jsonl_store.hpp>
+#include <dexter/sessions/memory_store.hpp>
+#include <dexter/sessions/redacting_store.hpp>
+#include <dexter/sessions/session_manager.hpp>
+
 #define BOOST_TEST_MODULE redaction
 #include <boost/test/unit_test.hpp>
 
 #include "../bench/realistic_text.hpp"
+#include "support/temp_dir.hpp"
+
+#include <boost/json/serialize.hpp>
 
 #include <cstddef>
 #include <cstdint>
@@ -15,6 +25,7 @@
 #include <vector>
 
 namespace ds = dexter::sessions;
+namespace json = boost::json;
 
 namespace {
 
@@ -384,4 +395,200 @@ BOOST_AUTO_TEST_CASE(ordinary_text_is_not_copied) {
     BOOST_TEST(!redact(text).has_value());
     BOOST_TEST(redact.find(text).empty());
     BOOST_TEST(!redact("").has_value());
+}
+
+// ---------------------------------------------------------------------------------
+// redacting_store
+
+namespace {
+
+template <class Store>
+using manager_over =
+    ds::session_manager<ds::redacting_store<Store>, ds::manual_clock, ds::sequential_ids>;
+
+// Made up at test time, like every secret here.
+struct made_up_secrets {
+    bench::rng r{99};
+    std::string openai = "sk-proj-" + random_of(r, base64url, 64) + "9";
+    std::string aws = "AKIA" + random_of(r, upper_digits, 16);
+    std::string github = "ghp_" + random_of(r, alnum, 36);
+};
+
+ds::exchange exchange_with(const made_up_secrets& s) {
+    ds::exchange ex;
+    ex.query = "my key is " + s.openai + ", is it valid?";
+    ex.answer = "Never paste keys: rotate " + s.openai + " now.";
+    ex.summary = "asked about key " + s.aws;
+    ex.tool_calls.push_back(
+        json::object{{"name", "shell"}, {"args", json::array{"gh", "auth", s.github}}});
+    ex.extra = json::object{{"note", "env has " + s.aws}, {"n", 7}};
+    return ex;
+}
+
+void check_redacted_exchange(const ds::exchange& ex) {
+    BOOST_TEST(ex.query == "my key is [REDACTED:openai_key], is it valid?");
+    BOOST_TEST(ex.answer == "Never paste keys: rotate [REDACTED:openai_key] now.");
+    BOOST_TEST(ex.summary.value() == "asked about key [REDACTED:aws_access_key_id]");
+    BOOST_TEST(json::serialize(ex.tool_calls) ==
+               R"([{"name":"shell","args":["gh","auth","[REDACTED:github_token]"]}])");
+    BOOST_TEST(json::serialize(ex.extra) ==
+               R"({"note":"env has [REDACTED:aws_access_key_id]","n":7,)"
+               R"("redacted":{"aws_access_key_id":2,"github_token":1,"openai_key":2}})");
+}
+
+} // namespace
+
+BOOST_AUTO_TEST_CASE(the_store_keeps_redacted_text_and_the_history_the_original) {
+    ds::test::temp_dir dir;
+    const made_up_secrets s;
+    ds::session_id id;
+    {
+        manager_over<ds::jsonl_store> m{ds::redacting_store(ds::jsonl_store(dir.path()))};
+        id = m.start_new().id;
+        const auto saved = m.save_exchange(exchange_with(s));
+        BOOST_TEST(saved.query == exchange_with(s).query); // what the host gave
+        BOOST_TEST(m.history().turns()[0].query == exchange_with(s).query);
+        BOOST_TEST(m.history().turns()[0].answer == exchange_with(s).answer);
+        // The title, made from the query, is redacted in the store, not in memory.
+        BOOST_TEST(m.current()->title.starts_with("my key is sk-proj-"));
+        const auto counts = m.storage().take_redacted();
+        BOOST_TEST(counts.at("openai_key") == 2u);
+        BOOST_TEST(counts.at("aws_access_key_id") == 2u);
+        BOOST_TEST(counts.at("github_token") == 1u);
+        BOOST_TEST(m.storage().take_redacted().empty());
+        m.close();
+    }
+    // Not a byte of any secret reached the disk.
+    const std::string bytes = ds::test::tree_bytes(dir.path());
+    for (const auto& secret : {s.openai, s.aws, s.github})
+        BOOST_TEST(bytes.find(secret) == std::string::npos);
+    // A resume sees what was stored.
+    manager_over<ds::jsonl_store> later{ds::redacting_store(ds::jsonl_store(dir.path()))};
+    const auto resumed = later.resume(id);
+    BOOST_TEST_REQUIRE(resumed.exchanges.size() == 1u);
+    check_redacted_exchange(resumed.exchanges.front());
+    BOOST_TEST(later.history().turns()[0].query == "my key is [REDACTED:openai_key], is it valid?");
+    BOOST_TEST(resumed.meta.title.find("[REDACTED:openai_key]") != std::string::npos);
+    BOOST_TEST(resumed.meta.extra.at("redacted").at("openai_key").to_number<int>() == 1);
+}
+
+BOOST_AUTO_TEST_CASE(a_hosts_redacted_object_gets_the_counts_added) {
+    const made_up_secrets s;
+    ds::memory_store shared;
+    manager_over<ds::memory_store> m{ds::redacting_store(shared)};
+    const auto id = m.start_new().id;
+    ds::exchange ex;
+    ex.query = "q " + s.aws;
+    ex.answer = "a";
+    ex.extra = json::object{{"redacted", json::object{{"aws_access_key_id", 3}, {"email", 1}}}};
+    m.save_exchange(ex);
+    ex.query = "q " + s.github;
+    ex.extra = json::object{{"redacted", "by the host"}};
+    m.save_exchange(ex);
+    ex.query = "nothing secret";
+    m.save_exchange(ex);
+    const auto loaded = shared.load(id, ds::all_exchanges);
+    BOOST_TEST_REQUIRE(loaded.exchanges.size() == 3u);
+    BOOST_TEST(json::serialize(loaded.exchanges[0].extra) ==
+               R"({"redacted":{"aws_access_key_id":4,"email":1}})");
+    BOOST_TEST(json::serialize(loaded.exchanges[1].extra) == R"({"redacted":{"github_token":1}})");
+    // Nothing found: the exchange is stored as given, the host's value included.
+    BOOST_TEST(json::serialize(loaded.exchanges[2].extra) == R"({"redacted":"by the host"})");
+    BOOST_TEST(loaded.exchanges[2].query == "nothing secret");
+}
+
+BOOST_AUTO_TEST_CASE(titles_extra_whole_sessions_and_forks_are_redacted) {
+    const made_up_secrets s;
+    ds::test::temp_dir dir;
+    ds::redacting_store store{ds::jsonl_store(dir.path())};
+    ds::session_meta m;
+    m.id = "whole001";
+    m.title = "debugging " + s.github;
+    m.extra = json::object{{"token", s.github}};
+    auto ex = exchange_with(s);
+    ex.seq = 1;
+    const std::string record = "{\"type\":\"exchange\"}"; // would be wrong if copied
+    BOOST_TEST(store.create_whole(m, [&](ds::session_sink& sink) {
+        sink.add(ex, record);
+        auto renamed = m;
+        renamed.title = "renamed " + s.aws;
+        sink.update(renamed);
+    }));
+    const auto loaded = store.load("whole001", ds::all_exchanges);
+    BOOST_TEST_REQUIRE(loaded.exchanges.size() == 1u);
+    check_redacted_exchange(loaded.exchanges.front());
+    BOOST_TEST(loaded.meta.title == "renamed [REDACTED:aws_access_key_id]");
+    BOOST_TEST(
+        json::serialize(loaded.meta.extra) ==
+        R"({"token":"[REDACTED:github_token]","redacted":{"aws_access_key_id":1,"github_token":1}})");
+
+    ds::session_meta fork;
+    fork.id = "fork0001";
+    fork.title = "fork of " + s.aws;
+    fork.forked_from = ds::session_origin{"whole001", 1};
+    BOOST_TEST(store.fork("whole001", 1, fork));
+    BOOST_TEST(fork.title == "fork of " + s.aws); // the caller's copy is left as it was
+    BOOST_TEST(fork.exchange_count == 1u);
+    const auto forked = store.load("fork0001", ds::all_exchanges);
+    BOOST_TEST(forked.meta.title == "fork of [REDACTED:aws_access_key_id]");
+    BOOST_TEST_REQUIRE(forked.exchanges.size() == 1u);
+    check_redacted_exchange(forked.exchanges.front());
+    BOOST_TEST(ds::test::tree_bytes(dir.path()).find(s.github) == std::string::npos);
+}
+
+BOOST_AUTO_TEST_CASE(text_that_is_not_utf8_is_refused_even_where_a_secret_was) {
+    const made_up_secrets s;
+    ds::memory_store shared;
+    ds::redacting_store store{shared};
+    ds::session_meta m;
+    m.id = "abcd1234";
+    m.title = "t";
+    BOOST_TEST(store.create(m));
+    ds::exchange ex;
+    ex.seq = 1;
+    ex.query = "password=\xff\xfe " + s.openai; // the bad bytes are in what is redacted
+    ex.answer = "a";
+    BOOST_CHECK_THROW(store.append("abcd1234", ex), ds::invalid_input);
+    BOOST_TEST(shared.load("abcd1234", ds::all_exchanges).exchanges.empty());
+    m.title = "password=\xc0\xaf";
+    BOOST_CHECK_THROW(store.update(m), ds::invalid_input);
+    BOOST_TEST(store.take_redacted().empty());
+}
+
+namespace {
+
+// A host's redactor: replaces the word "Zyzzyva" (no ASCII-boundary promise, so what it
+// redacts goes through the store's own UTF-8 check).
+struct word_redactor {
+    int* calls;
+    std::optional<ds::redaction> operator()(std::string_view text) const {
+        ++*calls;
+        const auto at = text.find("Zyzzyva");
+        if (at == std::string_view::npos)
+            return std::nullopt;
+        ds::redaction r;
+        r.text =
+            std::string(text.substr(0, at)) + "[REDACTED:word]" + std::string(text.substr(at + 7));
+        r.counts["word"] = 1;
+        return r;
+    }
+};
+static_assert(ds::redactor<word_redactor> && !ds::ascii_boundary_redactor<word_redactor>);
+
+} // namespace
+
+BOOST_AUTO_TEST_CASE(a_hosts_redactor_replaces_the_default) {
+    int calls = 0;
+    ds::memory_store shared;
+    ds::session_manager<ds::redacting_store<ds::memory_store, word_redactor>, ds::manual_clock,
+                        ds::sequential_ids>
+        m{ds::redacting_store<ds::memory_store, word_redactor>(shared, word_redactor{&calls})};
+    const auto id = m.start_new().id;
+    const made_up_secrets s;
+    m.save_exchange("a Zyzzyva and " + s.openai, "fine");
+    BOOST_TEST(calls > 0);
+    const auto loaded = shared.load(id, ds::all_exchanges);
+    BOOST_TEST_REQUIRE(loaded.exchanges.size() == 1u);
+    BOOST_TEST(loaded.exchanges[0].query == "a [REDACTED:word] and " + s.openai);
+    BOOST_TEST(json::serialize(loaded.exchanges[0].extra) == R"({"redacted":{"word":1}})");
 }
