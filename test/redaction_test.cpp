@@ -325,6 +325,31 @@ BOOST_AUTO_TEST_CASE(every_secret_sample_is_redacted_whole) {
     }
 }
 
+// The scanner reads blocks of 32 or 16 bytes, then single bytes: a secret of each kind is
+// found wherever it starts and ends, across and at the edges of the blocks.
+BOOST_AUTO_TEST_CASE(secrets_are_found_at_every_offset) {
+    // Each text, and what it becomes.
+    std::vector<std::pair<std::string, std::string>> cases;
+    const auto samples = secret_samples();
+    for (std::size_t k = 0; k < 11; ++k) // the first of each kind
+        cases.emplace_back(samples[k].text, "[REDACTED:" + std::string(samples[k].kind) + "]");
+    cases.emplace_back("postgres://u:pw1234@h", "postgres://u:[REDACTED:url_password]@h");
+    cases.emplace_back("Authorization: Bearer abc123def456",
+                       "Authorization: Bearer [REDACTED:bearer_token]");
+    cases.emplace_back("password=hunter2", "password=[REDACTED:password]");
+    cases.emplace_back("\"passwd\": \"x1\"", "\"passwd\": \"[REDACTED:password]\"");
+    for (const auto& [secret, replaced] : cases) {
+        for (std::size_t before = 0; before < 70; ++before) {
+            for (const std::size_t after : {0, 1, 2, 5, 17, 40}) {
+                const std::string pad_before(before, ' '), pad_after(after, ' ');
+                const auto r = redact(pad_before + secret + pad_after);
+                BOOST_TEST_REQUIRE(r.has_value(), secret << " at " << before << ", " << after);
+                BOOST_TEST(r->text == pad_before + replaced + pad_after);
+            }
+        }
+    }
+}
+
 BOOST_AUTO_TEST_CASE(several_secrets_in_one_text_are_counted_by_kind) {
     bench::rng r(7);
     const std::string a = "sk-" + random_of(r, alnum, 48), b = "sk-" + random_of(r, alnum, 48);

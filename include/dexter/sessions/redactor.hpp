@@ -8,13 +8,19 @@
 #include <concepts>
 #include <cstddef>
 #include <cstdint>
+#include <cstring>
 #include <functional>
+#include <initializer_list>
 #include <map>
 #include <optional>
 #include <string>
 #include <string_view>
 #include <utility>
 #include <vector>
+
+#if defined(__x86_64__) && defined(__GNUC__)
+#include <immintrin.h>
+#endif
 
 namespace dexter::sessions {
 
@@ -62,33 +68,162 @@ public:
     explicit secret_scanner(std::string_view text) noexcept : s_(text) {}
 
     // Every secret of the text, in order, not overlapping. Reads each byte once on the
-    // way to the trigger bytes (see triggers()) and looks around only those.
+    // way to the trigger bytes (see triggers()) whose neighbours could be part of a
+    // secret (worth_checking()), and only there checks a whole pattern (check_at()).
     std::vector<secret_span> scan() {
         std::vector<secret_span> found;
-        const auto& trigger = triggers();
+        std::size_t resume = 0; // the end of the last secret found
+        const auto at_trigger = [&](std::size_t i) {
+            if (i >= resume && worth_checking(i)) {
+                if (const auto span = check_at(i)) {
+                    found.push_back(*span);
+                    resume = span->end;
+                }
+            }
+        };
         const auto* p = reinterpret_cast<const unsigned char*>(s_.data());
         const std::size_t n = s_.size();
+        const auto& trigger = triggers();
         std::size_t i = 0;
-        while (i < n) {
-            // The common case: a run of bytes that cannot start a check.
-            while (i + 4 <= n &&
-                   !(trigger[p[i]] | trigger[p[i + 1]] | trigger[p[i + 2]] | trigger[p[i + 3]]))
-                i += 4;
-            while (i < n && !trigger[p[i]])
-                ++i;
-            if (i >= n)
-                break;
-            if (const auto span = check_at(i)) {
-                found.push_back(*span);
-                i = span->end;
-            } else {
-                ++i;
-            }
-        }
+#if defined(__x86_64__) && defined(__GNUC__)
+        // 32 or 16 bytes at a time: the triggers whose neighbours pass a looser test than
+        // worth_checking(), all at once (with AVX2 when the processor has it; SSE2 is
+        // there on every x86-64).
+        for (; i < 4 && i < n; ++i)
+            if (trigger[p[i]])
+                at_trigger(i);
+        static const bool avx2 = __builtin_cpu_supports("avx2");
+        if (avx2)
+            i = blocks32(p, i, n, at_trigger);
+        i = blocks16(p, i, n, at_trigger);
+#endif
+        for (; i < n; ++i)
+            if (trigger[p[i]])
+                at_trigger(i);
         return found;
     }
 
 private:
+#if defined(__x86_64__) && defined(__GNUC__)
+    using bytes16 = signed char __attribute__((vector_size(16)));
+    using bytes32 = signed char __attribute__((vector_size(32)));
+
+    // Sets each byte of `out` (for the bytes at `p`, with 4 bytes readable before them and
+    // 1 after) that worth_checking() may accept: a superset of what it accepts.
+    template <class Bytes>
+    [[gnu::always_inline]] static inline void candidate_bytes(const unsigned char* p,
+                                                              Bytes& out) noexcept {
+        Bytes v, before, after, before2, before4;
+        std::memcpy(&v, p, sizeof v);
+        std::memcpy(&before, p - 1, sizeof v);
+        std::memcpy(&after, p + 1, sizeof v);
+        std::memcpy(&before2, p - 2, sizeof v);
+        std::memcpy(&before4, p - 4, sizeof v);
+        // Upper-case letters (and a few control bytes) as lower case; quotes and blanks.
+        // Upper-case letters (and a few control bytes) as lower case; quotes and blanks.
+        const Bytes lower = before | 0x20;
+        const Bytes key_end = (lower == 'd') | (lower == 'n') | (lower == '"') | (lower == '\'') |
+                              (lower == ' ') | (before == '\t');
+        out = ((v == '-') & ((before == 'k') | (before4 == 'x') | (after == '-'))) |
+              ((v == '_') & ((before == 'k') | (before == 'b') | (before2 == 'h'))) |
+              ((v == 'A') & ((after == 'K') | (after == 'S') | (after == 'I'))) |
+              ((v == 'J') & (before == 'y')) | ((v == ':') & ((after == '/') | key_end)) |
+              ((v == '=') & key_end);
+    }
+    // Calls at(i) for each i from `i` on, 16 (32) bytes at a time while a whole block and
+    // the byte after it are there, that candidate_bytes() sets; returns where it stopped.
+    template <class F>
+    static std::size_t blocks16(const unsigned char* p, std::size_t i, std::size_t n, F& at) {
+        for (bytes16 found; i + sizeof found + 1 <= n; i += sizeof found) {
+            candidate_bytes(p + i, found);
+            auto mask = static_cast<unsigned>(_mm_movemask_epi8(reinterpret_cast<__m128i&>(found)));
+            for (; mask != 0; mask &= mask - 1)
+                at(i + static_cast<std::size_t>(__builtin_ctz(mask)));
+        }
+        return i;
+    }
+    // For blocks32(): a table of 16 bytes, each the OR of the bits given for its index,
+    // in both halves; the bits of each byte of `v` by its nibbles; 32 bytes at `p`.
+    [[gnu::target("avx2")]] static __m256i
+    table(std::initializer_list<std::pair<std::size_t, int>> bits) noexcept {
+        alignas(16) std::array<char, 16> t{};
+        for (const auto& [nibble, bit] : bits)
+            t[nibble] = static_cast<char>(t[nibble] | bit);
+        return _mm256_broadcastsi128_si256(
+            _mm_load_si128(reinterpret_cast<const __m128i*>(t.data())));
+    }
+    [[gnu::target("avx2"), gnu::always_inline]] static inline __m256i bits(__m256i v, __m256i lo,
+                                                                           __m256i hi) noexcept {
+        const __m256i nibble = _mm256_set1_epi8(0x0F);
+        return _mm256_and_si256(
+            _mm256_shuffle_epi8(lo, _mm256_and_si256(v, nibble)),
+            _mm256_shuffle_epi8(hi, _mm256_and_si256(_mm256_srli_epi16(v, 4), nibble)));
+    }
+    [[gnu::target("avx2"), gnu::always_inline]] static inline __m256i
+    load(const unsigned char* p) noexcept {
+        return _mm256_loadu_si256(reinterpret_cast<const __m256i*>(p));
+    }
+
+    // The same with AVX2, 32 bytes at a time, by table lookups instead of comparisons
+    // (fewer constants than registers): a byte's low and high nibble each index a table of
+    // bits, whose AND is the byte's set of bits. For the byte itself, the bits of the
+    // neighbours its trigger accepts (none for a byte that is no trigger); for the byte
+    // before and the byte after, the bits of what they are. A candidate shares a bit.
+    //   bit 0  'k' before (sk-, sk_, rk_)        bit 4  '"', '\'', ' ' or '\t' before (a key)
+    //   bit 1  'b' before (github_)              bit 5  '-' or '/' after (-----, ://)
+    //   bit 2  'y' before (eyJ)                  bit 6  'K', 'S' or 'I' after (AKIA, ASIA, AIza)
+    //   bit 3  'd', 'D', 'n' or 'N' before       bit 7  'h' two before (gh?_), 'x' four before
+    // The tables let a few other bytes through ('=' with bit 5, '*' before '/', ')' before
+    // '='): worth_checking() turns them away.
+    template <class F>
+    [[gnu::target("avx2")]] static std::size_t blocks32(const unsigned char* p, std::size_t i,
+                                                        std::size_t n, F& at) {
+        // The trigger itself: '-' 0x2D, '_' 0x5F, 'A' 0x41, 'J' 0x4A, ':' 0x3A, '=' 0x3D.
+        const __m256i trigger_lo = table({{0xD, 0x01 | 0x80 | 0x20},
+                                          {0xD, 0x08 | 0x10},
+                                          {0xF, 0x01 | 0x02 | 0x80},
+                                          {0x1, 0x40},
+                                          {0xA, 0x04},
+                                          {0xA, 0x08 | 0x10 | 0x20}});
+        const __m256i trigger_hi = table({{0x2, 0x01 | 0x80 | 0x20},
+                                          {0x5, 0x01 | 0x02 | 0x80},
+                                          {0x4, 0x40 | 0x04},
+                                          {0x3, 0x08 | 0x10 | 0x20}});
+        // The byte before: 'k' 0x6B, 'b' 0x62, 'y' 0x79, 'd' 0x64, 'D' 0x44, 'n' 0x6E,
+        // 'N' 0x4E, '"' 0x22, '\'' 0x27, ' ' 0x20, '\t' 0x09.
+        const __m256i before_lo = table({{0xB, 0x01},
+                                         {0x2, 0x02 | 0x10},
+                                         {0x9, 0x04 | 0x10},
+                                         {0x4, 0x08},
+                                         {0xE, 0x08},
+                                         {0x7, 0x10},
+                                         {0x0, 0x10}});
+        const __m256i before_hi =
+            table({{0x6, 0x01 | 0x02 | 0x08}, {0x7, 0x04}, {0x4, 0x08}, {0x2, 0x10}, {0x0, 0x10}});
+        // The byte after: '-' 0x2D, '/' 0x2F, 'K' 0x4B, 'S' 0x53, 'I' 0x49.
+        const __m256i after_lo =
+            table({{0xD, 0x20}, {0xF, 0x20}, {0xB, 0x40}, {0x3, 0x40}, {0x9, 0x40}});
+        const __m256i after_hi = table({{0x2, 0x20}, {0x4, 0x40}, {0x5, 0x40}});
+        const __m256i h = _mm256_set1_epi8('h'), x = _mm256_set1_epi8('x'),
+                      far = _mm256_set1_epi8(static_cast<char>(0x80)),
+                      zero = _mm256_setzero_si256();
+        for (; i + 33 <= n; i += 32) {
+            const __m256i near = _mm256_or_si256(
+                _mm256_or_si256(bits(load(p + i - 1), before_lo, before_hi),
+                                bits(load(p + i + 1), after_lo, after_hi)),
+                _mm256_and_si256(far, _mm256_or_si256(_mm256_cmpeq_epi8(load(p + i - 2), h),
+                                                      _mm256_cmpeq_epi8(load(p + i - 4), x))));
+            const __m256i shared =
+                _mm256_and_si256(bits(load(p + i), trigger_lo, trigger_hi), near);
+            auto mask =
+                ~static_cast<unsigned>(_mm256_movemask_epi8(_mm256_cmpeq_epi8(shared, zero)));
+            for (; mask != 0; mask &= mask - 1)
+                at(i + static_cast<std::size_t>(__builtin_ctz(mask)));
+        }
+        return i;
+    }
+#endif
+
     // The bytes at which a secret can be recognised, chosen to be rare in ordinary text:
     //   '-'  sk-..., sk-ant-..., xox?-..., -----BEGIN ... PRIVATE KEY-----
     //   '_'  ghp_/gho_/ghs_/ghu_/ghr_..., github_pat_..., sk_live_/rk_live_...
@@ -106,16 +241,51 @@ private:
         return table;
     }
 
+    // What the bytes next to trigger `i` must be for a secret to be there: a quick test
+    // that most triggers of ordinary text fail (a list's "- ", "std::", "x = 1").
+    bool worth_checking(std::size_t i) const noexcept {
+        const char before = i > 0 ? s_[i - 1] : '\0';
+        const char after = i + 1 < s_.size() ? s_[i + 1] : '\0';
+        switch (s_[i]) {
+        case '-': // sk-, xox?-, -----BEGIN
+            return before == 'k' || (i >= 4 && s_[i - 4] == 'x') || after == '-';
+        case '_': // gh?_, github_pat_, sk_live_, rk_live_
+            return before == 'k' || before == 'b' || (i >= 2 && s_[i - 2] == 'h');
+        case 'A': // AKIA, ASIA, AIza
+            return after == 'K' || after == 'S' || after == 'I';
+        case 'J': // eyJ
+            return before == 'y';
+        default: { // ':' or '=': scheme://, or a key that ends in password, passwd or
+                   // authorization (then a blank, a quote)
+            if (s_[i] == ':' && after == '/')
+                return true;
+            std::size_t k = i;
+            while (k > 0 && (s_[k - 1] == ' ' || s_[k - 1] == '\t'))
+                --k;
+            if (k > 0 && (s_[k - 1] == '"' || s_[k - 1] == '\''))
+                --k;
+            const char last = k > 0 ? lower(s_[k - 1]) : '\0';
+            return last == 'd' || last == 'n';
+        }
+        }
+    }
+
     static bool is_alnum(char c) noexcept {
         return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9');
     }
-    static bool is_digit(char c) noexcept { return c >= '0' && c <= '9'; }
+    static bool is_digit(char c) noexcept {
+        return c >= '0' && c <= '9';
+    }
     static bool is_upper_or_digit(char c) noexcept {
         return (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9');
     }
     // The characters of base64url, and of most API keys.
-    static bool is_token(char c) noexcept { return is_alnum(c) || c == '_' || c == '-'; }
-    static char lower(char c) noexcept { return c >= 'A' && c <= 'Z' ? char(c - 'A' + 'a') : c; }
+    static bool is_token(char c) noexcept {
+        return is_alnum(c) || c == '_' || c == '-';
+    }
+    static char lower(char c) noexcept {
+        return c >= 'A' && c <= 'Z' ? char(c - 'A' + 'a') : c;
+    }
 
     bool has(std::size_t at, std::string_view word) const noexcept {
         return at <= s_.size() && s_.substr(at).starts_with(word);
@@ -129,8 +299,12 @@ private:
         return true;
     }
     // True if no token character comes right before `at`: a secret starts a word.
-    bool starts_word(std::size_t at) const noexcept { return at == 0 || !is_token(s_[at - 1]); }
-    bool ends_word(std::size_t at) const noexcept { return at >= s_.size() || !is_token(s_[at]); }
+    bool starts_word(std::size_t at) const noexcept {
+        return at == 0 || !is_token(s_[at - 1]);
+    }
+    bool ends_word(std::size_t at) const noexcept {
+        return at >= s_.size() || !is_token(s_[at]);
+    }
     // The end of the run of characters that `pred` accepts from `at`.
     template <class Pred>
     std::size_t run(std::size_t at, Pred pred) const noexcept {
@@ -264,12 +438,43 @@ private:
             return std::nullopt;
         return secret_span{begin, run(payload_end + 1, is_alnum_or_url), "jwt"};
     }
-    static bool is_alnum_or_url(char c) noexcept { return is_token(c); }
+    static bool is_alnum_or_url(char c) noexcept {
+        return is_token(c);
+    }
+
+    static bool ends_authority(char c) noexcept {
+        switch (c) {
+        case '/':
+        case '?':
+        case '#':
+        case ' ':
+        case '\t':
+        case '\n':
+        case '\r':
+        case '"':
+        case '\'':
+        case '<':
+        case '>':
+        case '`':
+            return true;
+        default:
+            return false;
+        }
+    }
 
     // scheme://user:password@host: the password only.
     std::optional<secret_span> url_password(std::size_t colon) const {
         if (!has(colon + 1, "//"))
             return std::nullopt;
+        const std::size_t authority = colon + 3;
+        std::size_t authority_end = authority;
+        while (authority_end < s_.size() && !ends_authority(s_[authority_end]))
+            ++authority_end;
+        // The last '@' of the authority (a password may hold one).
+        auto at = s_.substr(authority, authority_end - authority).rfind('@');
+        if (at == std::string_view::npos)
+            return std::nullopt;
+        at += authority;
         const auto scheme_char = [](char c) {
             return is_alnum(c) || c == '+' || c == '.' || c == '-';
         };
@@ -278,14 +483,6 @@ private:
             --scheme;
         if (scheme == colon ||
             !((s_[scheme] >= 'a' && s_[scheme] <= 'z') || (s_[scheme] >= 'A' && s_[scheme] <= 'Z')))
-            return std::nullopt;
-        const std::size_t authority = colon + 3;
-        const std::size_t authority_end = run(authority, [](char c) {
-            return c != '/' && c != '?' && c != '#' && c != ' ' && c != '\t' && c != '\n' &&
-                   c != '\r' && c != '"' && c != '\'' && c != '<' && c != '>' && c != '`';
-        });
-        const auto at = s_.substr(0, authority_end).rfind('@');
-        if (at == std::string_view::npos || at < authority)
             return std::nullopt;
         const auto user_end = s_.substr(0, at).find(':', authority);
         if (user_end == std::string_view::npos || user_end + 1 >= at ||
