@@ -105,33 +105,30 @@ public:
 
 private:
 #if defined(__x86_64__) && defined(__GNUC__)
+    // 16 bytes, compared a byte with a byte (GCC's and Clang's vector extension).
     using bytes16 = signed char __attribute__((vector_size(16)));
-    using bytes32 = signed char __attribute__((vector_size(32)));
 
-    // Sets each byte of `out` (for the bytes at `p`, with 4 bytes readable before them and
-    // 1 after) that worth_checking() may accept: a superset of what it accepts.
-    template <class Bytes>
-    [[gnu::always_inline]] static inline void candidate_bytes(const unsigned char* p,
-                                                              Bytes& out) noexcept {
-        Bytes v, before, after, before2, before4;
+    // Sets each byte of `out` (for the 16 bytes at `p`, with 4 bytes readable before them
+    // and 1 after) that worth_checking() may accept: a superset of what it accepts.
+    static void candidate_bytes(const unsigned char* p, bytes16& out) noexcept {
+        bytes16 v, before, after, before2, before4;
         std::memcpy(&v, p, sizeof v);
         std::memcpy(&before, p - 1, sizeof v);
         std::memcpy(&after, p + 1, sizeof v);
         std::memcpy(&before2, p - 2, sizeof v);
         std::memcpy(&before4, p - 4, sizeof v);
         // Upper-case letters (and a few control bytes) as lower case; quotes and blanks.
-        // Upper-case letters (and a few control bytes) as lower case; quotes and blanks.
-        const Bytes lower = before | 0x20;
-        const Bytes key_end = (lower == 'd') | (lower == 'n') | (lower == '"') | (lower == '\'') |
-                              (lower == ' ') | (before == '\t');
+        const bytes16 lower = before | 0x20;
+        const bytes16 key_end = (lower == 'd') | (lower == 'n') | (lower == '"') | (lower == '\'') |
+                                (lower == ' ') | (before == '\t');
         out = ((v == '-') & ((before == 'k') | (before4 == 'x') | (after == '-'))) |
               ((v == '_') & ((before == 'k') | (before == 'b') | (before2 == 'h'))) |
               ((v == 'A') & ((after == 'K') | (after == 'S') | (after == 'I'))) |
               ((v == 'J') & (before == 'y')) | ((v == ':') & ((after == '/') | key_end)) |
               ((v == '=') & key_end);
     }
-    // Calls at(i) for each i from `i` on, 16 (32) bytes at a time while a whole block and
-    // the byte after it are there, that candidate_bytes() sets; returns where it stopped.
+    // Calls at(i) for each i from `i` on that candidate_bytes() sets, 16 bytes at a time
+    // while a whole block and the byte after it are there; returns where it stopped.
     template <class F>
     static std::size_t blocks16(const unsigned char* p, std::size_t i, std::size_t n, F& at) {
         for (bytes16 found; i + sizeof found + 1 <= n; i += sizeof found) {
