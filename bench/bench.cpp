@@ -670,7 +670,7 @@ int main(int argc, char** argv) {
             only = argv[++i];
         } else {
             std::cerr << "usage: bench [--size tiny|full] [--dir DIR] [--dexter PATH] "
-                         "[--only 1-2|3|4-7|5|6|8|9|10|11|12|13|14|15|16]\n";
+                         "[--only 1-2|3|4-7|5|6|8|9|10|11|12|13|14|15|16|17]\n";
             return 2;
         }
     }
@@ -712,6 +712,7 @@ int main(int argc, char** argv) {
         run("14", [&] { figure_14(dir, z, self); });
         run("15", [&] { figure_15(dir, z, self); });
         run("16", [&] { figure_16(dir, z, self, dexter); });
+        run("17", [&] { bench::figure_17(dir, cz); });
     } catch (const std::exception& e) {
         std::cerr << "bench: " << e.what() << "\n";
         if (own_dir)

@@ -657,6 +657,46 @@ BOOST_FIXTURE_TEST_CASE(one_shot_answers_saves_and_continues, cli) {
     BOOST_TEST(local.list().size() == 1u);
 }
 
+// Secrets are replaced before they are saved, and dexter says so; --no-redact keeps them.
+BOOST_FIXTURE_TEST_CASE(secrets_are_redacted_before_saving, cli) {
+    // Made up here from the documented formats: no real key.
+    std::string openai = "sk-proj-", aws = "AKIA";
+    for (int i = 0; i < 48; ++i)
+        openai += "aZ7xQ2kP9mLw"[(i * 7) % 12];
+    for (int i = 0; i < 16; ++i)
+        aws += "QX7Z2M9K"[(i * 3) % 8];
+    const std::string fixed = agent("fixed", "cat >/dev/null\necho noted\n");
+    const auto file_of = [&](const std::string& id) {
+        std::ifstream in(sessions / "cli" / id / "history.jsonl");
+        return std::string(std::istreambuf_iterator<char>(in), {});
+    };
+
+    auto r = run({"--agent-cmd", fixed, "-p", "is " + openai + " still valid?"});
+    BOOST_TEST(describe_status(r.status) == "exit 0", r.err);
+    BOOST_TEST(r.out == "noted\n");
+    BOOST_TEST(r.err == "dexter: 1 secret redacted before saving (openai_key)\n");
+    auto all = stored_sessions();
+    BOOST_TEST_REQUIRE(all.size() == 1u);
+    const std::string id = all[0].id;
+    BOOST_TEST(file_of(id).find(openai) == std::string::npos);
+    BOOST_TEST(file_of(id).find("is [REDACTED:openai_key] still valid?") != std::string::npos);
+    BOOST_TEST(file_of(id).find(R"("redacted":{"openai_key":1})") != std::string::npos);
+
+    // Two in one question, of two kinds; a save without one says nothing.
+    r = run({"--agent-cmd", fixed, "-c", "-p", "rotate " + openai + " and " + aws + " please"});
+    BOOST_TEST(r.err == "dexter: 2 secrets redacted before saving (aws_access_key_id, "
+                        "openai_key)\n");
+    r = run({"--agent-cmd", fixed, "-c", "-p", "thanks"});
+    BOOST_TEST(r.err == "");
+    BOOST_TEST(file_of(id).find(aws) == std::string::npos);
+
+    // --no-redact: saved as given, and nothing said.
+    r = run({"--agent-cmd", fixed, "-c", "--no-redact", "-p", "keep " + aws});
+    BOOST_TEST(describe_status(r.status) == "exit 0", r.err);
+    BOOST_TEST(r.err == "");
+    BOOST_TEST(file_of(id).find("keep " + aws) != std::string::npos);
+}
+
 BOOST_FIXTURE_TEST_CASE(the_agent_receives_exactly_the_expected_messages, cli) {
     const std::string record = agent("record", "cat >> " + dir() +
                                                    "/requests.jsonl\n"

@@ -176,6 +176,8 @@ BOOST_AUTO_TEST_CASE(commands_that_change_sessions) {
     BOOST_TEST((accepted({"--unpin", "ab12"}).what == command::unpin_session));
     BOOST_TEST(accepted({"--unpin", "ab12"}).session == "ab12");
 
+    BOOST_TEST(accepted({"-p", "q"}).redact);
+    BOOST_TEST(!accepted({"-p", "q", "--no-redact"}).redact);
     o = accepted({"--incognito"});
     BOOST_TEST((o.what == command::interactive));
     BOOST_TEST(o.incognito);
@@ -507,6 +509,7 @@ BOOST_AUTO_TEST_CASE(help_text_names_every_option_and_the_environment) {
                              "--pin",
                              "--unpin",
                              "--incognito",
+                             "--no-redact",
                              "/rename",
                              "/fork",
                              "/help"})
@@ -643,9 +646,9 @@ BOOST_AUTO_TEST_CASE(help_lists_each_option_once_in_its_group) {
           "--older-than", "--dry-run",    "--pin",           "--unpin",         "--yes",
           "--json",       "--markdown",   "--format",        "--output",        "--limit",
           "--raw",        "--store",      "--sessions-dir",  "--help",          "--version",
-          "--explain"})
+          "--explain",    "--no-redact"})
         BOOST_TEST(lines_naming(option) == 1, option);
-    BOOST_TEST(option_lines.size() == 36u);
+    BOOST_TEST(option_lines.size() == 37u);
 }
 
 BOOST_AUTO_TEST_CASE(the_stream_sanitizer_equals_the_sanitizer_of_the_whole_text) {

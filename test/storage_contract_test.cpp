@@ -5,6 +5,7 @@
 
 #include <dexter/sessions/jsonl_store.hpp>
 #include <dexter/sessions/memory_store.hpp>
+#include <dexter/sessions/redacting_store.hpp>
 
 #include "support/temp_dir.hpp"
 
@@ -81,8 +82,45 @@ struct unsynced_jsonl_store_factory {
     std::string stored_state() const { return dexter::sessions::test::tree_bytes(dir.path()); }
 };
 
+// Secret redaction composed with the stores: the contract holds through the decorator
+// (its text has no secret), which offers exactly the capabilities of the store it wraps.
+template <class Store>
+using redacting = dexter::sessions::redacting_store<Store>;
+static_assert(
+    dexter::sessions::same_capabilities<redacting<dexter::sessions::memory_store>,
+                                        dexter::sessions::memory_store> &&
+    dexter::sessions::same_capabilities<redacting<dexter::sessions::jsonl_store>,
+                                        dexter::sessions::jsonl_store> &&
+    dexter::sessions::same_capabilities<redacting<primitives_only_store>, primitives_only_store>);
+static_assert(dexter::sessions::keeps_trash<redacting<dexter::sessions::jsonl_store>> &&
+              dexter::sessions::forks_sessions<redacting<dexter::sessions::jsonl_store>> &&
+              dexter::sessions::skips_checked_utf8<redacting<dexter::sessions::memory_store>>);
+
+struct redacting_memory_store_factory {
+    dexter::sessions::memory_store shared;
+    redacting<dexter::sessions::memory_store> make() {
+        return redacting<dexter::sessions::memory_store>{shared};
+    }
+};
+
+struct redacting_primitives_only_factory {
+    dexter::sessions::memory_store shared;
+    redacting<primitives_only_store> make() {
+        return redacting<primitives_only_store>{primitives_only_store{shared}};
+    }
+};
+
+struct redacting_jsonl_store_factory {
+    jsonl_store_factory files;
+    redacting<dexter::sessions::jsonl_store> make() {
+        return redacting<dexter::sessions::jsonl_store>{files.make()};
+    }
+    std::string stored_state() const { return files.stored_state(); }
+};
+
 } // namespace
 
-DEXTER_SESSIONS_STORAGE_CONTRACT(storage_contract,
-                                 std::tuple<memory_store_factory, primitives_only_factory,
-                                            jsonl_store_factory, unsynced_jsonl_store_factory>)
+DEXTER_SESSIONS_STORAGE_CONTRACT(
+    storage_contract, std::tuple<memory_store_factory, primitives_only_factory, jsonl_store_factory,
+                                 unsynced_jsonl_store_factory, redacting_memory_store_factory,
+                                 redacting_primitives_only_factory, redacting_jsonl_store_factory>)

@@ -9,6 +9,7 @@
 #include <dexter/sessions/clock.hpp>
 #include <dexter/sessions/id.hpp>
 #include <dexter/sessions/jsonl_store.hpp>
+#include <dexter/sessions/redacting_store.hpp>
 #include <dexter/sessions/session_manager.hpp>
 
 #include <cstdlib>
@@ -59,6 +60,11 @@ struct logging_jsonl_factory {
 // The wrapper offers what the wrapped store offers, the saves of checked text included.
 static_assert(ds::skips_checked_utf8<example::logging_store<ds::memory_store>> &&
               ds::skips_checked_utf8<example::logging_store<ds::jsonl_store>>);
+// Secret redaction over it keeps every capability it has.
+static_assert(
+    ds::same_capabilities<ds::redacting_store<example::logging_store<ds::jsonl_store>>,
+                          example::logging_store<ds::jsonl_store>> &&
+    ds::same_capabilities<ds::redacting_store<example::logging_store<>>, example::logging_store<>>);
 
 } // namespace
 

@@ -95,7 +95,10 @@ po::options_description describe_options() {
          "where sessions are kept: postgresql://... (a PostgreSQL database) or a "
          "directory (as --sessions-dir); default $DEXTER_STORE")
         ("sessions-dir", po::value<std::string>()->value_name("DIR"),
-         "store root (default ./.dexter/sessions, or $DEXTER_SESSIONS_DIR)");
+         "store root (default ./.dexter/sessions, or $DEXTER_SESSIONS_DIR)")
+        ("no-redact", "save secrets as they are: without it, API keys, tokens, passwords and "
+         "private keys are replaced by [REDACTED:<kind>] in what is saved (the conversation in "
+         "memory keeps them)");
     po::options_description general("Help");
     general.add_options()
         ("help,h", "show this help and exit")
@@ -381,6 +384,7 @@ std::variant<options, usage_error> parse_options(int argc, const char* const arg
     o.permanent = has("permanent");
     o.dry_run = has("dry-run");
     o.incognito = has("incognito");
+    o.redact = !has("no-redact");
     o.raw = has("raw");
     if (session || del || show || exp || restore || pin || unpin) {
         o.session = text(session   ? "session"

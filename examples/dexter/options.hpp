@@ -81,6 +81,9 @@ struct options {
     bool dry_run = false;
     /// --incognito: the conversation is kept in memory only; nothing is written.
     bool incognito = false;
+    /// False with --no-redact: exchanges are saved with their secrets. Else each save
+    /// replaces them (sessions::secret_redactor) and says so on standard error.
+    bool redact = true;
     /// --raw: answers, the replay, --show, --search and --export to a terminal pass
     /// control characters and escape sequences on instead of showing them escaped. JSON
     /// output and dexter's messages on standard error do not change.

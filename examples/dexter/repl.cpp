@@ -167,6 +167,7 @@ turn_result ask_and_save(session_manager& manager, agent& answerer, const std::s
         turn.not_saved = e.what();
         return turn;
     }
+    report_redactions(manager);
     warn_about_store(manager);
     return turn;
 }

@@ -61,8 +61,10 @@ session_manager open_store(const options& o) {
     // The history sends --history-limit turns, and says so in a resume's report.
     sessions::chat_history history;
     history.set_recent_limit(o.history_limit);
+    const optional_redactor redactor{o.redact && !o.incognito};
     const auto with = [&](any_store store) {
-        return session_manager(std::move(store), {}, {}, std::move(history), mo);
+        return session_manager(redacting_any_store(std::move(store), redactor), {}, {},
+                               std::move(history), mo);
     };
     if (o.incognito)
         return with(any_store(sessions::memory_store()));
@@ -129,6 +131,20 @@ std::string busy_message(const sessions::session_id& id, const sessions::session
                               : *holder == ::getpid() ? std::string("elsewhere in this process")
                                                       : "in process " + std::to_string(*holder);
     return "session '" + id + "' is open " + where + "; close it there first";
+}
+
+void report_redactions(session_manager& manager) {
+    const auto counts = manager.storage().take_redacted();
+    if (counts.empty())
+        return;
+    std::uint64_t n = 0;
+    std::string kinds;
+    for (const auto& [kind, count] : counts) {
+        n += count;
+        kinds += (kinds.empty() ? "" : ", ") + kind;
+    }
+    std::cerr << "dexter: " << n << (n == 1 ? " secret" : " secrets") << " redacted before saving ("
+              << kinds << ")\n";
 }
 
 void warn_about_store(session_manager& manager) {

@@ -8,6 +8,7 @@
 #include <dexter/sessions.hpp>
 #include <dexter/sessions/jsonl_store.hpp>
 #include <dexter/sessions/memory_store.hpp>
+#include <dexter/sessions/redacting_store.hpp>
 #ifdef DEXTER_WITH_POSTGRES
 #include <dexter/sessions/postgres_store.hpp>
 #endif
@@ -227,11 +228,29 @@ private:
 #endif
 };
 
-/// The composition dexter runs on: the store it was pointed at, the system clock,
-/// random ids, Dexter's chat history.
-static_assert(sessions::skips_checked_utf8<any_store>,
+/// secret_redactor, unless --no-redact turned it off (or the conversation is incognito:
+/// nothing is saved).
+struct optional_redactor {
+    bool enabled = true;
+
+    static constexpr bool cuts_at_ascii_boundaries =
+        sessions::secret_redactor::cuts_at_ascii_boundaries;
+    std::optional<sessions::redaction> operator()(std::string_view text) const {
+        if (!enabled)
+            return std::nullopt;
+        return sessions::secret_redactor()(text);
+    }
+};
+
+/// The store as dexter writes to it: secrets redacted before they are saved.
+using redacting_any_store = sessions::redacting_store<any_store, optional_redactor>;
+
+/// The composition dexter runs on: the store it was pointed at behind redaction, the
+/// system clock, random ids, Dexter's chat history.
+static_assert(sessions::skips_checked_utf8<redacting_any_store>,
               "a save's text is checked once, by the manager");
-using session_manager = sessions::session_manager<any_store>;
+static_assert(sessions::same_capabilities<redacting_any_store, any_store>);
+using session_manager = sessions::session_manager<redacting_any_store>;
 
 /// A memory_store for --incognito, else the store at `o.store_uri` (a PostgreSQL
 /// database) or else `o.sessions_dir` (created if missing), keeping enough exchanges in memory
@@ -265,6 +284,10 @@ std::optional<std::string> resume_summary(const sessions::resume_report& report)
 
 /// The message for a session another process holds open.
 std::string busy_message(const sessions::session_id& id, const sessions::session_busy& e);
+
+/// Prints `dexter: 2 secrets redacted before saving (github_token, openai_key)` on
+/// standard error if the last saves redacted anything (since the last call).
+void report_redactions(session_manager& manager);
 
 /// Prints one warning line on standard error if the store has reported events (an
 /// index rebuilt, a torn tail moved to quarantine, ...) since the last call.

@@ -294,4 +294,15 @@ concept checks_writability = requires(S& s) {
     { s.check_writable() } -> std::same_as<void>;
 };
 
+/// True if stores S and T offer the same optional capabilities (above): what a store
+/// that wraps another (redacting_store) must keep.
+template <class S, class T>
+inline constexpr bool same_capabilities =
+    skips_checked_utf8<S> == skips_checked_utf8<T>&& reports_diagnostics<S> ==
+    reports_diagnostics<T>&& streams_exchanges<S> == streams_exchanges<T>&& streams_records<S> ==
+    streams_records<T>&& searches_text<S> == searches_text<T>&& pages_sessions<S> ==
+    pages_sessions<T>&& creates_whole_sessions<S> ==
+    creates_whole_sessions<T>&& forks_sessions<S> == forks_sessions<T>&& keeps_trash<S> ==
+    keeps_trash<T>&& checks_writability<S> == checks_writability<T>;
+
 } // namespace dexter::sessions
