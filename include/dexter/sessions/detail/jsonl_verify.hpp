@@ -180,8 +180,9 @@ repair_report basic_jsonl_store<Ops>::repair(const session_id& id) {
                                             std::chrono::floor<std::chrono::milliseconds>(
                                                 std::chrono::system_clock::now())};
         detail::rewrite_history(c, out);
-        done.push_back("moved " + std::to_string(out.quarantined_lines) +
-                       (out.quarantined_lines == 1 ? " line" : " lines") + " to quarantine");
+        if (out.quarantined_lines)
+            done.push_back("moved " + std::to_string(out.quarantined_lines) +
+                           (out.quarantined_lines == 1 ? " line" : " lines") + " to quarantine");
         if (!out.gaps_recorded.empty())
             done.push_back("recorded " + std::to_string(out.gaps_recorded.size()) +
                            (out.gaps_recorded.size() == 1 ? " gap" : " gaps") + " in seq");
