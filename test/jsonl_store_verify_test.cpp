@@ -512,3 +512,60 @@ BOOST_AUTO_TEST_CASE(manager_forwards_verify_and_repair) {
     BOOST_TEST(m.verify_store().ok());
     BOOST_TEST(m.repair_store().empty());
 }
+
+BOOST_AUTO_TEST_CASE(every_kind_of_damaged_index_is_reported_and_rebuilt) {
+    // RELIABILITY.md row 4: truncated, corrupt, empty, a directory, a symbolic link.
+    const std::vector<std::pair<std::string, std::function<void(const fs::path&)>>> damage = {
+        {"empty", [](const fs::path& p) { write_bytes(p, ""); }},
+        {"truncated", [](const fs::path& p) { write_bytes(p, read_bytes(p).substr(0, 40)); }},
+        {"not this format", [](const fs::path& p) { write_bytes(p, R"({"format":"x"})"); }},
+        {"a directory",
+         [](const fs::path& p) {
+             fs::remove(p);
+             fs::create_directory(p);
+         }},
+        {"a symbolic link",
+         [](const fs::path& p) {
+             fs::remove(p);
+             fs::create_symlink("/etc/passwd", p);
+         }},
+    };
+    for (const auto& [what, damage_it] : damage) {
+        BOOST_TEST_CONTEXT(what) {
+            ds::test::temp_dir dir;
+            save_session(dir.path(), sid, 3);
+            ds::jsonl_store{dir.path(), "cli", unsynced}.list();
+            damage_it(dir / "index.json");
+            {
+                ds::basic_jsonl_store<read_only_ops> ro{dir.path(), "cli", unsynced,
+                                                        read_only_ops{}};
+                const auto found = ro.verify_all();
+                BOOST_TEST_REQUIRE(found.problems.size() == 1u);
+                BOOST_TEST(contains(found.problems[0], "index.json"));
+                BOOST_TEST(found.sessions.size() == 1u);
+            }
+            ds::jsonl_store store{dir.path(), "cli", unsynced};
+            store.repair_all();
+            BOOST_TEST(store.verify_all().ok());
+            BOOST_TEST(fs::is_regular_file(fs::symlink_status(dir / "index.json")));
+        }
+    }
+    // A missing index is a cache not yet written: no problem.
+    ds::test::temp_dir dir;
+    save_session(dir.path(), sid, 3);
+    fs::remove(dir / "index.json");
+    BOOST_TEST(ds::jsonl_store(dir.path(), "cli", unsynced).verify_all().ok());
+}
+
+BOOST_AUTO_TEST_CASE(a_store_without_verify_is_verified_by_loading) {
+    ds::test_session_manager m;
+    m.start_new();
+    m.save_exchange("q", "a");
+    const auto all = m.verify_store();
+    BOOST_TEST_REQUIRE(all.sessions.size() == 1u);
+    BOOST_TEST(all.sessions[0].ok());
+    BOOST_TEST(all.sessions[0].exchange_count == 1u);
+    const auto r = m.repair_session(all.sessions[0].id);
+    BOOST_TEST(!r.needed);
+    BOOST_TEST(m.repair_store().empty());
+}
