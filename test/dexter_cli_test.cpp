@@ -1017,11 +1017,11 @@ BOOST_FIXTURE_TEST_CASE(errors_have_one_line_and_their_exit_status, cli) {
         {{"--delete-session", "ab12cd34", "-p", "q"},
          "exit 2 dexter: --delete-session cannot be used with --prompt (see dexter --help)"},
         {{"--json"},
-         "exit 2 dexter: --json needs --list-sessions, --list-trash, --search, --show, --explain "
-         "or --prompt (see dexter --help)"},
+         "exit 2 dexter: --json needs --list-sessions, --list-trash, --search, --show, --verify, "
+         "--explain or --prompt (see dexter --help)"},
         {{"-y"},
-         "exit 2 dexter: --yes needs --delete-session, --purge-trash or --prune (see dexter "
-         "--help)"},
+         "exit 2 dexter: --yes needs --delete-session, --purge-trash, --prune or --repair (see "
+         "dexter --help)"},
         {{"--prune", "--older-than", "30"},
          "exit 2 dexter: --older-than: expected a DURATION such as 30d, 12h, 90m, 45s or 2w, "
          "got '30' (see dexter --help)"},
@@ -2695,4 +2695,121 @@ BOOST_FIXTURE_TEST_CASE(explain_prints_the_report_and_the_messages_and_asks_noth
     r = run({"-s", id, "--explain", "-p", "hi"});
     BOOST_TEST(describe_status(r.status) == "exit 2");
     BOOST_TEST(r.err.find("--explain cannot be used with --prompt") != std::string::npos, r.err);
+}
+
+// --- --verify and --repair ----------------------------------------------------------
+
+namespace {
+
+// Reads a whole file (a history, in the verify tests).
+std::string file_bytes(const fs::path& p) {
+    std::ifstream in(p, std::ios::binary);
+    return std::string(std::istreambuf_iterator<char>(in), {});
+}
+
+} // namespace
+
+BOOST_FIXTURE_TEST_CASE(verify_exits_0_when_clean_and_1_when_damaged, cli) {
+    auto r = run({"--verify"});
+    BOOST_TEST(describe_status(r.status) == "exit 0", r.err);
+    BOOST_TEST(r.out == "no sessions in " + sessions.string() + "\n");
+    BOOST_TEST(!fs::exists(sessions));
+
+    const std::string good = make_session({"fine", "also fine"});
+    const std::string bad = make_session({"one", "two", "three"});
+    r = run({"--verify"});
+    BOOST_TEST(describe_status(r.status) == "exit 0", r.err);
+    BOOST_TEST(r.out == "verified 2 sessions: no problem found\n");
+
+    const fs::path file = sessions / "cli" / bad / "history.jsonl";
+    const std::string before = file_bytes(file);
+    const std::string torn = R"({"type":"exch)";
+    std::ofstream(file, std::ios::app | std::ios::binary) << "not JSON\n" << torn;
+    const std::string damaged = file_bytes(file);
+    r = run({"--verify"});
+    BOOST_TEST(describe_status(r.status) == "exit 1", r.err);
+    BOOST_TEST(r.out.find(bad + ": 1 damaged line (line 5, offset " +
+                          std::to_string(before.size()) + ": not valid JSON") !=
+                   std::string::npos,
+               r.out);
+    BOOST_TEST(r.out.find("an incomplete last line (" + std::to_string(torn.size()) +
+                          " bytes at offset " +
+                          std::to_string(before.size() + 9) + ")") != std::string::npos,
+               r.out);
+    BOOST_TEST(r.out.find(good + ":") == std::string::npos, r.out);
+    BOOST_TEST(r.out.find("verified 2 sessions: 1 session with problems") != std::string::npos,
+               r.out);
+    BOOST_TEST(file_bytes(file) == damaged); // read-only
+
+    // One session, by prefix: the clean one passes.
+    r = run({"--verify", good.substr(0, 5)});
+    BOOST_TEST(describe_status(r.status) == "exit 0", r.out + r.err);
+
+    // --json parses and says the same.
+    r = run({"--verify", "--json"});
+    BOOST_TEST(describe_status(r.status) == "exit 1");
+    const auto v = boost::json::parse(r.out).as_object();
+    BOOST_TEST(v.at("ok").as_bool() == false);
+    const auto& all = v.at("sessions").as_array();
+    BOOST_TEST_REQUIRE(all.size() == 2u);
+    for (const auto& s : all) {
+        const auto& o = s.as_object();
+        const bool is_bad = o.at("id").as_string() == bad;
+        BOOST_TEST(o.at("ok").as_bool() == !is_bad);
+        if (is_bad) {
+            BOOST_TEST(o.at("damaged").as_array().size() == 1u);
+            BOOST_TEST(o.at("damaged").as_array()[0].as_object().at("line").as_int64() == 5);
+            BOOST_TEST(o.at("torn_tail").as_object().at("bytes").as_int64() ==
+                       static_cast<std::int64_t>(torn.size()));
+        }
+    }
+}
+
+BOOST_FIXTURE_TEST_CASE(repair_without_a_terminal_is_refused_unless_yes, cli) {
+    const std::string id = make_session({"one", "two"});
+    const fs::path file = sessions / "cli" / id / "history.jsonl";
+    std::ofstream(file, std::ios::app | std::ios::binary) << "garbage\n";
+    const std::string damaged = file_bytes(file);
+    auto r = run({"--repair"}, "y\n");
+    BOOST_TEST(describe_status(r.status) == "exit 1");
+    BOOST_TEST(r.out.find(id + ": 1 damaged line") != std::string::npos, r.out);
+    BOOST_TEST(r.err == "dexter: not repairing the store without confirmation: standard input "
+                        "is not a terminal (add -y to repair without asking)\n");
+    BOOST_TEST(file_bytes(file) == damaged);
+
+    r = run({"--repair", id, "-y"});
+    BOOST_TEST(describe_status(r.status) == "exit 0", r.err);
+    BOOST_TEST(r.out.find("session '" + id + "': moved 1 line to quarantine") != std::string::npos,
+               r.out);
+    BOOST_TEST(r.out.ends_with("the store verifies clean\n"), r.out);
+    BOOST_TEST(file_bytes(file) == damaged.substr(0, damaged.size() - 8));
+    r = run({"--verify"});
+    BOOST_TEST(describe_status(r.status) == "exit 0", r.out);
+    r = run({"--repair", "-y"});
+    BOOST_TEST(describe_status(r.status) == "exit 0");
+    BOOST_TEST(r.out == "nothing to repair: every session is clean\n");
+    BOOST_TEST(stored(id).exchanges.size() == 2u);
+}
+
+BOOST_FIXTURE_TEST_CASE(repair_asks_on_a_terminal, cli) {
+    const std::string id = make_session({"on a terminal"});
+    const fs::path file = sessions / "cli" / id / "history.jsonl";
+    std::ofstream(file, std::ios::app | std::ios::binary) << "garbage\n";
+    const std::string damaged = file_bytes(file);
+    {
+        pty_dexter t({"--repair"}, env());
+        t.expect("Repair the store? (damaged lines are moved to quarantine) [y/N] ");
+        t.type("n\n");
+        t.expect("changed nothing");
+        BOOST_TEST(describe_status(t.wait()) == "exit 0");
+    }
+    BOOST_TEST(file_bytes(file) == damaged);
+    {
+        pty_dexter t({"--repair", id}, env());
+        t.expect("Repair session " + id + "? (damaged lines are moved to quarantine) [y/N] ");
+        t.type("y\n");
+        t.expect("the store verifies clean");
+        BOOST_TEST(describe_status(t.wait()) == "exit 0");
+    }
+    BOOST_TEST(file_bytes(file) != damaged);
 }

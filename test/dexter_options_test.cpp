@@ -220,7 +220,8 @@ BOOST_AUTO_TEST_CASE(change_command_options_belong_to_their_commands) {
         {{"--fork", "ab12@x"},
          "--fork: expected ID or ID@SEQ with SEQ a whole number from 1, got 'x' after the @"},
         {{"--fork", "ab12", "--json"},
-         "--json needs --list-sessions, --list-trash, --search, --show, --explain or --prompt"},
+         "--json needs --list-sessions, --list-trash, --search, --show, --verify, --explain or "
+         "--prompt"},
         {{"--import", ""}, "--import needs a file name (or - for standard input)"},
         {{"--import", "f", "--fork", "ab12"}, "--fork and --import cannot be used together"},
         {{"--import", "f", "-p", "q"}, "--import cannot be used with --prompt"},
@@ -243,7 +244,8 @@ BOOST_AUTO_TEST_CASE(change_command_options_belong_to_their_commands) {
         {{"--dry-run"}, "--dry-run needs --prune"},
         {{"--purge-trash", "--older-than", "1d", "--dry-run"}, "--dry-run needs --prune"},
         {{"--pin", "ab12", "--unpin", "ab12"}, "--pin and --unpin cannot be used together"},
-        {{"--list-trash", "-y"}, "--yes needs --delete-session, --purge-trash or --prune"},
+        {{"--list-trash", "-y"},
+         "--yes needs --delete-session, --purge-trash, --prune or --repair"},
         {{"--incognito", "-c"},
          "--incognito cannot be used with --continue (an incognito conversation uses no store)"},
         {{"--incognito", "-s", "ab12"},
@@ -347,7 +349,8 @@ BOOST_AUTO_TEST_CASE(read_command_options_belong_to_their_commands) {
         {{"--export", "ab12", "--markdown"}, "--markdown needs --show"},
         {{"--show", "ab12", "--json", "--markdown"}, "--show takes --json or --markdown, not both"},
         {{"--export", "ab12", "--json"},
-         "--json needs --list-sessions, --list-trash, --search, --show, --explain or --prompt"},
+         "--json needs --list-sessions, --list-trash, --search, --show, --verify, --explain or "
+         "--prompt"},
         {{"--explain"}, "--explain needs a session: -s ID, -r ID or -c"},
         {{"--list-sessions", "--explain"}, "--explain needs a session: -s ID, -r ID or -c"},
         {{"-r", "--explain"}, "--explain needs a session: -s ID, -r ID or -c"},
@@ -508,6 +511,8 @@ BOOST_AUTO_TEST_CASE(help_text_names_every_option_and_the_environment) {
                              "30d",
                              "--pin",
                              "--unpin",
+                             "--verify",
+                             "--repair",
                              "--incognito",
                              "--no-redact",
                              "/rename",
@@ -646,9 +651,9 @@ BOOST_AUTO_TEST_CASE(help_lists_each_option_once_in_its_group) {
           "--older-than", "--dry-run",    "--pin",           "--unpin",         "--yes",
           "--json",       "--markdown",   "--format",        "--output",        "--limit",
           "--raw",        "--store",      "--sessions-dir",  "--help",          "--version",
-          "--explain",    "--no-redact"})
+          "--explain",    "--verify",     "--repair",        "--no-redact"})
         BOOST_TEST(lines_naming(option) == 1, option);
-    BOOST_TEST(option_lines.size() == 37u);
+    BOOST_TEST(option_lines.size() == 39u);
 }
 
 BOOST_AUTO_TEST_CASE(the_stream_sanitizer_equals_the_sanitizer_of_the_whole_text) {
@@ -674,4 +679,33 @@ BOOST_AUTO_TEST_CASE(the_stream_sanitizer_equals_the_sanitizer_of_the_whole_text
                 BOOST_TEST_REQUIRE(shown == whole, "cut at " << a << " and " << b);
             }
     }
+}
+
+BOOST_AUTO_TEST_CASE(verify_and_repair_take_an_optional_id) {
+    options o = accepted({"--verify"});
+    BOOST_TEST((o.what == command::verify));
+    BOOST_TEST(o.session.empty());
+    o = accepted({"--verify", "ab12cd34", "--json"});
+    BOOST_TEST((o.what == command::verify));
+    BOOST_TEST(o.session == "ab12cd34");
+    BOOST_TEST(o.json);
+    o = accepted({"--json", "--verify"});
+    BOOST_TEST((o.what == command::verify));
+    BOOST_TEST(o.session.empty());
+    o = accepted({"--repair", "-y"});
+    BOOST_TEST((o.what == command::repair));
+    BOOST_TEST(o.session.empty());
+    BOOST_TEST(o.yes);
+    o = accepted({"--repair", "ab12", "-y"});
+    BOOST_TEST(o.session == "ab12");
+    o = accepted({"--repair=ab12cd34"});
+    BOOST_TEST(o.session == "ab12cd34");
+    // What they do not go with.
+    BOOST_TEST(refused({"--repair", "--json"}).find("--json needs") != std::string::npos);
+    BOOST_TEST(refused({"--verify", "-y"}).find("--yes needs") != std::string::npos);
+    refused({"--verify", "--repair"});
+    refused({"--verify", "--list-sessions"});
+    refused({"--verify", "-c"});
+    refused({"--verify", "Which quarter?"}); // a question is not an id
+    refused({"--verify=AB12CD34"});          // a malformed id
 }

@@ -18,6 +18,7 @@
 #include <cstdlib>
 #include <functional>
 #include <limits>
+#include <map>
 #include <set>
 #include <stdexcept>
 #include <string>
@@ -741,3 +742,75 @@ BOOST_AUTO_TEST_CASE(reads_over_a_lost_connection_fail_then_reconnect) {
 }
 
 BOOST_AUTO_TEST_SUITE_END()
+
+// verify: what can be wrong in the database, each found and named; repair is not needed.
+BOOST_AUTO_TEST_CASE(verify_reports_holes_counts_and_damaged_records) {
+    admin a;
+    const std::string schema = ds::test::create_schema(a, "verify_");
+    const std::string channel = fresh_channel();
+    auto s = make_store(channel, ds::test::in_schema(schema));
+    const auto turns_of = [](int n) {
+        std::vector<turn> out;
+        for (int i = 1; i <= n; ++i)
+            out.push_back({"q" + std::to_string(i), "a", i});
+        return out;
+    };
+    put(s, "clean001", "", 0, turns_of(3));
+    put(s, "holes001", "", 0, turns_of(90));
+    put(s, "count001", "", 0, turns_of(2));
+    put(s, "empty001", "", 0, turns_of(2));
+    put(s, "broken01", "", 0, turns_of(3));
+    BOOST_TEST(s.verify_all().ok());
+    const std::string in = schema + ".";
+    a.exec("DELETE FROM " + in + "dexter_records WHERE " + record_row(channel, "holes001", 5));
+    a.exec("DELETE FROM " + in + "dexter_records WHERE channel = '" + channel +
+           "' AND session_id = 'holes001' AND seq BETWEEN 70 AND 72");
+    a.exec("UPDATE " + in + "dexter_sessions SET exchange_count = 7 WHERE channel = '" + channel +
+           "' AND id = 'count001'");
+    a.exec("DELETE FROM " + in + "dexter_records WHERE channel = '" + channel +
+           "' AND session_id = 'empty001'");
+    a.exec("UPDATE " + in + "dexter_records SET record = '{\"type\":\"x\"}' WHERE " +
+           record_row(channel, "broken01", 2));
+
+    const auto all = s.verify_all();
+    BOOST_TEST(!all.ok());
+    BOOST_TEST_REQUIRE(all.sessions.size() == 5u);
+    std::map<std::string, ds::verify_report> by_id;
+    for (const auto& r : all.sessions)
+        by_id[r.id] = r;
+    BOOST_TEST(by_id["clean001"].ok());
+    const auto& holes = by_id["holes001"];
+    BOOST_TEST_REQUIRE(holes.gaps.size() == 2u);
+    BOOST_TEST(holes.gaps[0].from == 5u);
+    BOOST_TEST(holes.gaps[0].through == 5u);
+    BOOST_TEST(holes.gaps[1].from == 70u);
+    BOOST_TEST(holes.gaps[1].through == 72u);
+    BOOST_TEST(holes.damaged.empty()); // the holes once, not again from the stream
+    BOOST_TEST(holes.records == 86u);
+    BOOST_TEST_REQUIRE(by_id["count001"].index_mismatch.size() == 1u);
+    BOOST_TEST(by_id["count001"].index_mismatch[0] ==
+               "the session row says 7 exchanges, and its records end at seq 2");
+    BOOST_TEST_REQUIRE(by_id["empty001"].index_mismatch.size() == 1u);
+    BOOST_TEST(by_id["empty001"].index_mismatch[0] ==
+               "the session row says 2 exchanges, and it has no record");
+    BOOST_TEST_REQUIRE(by_id["broken01"].damaged.size() == 1u);
+    BOOST_TEST(by_id["broken01"].gaps.empty());
+    BOOST_TEST(s.verify("clean001").ok());
+    BOOST_TEST(s.verify("holes001").gaps.size() == 2u);
+    BOOST_CHECK_THROW(s.verify("nothere1"), ds::session_not_found);
+
+    // Nothing to repair in a database, and the report says so.
+    const auto r = s.repair("holes001");
+    BOOST_TEST(!r.needed);
+    BOOST_TEST(r.what.find("needs no repair") != std::string::npos);
+    BOOST_TEST(s.repair_all().empty());
+
+    // A schema newer than this code, installed since the store connected.
+    a.exec("UPDATE " + in + "dexter_sessions_schema SET version = 3");
+    const auto newer = s.verify_all();
+    BOOST_TEST_REQUIRE(newer.problems.size() == 1u);
+    BOOST_TEST(newer.problems[0].find("schema version 3, newer than this library knows (2)") !=
+               std::string::npos);
+    BOOST_TEST(!newer.ok());
+    BOOST_CHECK_THROW(s.verify("clean001"), ds::format_error);
+}

@@ -18,6 +18,7 @@
 #include "session_commands.hpp"
 #include "store.hpp"
 #include "terminal.hpp"
+#include "verify_commands.hpp"
 
 #include <dexter/sessions/storage.hpp>
 #include <dexter/sessions/version.hpp>
@@ -76,6 +77,12 @@ int run(const cli::options& o) {
     case cli::command::pin_session:
     case cli::command::unpin_session:
         return cli::pin_session(o, o.what == cli::command::pin_session);
+    case cli::command::verify:
+        return cli::verify_store(o);
+    case cli::command::repair: {
+        cli::interrupt_pipe interrupts;
+        return cli::repair_store(o, interrupts);
+    }
     case cli::command::explain_resume:
         ::signal(SIGPIPE, SIG_IGN);
         return cli::explain_resume(o);

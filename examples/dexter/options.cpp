@@ -75,11 +75,18 @@ po::options_description describe_options() {
         ("pin", po::value<std::string>()->value_name("ID"),
          "pin session ID: --prune never moves it ([pinned] in the list)")
         ("unpin", po::value<std::string>()->value_name("ID"), "unpin session ID")
-        ("yes,y", "with --delete-session --permanent, --purge-trash or --prune: do not ask");
+        ("verify", po::value<std::string>()->value_name("[ID]"),
+         "check every session (or session ID) for damage, changing nothing; exit 1 if "
+         "anything is wrong")
+        ("repair", po::value<std::string>()->value_name("[ID]"),
+         "repair every damaged session (or session ID): damaged lines go to quarantine, "
+         "nothing is lost (asks on a terminal)")
+        ("yes,y", "with --delete-session --permanent, --purge-trash, --prune or --repair: do "
+         "not ask");
     po::options_description output("Output");
     output.add_options()
-        ("json", "with --list-sessions, --list-trash, --search, --show or a one-shot "
-         "question: print JSON")
+        ("json", "with --list-sessions, --list-trash, --search, --show, --verify or a "
+         "one-shot question: print JSON")
         ("markdown", "with --show: print the session as Markdown")
         ("format", po::value<std::string>()->value_name("FMT"),
          "with --export: markdown (default), json or jsonl")
@@ -169,8 +176,9 @@ std::vector<std::string> resume_with_its_id(int argc, const char* const argv[],
     // one of them is its value, even "-r".
     std::set<std::string, std::less<>> take_a_value;
     for (const auto& option : described.options()) {
-        if (option->semantic()->max_tokens() != 1 || option->long_name() == "resume")
-            continue; // a switch, --rename's two words, or -r itself
+        if (option->semantic()->max_tokens() != 1 || option->long_name() == "resume" ||
+            option->long_name() == "verify" || option->long_name() == "repair")
+            continue; // a switch, --rename's two words, or an optional ID
         take_a_value.insert(option->canonical_display_name(po::command_line_style::allow_long));
         take_a_value.insert(
             option->canonical_display_name(po::command_line_style::allow_dash_for_short));
@@ -192,6 +200,12 @@ std::vector<std::string> resume_with_its_id(int argc, const char* const argv[],
             // optional value.
             const bool id = i + 1 < argc && could_be_an_id(argv[i + 1]);
             args.push_back(id ? std::string("--resume=") + argv[++i] : "--pick-session");
+            continue;
+        }
+        if (arg == "--verify" || arg == "--repair") {
+            // Their ID is optional too: without one, the whole store.
+            const bool id = i + 1 < argc && could_be_an_id(argv[i + 1]);
+            args.push_back(std::string(arg) + (id ? std::string("=") + argv[++i] : "-all"));
             continue;
         }
         args.emplace_back(arg);
@@ -243,6 +257,8 @@ std::variant<options, usage_error> parse_options(int argc, const char* const arg
     // The words that are not options: a question, as -p's TEXT (agent CLIs take one so).
     described.add_options()("question", po::value<std::vector<std::string>>());
     described.add_options()("pick-session", ""); // -r without an ID
+    described.add_options()("verify-all", "");   // --verify without an ID
+    described.add_options()("repair-all", "");   // --repair without an ID
 
     po::positional_options_description positional;
     positional.add("question", -1);
@@ -260,6 +276,10 @@ std::variant<options, usage_error> parse_options(int argc, const char* const arg
     } catch (const po::error& e) {
         return usage_error{e.what()};
     }
+    // --verify and --repair without an ID: the same command, for the whole store.
+    for (const char* name : {"verify", "repair"})
+        if (given.count(name + std::string("-all")))
+            given.insert({name, po::variable_value(boost::any(std::string()), false)});
     const auto has = [&](const char* name) { return given.count(name) > 0; };
     const auto text = [&](const char* name) { return given[name].as<std::string>(); };
 
@@ -297,6 +317,7 @@ std::variant<options, usage_error> parse_options(int argc, const char* const arg
     const bool rename = has("rename"), import = has("import"), trash = has("list-trash");
     const bool restore = has("restore"), purge = has("purge-trash"), prune = has("prune");
     const bool pin = has("pin"), unpin = has("unpin");
+    const bool verify = has("verify"), repair = has("repair");
     if (session && cont)
         return usage_error{"--session and --continue cannot be used together"};
     if (resume && (session || cont))
@@ -304,7 +325,8 @@ std::variant<options, usage_error> parse_options(int argc, const char* const arg
                            " cannot be used together"};
     const char* const commands[] = {
         "list-sessions", "delete-session", "show",    "export",      "search", "rename", "fork",
-        "import",        "list-trash",     "restore", "purge-trash", "prune",  "pin",    "unpin"};
+        "import",        "list-trash",     "restore", "purge-trash", "prune",  "pin",    "unpin",
+        "verify",        "repair"};
     for (std::size_t i = 0; i < std::size(commands); ++i) {
         if (!has(commands[i]))
             continue;
@@ -326,9 +348,9 @@ std::variant<options, usage_error> parse_options(int argc, const char* const arg
                             : fork ? "--fork"
                                    : "--incognito") +
                            " (it asks nothing)"};
-    if (has("json") && !list && !prompt && !show && !search && !trash && !explain)
+    if (has("json") && !list && !prompt && !show && !search && !trash && !explain && !verify)
         return usage_error{"--json needs --list-sessions, --list-trash, --search, --show, "
-                           "--explain or --prompt"};
+                           "--verify, --explain or --prompt"};
     if (has("markdown") && !show)
         return usage_error{"--markdown needs --show"};
     if (has("markdown") && has("json"))
@@ -339,8 +361,8 @@ std::variant<options, usage_error> parse_options(int argc, const char* const arg
         return usage_error{"-o (--output) needs --export"};
     if (has("limit") && !search && !list)
         return usage_error{"--limit needs --search or --list-sessions"};
-    if (has("yes") && !del && !purge && !prune)
-        return usage_error{"--yes needs --delete-session, --purge-trash or --prune"};
+    if (has("yes") && !del && !purge && !prune && !repair)
+        return usage_error{"--yes needs --delete-session, --purge-trash, --prune or --repair"};
     if (has("permanent") && !del)
         return usage_error{"--permanent needs --delete-session"};
     if (has("older-than") && !purge && !prune)
@@ -374,6 +396,8 @@ std::variant<options, usage_error> parse_options(int argc, const char* const arg
              : prune   ? command::prune
              : pin     ? command::pin_session
              : unpin   ? command::unpin_session
+             : verify  ? command::verify
+             : repair  ? command::repair
              : explain ? command::explain_resume
              : prompt  ? command::one_shot
              : fork    ? command::fork_session
@@ -396,6 +420,12 @@ std::variant<options, usage_error> parse_options(int argc, const char* const arg
                                    : "unpin");
         if (auto bad = check_session_arg(o.session))
             return *bad;
+    }
+    if (verify || repair) {
+        o.session = text(verify ? "verify" : "repair"); // empty: every session
+        if (!o.session.empty())
+            if (auto bad = check_session_arg(o.session))
+                return *bad;
     }
     if (fork) {
         auto parsed = parse_fork_arg(text("fork"));

@@ -36,6 +36,8 @@ enum class command {
     prune,          ///< --prune --older-than DURATION
     pin_session,    ///< --pin ID
     unpin_session,  ///< --unpin ID
+    verify,         ///< --verify [ID]: what is damaged, read-only
+    repair,         ///< --repair [ID]: damaged sessions repaired
     explain_resume, ///< -s ID --explain (or -r ID, -c): what a resume loads and would send
     show_help,      ///< -h, --help
     show_version,   ///< --version
@@ -63,7 +65,8 @@ struct options {
     command what = command::interactive;
     /// -s or -r ID: the session to resume (a full id or a unique prefix of 4+ characters), or
     /// the session of --delete-session, --show, --export, --rename, --fork, --restore,
-    /// --pin or --unpin. Empty: none given.
+    /// --pin, --unpin, --verify or --repair. Empty: none given (for --verify and --repair:
+    /// every session).
     std::string session;
     /// --fork ID[@SEQ]: fork o.session (through exchange fork_seq, else the last). With
     /// -p (command::one_shot) or a conversation the run then continues in the fork.

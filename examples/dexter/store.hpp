@@ -34,7 +34,9 @@ inline constexpr std::size_t exchanges_shown_on_resume = 3;
 /// memory_store (nothing written anywhere). A storage policy that forwards each primitive
 /// to the one it holds, and every optional capability (storage.hpp): to the store when it
 /// has it, else as the manager would do without it (a store without a trash refuses
-/// trash(), restore() and purge() with an error, and lists an empty trash).
+/// trash(), restore() and purge() with an error, and lists an empty trash; a store that does
+/// not verify itself is verified by loading each session, and one that cannot be damaged
+/// the way a file can has nothing to repair).
 class any_store {
     template <class F>
     decltype(auto) on(F&& f) {
@@ -210,6 +212,46 @@ public:
                 s.purge(id, deleted_at);
             else
                 throw no_trash();
+        });
+    }
+    sessions::verify_report verify(const sessions::session_id& id) {
+        return on([&](auto& s) {
+            if constexpr (sessions::verifies_sessions<plain<decltype(s)>>)
+                return s.verify(id);
+            else
+                return sessions::verify_by_loading(s, id);
+        });
+    }
+    sessions::store_verify_report verify_all() {
+        return on([&](auto& s) {
+            if constexpr (sessions::verifies_sessions<plain<decltype(s)>>) {
+                return s.verify_all();
+            } else {
+                sessions::store_verify_report out;
+                for (const auto& m : s.list())
+                    out.sessions.push_back(sessions::verify_by_loading(s, m.id));
+                return out;
+            }
+        });
+    }
+    sessions::repair_report repair(const sessions::session_id& id) {
+        return on([&](auto& s) {
+            if constexpr (sessions::repairs_sessions<plain<decltype(s)>>) {
+                return s.repair(id);
+            } else {
+                sessions::repair_report r;
+                r.id = id;
+                r.what = "session '" + id + "': this store has nothing to repair";
+                return r;
+            }
+        });
+    }
+    std::vector<sessions::repair_report> repair_all() {
+        return on([](auto& s) -> std::vector<sessions::repair_report> {
+            if constexpr (sessions::repairs_sessions<plain<decltype(s)>>)
+                return s.repair_all();
+            else
+                return {};
         });
     }
 

@@ -12,4 +12,5 @@
 #include <dexter/sessions/storage.hpp>
 #include <dexter/sessions/types.hpp>
 #include <dexter/sessions/utf8.hpp>
+#include <dexter/sessions/verify.hpp>
 #include <dexter/sessions/version.hpp>

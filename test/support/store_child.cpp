@@ -37,7 +37,12 @@
 //       is a candidate): prints "PRUNED <moved> <kept>".
 //   store_child import <root> <export file> [options]
 //       READY; import_session() of the file: prints "IMPORTED <id> <exchanges>".
-//   Options of these six: --no-sync; --die-at-rename K:before|after: the K-th rename
+//   store_child repair <root> <id> [options]
+//       READY; repair_session(id): prints "REPAIRED <id> <lines moved to quarantine>".
+//   Options of these seven: --no-sync; --die-at-call K: the K-th call of the store that
+//   changes a file or directory (openat with O_CREAT, write, fdatasync, fsync, ftruncate,
+//   renameat, unlinkat, mkdirat) after READY SIGKILLs the process just before it runs;
+//   --die-at-rename K:before|after: the K-th rename
 //   (renameat, or renameat2 with RENAME_NOREPLACE) of the store SIGKILLs the process just before
 //   it, or just after it returned (a named kill point between the steps of a move);
 //   --die-in-write K:PERMILLE, as for append.
@@ -128,9 +133,43 @@ struct kill_point_ops : ds::detail::posix_ops {
     int die_at_rename = 0;     // the die_at_rename-th renameat() kills the process; 0: never
     bool rename_first = false; // ... after the rename, not before it
     int renames = 0;
+    int die_at_call = 0; // the die_at_call-th call that changes a file kills the process
+    int calls = 0;
+
+    // A kill point before every call that changes the store (--die-at-call).
+    void change_call() {
+        if (die_at_call > 0 && ++calls == die_at_call)
+            ::kill(::getpid(), SIGKILL);
+    }
+    int openat(int dirfd, const char* path, int flags, mode_t mode = 0) {
+        if (flags & O_CREAT)
+            change_call();
+        return posix_ops::openat(dirfd, path, flags, mode);
+    }
+    int fdatasync(int fd) {
+        change_call();
+        return posix_ops::fdatasync(fd);
+    }
+    int fsync(int fd) {
+        change_call();
+        return posix_ops::fsync(fd);
+    }
+    int ftruncate(int fd, off_t size) {
+        change_call();
+        return posix_ops::ftruncate(fd, size);
+    }
+    int unlinkat(int dirfd, const char* path, int flags) {
+        change_call();
+        return posix_ops::unlinkat(dirfd, path, flags);
+    }
+    int mkdirat(int dirfd, const char* path, mode_t mode) {
+        change_call();
+        return posix_ops::mkdirat(dirfd, path, mode);
+    }
 
     template <class Rename>
     int counted_rename(Rename&& rename) {
+        change_call();
         const bool die = die_at_rename > 0 && ++renames == die_at_rename;
         if (die && !rename_first)
             ::kill(::getpid(), SIGKILL);
@@ -149,6 +188,7 @@ struct kill_point_ops : ds::detail::posix_ops {
     }
 
     ssize_t write(int fd, const void* data, std::size_t n) {
+        change_call();
         const bool history = is_history_fd(fd);
         history_writes += history;
         if (die_at > 0 && n > 1 && history && ++writes == die_at) {
@@ -170,6 +210,7 @@ kill_point_manager kill_point_store(const std::string& root,
                                     const std::vector<std::string>& options) {
     ds::jsonl_options o;
     kill_point_ops ops;
+    int die_at_call = 0;
     for (std::size_t i = 0; i < options.size(); ++i) {
         if (options[i] == "--no-sync") {
             o.sync = ds::durability::process_crash;
@@ -177,6 +218,8 @@ kill_point_manager kill_point_store(const std::string& root,
             const std::string& v = options[++i];
             ops.die_at = std::stoi(v);
             ops.permille = std::stoi(v.substr(v.find(':') + 1));
+        } else if (options[i] == "--die-at-call" && i + 1 < options.size()) {
+            die_at_call = std::stoi(options[++i]);
         } else if (options[i] == "--die-at-rename" && i + 1 < options.size()) {
             const std::string& v = options[++i];
             ops.die_at_rename = std::stoi(v);
@@ -185,7 +228,9 @@ kill_point_manager kill_point_store(const std::string& root,
             throw std::invalid_argument("unknown option " + options[i]);
         }
     }
-    return kill_point_manager{ds::basic_jsonl_store<kill_point_ops>{root, "cli", o, ops}};
+    kill_point_manager m{ds::basic_jsonl_store<kill_point_ops>{root, "cli", o, ops}};
+    m.storage().ops().die_at_call = die_at_call; // counted from READY on
+    return m;
 }
 
 int append(const std::string& root, const std::string& id, std::uint64_t count,
@@ -214,7 +259,7 @@ int append(const std::string& root, const std::string& id, std::uint64_t count,
     return 0;
 }
 
-// fork, trash, restore, purge, prune, import: `args` are the arguments before the options.
+// fork, trash, restore, purge, prune, import, repair: `args` are the arguments before the options.
 int change(const std::string& what, const std::string& root, std::vector<std::string> args) {
     const auto first_option = std::find_if(
         args.begin(), args.end(), [](const std::string& a) { return a.starts_with("--"); });
@@ -241,6 +286,9 @@ int change(const std::string& what, const std::string& root, std::vector<std::st
     } else if (what == "prune" && args.empty()) {
         const auto r = m.prune(-std::chrono::milliseconds(std::chrono::hours(1)));
         say("PRUNED " + std::to_string(r.moved.size()) + " " + std::to_string(r.kept.size()));
+    } else if (what == "repair" && args.size() == 1) {
+        const ds::repair_report r = m.repair_session(args[0]);
+        say("REPAIRED " + r.id + " " + std::to_string(r.quarantined_lines));
     } else if (what == "import" && args.size() == 1) {
         std::ifstream in(args[0], std::ios::binary);
         if (!in) {
@@ -324,13 +372,14 @@ int main(int argc, char** argv) {
         if (a.size() == 3 && a[0] == "spawn-and-hold")
             return hold(a[1], a[2], true);
         if (a.size() >= 2 && (a[0] == "fork" || a[0] == "trash" || a[0] == "restore" ||
-                              a[0] == "purge" || a[0] == "prune" || a[0] == "import"))
+                              a[0] == "purge" || a[0] == "prune" || a[0] == "import" ||
+                              a[0] == "repair"))
             return change(a[0], a[1], {a.begin() + 2, a.end()});
     } catch (const std::exception& e) {
         say(std::string("ERROR ") + e.what());
         return 1;
     }
     say("ERROR usage: store_child append|contend|create|hold|spawn-and-hold|fork|trash|restore|"
-        "purge|prune|import <root> ...");
+        "purge|prune|import|repair <root> ...");
     return 2;
 }

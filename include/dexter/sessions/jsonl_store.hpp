@@ -11,7 +11,7 @@
 //
 // Member bodies by concern, included at the end: detail/jsonl_writes.hpp (create, open),
 // detail/jsonl_reads.hpp (find, list, load, search), detail/jsonl_changes.hpp (remove,
-// whole sessions, fork, the trash).
+// whole sessions, fork, the trash), detail/jsonl_verify.hpp (verify, repair).
 //
 // Saving an exchange, in order (docs/FORMAT.md, "Write protocol"):
 //   1. serialise the whole record, newline included; check size limit and UTF-8
@@ -48,6 +48,7 @@
 #include <dexter/sessions/storage.hpp>
 #include <dexter/sessions/types.hpp>
 #include <dexter/sessions/utf8.hpp>
+#include <dexter/sessions/verify.hpp>
 
 #include <fcntl.h>
 #include <sys/file.h>
@@ -293,6 +294,39 @@ public:
     /// storage_error (nothing was deleted).
     void purge(const session_id& id, time_point deleted_at);
 
+    // --- verify and repair (storage.hpp, verifies_sessions and repairs_sessions) -------
+
+    /// Reads session `id`'s history whole, streamed (detail/history_verify.hpp), and its
+    /// index entry as index.json holds it, and reports every problem (verify.hpp). Takes
+    /// no lock and writes nothing: it works on a read-only store and beside a writer.
+    /// Throws invalid_session_id, session_not_found, storage_error (the history cannot be
+    /// opened or read).
+    verify_report verify(const session_id& id);
+
+    /// verify() of every session of this store's channel (one that cannot be read has
+    /// its report's `unreadable` set), with the store's problems (a damaged index.json,
+    /// an index entry without its history), the leftovers of interrupted operations
+    /// (`.deleted-*`, `.new-*` whose build is not running, a `history.jsonl.repair`) and the size of the quarantine. Read-only, as verify().
+    /// Throws storage_error (the channel or the quarantine cannot be listed).
+    store_verify_report verify_all();
+
+    /// Repairs session `id` under its lease (docs/FORMAT.md, "Verify and repair"): every
+    /// line verify() reports as damaged is copied to quarantine, byte for byte, and a
+    /// clean copy, with a gap record where exchanges are missing, is written to
+    /// `history.jsonl.repair`, synced, renamed over the history, and the directory synced;
+    /// then the index entry is rebuilt. A kill at any instant leaves the old history or the
+    /// new one. A session that needs nothing is not rewritten (`needed` false). Throws
+    /// invalid_session_id, session_not_found, session_busy, format_error (a newer format:
+    /// left untouched), storage_error (a history without a valid header, which is never
+    /// rewritten; a read or write that failed: the history is then as it was).
+    repair_report repair(const session_id& id);
+
+    /// Rebuilds a damaged index and removes what interrupted operations left, then
+    /// repair() of each session of the channel; returns a report for each session that
+    /// needed a repair, or failed one (its `error` set: the others go on). Throws
+    /// storage_error (the channel cannot be listed).
+    std::vector<repair_report> repair_all();
+
     // --- beyond the policy ------------------------------------------------------------
 
     const std::filesystem::path& root() const noexcept { return root_; }
@@ -404,6 +438,13 @@ private:
                               options_.sync == durability::full, what);
     }
 
+    // --- verify ---------------------------------------------------------------------
+
+    // verify() of session `id` into r, comparing with `index` as read from index.json.
+    void verify_session(const session_id& id, const detail::index_data& index, verify_report& r);
+    // Whether `.new-*` directory `name` of the channel is a build in progress (its lock held).
+    bool build_in_progress(const std::string& name);
+
     // --- the trash ----------------------------------------------------------------
 
     detail::channel_trash<Ops> trash_bin() { return {ops_, root_fd_.get(), root_, channel_}; }
@@ -469,10 +510,12 @@ using jsonl_store = basic_jsonl_store<>;
 
 static_assert(session_storage<jsonl_store> && streams_exchanges<jsonl_store> &&
               streams_records<jsonl_store> && searches_text<jsonl_store> &&
-              creates_whole_sessions<jsonl_store> && keeps_trash<jsonl_store>);
+              creates_whole_sessions<jsonl_store> && keeps_trash<jsonl_store> &&
+              verifies_sessions<jsonl_store> && repairs_sessions<jsonl_store>);
 
 } // namespace dexter::sessions
 
 #include <dexter/sessions/detail/jsonl_changes.hpp>
 #include <dexter/sessions/detail/jsonl_reads.hpp>
+#include <dexter/sessions/detail/jsonl_verify.hpp>
 #include <dexter/sessions/detail/jsonl_writes.hpp>

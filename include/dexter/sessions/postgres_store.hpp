@@ -52,6 +52,7 @@
 #include <dexter/sessions/detail/postgres_conninfo.hpp>
 #include <dexter/sessions/detail/postgres_read.hpp>
 #include <dexter/sessions/detail/postgres_sql.hpp>
+#include <dexter/sessions/detail/postgres_verify.hpp>
 #include <dexter/sessions/detail/record_codec.hpp>
 #include <dexter/sessions/id.hpp>
 #include <dexter/sessions/query.hpp>
@@ -285,6 +286,56 @@ public:
         validate_session_id(id);
         ensure_connected();
         return detail::pg_for_each_record(conn_, channel_, id, from, through, visit);
+    }
+
+    /// What is wrong with session `id` (verify.hpp; detail/postgres_verify.hpp): holes in
+    /// its seqs, a session row whose exchange count its records do not bear out, records
+    /// that do not decode. Read-only. Throws invalid_session_id, session_not_found,
+    /// format_error (a newer schema), storage_error.
+    verify_report verify(const session_id& id) {
+        validate_session_id(id);
+        ensure_connected();
+        auto r = detail::pg_verify(conn_, channel_, id);
+        if (!r.problems.empty())
+            throw format_error(r.problems.front() + " (" + server() + ")");
+        if (r.sessions.empty())
+            throw session_not_found(id, server());
+        return std::move(r.sessions.front());
+    }
+
+    /// verify() of every live session of this store's channel. A database whose schema is
+    /// newer than this library is reported as the store's problem, not thrown. Throws
+    /// storage_error.
+    store_verify_report verify_all() {
+        try {
+            ensure_connected();
+        } catch (const format_error& e) {
+            store_verify_report r;
+            r.problems.push_back(e.what());
+            return r;
+        }
+        return detail::pg_verify(conn_, channel_, std::nullopt);
+    }
+
+    /// Nothing a repair could fix is ever left in the database (each change is one
+    /// transaction): returns a report with `needed` false that says so. Throws
+    /// invalid_session_id, session_not_found, format_error, storage_error.
+    repair_report repair(const session_id& id) {
+        validate_session_id(id);
+        ensure_connected();
+        if (!find_meta(id))
+            throw session_not_found(id, server());
+        repair_report r;
+        r.id = id;
+        r.what = "session '" + id + "' needs no repair: the PostgreSQL store writes each change "
+                 "in one transaction, so there are no torn or half-written records to move aside";
+        return r;
+    }
+
+    /// As repair(), for the store: nothing to do, so no report.
+    std::vector<repair_report> repair_all() {
+        ensure_connected();
+        return {};
     }
 
     /// The q.limit newest hits of q.text (query.hpp), the server filtering the records
@@ -675,5 +726,6 @@ static_assert(session_storage<postgres_store>);
 static_assert(streams_exchanges<postgres_store> && streams_records<postgres_store> &&
               searches_text<postgres_store> && pages_sessions<postgres_store>);
 static_assert(creates_whole_sessions<postgres_store> && keeps_trash<postgres_store>);
+static_assert(verifies_sessions<postgres_store> && repairs_sessions<postgres_store>);
 
 } // namespace dexter::sessions

@@ -24,6 +24,7 @@
 #include <dexter/sessions/storage.hpp>
 #include <dexter/sessions/types.hpp>
 #include <dexter/sessions/utf8.hpp>
+#include <dexter/sessions/verify.hpp>
 
 #include <algorithm>
 #include <chrono>
@@ -484,6 +485,67 @@ public:
     /// `kept`, with why). Throws error when the store keeps no trash, and what the
     /// store's list() throws; a failure of one session is in `kept`.
     prune_result prune(std::chrono::milliseconds older_than, bool dry_run = false);
+
+    /// What is wrong with stored session `id` (a full id), read-only (verify.hpp): the
+    /// store's own verify() when it has one (verifies_sessions); otherwise what a load of
+    /// the whole session reports. Throws invalid_session_id, session_not_found, and what
+    /// the store throws.
+    verify_report verify_session(std::string_view id) {
+        const session_id sid(id);
+        if constexpr (verifies_sessions<Storage>) {
+            return storage_.verify(sid);
+        } else {
+            return verify_by_loading(storage_, sid);
+        }
+    }
+
+    /// verify_session() of every stored session, with the store's own problems when it
+    /// verifies itself (verifies_sessions). Throws what the store throws.
+    store_verify_report verify_store() {
+        if constexpr (verifies_sessions<Storage>) {
+            return storage_.verify_all();
+        } else {
+            store_verify_report out;
+            auto all = storage_.list();
+            std::sort(all.begin(), all.end(),
+                      [](const session_meta& a, const session_meta& b) { return a.id < b.id; });
+            for (const auto& m : all) {
+                try {
+                    out.sessions.push_back(verify_session(m.id));
+                } catch (const session_not_found&) {
+                }
+            }
+            return out;
+        }
+    }
+
+    /// Repairs stored session `id` (a full id) when the store can (repairs_sessions):
+    /// damaged records to quarantine, never lost (verify.hpp). The current session cannot
+    /// be repaired while this manager holds it: close() it first. A store that cannot
+    /// repair returns a report with `needed` false that says so. Throws
+    /// invalid_session_id, session_not_found, session_busy, format_error, storage_error.
+    repair_report repair_session(std::string_view id) {
+        const session_id sid(id);
+        validate_session_id(sid);
+        if constexpr (repairs_sessions<Storage>) {
+            return storage_.repair(sid);
+        } else {
+            repair_report r;
+            r.id = sid;
+            r.what = "this store cannot repair sessions";
+            return r;
+        }
+    }
+
+    /// repair_session() of every stored session that needs it (repairs_sessions); one
+    /// that fails has its report's error set, and the others go on. Empty for a store
+    /// that cannot repair. Throws what the store throws.
+    std::vector<repair_report> repair_store() {
+        if constexpr (repairs_sessions<Storage>)
+            return storage_.repair_all();
+        else
+            return {};
+    }
 
     /// Ends the current session (releasing the store's lease on it). Never throws.
     void close() noexcept {

@@ -5,6 +5,7 @@
 #include <dexter/sessions/error.hpp>
 #include <dexter/sessions/query.hpp>
 #include <dexter/sessions/types.hpp>
+#include <dexter/sessions/verify.hpp>
 
 #include <concepts>
 #include <cstddef>
@@ -18,6 +19,7 @@
 #include <stdexcept>
 #include <string>
 #include <string_view>
+#include <utility>
 #include <vector>
 
 namespace dexter::sessions {
@@ -155,6 +157,26 @@ namespace dexter::sessions {
 //       Deletes the trashed session `id` that was trashed at deleted_at, for good.
 //       Throws session_not_found if there is none.
 
+//   verify_report verify(const session_id& id)    verifies_sessions (with verify_all)
+//       Reads the whole of session id's stored records and reports every problem
+//       (verify.hpp): damaged records, a torn tail, holes in seq, a newer format, what the
+//       store's own index says differently, leftovers of interrupted writes. Read-only: it
+//       takes no lease, writes nothing, and works on a read-only store; holds a bounded
+//       part of the session at a time. Throws invalid_session_id, session_not_found,
+//       storage_error (the store, not the session, cannot be read).
+//   store_verify_report verify_all()
+//       verify() of every session, and the store's own problems and leftovers.
+//   repair_report repair(const session_id& id)    repairs_sessions (with repair_all)
+//       Under the session's lease, makes verify(id) clean without losing a byte: what a
+//       reader skips goes to the store's quarantine, holes are recorded as known, the
+//       index is brought back in line. At every instant the session is the old or the
+//       repaired one, never neither. Throws invalid_session_id, session_not_found,
+//       session_busy, format_error (a newer format: never touched), storage_error (among
+//       others a session that cannot be read: it is never written over).
+//   std::vector<repair_report> repair_all()
+//       repair() of every session that needs it; a session that fails has its report's
+//       error set, and the others go on.
+
 /// Passed as `last` to load() to ask for every exchange.
 inline constexpr std::size_t all_exchanges = std::numeric_limits<std::size_t>::max();
 
@@ -197,6 +219,47 @@ concept skips_checked_utf8 = requires(S& s, const session_id& id, const session_
 template <class S>
 concept reports_diagnostics = requires(S& s) {
     { s.take_diagnostics() } -> std::same_as<std::vector<diagnostic>>;
+};
+
+/// What verify() can tell of session `id` of a store that does not verify itself: what a
+/// load of the whole session reports (damaged records, a torn tail, holes in seq, a
+/// missing header). Throws what load() throws.
+template <class S>
+verify_report verify_by_loading(S& store, const session_id& id) {
+    verify_report r;
+    r.id = id;
+    auto loaded = store.load(id, all_exchanges);
+    r.exchange_count = loaded.meta.exchange_count;
+    r.records = loaded.exchanges.size();
+    for (auto& d : loaded.diagnostics) {
+        if (d.kind == diagnostic_kind::torn_tail)
+            r.tail = torn_tail{d.line, d.offset, 0};
+        else if (d.kind == diagnostic_kind::missing_header)
+            r.missing_header = true;
+        else if (d.kind != diagnostic_kind::missing_exchanges)
+            r.damaged.push_back(std::move(d));
+    }
+    std::uint64_t last = 0; // holes, from the exchanges themselves
+    for (const auto& ex : loaded.exchanges) {
+        if (ex.seq > last + 1)
+            r.gaps.push_back({last + 1, ex.seq - 1});
+        last = ex.seq;
+    }
+    return r;
+}
+
+/// A store that checks its sessions for damage, read-only: verify(), verify_all().
+template <class S>
+concept verifies_sessions = requires(S& s, const session_id& id) {
+    { s.verify(id) } -> std::same_as<verify_report>;
+    { s.verify_all() } -> std::same_as<store_verify_report>;
+};
+
+/// A store that repairs damaged sessions without losing a byte: repair(), repair_all().
+template <class S>
+concept repairs_sessions = requires(S& s, const session_id& id) {
+    { s.repair(id) } -> std::same_as<repair_report>;
+    { s.repair_all() } -> std::same_as<std::vector<repair_report>>;
 };
 
 /// Receives the exchanges of a streaming read one at a time, in seq order, each its own

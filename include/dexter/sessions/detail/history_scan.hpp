@@ -232,7 +232,8 @@ std::vector<exchange> scan_backward(Ops& ops, int fd, const std::string& path, s
     ordered.reserve(found.size());
     for (auto it = found.rbegin(); it != found.rend(); ++it) {
         const auto last = ordered.empty() ? 0 : ordered.back().seq;
-        if (last != 0 && it->ex.seq != last + 1) // holes between the records read
+        // Holes between the records read, unless a repair recorded them (a gap record)
+        if (last != 0 && it->ex.seq != last + 1 && !reader.gap_recorded(last + 1, it->ex.seq - 1))
             reader.report(it->line_no, it->offset, missing_exchanges_reason(last, it->ex.seq),
                           diagnostic_kind::missing_exchanges);
         ordered.push_back(std::move(it->ex));

@@ -109,6 +109,8 @@ enum class pg_statement : std::size_t {
     restore,
     list_trash,
     purge,
+    verify_sessions,
+    verify_gaps,
     count
 };
 
@@ -253,6 +255,22 @@ inline constexpr std::array<const char*, static_cast<std::size_t>(pg_statement::
     // records
     "DELETE FROM dexter_sessions WHERE channel = $1 AND id = $2 AND deleted_at IS NOT NULL "
     "AND (extract(epoch FROM deleted_at) * 1000)::bigint = $3::bigint",
+    // verify_sessions: $1 channel, $2 id (NULL: every one); each live session's id, the
+    // exchange count its row says, how many records it has, and its highest seq (0: none)
+    "SELECT s.id, s.exchange_count, count(r.seq), coalesce(max(r.seq), 0)"
+    " FROM dexter_sessions s LEFT JOIN dexter_records r"
+    " ON r.channel = s.channel AND r.session_id = s.id"
+    " WHERE s.channel = $1 AND s.deleted_at IS NULL AND ($2::text IS NULL OR s.id = $2)"
+    " GROUP BY s.id, s.exchange_count ORDER BY s.id",
+    // verify_gaps: $1 channel, $2 id (NULL: every one); each hole in the seqs of a live
+    // session's records: the session, the first and the last missing seq
+    "SELECT session_id, prev + 1, seq - 1 FROM ("
+    " SELECT r.session_id, r.seq,"
+    " lag(r.seq, 1, 0::bigint) OVER (PARTITION BY r.session_id ORDER BY r.seq) AS prev"
+    " FROM dexter_records r JOIN dexter_sessions s"
+    " ON s.channel = r.channel AND s.id = r.session_id AND s.deleted_at IS NULL"
+    " WHERE r.channel = $1 AND ($2::text IS NULL OR r.session_id = $2)) AS q"
+    " WHERE seq > prev + 1 ORDER BY session_id, seq",
     // clang-format on
 };
 

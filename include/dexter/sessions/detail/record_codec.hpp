@@ -21,6 +21,7 @@
 #include <optional>
 #include <string>
 #include <string_view>
+#include <utility>
 #include <vector>
 
 namespace dexter::sessions::detail {
@@ -113,6 +114,20 @@ inline void check_record(std::string_view record, bool valid_utf8, std::size_t m
 /// The diagnostic for a line longer than the record limit.
 inline std::string too_long_reason(std::size_t max_record) {
     return "line longer than the record limit of " + std::to_string(max_record) + " bytes: skipped";
+}
+
+/// A hole in seq that a repair recorded where it moved damaged lines to quarantine:
+/// exchanges `from` to `through` are known to be missing (docs/FORMAT.md, "Repair"), so
+/// readers do not report them again. `at` is when the repair ran.
+inline void encode_gap(std::string& out, std::uint64_t from, std::uint64_t through,
+                       time_point at) {
+    out += R"({"type":"gap","from":)";
+    append_uint(out, from);
+    out += R"(,"through":)";
+    append_uint(out, through);
+    out += R"(,"recorded_at":")";
+    out += format_timestamp(at);
+    out += "\"}\n";
 }
 
 /// A change of session metadata (title, extra, pinned), as an event.
@@ -369,6 +384,14 @@ public:
     /// How many exchanges were skipped so far because their seq repeated or went back.
     std::uint64_t repeats() const noexcept { return repeats_; }
 
+    /// Whether a gap record read so far covers exchanges from..through (a reader that
+    /// does not check the order, reading backward, asks this of each hole it finds).
+    bool gap_recorded(std::uint64_t from, std::uint64_t through) const noexcept {
+        return std::any_of(gaps_.begin(), gaps_.end(), [&](const auto& g) {
+            return g.first <= from && through <= g.second;
+        });
+    }
+
 private:
     template <class F>
     void apply(scan_state& st, const json::value& v, std::uint64_t line_no, std::uint64_t offset,
@@ -408,6 +431,12 @@ private:
                 st.meta.forked_from = read_origin(f->get_object());
         } else if (t == "meta") {
             read_meta_fields(st.meta, o);
+        } else if (t == "gap") {
+            std::uint64_t from = 0, through = 0;
+            if (!read_uint(o, "from", from) || !read_uint(o, "through", through) || from == 0 ||
+                through < from)
+                return report(line_no, offset, "gap record without a valid from and through");
+            accept_gap(st, from, through, line_no, offset);
         }
         // Records of other types are from a newer writer: skipped on purpose.
     }
@@ -420,6 +449,23 @@ private:
             m.extra = e->get_object();
         if (const auto* p = member(o, "pinned"); p && p->is_bool())
             m.pinned = p->get_bool();
+    }
+
+    // A recorded hole: known, not damage. In order it must follow the last exchange read
+    // (a repair writes it where the missing exchanges were); the next exchange then
+    // follows `through` without a word.
+    void accept_gap(scan_state& st, std::uint64_t from, std::uint64_t through,
+                    std::uint64_t line_no, std::uint64_t offset) {
+        if (!check_order_) {
+            gaps_.emplace_back(from, through);
+            return;
+        }
+        if (from != st.meta.exchange_count + 1)
+            return report(line_no, offset,
+                          "gap record of exchanges " + std::to_string(from) + " to " +
+                              std::to_string(through) + " does not follow exchange " +
+                              std::to_string(st.meta.exchange_count) + ": ignored");
+        st.meta.exchange_count = through;
     }
 
     bool accept_seq(scan_state& st, std::uint64_t seq, time_point ts, std::uint64_t line_no,
@@ -452,6 +498,7 @@ private:
     std::vector<diagnostic>& diags_;
     bool check_order_;
     std::uint64_t repeats_ = 0;
+    std::vector<std::pair<std::uint64_t, std::uint64_t>> gaps_; ///< read backward: from, through
     line_parser parser_;
 };
 
