@@ -177,6 +177,20 @@ public:
     void purge(const session_id& id, time_point deleted_at) requires keeps_trash<Inner> {
         inner_.purge(id, deleted_at);
     }
+    // Verify and repair look at what is stored, which is already redacted; a repair moves
+    // damaged lines to quarantine as they are (they were redacted when they were written).
+    verify_report verify(const session_id& id) requires verifies_sessions<Inner> {
+        return inner_.verify(id);
+    }
+    store_verify_report verify_all() requires verifies_sessions<Inner> {
+        return inner_.verify_all();
+    }
+    repair_report repair(const session_id& id) requires repairs_sessions<Inner> {
+        return inner_.repair(id);
+    }
+    std::vector<repair_report> repair_all() requires repairs_sessions<Inner> {
+        return inner_.repair_all();
+    }
 
 private:
     // The sink create_whole() hands to the host's filler: redacts, then passes on.

@@ -366,6 +366,7 @@ inline constexpr bool same_capabilities =
     streams_records<T>&& searches_text<S> == searches_text<T>&& pages_sessions<S> ==
     pages_sessions<T>&& creates_whole_sessions<S> ==
     creates_whole_sessions<T>&& forks_sessions<S> == forks_sessions<T>&& keeps_trash<S> ==
-    keeps_trash<T>&& checks_writability<S> == checks_writability<T>;
+    keeps_trash<T>&& checks_writability<S> == checks_writability<T>&& verifies_sessions<S> ==
+    verifies_sessions<T>&& repairs_sessions<S> == repairs_sessions<T>;
 
 } // namespace dexter::sessions
