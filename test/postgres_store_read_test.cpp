@@ -741,8 +741,6 @@ BOOST_AUTO_TEST_CASE(reads_over_a_lost_connection_fail_then_reconnect) {
     }
 }
 
-BOOST_AUTO_TEST_SUITE_END()
-
 // verify: what can be wrong in the database, each found and named; repair is not needed.
 BOOST_AUTO_TEST_CASE(verify_reports_holes_counts_and_damaged_records) {
     admin a;
@@ -814,3 +812,5 @@ BOOST_AUTO_TEST_CASE(verify_reports_holes_counts_and_damaged_records) {
     BOOST_TEST(!newer.ok());
     BOOST_CHECK_THROW(s.verify("clean001"), ds::format_error);
 }
+
+BOOST_AUTO_TEST_SUITE_END()
