@@ -2729,12 +2729,11 @@ BOOST_FIXTURE_TEST_CASE(verify_exits_0_when_clean_and_1_when_damaged, cli) {
     r = run({"--verify"});
     BOOST_TEST(describe_status(r.status) == "exit 1", r.err);
     BOOST_TEST(r.out.find(bad + ": 1 damaged line (line 5, offset " +
-                          std::to_string(before.size()) + ": not valid JSON") !=
-                   std::string::npos,
+                          std::to_string(before.size()) + ": not valid JSON") != std::string::npos,
                r.out);
     BOOST_TEST(r.out.find("an incomplete last line (" + std::to_string(torn.size()) +
-                          " bytes at offset " +
-                          std::to_string(before.size() + 9) + ")") != std::string::npos,
+                          " bytes at offset " + std::to_string(before.size() + 9) + ")") !=
+                   std::string::npos,
                r.out);
     BOOST_TEST(r.out.find(good + ":") == std::string::npos, r.out);
     BOOST_TEST(r.out.find("verified 2 sessions: 1 session with problems") != std::string::npos,

@@ -111,21 +111,22 @@ struct damage_case {
     std::vector<std::string> replaced;     ///< original lines written again, re-encoded
 };
 
-std::string text_of(const std::vector<std::string>& lines) { return joined(lines); }
+std::string text_of(const std::vector<std::string>& lines) {
+    return joined(lines);
+}
 
 std::vector<damage_case> campaign() {
     std::vector<damage_case> cases;
     const auto all = range(1, count);
-    cases.push_back({"torn last line",
-                     [](std::vector<std::string>& l) {
-                         return text_of(l).substr(0, text_of(l).size() - 9);
-                     },
-                     {},
-                     {},
-                     true,
-                     {},
-                     range(1, count - 1),
-                     {}});
+    cases.push_back(
+        {"torn last line",
+         [](std::vector<std::string>& l) { return text_of(l).substr(0, text_of(l).size() - 9); },
+         {},
+         {},
+         true,
+         {},
+         range(1, count - 1),
+         {}});
     cases.push_back({"garbage line in the middle",
                      [](std::vector<std::string>& l) {
                          l.insert(l.begin() + 3, "this is not JSON {");
@@ -315,7 +316,8 @@ BOOST_AUTO_TEST_CASE(campaign_over_every_kind_of_damage) {
             auto after = lines_but_gaps(now);
             if (!c.replaced.empty()) // the re-encoded line reads as U+FFFD
                 std::erase_if(after, [](const std::string& l) {
-                    return l.find("\\ufffd") != std::string::npos || l.find("\xef\xbf\xbd") != std::string::npos;
+                    return l.find("\\ufffd") != std::string::npos ||
+                           l.find("\xef\xbf\xbd") != std::string::npos;
                 });
             BOOST_TEST(after == kept);
 
@@ -365,9 +367,11 @@ BOOST_AUTO_TEST_CASE(a_gap_record_written_by_repair_reads_back_as_known) {
         BOOST_TEST(l.diagnostics.empty(), "last " << last << ": " << show(l.diagnostics));
     }
     // A gap record that does not follow the last exchange is damage, reported.
-    write_bytes(file, read_bytes(file) +
-                          R"({"type":"gap","from":2,"through":3,"recorded_at":"2026-03-01T00:00:00.000Z"})" +
-                          "\n");
+    write_bytes(
+        file,
+        read_bytes(file) +
+            R"({"type":"gap","from":2,"through":3,"recorded_at":"2026-03-01T00:00:00.000Z"})" +
+            "\n");
     const auto r = store.verify(sid);
     BOOST_TEST_REQUIRE(r.damaged.size() == 1u);
     BOOST_TEST(contains(r.damaged[0].reason, "does not follow exchange 6"));
@@ -378,7 +382,8 @@ BOOST_AUTO_TEST_CASE(newer_version_is_reported_and_never_repaired) {
     save_session(dir.path(), sid, 2);
     const fs::path file = history(dir.path(), sid);
     auto lines = lines_of(read_bytes(file));
-    lines[0] = R"({"type":"session","version":999,"id":"dmg00001","created_at":"2026-03-01T00:00:00.000Z","title":"x"})";
+    lines[0] =
+        R"({"type":"session","version":999,"id":"dmg00001","created_at":"2026-03-01T00:00:00.000Z","title":"x"})";
     lines.push_back("garbage");
     write_bytes(file, joined(lines));
     const auto r = verify_read_only(dir.path(), sid);

@@ -281,12 +281,14 @@ BOOST_AUTO_TEST_CASE(every_statement_has_its_sql_and_parameters) {
     using s = dd::pg_statement;
     // The parameters each call site passes (postgres_store.hpp).
     const std::map<s, int> parameters = {
-        {s::find, 2},   {s::list, 1},    {s::create, 10},       {s::append, 5},
-        {s::update, 6}, {s::load, 3},    {s::remove, 2},        {s::lock, 2},
-        {s::unlock, 2}, {s::holder, 2},  {s::stream, 5},        {s::page, 5},
-        {s::search, 6}, {s::exists, 2},  {s::whole_records, 4}, {s::whole_finish, 8},
-        {s::trash, 4},  {s::restore, 2}, {s::list_trash, 1},    {s::purge, 3},
-        {s::verify_sessions, 2}, {s::verify_gaps, 2}};
+        {s::find, 2},         {s::list, 1},   {s::create, 10},
+        {s::append, 5},       {s::update, 6}, {s::load, 3},
+        {s::remove, 2},       {s::lock, 2},   {s::unlock, 2},
+        {s::holder, 2},       {s::stream, 5}, {s::page, 5},
+        {s::search, 6},       {s::exists, 2}, {s::whole_records, 4},
+        {s::whole_finish, 8}, {s::trash, 4},  {s::restore, 2},
+        {s::list_trash, 1},   {s::purge, 3},  {s::verify_sessions, 2},
+        {s::verify_gaps, 2}};
     BOOST_TEST(parameters.size() == static_cast<std::size_t>(s::count));
     BOOST_TEST(dd::pg_sql.size() == static_cast<std::size_t>(s::count));
     for (std::size_t i = 0; i < dd::pg_sql.size(); ++i) {

@@ -323,10 +323,10 @@ std::variant<options, usage_error> parse_options(int argc, const char* const arg
     if (resume && (session || cont))
         return usage_error{std::string("--resume and --") + (session ? "session" : "continue") +
                            " cannot be used together"};
-    const char* const commands[] = {
-        "list-sessions", "delete-session", "show",    "export",      "search", "rename", "fork",
-        "import",        "list-trash",     "restore", "purge-trash", "prune",  "pin",    "unpin",
-        "verify",        "repair"};
+    const char* const commands[] = {"list-sessions", "delete-session", "show",        "export",
+                                    "search",        "rename",         "fork",        "import",
+                                    "list-trash",    "restore",        "purge-trash", "prune",
+                                    "pin",           "unpin",          "verify",      "repair"};
     for (std::size_t i = 0; i < std::size(commands); ++i) {
         if (!has(commands[i]))
             continue;

@@ -91,8 +91,7 @@ void print_replay(const sessions::loaded_session& resumed, const options& o) {
     };
     // Those before the first one shown, by number: a gap among the shown ones is not
     // "earlier" (the resume summary counts it).
-    const std::uint64_t first_shown =
-        shown > 0 ? loaded[loaded.size() - shown].seq : count + 1;
+    const std::uint64_t first_shown = shown > 0 ? loaded[loaded.size() - shown].seq : count + 1;
     if (first_shown > 1 && count > 0) {
         const auto earlier = std::min(first_shown - 1, count);
         print("… ", std::to_string(earlier) +

@@ -38,8 +38,8 @@ std::optional<std::string> problem_line(const sessions::verify_report& r) {
     if (!r.damaged.empty())
         parts.push_back(counted(r.damaged.size(), "damaged line", "damaged lines") + " (line " +
                         std::to_string(r.damaged.front().line) + ", offset " +
-                        std::to_string(r.damaged.front().offset) + ": " +
-                        r.damaged.front().reason + ")");
+                        std::to_string(r.damaged.front().offset) + ": " + r.damaged.front().reason +
+                        ")");
     if (r.tail)
         parts.push_back("an incomplete last line (" + std::to_string(r.tail->bytes) +
                         " bytes at offset " + std::to_string(r.tail->offset) + ")");
@@ -152,12 +152,12 @@ int repair_store(const options& o, interrupt_pipe& interrupts) {
     print_problems(found);
     const std::string what =
         o.session.empty() ? "the store" : "session " + found.sessions.front().id;
-    if (auto status = confirm(o, interrupts,
-                              "Repair " + what + "? (damaged lines are moved to quarantine)",
-                              "not repairing " + what +
-                                  " without confirmation: standard input is not a terminal "
-                                  "(add -y to repair without asking)",
-                              "changed nothing"))
+    if (auto status =
+            confirm(o, interrupts, "Repair " + what + "? (damaged lines are moved to quarantine)",
+                    "not repairing " + what +
+                        " without confirmation: standard input is not a terminal "
+                        "(add -y to repair without asking)",
+                    "changed nothing"))
         return *status;
     std::vector<sessions::repair_report> done;
     if (o.session.empty()) {

@@ -371,9 +371,9 @@ int main(int argc, char** argv) {
             return hold(a[1], a[2], false);
         if (a.size() == 3 && a[0] == "spawn-and-hold")
             return hold(a[1], a[2], true);
-        if (a.size() >= 2 && (a[0] == "fork" || a[0] == "trash" || a[0] == "restore" ||
-                              a[0] == "purge" || a[0] == "prune" || a[0] == "import" ||
-                              a[0] == "repair"))
+        if (a.size() >= 2 &&
+            (a[0] == "fork" || a[0] == "trash" || a[0] == "restore" || a[0] == "purge" ||
+             a[0] == "prune" || a[0] == "import" || a[0] == "repair"))
             return change(a[0], a[1], {a.begin() + 2, a.end()});
     } catch (const std::exception& e) {
         say(std::string("ERROR ") + e.what());

@@ -306,8 +306,9 @@ public:
     /// verify() of every session of this store's channel (one that cannot be read has
     /// its report's `unreadable` set), with the store's problems (a damaged index.json,
     /// an index entry without its history), the leftovers of interrupted operations
-    /// (`.deleted-*`, `.new-*` whose build is not running, a `history.jsonl.repair`) and the size of the quarantine. Read-only, as verify().
-    /// Throws storage_error (the channel or the quarantine cannot be listed).
+    /// (`.deleted-*`, `.new-*` whose build is not running, a `history.jsonl.repair`) and the size
+    /// of the quarantine. Read-only, as verify(). Throws storage_error (the channel or the
+    /// quarantine cannot be listed).
     store_verify_report verify_all();
 
     /// Repairs session `id` under its lease (docs/FORMAT.md, "Verify and repair"): every

@@ -327,7 +327,8 @@ public:
             throw session_not_found(id, server());
         repair_report r;
         r.id = id;
-        r.what = "session '" + id + "' needs no repair: the PostgreSQL store writes each change "
+        r.what = "session '" + id +
+                 "' needs no repair: the PostgreSQL store writes each change "
                  "in one transaction, so there are no torn or half-written records to move aside";
         return r;
     }

@@ -93,8 +93,7 @@ void rewrite_history(const repair_context<Ops>& c, repair_report& out) {
         std::optional<std::pair<std::uint64_t, std::uint64_t>> long_line; // line, offset
         auto end_long_line = [&](std::uint64_t end) {
             if (long_line)
-                quarantine_range(long_line->second, end,
-                                 "line" + std::to_string(long_line->first));
+                quarantine_range(long_line->second, end, "line" + std::to_string(long_line->first));
             long_line.reset();
         };
         const auto lines = read_lines(

@@ -57,7 +57,8 @@ public:
         const std::uint64_t before = st.meta.exchange_count;
         std::optional<exchange> got;
         diags_.clear();
-        reader_.read_line(st, line, line_no, offset, true, [&](exchange&& ex) { got = std::move(ex); });
+        reader_.read_line(st, line, line_no, offset, true,
+                          [&](exchange&& ex) { got = std::move(ex); });
         for (auto& d : diags_) {
             if (d.kind == diagnostic_kind::missing_exchanges && got) {
                 v.gap_before = seq_gap{before + 1, got->seq - 1};
@@ -153,7 +154,8 @@ inline void compare_index_entry(const index_entry& e, const scan_state& st, cons
     if (e.meta.pinned != st.meta.pinned)
         differs("pinned", e.meta.pinned ? "true" : "false", st.meta.pinned ? "true" : "false");
     if (e.no_header != !st.have_header)
-        differs("header", e.no_header ? "missing" : "present", st.have_header ? "present" : "missing");
+        differs("header", e.no_header ? "missing" : "present",
+                st.have_header ? "present" : "missing");
 }
 
 /// index.json as it is on disk, read without taking a lock or changing anything (a
@@ -177,7 +179,8 @@ index_data read_index_as_is(Ops& ops, int root_fd, const std::string& root, std:
         return {};
     }
     std::string text(static_cast<std::size_t>(sb.st_size), '\0');
-    if (pread_full(ops, fd.get(), text.data(), text.size(), 0) != static_cast<ssize_t>(text.size())) {
+    if (pread_full(ops, fd.get(), text.data(), text.size(), 0) !=
+        static_cast<ssize_t>(text.size())) {
         problems.push_back(path + " cannot be read (" + std::string(std::strerror(errno)) + ")");
         return {};
     }

@@ -93,7 +93,8 @@ store_verify_report basic_jsonl_store<Ops>::verify_all() {
     detail::unique_fd q(
         ops_.openat(root_fd_.get(), "quarantine", O_RDONLY | O_DIRECTORY | O_NOFOLLOW));
     if (q) {
-        for (const auto& name : detail::list_dir(ops_, q.get(), false, root_.string() + "/quarantine"))
+        for (const auto& name :
+             detail::list_dir(ops_, q.get(), false, root_.string() + "/quarantine"))
             if (ops_.fstatat(q.get(), name.c_str(), &sb, AT_SYMLINK_NOFOLLOW) == 0) {
                 ++out.quarantine_files;
                 out.quarantine_bytes += static_cast<std::uint64_t>(sb.st_size);
@@ -168,17 +169,17 @@ repair_report basic_jsonl_store<Ops>::repair(const session_id& id) {
     if (!found.damaged.empty() || found.tail || !found.gaps.empty()) {
         auto bin = quarantine();
         const std::string dir = session_path(id);
-        const detail::repair_context<Ops> c{ops_,
-                                            bin,
-                                            log_,
-                                            channel_,
-                                            id,
-                                            w.dir.get(),
-                                            w.file.get(),
-                                            dir,
-                                            options_.max_record_bytes,
-                                            std::chrono::floor<std::chrono::milliseconds>(
-                                                std::chrono::system_clock::now())};
+        const detail::repair_context<Ops> c{
+            ops_,
+            bin,
+            log_,
+            channel_,
+            id,
+            w.dir.get(),
+            w.file.get(),
+            dir,
+            options_.max_record_bytes,
+            std::chrono::floor<std::chrono::milliseconds>(std::chrono::system_clock::now())};
         detail::rewrite_history(c, out);
         if (out.quarantined_lines)
             done.push_back("moved " + std::to_string(out.quarantined_lines) +

@@ -79,9 +79,9 @@ inline store_verify_report pg_verify(pg_connection& conn, const std::string& cha
     }
     // Each record as a load reads it: the holes are known from the SQL above.
     for (auto& v : out.sessions)
-        for (auto& d : pg_for_each_record(conn, channel, v.id, 1,
-                                          std::numeric_limits<std::uint64_t>::max(),
-                                          [](exchange&&, std::string_view) { return true; }))
+        for (auto& d :
+             pg_for_each_record(conn, channel, v.id, 1, std::numeric_limits<std::uint64_t>::max(),
+                                [](exchange&&, std::string_view) { return true; }))
             if (d.kind != diagnostic_kind::missing_exchanges)
                 v.damaged.push_back(std::move(d));
     return out;

@@ -119,8 +119,7 @@ inline std::string too_long_reason(std::size_t max_record) {
 /// A hole in seq that a repair recorded where it moved damaged lines to quarantine:
 /// exchanges `from` to `through` are known to be missing (docs/FORMAT.md, "Repair"), so
 /// readers do not report them again. `at` is when the repair ran.
-inline void encode_gap(std::string& out, std::uint64_t from, std::uint64_t through,
-                       time_point at) {
+inline void encode_gap(std::string& out, std::uint64_t from, std::uint64_t through, time_point at) {
     out += R"({"type":"gap","from":)";
     append_uint(out, from);
     out += R"(,"through":)";
@@ -387,9 +386,8 @@ public:
     /// Whether a gap record read so far covers exchanges from..through (a reader that
     /// does not check the order, reading backward, asks this of each hole it finds).
     bool gap_recorded(std::uint64_t from, std::uint64_t through) const noexcept {
-        return std::any_of(gaps_.begin(), gaps_.end(), [&](const auto& g) {
-            return g.first <= from && through <= g.second;
-        });
+        return std::any_of(gaps_.begin(), gaps_.end(),
+                           [&](const auto& g) { return g.first <= from && through <= g.second; });
     }
 
 private:
