@@ -26,6 +26,7 @@
 #include <cstdint>
 #include <cstring>
 #include <filesystem>
+#include <memory>
 #include <string>
 #include <utility>
 #include <vector>
@@ -102,20 +103,21 @@ public:
                             false, st);
         int err = 0;
         unique_fd fd = open_regular(c.ops, c.root_fd, "index.json", O_RDONLY, 0, err);
-        std::string text;
         if (!fd)
             return err == ENOENT
                        ? true
                        : unusable(c, data, "cannot be read (" + describe_errno(err) + ")", true);
-        if (!read_capped(c, fd.get(), static_cast<std::size_t>(st.st_size), text))
+        index_decoder decoder;
+        std::uint64_t got = 0;
+        if (!read_capped(c, fd.get(), decoder, got))
             return unusable(c, data, "cannot be read (" + std::string(std::strerror(errno)) + ")",
                             true);
-        if (text.size() > c.max_index_bytes)
+        if (got > c.max_index_bytes)
             return unusable(c, data,
                             "grew past the limit of " + std::to_string(c.max_index_bytes) +
                                 " bytes for an index while being read (damaged)",
                             false, st);
-        auto decoded = decode_index(text);
+        auto decoded = decoder.finish();
         if (decoded.state == index_decode::status::newer) {
             writable_ = false;
             data = {};
@@ -225,27 +227,31 @@ private:
         return quarantine<Ops>(c.ops, c.root_fd, c.root.string()).move_in("index.json", damaged);
     }
 
-    // Reads fd whole, but never more than max_index_bytes + 1 bytes (so that a file that
-    // grew past the limit is seen as such without being held in memory).
-    bool read_capped(const context& c, int fd, std::size_t size_hint, std::string& out) {
-        const std::size_t cap = c.max_index_bytes + 1;
-        out.resize(std::min(size_hint + 1, cap));
-        std::size_t got = 0;
-        for (;;) {
-            if (got == out.size()) {
-                if (out.size() >= cap)
-                    break;
-                out.resize(std::min(out.size() * 2, cap));
-            }
-            const ssize_t n =
-                pread_full(c.ops, fd, out.data() + got, out.size() - got, static_cast<off_t>(got));
+    // Reads fd whole into `decoder`, a chunk at a time (one buffer of 64 KiB, whatever the
+    // file's size), but never more than max_index_bytes + 1 bytes (so that a file that
+    // grew past the limit is seen as such without being read on); `got` is what was read.
+    // Stops early once the text is not JSON. False when a read fails (errno says why).
+    bool read_capped(const context& c, int fd, index_decoder& decoder, std::uint64_t& got) {
+        const std::uint64_t cap = static_cast<std::uint64_t>(c.max_index_bytes) + 1;
+        constexpr std::size_t chunk = 64u << 10;
+        const auto buf = std::make_unique<char[]>(chunk);
+        got = 0;
+        while (got < cap) {
+            const std::size_t want =
+                static_cast<std::size_t>(std::min<std::uint64_t>(chunk, cap - got));
+            const ssize_t n = pread_full(c.ops, fd, buf.get(), want, static_cast<off_t>(got));
             if (n < 0)
                 return false;
-            got += static_cast<std::size_t>(n);
-            if (got < out.size())
+            if (n == 0)
+                break;
+            got += static_cast<std::uint64_t>(n);
+            if (got > c.max_index_bytes)
+                break; // judged by the caller: not decoded
+            if (!decoder.feed(std::string_view(buf.get(), static_cast<std::size_t>(n))))
+                break;
+            if (static_cast<std::size_t>(n) < want)
                 break;
         }
-        out.resize(got);
         return true;
     }
 

@@ -7,14 +7,18 @@
 #include <dexter/sessions/id.hpp>
 #include <dexter/sessions/types.hpp>
 
-#include <boost/json/monotonic_resource.hpp>
-#include <boost/json/parse.hpp>
+#include <boost/json/basic_parser_impl.hpp>
 #include <boost/json/serialize.hpp>
+#include <boost/json/value_stack.hpp>
 
+#include <cstddef>
 #include <cstdint>
 #include <map>
+#include <optional>
 #include <string>
 #include <string_view>
+#include <utility>
+#include <vector>
 
 namespace dexter::sessions::detail {
 
@@ -105,139 +109,555 @@ struct index_decode {
     index_data data;
 };
 
-inline index_decode decode_index(std::string_view text) {
-    index_decode out;
-    auto corrupt = [&](std::string why) {
-        out.state = index_decode::status::corrupt;
-        out.why = std::move(why);
-        return out;
-    };
-    boost::system::error_code ec;
-    json::parse_options po;
-    po.max_depth = 64;
-    // One arena for the whole document, released at once: much cheaper than a heap
-    // allocation per string for an index of thousands of entries.
-    json::monotonic_resource arena(text.size() * 2 + 1024);
-    const json::value v = json::parse(text, ec, &arena, po);
-    if (ec)
-        return corrupt("not valid JSON (" + ec.message() + ")");
-    if (!v.is_object())
-        return corrupt("not a JSON object");
-    const auto& root = v.get_object();
-    std::string format;
-    if (!read_string(root, "format", format) || format != "dexter-sessions-index")
-        return corrupt("not a dexter-sessions index");
-    std::uint64_t version = 0;
-    if (!read_uint(root, "version", version) || version == 0)
-        return corrupt("no valid version");
-    if (version > index_format_version) {
-        out.state = index_decode::status::newer;
-        out.version = version;
-        return out;
-    }
-    read_string(root, "boot_id", out.data.boot_id);
-    const auto* changes = member(root, "changes");
-    if (!changes || !changes->is_object() ||
-        !read_uint(changes->get_object(), "inode", out.data.changes_inode) ||
-        !read_uint(changes->get_object(), "offset", out.data.changes_offset))
-        return corrupt("no valid 'changes' position");
-    const auto* channels = member(root, "channels");
-    if (!channels || !channels->is_object())
-        return corrupt("no 'channels' object");
-    for (const auto& ch : channels->get_object()) {
-        if (!is_valid_channel(ch.key()) || !ch.value().is_object())
-            return corrupt("bad channel entry");
-        auto& cd = out.data.channels[std::string(ch.key())];
-        const auto& co = ch.value().get_object();
-        if (const auto* m = member(co, "dir_mtime_ns"); m && m->is_int64())
-            cd.dir_mtime_ns = m->get_int64();
-        else if (m && m->is_uint64())
-            cd.dir_mtime_ns = static_cast<std::int64_t>(m->get_uint64());
-        const auto* sessions = member(co, "sessions");
-        if (!sessions || !sessions->is_object())
-            return corrupt("bad channel entry");
-        for (const auto& s : sessions->get_object()) {
-            if (!is_valid_session_id(s.key()) || !s.value().is_object())
-                return corrupt("bad session entry");
-            const auto& so = s.value().get_object();
-            index_entry e;
-            e.meta.id = std::string(s.key());
-            // One pass over the entry's fields (the hot loop of a list: an index has an
-            // entry per session), instead of a lookup per field.
-            unsigned required = 0; // one bit per required field seen, well-formed
-            bool have_file_size = false;
-            for (const auto& f : so) {
-                const std::string_view k = f.key();
-                const json::value& v = f.value();
-                const auto as_uint = [&](std::uint64_t& out) {
-                    if (v.is_uint64())
-                        out = v.get_uint64();
-                    else if (v.is_int64() && v.get_int64() >= 0)
-                        out = static_cast<std::uint64_t>(v.get_int64());
-                    else
-                        return false;
-                    return true;
-                };
-                const auto as_time = [&](time_point& out) {
-                    if (!v.is_string())
-                        return false;
-                    const auto t = parse_timestamp(std::string_view(v.get_string()));
-                    if (t)
-                        out = *t;
-                    return t.has_value();
-                };
-                if (k == "title") {
-                    if (v.is_string()) {
-                        e.meta.title.assign(v.get_string().data(), v.get_string().size());
-                        required |= 1u;
-                    }
-                } else if (k == "created_at") {
-                    required |= as_time(e.meta.created_at) ? 2u : 0u;
-                } else if (k == "updated_at") {
-                    required |= as_time(e.meta.updated_at) ? 4u : 0u;
-                } else if (k == "exchange_count") {
-                    required |= as_uint(e.meta.exchange_count) ? 8u : 0u;
-                } else if (k == "size") {
-                    required |= as_uint(e.size) ? 16u : 0u;
-                } else if (k == "lines") {
-                    required |= as_uint(e.lines) ? 32u : 0u;
-                } else if (k == "extra") {
-                    if (v.is_object())
-                        e.meta.extra = json::object(v.get_object(), json::storage_ptr());
-                } else if (k == "pinned") {
-                    if (v.is_bool())
-                        e.meta.pinned = v.get_bool();
-                } else if (k == "forked_from") {
-                    if (v.is_object())
-                        e.meta.forked_from = read_origin(v.get_object());
-                } else if (k == "newer_version") {
-                    as_uint(e.newer_version);
-                } else if (k == "ino") {
-                    // Absent in an index written by 0.1: then every entry is checked once.
-                    as_uint(e.ino);
-                } else if (k == "mtime_ns") {
-                    if (v.is_int64())
-                        e.mtime_ns = v.get_int64();
-                } else if (k == "no_header") {
-                    if (v.is_bool())
-                        e.no_header = v.get_bool();
-                } else if (k == "file_size") {
-                    have_file_size = as_uint(e.file_size);
+/// Decodes index.json as it is read, chunk by chunk, straight into index_data: events of
+/// Boost.JSON's basic_parser, no json::value for the document. A list of 10,000 sessions
+/// then touches the memory of its entries and of one chunk, where a DOM of the whole
+/// file took three times the file's size (and, on a virtual machine, a page fault costs
+/// more than the parse). Only `extra` and `forked_from`, small and free-form, are built
+/// as values. Decides exactly as a DOM decode would: what is corrupt and why (the first
+/// problem in document order, after the format, version, changes and channels checks),
+/// newer and older versions, and the last of duplicate keys winning.
+class index_decoder {
+public:
+    index_decoder() : parser_(parse_options()) {}
+
+    /// Feeds the next bytes of the file. Returns false once the text is not valid JSON
+    /// (nothing more needs to be fed; finish() says why).
+    bool feed(std::string_view chunk) {
+        if (ec_)
+            return false;
+        while (!chunk.empty()) {
+            const std::size_t n = parser_.write_some(true, chunk.data(), chunk.size(), ec_);
+            if (ec_)
+                return false;
+            chunk.remove_prefix(n);
+            if (parser_.done()) { // anything after the document but whitespace is an error
+                if (chunk.find_first_not_of(" \t\r\n") != std::string_view::npos) {
+                    ec_ = json::error::extra_data;
+                    return false;
                 }
+                return true;
             }
-            if (required != 63u)
-                return corrupt("bad entry for session " + e.meta.id);
-            if (!have_file_size)
-                e.file_size = e.size;
-            cd.sessions.emplace(e.meta.id, std::move(e));
         }
+        return true;
     }
-    // An older version that is well formed: not damaged, but not to be trusted either
-    // (it cannot hold what this version lists).
-    out.state =
-        version < index_format_version ? index_decode::status::older : index_decode::status::ok;
-    out.version = version;
-    return out;
+
+    /// The outcome, once every byte was fed.
+    index_decode finish() {
+        if (!ec_ && !parser_.done())
+            parser_.write_some(false, nullptr, 0, ec_);
+        auto& h = parser_.handler();
+        auto corrupt = [&](std::string why) {
+            index_decode out;
+            out.state = index_decode::status::corrupt;
+            out.why = std::move(why);
+            return out;
+        };
+        if (ec_)
+            return corrupt("not valid JSON (" + ec_.message() + ")");
+        if (!h.root_is_object)
+            return corrupt("not a JSON object");
+        if (!h.format || *h.format != "dexter-sessions-index")
+            return corrupt("not a dexter-sessions index");
+        if (!h.version || *h.version == 0)
+            return corrupt("no valid version");
+        if (*h.version > index_format_version) {
+            index_decode out;
+            out.state = index_decode::status::newer;
+            out.version = *h.version;
+            return out;
+        }
+        if (!h.changes_ok())
+            return corrupt("no valid 'changes' position");
+        if (!h.channels_is_object)
+            return corrupt("no 'channels' object");
+        if (!h.problem.empty())
+            return corrupt(std::move(h.problem));
+        index_decode out;
+        out.data = std::move(h.data);
+        out.data.changes_inode = *h.changes_inode;
+        out.data.changes_offset = *h.changes_offset;
+        out.data.boot_id = h.boot_id.value_or(std::string());
+        // An older version that is well formed: not damaged, but not to be trusted either
+        // (it cannot hold what this version lists).
+        out.state = *h.version < index_format_version ? index_decode::status::older
+                                                      : index_decode::status::ok;
+        out.version = *h.version;
+        return out;
+    }
+
+private:
+    static json::parse_options parse_options() {
+        json::parse_options po;
+        po.max_depth = 64;
+        return po;
+    }
+
+    // A scalar as the parser gave it.
+    struct scalar {
+        enum class kind { string, int64, uint64, other } what = kind::other;
+        std::string_view text;
+        std::int64_t i = 0;
+        std::uint64_t u = 0;
+
+        bool as_uint(std::uint64_t& out) const {
+            if (what == kind::uint64)
+                out = u;
+            else if (what == kind::int64 && i >= 0)
+                out = static_cast<std::uint64_t>(i);
+            else
+                return false;
+            return true;
+        }
+    };
+
+    struct handler {
+        static constexpr std::size_t max_object_size = std::size_t(-1);
+        static constexpr std::size_t max_array_size = std::size_t(-1);
+        static constexpr std::size_t max_key_size = std::size_t(-1);
+        static constexpr std::size_t max_string_size = std::size_t(-1);
+
+        // Where a container sits: what its members mean.
+        enum class place {
+            root,
+            changes,
+            channels,
+            channel,
+            sessions,
+            entry,
+            skipped, // a container whose members mean nothing here
+            captured // extra or forked_from: built as a json::value
+        };
+        // The keys that mean something somewhere, told apart once per key.
+        enum class name : unsigned char {
+            other,
+            format,
+            version,
+            boot_id,
+            changes,
+            channels,
+            inode,
+            offset,
+            dir_mtime_ns,
+            sessions,
+            title,
+            created_at,
+            updated_at,
+            exchange_count,
+            size,
+            lines,
+            extra,
+            forked_from,
+            newer_version,
+            ino,
+            mtime_ns,
+            file_size,
+            pinned,
+            no_header
+        };
+        static name name_of(std::string_view k) noexcept {
+            static constexpr std::pair<std::string_view, name> known[] = {
+                {"format", name::format},
+                {"version", name::version},
+                {"boot_id", name::boot_id},
+                {"changes", name::changes},
+                {"channels", name::channels},
+                {"inode", name::inode},
+                {"offset", name::offset},
+                {"dir_mtime_ns", name::dir_mtime_ns},
+                {"sessions", name::sessions},
+                {"title", name::title},
+                {"created_at", name::created_at},
+                {"updated_at", name::updated_at},
+                {"exchange_count", name::exchange_count},
+                {"size", name::size},
+                {"lines", name::lines},
+                {"extra", name::extra},
+                {"forked_from", name::forked_from},
+                {"newer_version", name::newer_version},
+                {"ino", name::ino},
+                {"mtime_ns", name::mtime_ns},
+                {"file_size", name::file_size},
+                {"pinned", name::pinned},
+                {"no_header", name::no_header}};
+            for (const auto& [text, n] : known)
+                if (text.size() == k.size() && text == k)
+                    return n;
+            return name::other;
+        }
+        struct level {
+            place where;
+            std::string key;      // the key of the member being read (objects)
+            name n = name::other; // what that key means
+        };
+
+        // What the document said (nothing: absent or not of the right type).
+        bool root_is_object = false;
+        std::optional<std::string> format;
+        std::optional<std::uint64_t> version;
+        std::optional<std::string> boot_id;
+        std::optional<std::uint64_t> changes_inode, changes_offset;
+        bool changes_is_object = false;
+        bool channels_is_object = false;
+        std::string problem; // the first problem of the channels, in document order
+        index_data data;
+
+        bool changes_ok() const { return changes_is_object && changes_inode && changes_offset; }
+
+        std::vector<level> stack;
+        std::string key_buf, string_buf;
+        // The channel and the entry being read.
+        index_data::channel_data* channel = nullptr;
+        bool channel_has_sessions = false;
+        index_entry entry;
+        unsigned required = 0; // one bit per required field seen, well formed
+        bool have_file_size = false;
+        // A captured value: which member, how deep, and the value being built.
+        name captured_key = name::other;
+        std::size_t captured_depth = 0;
+        json::value_stack captured;
+
+        void fail(std::string why) {
+            if (problem.empty())
+                problem = std::move(why);
+        }
+
+        // The place of the member now being read, and its key.
+        place here() const { return stack.empty() ? place::root : stack.back().where; }
+        const std::string& key() const { return stack.back().key; }
+
+        // A scalar member of the container being read.
+        void value(const scalar& v) {
+            if (stack.empty())
+                return; // the whole document is a scalar: root_is_object stays false
+            const name n = stack.back().n;
+            switch (here()) {
+            case place::root:
+                if (n == name::format)
+                    format = v.what == scalar::kind::string
+                                 ? std::optional<std::string>(std::string(v.text))
+                                 : std::nullopt;
+                else if (n == name::version)
+                    version = [&]() -> std::optional<std::uint64_t> {
+                        std::uint64_t u = 0;
+                        return v.as_uint(u) ? std::optional<std::uint64_t>(u) : std::nullopt;
+                    }();
+                else if (n == name::boot_id)
+                    boot_id = v.what == scalar::kind::string
+                                  ? std::optional<std::string>(std::string(v.text))
+                                  : std::nullopt;
+                else if (n == name::changes)
+                    changes_is_object = false;
+                else if (n == name::channels)
+                    channels_is_object = false;
+                break;
+            case place::changes: {
+                std::uint64_t u = 0;
+                const bool ok = v.as_uint(u);
+                if (n == name::inode)
+                    changes_inode = ok ? std::optional<std::uint64_t>(u) : std::nullopt;
+                else if (n == name::offset)
+                    changes_offset = ok ? std::optional<std::uint64_t>(u) : std::nullopt;
+                break;
+            }
+            case place::channels:
+                fail("bad channel entry");
+                break;
+            case place::channel:
+                if (n == name::dir_mtime_ns) {
+                    if (v.what == scalar::kind::int64)
+                        channel->dir_mtime_ns = v.i;
+                    else if (v.what == scalar::kind::uint64)
+                        channel->dir_mtime_ns = static_cast<std::int64_t>(v.u);
+                } else if (n == name::sessions) {
+                    channel_has_sessions = false;
+                }
+                break;
+            case place::sessions:
+                fail("bad session entry");
+                break;
+            case place::entry:
+                entry_field(n, v);
+                break;
+            default:
+                break;
+            }
+        }
+
+        void entry_field(name n, const scalar& v) {
+            const auto as_time = [&](time_point& out) {
+                if (v.what != scalar::kind::string)
+                    return false;
+                const auto t = parse_timestamp(v.text);
+                if (t)
+                    out = *t;
+                return t.has_value();
+            };
+            const auto bit = [&](unsigned b, bool ok) {
+                required = ok ? required | b : required & ~b;
+            };
+            if (n == name::title) {
+                if (v.what == scalar::kind::string)
+                    entry.meta.title.assign(v.text.data(), v.text.size());
+                bit(1u, v.what == scalar::kind::string);
+            } else if (n == name::created_at) {
+                bit(2u, as_time(entry.meta.created_at));
+            } else if (n == name::updated_at) {
+                bit(4u, as_time(entry.meta.updated_at));
+            } else if (n == name::exchange_count) {
+                bit(8u, v.as_uint(entry.meta.exchange_count));
+            } else if (n == name::size) {
+                bit(16u, v.as_uint(entry.size));
+            } else if (n == name::lines) {
+                bit(32u, v.as_uint(entry.lines));
+            } else if (n == name::extra) {
+                entry.meta.extra = {};
+            } else if (n == name::forked_from) {
+                entry.meta.forked_from.reset();
+            } else if (n == name::newer_version) {
+                v.as_uint(entry.newer_version);
+            } else if (n == name::ino) {
+                // Absent in an index written by 0.1: then every entry is checked once.
+                v.as_uint(entry.ino);
+            } else if (n == name::mtime_ns) {
+                if (v.what == scalar::kind::int64)
+                    entry.mtime_ns = v.i;
+            } else if (n == name::file_size) {
+                have_file_size = v.as_uint(entry.file_size);
+            }
+        }
+
+        // A member that is an object or an array: the place its members have.
+        void open(bool is_object) {
+            if (stack.empty()) {
+                root_is_object = is_object;
+                stack.push_back({is_object ? place::root : place::skipped, {}});
+                return;
+            }
+            const std::string& k = key();
+            const name n = stack.back().n;
+            place next = place::skipped;
+            switch (here()) {
+            case place::root:
+                if (n == name::changes) {
+                    changes_is_object = is_object;
+                    changes_inode.reset();
+                    changes_offset.reset();
+                    if (is_object)
+                        next = place::changes;
+                } else if (n == name::channels) {
+                    channels_is_object = is_object;
+                    if (is_object) {
+                        data.channels.clear();
+                        next = place::channels;
+                    }
+                }
+                break;
+            case place::channels:
+                if (!is_object || !is_valid_channel(k)) {
+                    fail("bad channel entry");
+                } else if (problem.empty()) {
+                    channel = &data.channels[k];
+                    *channel = {};
+                    channel_has_sessions = false;
+                    next = place::channel;
+                }
+                break;
+            case place::channel:
+                if (n == name::sessions) {
+                    channel_has_sessions = is_object;
+                    if (is_object) {
+                        channel->sessions.clear();
+                        next = place::sessions;
+                    }
+                }
+                break;
+            case place::sessions:
+                if (!is_object || !is_valid_session_id(k)) {
+                    fail("bad session entry");
+                } else if (problem.empty()) {
+                    entry = {};
+                    entry.meta.id = k;
+                    required = 0;
+                    have_file_size = false;
+                    next = place::entry;
+                }
+                break;
+            case place::entry:
+                if (n == name::extra || n == name::forked_from) {
+                    captured_key = n;
+                    captured_depth = stack.size() + 1;
+                    captured.reset();
+                    next = place::captured;
+                }
+                break;
+            case place::captured: // a container inside extra or forked_from
+                next = place::captured;
+                break;
+            default:
+                break;
+            }
+            stack.push_back({next, {}});
+        }
+
+        // The end of the container on top of the stack.
+        void close() {
+            const place was = here();
+            if (was == place::captured && stack.size() == captured_depth) {
+                json::value v = captured.release();
+                if (captured_key == name::extra)
+                    entry.meta.extra = v.is_object() ? std::move(v.get_object()) : json::object();
+                else
+                    entry.meta.forked_from =
+                        v.is_object() ? read_origin(v.get_object()) : std::nullopt;
+            }
+            stack.pop_back();
+            if (was == place::channel) {
+                if (!channel_has_sessions)
+                    fail("bad channel entry");
+            } else if (was == place::entry) {
+                if (required != 63u) {
+                    fail("bad entry for session " + entry.meta.id);
+                    return;
+                }
+                if (!have_file_size)
+                    entry.file_size = entry.size;
+                std::string id = entry.meta.id;
+                // The file holds them in id order: each goes at the end, without a search.
+                channel->sessions.insert_or_assign(channel->sessions.end(), std::move(id),
+                                                   std::move(entry));
+            }
+        }
+
+        bool on_document_begin(boost::system::error_code&) { return true; }
+        bool on_document_end(boost::system::error_code&) { return true; }
+
+        bool on_object_begin(boost::system::error_code&) {
+            open(true);
+            return true;
+        }
+        bool on_object_end(std::size_t n, boost::system::error_code&) {
+            if (capturing())
+                captured.push_object(n);
+            close();
+            return true;
+        }
+        bool on_array_begin(boost::system::error_code&) {
+            open(false);
+            return true;
+        }
+        bool on_array_end(std::size_t n, boost::system::error_code&) {
+            if (capturing())
+                captured.push_array(n);
+            close();
+            return true;
+        }
+        bool on_key_part(json::string_view s, std::size_t, boost::system::error_code&) {
+            if (capturing())
+                captured.push_chars(s);
+            else
+                key_buf.append(s.data(), s.size());
+            return true;
+        }
+        bool on_key(json::string_view s, std::size_t, boost::system::error_code&) {
+            if (capturing()) {
+                captured.push_key(s);
+                return true;
+            }
+            key_buf.append(s.data(), s.size());
+            stack.back().key.swap(key_buf);
+            key_buf.clear();
+            stack.back().n = name_of(stack.back().key);
+            return true;
+        }
+        bool on_string_part(json::string_view s, std::size_t, boost::system::error_code&) {
+            if (capturing())
+                captured.push_chars(s);
+            else
+                string_buf.append(s.data(), s.size());
+            return true;
+        }
+        bool on_string(json::string_view s, std::size_t, boost::system::error_code&) {
+            if (capturing()) {
+                captured.push_string(s);
+                return true;
+            }
+            scalar v;
+            v.what = scalar::kind::string;
+            if (string_buf.empty()) {
+                v.text = std::string_view(s.data(), s.size());
+                value(v);
+            } else {
+                string_buf.append(s.data(), s.size());
+                v.text = string_buf;
+                value(v);
+                string_buf.clear();
+            }
+            return true;
+        }
+        bool on_number_part(json::string_view, boost::system::error_code&) { return true; }
+        bool on_int64(std::int64_t i, json::string_view, boost::system::error_code&) {
+            if (capturing()) {
+                captured.push_int64(i);
+                return true;
+            }
+            scalar v;
+            v.what = scalar::kind::int64;
+            v.i = i;
+            value(v);
+            return true;
+        }
+        bool on_uint64(std::uint64_t u, json::string_view, boost::system::error_code&) {
+            if (capturing()) {
+                captured.push_uint64(u);
+                return true;
+            }
+            scalar v;
+            v.what = scalar::kind::uint64;
+            v.u = u;
+            value(v);
+            return true;
+        }
+        bool on_double(double d, json::string_view, boost::system::error_code&) {
+            if (capturing())
+                captured.push_double(d);
+            else
+                value(scalar{});
+            return true;
+        }
+        bool on_bool(bool b, boost::system::error_code&) {
+            if (capturing())
+                captured.push_bool(b);
+            else if (here() == place::entry && !stack.empty() && stack.back().n == name::pinned)
+                entry.meta.pinned = b;
+            else if (here() == place::entry && !stack.empty() && stack.back().n == name::no_header)
+                entry.no_header = b;
+            else
+                value(scalar{});
+            return true;
+        }
+        bool on_null(boost::system::error_code&) {
+            if (capturing())
+                captured.push_null();
+            else
+                value(scalar{});
+            return true;
+        }
+        bool on_comment_part(json::string_view, boost::system::error_code&) { return true; }
+        bool on_comment(json::string_view, boost::system::error_code&) { return true; }
+
+    private:
+        bool capturing() const { return !stack.empty() && stack.back().where == place::captured; }
+    };
+
+    json::basic_parser<handler> parser_;
+    boost::system::error_code ec_;
+};
+
+inline index_decode decode_index(std::string_view text) {
+    index_decoder d;
+    d.feed(text);
+    return d.finish();
 }
 
 } // namespace dexter::sessions::detail
