@@ -150,7 +150,10 @@ int child_main(int argc, char** argv) {
 // --- whole processes: a fresh process per run ------------------------------------------
 
 // `self --probe <mode> <args>`: one operation in a fresh process, its count printed.
-//   noop | resume <root> <id> | list <root> | sqlite-resume <db> <id> | sqlite-list <db>
+//   noop | resume <root> <id> | list <root> | page <root> | sqlite-resume <db> <id> |
+//   sqlite-list <db> | sqlite-page <db>      (a page: the newest 20 sessions)
+constexpr std::size_t page_size = 20; // a page of a listing (figure 16p)
+
 int probe_main(int argc, char** argv) {
     const std::string mode = argc > 2 ? argv[2] : "";
     std::size_t n = 0;
@@ -163,6 +166,11 @@ int probe_main(int argc, char** argv) {
     } else if (mode == "list" && argc == 4) {
         ds::session_manager<ds::jsonl_store> m{ds::jsonl_store{argv[3]}};
         n = m.list_sessions().size();
+    } else if (mode == "page" && argc == 4) {
+        ds::session_manager<ds::jsonl_store> m{ds::jsonl_store{argv[3]}};
+        n = m.list_page({page_size, std::nullopt, {}}).sessions.size();
+    } else if (mode == "sqlite-page" && argc == 4) {
+        n = sq::list(argv[3], page_size).size();
     } else if (mode == "sqlite-resume" && argc == 5) {
         n = sq::resume(argv[3], argv[4], 10).exchanges.size();
     } else if (mode == "sqlite-list" && argc == 4) {
@@ -516,7 +524,7 @@ void figure_6(const fs::path& dir, const sizes& z) {
     });
     add("6",
         "list_sessions of " + std::to_string(z.many_sessions) +
-            " sessions, index warm, one fstatat each (cold, index rebuilt: " + fmt(cold, "s") + ")",
+            " sessions, index warm (cold, index rebuilt: " + fmt(cold, "s") + ")",
         ours, floor, 2.0);
     if (!sq::built())
         return without_sqlite(sq::not_built);
@@ -575,34 +583,44 @@ void figure_16(const fs::path& dir, const sizes& z, const std::string& self,
     const fs::path root = file_store(dir, z.many_sessions, 1);
     const std::string n = std::to_string(z.many_sessions);
     std::vector<std::vector<std::string>> commands{{self, "--probe", "noop"},
-                                                   {self, "--probe", "list", root.string()}};
-    std::vector<std::string> expect{"1", n};
+                                                   {self, "--probe", "list", root.string()},
+                                                   {self, "--probe", "page", root.string()}};
+    const std::string page = std::to_string(page_size);
+    std::vector<std::string> expect{"1", n, page};
     const bool with_dexter = !dexter.empty() && fs::exists(dexter);
     if (with_dexter) {
         commands.push_back({dexter, "--list-sessions", "--json"});
         expect.push_back("\"" + bench::bench_id(z.many_sessions - 1) + "\"");
     }
     if (sq::built()) {
-        commands.push_back(
-            {self, "--probe", "sqlite-list", sqlite_db(dir, z.many_sessions, 1).string()});
+        const std::string db = sqlite_db(dir, z.many_sessions, 1).string();
+        commands.push_back({self, "--probe", "sqlite-list", db});
+        commands.push_back({self, "--probe", "sqlite-page", db});
         expect.push_back(n);
+        expect.push_back(page);
     }
     const auto t = time_processes(
         commands,
         bench::environment_with({"DEXTER_STORE=", "DEXTER_SESSIONS_DIR=" + root.string()}), expect,
         z.repeats);
+    const std::size_t sqlite_at = with_dexter ? 4 : 3;
     table.push_back({"16", "list_sessions() of " + n + " sessions, whole process", fmt(t[1], "s"),
                      fmt(t[0], "s") + " (empty process)", "", "", "-"});
     std::cerr << "  16: " << table.back().ours << ", empty process " << fmt(t[0], "s") << "\n";
-    sq::built() ? with_sqlite(t[1], t.back()) : without_sqlite(sq::not_built);
+    sq::built() ? with_sqlite(t[1], t[sqlite_at]) : without_sqlite(sq::not_built);
+    table.push_back({"16p",
+                     "list_page() of the newest " + page + " of " + n + " sessions, whole process",
+                     fmt(t[2], "s"), fmt(t[0], "s") + " (empty process)", "", "", "-"});
+    std::cerr << "  16p: " << table.back().ours << "\n";
+    sq::built() ? with_sqlite(t[2], t[sqlite_at + 1]) : without_sqlite(sq::not_built);
     const std::string what = "dexter --list-sessions --json of " + n + " sessions, whole process";
     if (!with_dexter) {
         table.push_back({"16d", what, "not run (no dexter built)", "", "", "", "-"});
         return;
     }
     char r[32];
-    std::snprintf(r, sizeof r, "%.2f×", t[2] / t[1]);
-    table.push_back({"16d", what, fmt(t[2], "s"), fmt(t[1], "s") + " (16)", r, "", "-"});
+    std::snprintf(r, sizeof r, "%.2f×", t[3] / t[1]);
+    table.push_back({"16d", what, fmt(t[3], "s"), fmt(t[1], "s") + " (16)", r, "", "-"});
     std::cerr << "  16d: " << table.back().ours << " vs " << table.back().floor << "\n";
 }
 

@@ -307,10 +307,12 @@ ds::loaded_session load(const std::filesystem::path& path, const std::string& id
     return out;
 }
 
-std::vector<ds::session_meta> list(const std::filesystem::path& path) {
+std::vector<ds::session_meta> list(const std::filesystem::path& path, std::size_t limit) {
     connection c(path, true);
-    statement s(c, "SELECT id, title, created_at, updated_at, exchange_count FROM sessions "
-                   "ORDER BY updated_at DESC");
+    const std::string sql = "SELECT id, title, created_at, updated_at, exchange_count FROM "
+                            "sessions ORDER BY updated_at DESC" +
+                            (limit ? " LIMIT " + std::to_string(limit) : std::string());
+    statement s(c, sql.c_str());
     std::vector<ds::session_meta> out;
     while (s.step())
         out.push_back(read_meta(s));
@@ -397,7 +399,7 @@ ds::loaded_session resume(const std::filesystem::path&, const std::string&, std:
 ds::loaded_session load(const std::filesystem::path&, const std::string&) {
     throw std::runtime_error(not_built);
 }
-std::vector<ds::session_meta> list(const std::filesystem::path&) {
+std::vector<ds::session_meta> list(const std::filesystem::path&, std::size_t) {
     throw std::runtime_error(not_built);
 }
 

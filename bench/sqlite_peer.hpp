@@ -77,8 +77,9 @@ ds::loaded_session resume(const std::filesystem::path& path, const std::string& 
 /// Every exchange of session `id`, in order, with its metadata: a full load.
 ds::loaded_session load(const std::filesystem::path& path, const std::string& id);
 
-/// Every session's metadata, newest updated_at first: a listing.
-std::vector<ds::session_meta> list(const std::filesystem::path& path);
+/// Every session's metadata, newest updated_at first: a listing; with `limit`, only the
+/// newest `limit` (a page: `LIMIT`, through the index on updated_at).
+std::vector<ds::session_meta> list(const std::filesystem::path& path, std::size_t limit = 0);
 
 /// How many exchanges hold `word` in their query, answer or summary, ASCII letters in
 /// any case (`LIKE '%word%'` on each column): a search.

@@ -219,10 +219,19 @@ BOOST_AUTO_TEST_CASE(a_check_notices_a_change_made_behind_its_back) {
     write_bytes(f.history("aaaa0001"), read_bytes(f.history("aaaa0001")) + more);
     f.index.check_session(f.context(), "aaaa0001");
     BOOST_TEST(f.entry("aaaa0001")->meta.exchange_count == 3u);
-    BOOST_TEST(f.index.dirty());
+    // The correction is written at once: the next list, in any process, shows it.
+    BOOST_TEST(!f.index.dirty(), "check_session() did not write its correction");
+    BOOST_TEST(f.on_disk().channels.at(channel).sessions.at("aaaa0001").meta.exchange_count == 3u);
+    // Appended again; this time check_all() notices it, and writes the index.
+    write_bytes(
+        f.history("aaaa0001"), read_bytes(f.history("aaaa0001")) + [] {
+            std::string line;
+            ds::detail::encode_exchange(line, make_exchange(4));
+            return line;
+        }());
     f.index.check_all(f.context());
     BOOST_TEST(!f.index.dirty(), "check_all() wrote the index");
-    BOOST_TEST(f.on_disk().channels.at(channel).sessions.at("aaaa0001").meta.exchange_count == 3u);
+    BOOST_TEST(f.on_disk().channels.at(channel).sessions.at("aaaa0001").meta.exchange_count == 4u);
     // Removed behind its back.
     fs::remove_all(f.root.path / channel / "aaaa0001");
     f.index.check_all(f.context());

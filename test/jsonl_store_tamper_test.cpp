@@ -106,6 +106,55 @@ void append_bytes(const fs::path& p, std::string_view data) {
     BOOST_TEST_REQUIRE(out.good());
 }
 
+// How a session changed in place behind the store's back is seen (docs/FORMAT.md,
+// "Behind its back"): a plain list() trusts changes.log and the directories, and costs
+// no system call per session, so the change shows
+//   page             on a page of a list (list_page() checks each session on its page),
+//   checked_list     in a list of a store with list_checks_histories,
+//   list_after_find  in a plain list once a find of that session (which checks it, and
+//                    writes its correction into index.json) has looked at it.
+enum class look { page, checked_list, list_after_find };
+constexpr look every_look[] = {look::page, look::checked_list, look::list_after_find};
+
+const char* name_of(look how) {
+    switch (how) {
+    case look::page:
+        return "list_page()";
+    case look::checked_list:
+        return "list() with list_checks_histories";
+    case look::list_after_find:
+        return "list() after find()";
+    }
+    return "?";
+}
+
+ds::jsonl_options options_for(look how) {
+    ds::jsonl_options o = unsynced;
+    o.list_checks_histories = how == look::checked_list;
+    return o;
+}
+
+// What `store` shows after session `id` changed behind its back, looked at as `how` says.
+std::vector<ds::session_meta> seen(ds::jsonl_store& store, look how, const std::string& id) {
+    switch (how) {
+    case look::page:
+        return store.list_page({1000, std::nullopt, {}}).sessions;
+    case look::checked_list:
+        return store.list();
+    case look::list_after_find:
+        (void)store.find(id);
+        return store.list();
+    }
+    return {};
+}
+
+// What a new store object shows, as a new process would, after `seen()` of another
+// store looked: index.json as that one left it.
+std::vector<ds::session_meta> seen_fresh(const fs::path& root, look how) {
+    ds::jsonl_store fresh{root, "cli", options_for(how)};
+    return how == look::page ? fresh.list_page({1000, std::nullopt, {}}).sessions : fresh.list();
+}
+
 // Two saved sessions (3 and 2 exchanges) listed once by `lister`, so that index.json
 // holds them: the state in which the store trusts its cache.
 struct listed_store {
@@ -113,10 +162,10 @@ struct listed_store {
     fs::path root = dir / "store";
     std::optional<ds::jsonl_store> lister;
 
-    explicit listed_store(std::uint64_t first_count = 3) {
+    explicit listed_store(std::uint64_t first_count = 3, look how = look::page) {
         save_session(root, "aaaa0001", first_count);
         save_session(root, "bbbb0002", 2);
-        lister.emplace(open_store(root));
+        lister.emplace(root, "cli", options_for(how));
         const auto all = lister->list();
         BOOST_TEST_REQUIRE(all.size() == 2u);
         BOOST_TEST_REQUIRE(fs::is_regular_file(root / "index.json"));
@@ -175,44 +224,55 @@ BOOST_AUTO_TEST_SUITE(behind_the_store)
 // Item 5: rm of history.jsonl (its directory kept) leaves a session that can be neither
 // resumed nor deleted; the list must not go on showing it from index.json.
 BOOST_AUTO_TEST_CASE(a_session_whose_history_file_was_removed_is_not_listed) {
+    for (const look how : every_look) {
+        BOOST_TEST_CONTEXT(name_of(how)) {
+            listed_store s(3, how);
+            BOOST_TEST_REQUIRE(::unlink(s.hist("aaaa0001").c_str()) == 0);
+            BOOST_TEST_REQUIRE(fs::is_directory(s.root / "cli" / "aaaa0001"));
+
+            const auto again = seen(*s.lister, how, "aaaa0001");
+            BOOST_TEST(!listed(again, "aaaa0001"), "same store lists the ghost:" << ids_of(again));
+            BOOST_TEST(listed(again, "bbbb0002").has_value());
+
+            const auto fresh = seen_fresh(s.root, how);
+            BOOST_TEST(!listed(fresh, "aaaa0001"), "fresh store lists the ghost:" << ids_of(fresh));
+            BOOST_TEST(listed(fresh, "bbbb0002").has_value());
+        }
+    }
+    // Through the manager: a page, and a find.
     listed_store s;
     BOOST_TEST_REQUIRE(::unlink(s.hist("aaaa0001").c_str()) == 0);
-    BOOST_TEST_REQUIRE(fs::is_directory(s.root / "cli" / "aaaa0001"));
-
-    const auto again = s.lister->list();
-    BOOST_TEST(!listed(again, "aaaa0001"), "same store lists the ghost:" << ids_of(again));
-    BOOST_TEST(listed(again, "bbbb0002").has_value());
-
-    auto fresh = open_store(s.root);
-    const auto fresh_list = fresh.list();
-    BOOST_TEST(!listed(fresh_list, "aaaa0001"),
-               "fresh store lists the ghost:" << ids_of(fresh_list));
-
     auto m = make_manager(s.root);
-    const auto shown = m.list_sessions();
-    BOOST_TEST(!listed(shown, "aaaa0001"), "list_sessions shows the ghost:" << ids_of(shown));
-    BOOST_TEST(listed(shown, "bbbb0002").has_value());
+    const auto page = m.list_page({}).sessions;
+    BOOST_TEST(!listed(page, "aaaa0001"), "list_page shows the ghost:" << ids_of(page));
+    BOOST_TEST(listed(page, "bbbb0002").has_value());
+    BOOST_TEST(!m.find_session("aaaa0001").has_value());
+    BOOST_TEST(!listed(m.list_sessions(), "aaaa0001"), "list_sessions after the find");
 }
 
 // Item 6: history.jsonl truncated to 0 bytes in place. The list must not show the old
 // count, and the session must never become a file whose first line is an exchange.
 BOOST_AUTO_TEST_CASE(
     a_history_truncated_to_nothing_shows_no_exchanges_and_gets_no_headless_append) {
+    for (const look how : every_look) {
+        BOOST_TEST_CONTEXT(name_of(how)) {
+            listed_store s(3, how);
+            BOOST_TEST_REQUIRE(::truncate(s.hist("aaaa0001").c_str(), 0) == 0);
+            const auto again = seen(*s.lister, how, "aaaa0001");
+            if (const auto e = listed(again, "aaaa0001"))
+                BOOST_TEST(e->exchange_count == 0u, "same store still shows the old count");
+            const auto fresh = seen_fresh(s.root, how);
+            if (const auto e = listed(fresh, "aaaa0001"))
+                BOOST_TEST(e->exchange_count == 0u, "fresh store still shows the old count");
+        }
+    }
+
     listed_store s;
     const fs::path hist = s.hist("aaaa0001");
     BOOST_TEST_REQUIRE(::truncate(hist.c_str(), 0) == 0);
-
-    const auto again = s.lister->list();
-    if (const auto e = listed(again, "aaaa0001"))
-        BOOST_TEST(e->exchange_count == 0u, "same store still shows the old count");
-    auto fresh = open_store(s.root);
-    const auto fresh_list = fresh.list();
-    if (const auto e = listed(fresh_list, "aaaa0001"))
-        BOOST_TEST(e->exchange_count == 0u, "fresh store still shows the old count");
-
     auto m = make_manager(s.root);
-    const auto shown = m.list_sessions();
-    BOOST_TEST(!listed(shown, "aaaa0001"), "list_sessions shows it:" << ids_of(shown));
+    const auto shown = m.list_page({}).sessions;
+    BOOST_TEST(!listed(shown, "aaaa0001"), "list_page shows it:" << ids_of(shown));
 
     bool resumed = false;
     try {
@@ -223,6 +283,7 @@ BOOST_AUTO_TEST_CASE(
         BOOST_TEST_MESSAGE("refused (" << (resumed ? "save" : "resume") << "): " << e.what());
     }
     m.close();
+    BOOST_TEST(!listed(m.list_sessions(), "aaaa0001"), "list_sessions after the resume");
     if (!fs::exists(hist)) {
         // Nothing left to keep: the list removed the emptied session (and said so).
         BOOST_TEST(!fs::exists(s.root / "cli" / "aaaa0001"));
@@ -296,43 +357,64 @@ BOOST_AUTO_TEST_CASE(a_byte_order_mark_before_the_header_is_reported_and_the_dat
 }
 
 // Another program appends a valid exchange (no changes.log line, channel directory
-// untouched): the next list(), even by a store that listed before, counts it.
-BOOST_AUTO_TEST_CASE(an_exchange_appended_by_another_program_is_counted_at_the_next_list) {
-    listed_store s;
-    append_bytes(s.hist("aaaa0001"), line_of(make_exchange(4)) + "\n");
+// untouched): the next look, even by a store that listed before, counts it.
+BOOST_AUTO_TEST_CASE(an_exchange_appended_by_another_program_is_counted_at_the_next_look) {
+    for (const look how : every_look) {
+        BOOST_TEST_CONTEXT(name_of(how)) {
+            listed_store s(3, how);
+            append_bytes(s.hist("aaaa0001"), line_of(make_exchange(4)) + "\n");
 
-    const auto again = s.lister->list();
-    const auto e = listed(again, "aaaa0001");
-    BOOST_TEST_REQUIRE(e.has_value());
-    BOOST_TEST(e->exchange_count == 4u, "the store that listed before");
-    BOOST_TEST((e->updated_at == make_exchange(4).timestamp));
+            const auto e = listed(seen(*s.lister, how, "aaaa0001"), "aaaa0001");
+            BOOST_TEST_REQUIRE(e.has_value());
+            BOOST_TEST(e->exchange_count == 4u, "the store that listed before");
+            BOOST_TEST((e->updated_at == make_exchange(4).timestamp));
 
-    auto fresh = open_store(s.root);
-    const auto f = listed(fresh.list(), "aaaa0001");
-    BOOST_TEST_REQUIRE(f.has_value());
-    BOOST_TEST(f->exchange_count == 4u, "a fresh store reading index.json");
+            const auto f = listed(seen_fresh(s.root, how), "aaaa0001");
+            BOOST_TEST_REQUIRE(f.has_value());
+            BOOST_TEST(f->exchange_count == 4u, "a fresh store reading index.json");
+        }
+    }
 }
 
 // Another program replaces the history with an older copy (temp file and rename, as sync
-// tools and editors do): the next list() shows the count the file has.
-BOOST_AUTO_TEST_CASE(a_history_replaced_by_a_shorter_copy_is_counted_at_the_next_list) {
-    listed_store s(4);
-    const fs::path hist = s.hist("aaaa0001");
-    const auto lines = lines_of(read_bytes(hist));
-    BOOST_TEST_REQUIRE(lines.size() == 5u); // the header and 4 exchanges
-    const fs::path tmp = hist.parent_path() / ".history.jsonl.sync-tmp";
-    write_bytes(tmp, joined({lines[0], lines[1], lines[2]}));
-    fs::rename(tmp, hist);
+// tools and editors do): the next look shows the count the file has.
+BOOST_AUTO_TEST_CASE(a_history_replaced_by_a_shorter_copy_is_counted_at_the_next_look) {
+    for (const look how : every_look) {
+        BOOST_TEST_CONTEXT(name_of(how)) {
+            listed_store s(4, how);
+            const fs::path hist = s.hist("aaaa0001");
+            const auto lines = lines_of(read_bytes(hist));
+            BOOST_TEST_REQUIRE(lines.size() == 5u); // the header and 4 exchanges
+            const fs::path tmp = hist.parent_path() / ".history.jsonl.sync-tmp";
+            write_bytes(tmp, joined({lines[0], lines[1], lines[2]}));
+            fs::rename(tmp, hist);
 
-    const auto again = s.lister->list();
-    const auto e = listed(again, "aaaa0001");
-    BOOST_TEST_REQUIRE(e.has_value());
-    BOOST_TEST(e->exchange_count == 2u, "the store that listed before");
+            const auto e = listed(seen(*s.lister, how, "aaaa0001"), "aaaa0001");
+            BOOST_TEST_REQUIRE(e.has_value());
+            BOOST_TEST(e->exchange_count == 2u, "the store that listed before");
 
-    auto fresh = open_store(s.root);
-    const auto f = listed(fresh.list(), "aaaa0001");
-    BOOST_TEST_REQUIRE(f.has_value());
-    BOOST_TEST(f->exchange_count == 2u, "a fresh store reading index.json");
+            const auto f = listed(seen_fresh(s.root, how), "aaaa0001");
+            BOOST_TEST_REQUIRE(f.has_value());
+            BOOST_TEST(f->exchange_count == 2u, "a fresh store reading index.json");
+        }
+    }
+}
+
+// A page with a session changed behind the store's back is chosen again: a session
+// whose history is gone leaves the page, and the next one takes its place.
+BOOST_AUTO_TEST_CASE(a_page_is_chosen_again_when_a_session_on_it_changed) {
+    listed_store s;
+    const auto before = s.lister->list_page({1, std::nullopt, {}}).sessions;
+    BOOST_TEST_REQUIRE(before.size() == 1u);
+    const std::string newest = before.front().id;
+    const std::string other = newest == "aaaa0001" ? "bbbb0002" : "aaaa0001";
+
+    // The newest one's history removed: the other is the page now.
+    BOOST_TEST_REQUIRE(::unlink(s.hist(newest).c_str()) == 0);
+    const auto after = s.lister->list_page({1, std::nullopt, {}});
+    BOOST_TEST_REQUIRE(after.sessions.size() == 1u);
+    BOOST_TEST(after.sessions.front().id == other);
+    BOOST_TEST(!after.next.has_value(), "a page past the last session");
 }
 
 BOOST_AUTO_TEST_SUITE_END()

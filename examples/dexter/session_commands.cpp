@@ -5,10 +5,7 @@
 #include "store.hpp"
 #include "terminal.hpp"
 
-#include <boost/json/array.hpp>
-#include <boost/json/object.hpp>
-#include <boost/json/serialize.hpp>
-#include <boost/json/value_from.hpp>
+#include <dexter/sessions/export.hpp>
 
 #include <unistd.h>
 
@@ -79,11 +76,18 @@ std::size_t chosen_number(const std::string& reply, std::size_t max) {
     return n <= max ? n : 0;
 }
 
+// One array of the sessions' JSON (sessions::append_json(): the objects value_from()
+// gives), written straight into one buffer: no json::value for each of thousands.
 void print_json(const std::vector<sessions::session_meta>& all) {
-    boost::json::array out;
-    for (const auto& m : all)
-        out.push_back(boost::json::value_from(m));
-    const std::string text = boost::json::serialize(out);
+    std::string text;
+    text.reserve(all.size() * 200 + 2);
+    text += '[';
+    for (const auto& m : all) {
+        if (text.size() > 1)
+            text += ',';
+        sessions::append_json(text, m);
+    }
+    text += ']';
     std::cout << (is_terminal(STDOUT_FILENO) ? json_for_terminal(text) : text) << '\n';
 }
 

@@ -92,11 +92,13 @@ std::optional<sessions::resumed_session> open_session(session_manager& manager, 
     }
     sessions::session_id id;
     if (o.continue_last) {
-        const auto all = manager.list_sessions();
+        // The newest session: a page of one (a store that pages chooses it from its
+        // index, and checks that one session against its history).
+        const auto newest = manager.list_page({1, std::nullopt, {}}).sessions;
         warn_about_store(manager);
-        if (all.empty())
+        if (newest.empty())
             throw std::runtime_error(no_sessions_to_continue(o));
-        id = all.front().id;
+        id = newest.front().id;
     } else {
         id = manager.resolve(o.session);
     }

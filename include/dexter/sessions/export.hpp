@@ -121,7 +121,44 @@ inline void append_one_line(std::string& out, std::string_view text) {
     }
 }
 
+// The members of session_meta `m` as a JSON object, without its closing brace: id,
+// title, created_at, updated_at, exchange_count, extra (always, or only when not empty),
+// pinned, and forked_from when set.
+inline void append_meta_fields(std::string& out, const session_meta& m, bool always_extra) {
+    out += R"({"id":)";
+    append_json_string(out, m.id);
+    out += R"(,"title":)";
+    append_json_string(out, m.title);
+    out += R"(,"created_at":")";
+    out += format_timestamp(m.created_at);
+    out += R"(","updated_at":")";
+    out += format_timestamp(m.updated_at);
+    out += R"(","exchange_count":)";
+    append_uint(out, m.exchange_count);
+    if (always_extra || !m.extra.empty()) {
+        out += R"(,"extra":)";
+        append_json_value(out, m.extra);
+    }
+    out += m.pinned ? R"(,"pinned":true)" : R"(,"pinned":false)";
+    if (m.forked_from) {
+        out += R"(,"forked_from":{"id":)";
+        append_json_string(out, m.forked_from->id);
+        out += R"(,"seq":)";
+        append_uint(out, m.forked_from->seq);
+        out += '}';
+    }
+}
+
 } // namespace detail
+
+/// Appends session `m` to `out` as one JSON object, the one json::value_from(m) gives
+/// ({"id", "title", "created_at", "updated_at", "exchange_count", "extra" when not empty,
+/// "pinned", "forked_from" when set}), written straight into the buffer: a listing of
+/// thousands of sessions (dexter --list-sessions --json) needs no json::value for each.
+inline void append_json(std::string& out, const session_meta& m) {
+    detail::append_meta_fields(out, m, false);
+    out += '}';
+}
 
 /// Writes one session in one format, piece by piece: begin(), add() per exchange in
 /// seq order, end(). Each call writes what it can to the stream at once; the exporter
@@ -138,26 +175,8 @@ public:
             detail::encode_header(buf_, m);
             break;
         case export_format::json:
-            buf_ += R"({"session":{"id":)";
-            detail::append_json_string(buf_, m.id);
-            buf_ += R"(,"title":)";
-            detail::append_json_string(buf_, m.title);
-            buf_ += R"(,"created_at":")";
-            buf_ += format_timestamp(m.created_at);
-            buf_ += R"(","updated_at":")";
-            buf_ += format_timestamp(m.updated_at);
-            buf_ += R"(","exchange_count":)";
-            detail::append_uint(buf_, m.exchange_count);
-            buf_ += R"(,"extra":)";
-            detail::append_json_value(buf_, m.extra);
-            buf_ += m.pinned ? R"(,"pinned":true)" : R"(,"pinned":false)";
-            if (m.forked_from) {
-                buf_ += R"(,"forked_from":{"id":)";
-                detail::append_json_string(buf_, m.forked_from->id);
-                buf_ += R"(,"seq":)";
-                detail::append_uint(buf_, m.forked_from->seq);
-                buf_ += '}';
-            }
+            buf_ += R"({"session":)";
+            detail::append_meta_fields(buf_, m, true);
             buf_ += R"(,"version":)";
             detail::append_uint(buf_, detail::history_format_version);
             buf_ += "},\n\"exchanges\":[";

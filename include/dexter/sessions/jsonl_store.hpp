@@ -93,6 +93,13 @@ struct jsonl_options {
     /// larger file is treated as damaged, moved to quarantine and rebuilt, so that the
     /// memory a list takes never follows a hostile or broken file.
     std::size_t max_index_bytes = 64u << 20;
+    /// Whether list() also checks every session's history file against its index entry
+    /// (one fstatat each), to notice a history changed in place by a program that does
+    /// not write through this library (an editor, `echo >>`, a truncation, `rm`). Off, a
+    /// list costs no system call per session; such a change is then noticed by the next
+    /// find, resume or load of that session, by list_page() for the sessions of the page
+    /// it returns, and by verify (docs/FORMAT.md, "Behind its back").
+    bool list_checks_histories = false;
 };
 
 /// The file store. `Ops` is the system-call seam (detail::posix_ops, or a type
@@ -194,14 +201,23 @@ public:
     /// but cannot be read, e.g. Permission denied).
     std::optional<session_meta> find(const session_id& id);
 
-    /// Every session of this store's channel, from the index, checked against the
-    /// history files (one fstatat each: a session changed, emptied or removed by another
-    /// program is noticed here), and written back when it changed (a failure to write it
-    /// is reported by take_diagnostics(), not thrown). Left out, and reported by
+    /// Every session of this store's channel, from the index, brought up to date with
+    /// changes.log (every change made through this library, by any process) and with the
+    /// channel directory (sessions added or removed by other programs), and written back
+    /// when it changed (a failure to write it is reported by take_diagnostics(), not
+    /// thrown). No system call per session, unless jsonl_options::list_checks_histories
+    /// asks for a check of every history file. Left out, and reported by
     /// take_diagnostics(): sessions in a newer format, and sessions that cannot be read.
     /// A session without a valid header is listed and reported. Throws storage_error (a
     /// directory could not be listed: nothing is concluded from a failed listing).
     std::vector<session_meta> list();
+
+    /// One page of list() (storage.hpp, pages_sessions; query.hpp, page_of()), newest
+    /// first, chosen from the index, and each session on it checked against its history
+    /// file (one fstatat each: a history changed, emptied or removed by another program
+    /// is read again, and the page chosen again), so that what a page shows is what the
+    /// histories hold. Only the page's entries are copied out. Throws as list() does.
+    session_page list_page(const page_request& r);
 
     /// Needs no lease and changes no file. Damaged lines are skipped and reported in
     /// the result's diagnostics, never thrown. Throws invalid_session_id,
@@ -486,6 +502,21 @@ private:
 
     void refresh_index(bool write_back) { index_.refresh(context(), write_back); }
 
+    // The notes of a listing: each session that cannot be read, left out of it.
+    void note_unreadable() {
+        for (const auto& [id, e] : index_.unreadable())
+            note("session '" + id + "' cannot be read (" + history_path(id) + ": " +
+                 detail::describe_errno(e) + "); it is left out of the list");
+    }
+
+    // The note of a listing for a listed session whose line 1 is not a header.
+    void note_if_headerless(const session_id& id, const detail::index_entry& e) {
+        if (e.no_header)
+            note("session '" + id + "' is damaged: line 1 of " + history_path(id) +
+                 " is not a valid session header (its title and start are not known; it can "
+                 "be read, not continued)");
+    }
+
     // Metadata of the session in `fd` as of its last complete line (index_cache::read_state).
     detail::scan_state read_state(const session_id& id, int fd, std::vector<diagnostic>& diags) {
         return index_.read_state(context(), id, fd, history_path(id), diags);
@@ -511,8 +542,9 @@ using jsonl_store = basic_jsonl_store<>;
 
 static_assert(session_storage<jsonl_store> && streams_exchanges<jsonl_store> &&
               streams_records<jsonl_store> && searches_text<jsonl_store> &&
-              creates_whole_sessions<jsonl_store> && keeps_trash<jsonl_store> &&
-              verifies_sessions<jsonl_store> && repairs_sessions<jsonl_store>);
+              pages_sessions<jsonl_store> && creates_whole_sessions<jsonl_store> &&
+              keeps_trash<jsonl_store> && verifies_sessions<jsonl_store> &&
+              repairs_sessions<jsonl_store>);
 
 } // namespace dexter::sessions
 

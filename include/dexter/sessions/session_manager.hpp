@@ -316,9 +316,13 @@ public:
             return true;
         });
         all.insert(all.end(), saved_meanwhile.begin(), saved_meanwhile.end());
-        std::sort(all.begin(), all.end(), [](const session_meta& a, const session_meta& b) {
+        const auto newest_first = [](const session_meta& a, const session_meta& b) {
             return a.updated_at != b.updated_at ? a.updated_at > b.updated_at : a.id < b.id;
-        });
+        };
+        // A store may list in this order already (the file store does): then there is
+        // nothing to move.
+        if (!std::is_sorted(all.begin(), all.end(), newest_first))
+            std::sort(all.begin(), all.end(), newest_first);
         return all;
     }
 

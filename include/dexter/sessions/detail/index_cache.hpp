@@ -4,7 +4,8 @@
 // index_cache owns the index in memory (what index.json holds, and what this process has
 // learnt since), and everything that keeps it true to the history files, which always
 // win: catching up with changes.log, noticing sessions added or removed behind the
-// store's back (channel directory mtimes, one fstatat per session on a list), reading a
+// store's back (channel directory mtimes; one fstatat per session on a find, on each
+// session of a page, and on every session for a verify or a checked list), reading a
 // changed history again, finishing deletions that crashed, and cleaning up sessions whose
 // creation was interrupted (an unborn session, a `.new-*` build directory). Reading and
 // writing index.json itself (size cap, quarantine, index.lock) is index_file.hpp's. The
@@ -113,23 +114,60 @@ public:
             write(c);
     }
 
-    /// For a list: one fstatat per session of the store's channel; an entry whose history
-    /// changed size, inode or modification time since it was read is read again, one
-    /// whose history is gone dropped. Then writes index.json if the index changed (a
-    /// failure is a note). Throws as refresh() does.
+    /// For a verify, a repair, and a list with jsonl_options::list_checks_histories: one
+    /// fstatat per session of the store's channel; an entry whose history changed size,
+    /// inode or modification time since it was read is read again, one whose history is
+    /// gone dropped. Then writes index.json if the index changed (a failure is a note).
+    /// Throws as refresh() does.
     void check_all(const context& c) {
         if (check_entries(c))
             dirty_ = true;
+        write_if_dirty(c);
+    }
+
+    /// Writes index.json if the in-memory index holds changes it does not (a failure is
+    /// a note).
+    void write_if_dirty(const context& c) {
         if (dirty_)
             write(c);
     }
 
+    /// For a page of a list: checks the entries of sessions `ids` of the store's channel
+    /// (one fstatat each), reading again each whose history changed and dropping each
+    /// whose history is gone. Returns true when one of them changed, was dropped, or can
+    /// no longer be read: the page must be chosen again. Throws as refresh() does.
+    bool check_sessions(const context& c, const std::vector<session_id>& ids) {
+        bool changed = false;
+        for (const auto& id : ids) {
+            const auto* e = entry(c.channel, id);
+            if (!e) {
+                changed = true;
+                continue;
+            }
+            if (entry_is_current(c, id, *e))
+                continue;
+            const bool entry_changed = refresh_entry(c, c.channel, id);
+            if (entry_changed)
+                dirty_ = true;
+            if (entry_changed || unreadable_.count(id))
+                changed = true;
+        }
+        return changed;
+    }
+
     /// For a find: checks the entry of session `id` of the store's channel (one
     /// fstatat), or, when it has none, asks its history (an index edited, or restored
-    /// from an older copy, must not hide a session). Throws as refresh() does.
+    /// from an older copy, must not hide a session). An entry corrected here is written
+    /// back at once (a failure is a note), so that the next list, in any process, shows
+    /// what the history holds. Throws as refresh() does.
     void check_session(const context& c, const session_id& id) {
-        if (!check_entry(c, id) && refresh_entry(c, c.channel, id))
+        bool corrected = false;
+        if (!check_entry(c, id, corrected) && refresh_entry(c, c.channel, id))
+            corrected = true;
+        if (corrected) {
             dirty_ = true;
+            write(c);
+        }
     }
 
     /// The sessions of `channel`, or nullptr when the index knows none.
@@ -421,8 +459,9 @@ private:
         return changed;
     }
 
-    // check_entries() for one session. Returns whether it has an entry now.
-    bool check_entry(const context& c, const session_id& id) {
+    // check_entries() for one session. Returns whether it has an entry now; `corrected`
+    // is set when its entry was read again and changed, or dropped.
+    bool check_entry(const context& c, const session_id& id, bool& corrected) {
         auto* ch = own_channel(c);
         if (!ch)
             return false;
@@ -430,7 +469,7 @@ private:
         if (it == ch->sessions.end())
             return false;
         if (!entry_is_current(c, id, it->second) && refresh_entry(c, c.channel, id))
-            dirty_ = true;
+            corrected = true;
         ch = own_channel(c);
         return ch && ch->sessions.count(id) > 0;
     }

@@ -11,6 +11,7 @@
 
 #include <fcntl.h>
 
+#include <algorithm>
 #include <cstddef>
 #include <cstdint>
 #include <optional>
@@ -38,28 +39,88 @@ std::optional<session_meta> basic_jsonl_store<Ops>::find(const session_id& id) {
     return e->meta;
 }
 
+namespace detail {
+
+// The order of a listing: most recently updated first, ties by id.
+inline bool newest_first(const index_entry* a, const index_entry* b) noexcept {
+    return a->meta.updated_at != b->meta.updated_at ? a->meta.updated_at > b->meta.updated_at
+                                                    : a->meta.id < b->meta.id;
+}
+
+} // namespace detail
+
 template <detail::file_ops Ops>
 std::vector<session_meta> basic_jsonl_store<Ops>::list() {
     refresh_index(false);
-    index_.check_all(context());
-    std::vector<session_meta> out;
+    if (options_.list_checks_histories)
+        index_.check_all(context());
+    else
+        index_.write_if_dirty(context());
+    note_unreadable();
+    // Newest first, as session_manager::list_sessions() orders them (which then has
+    // nothing left to sort): the entries are ordered, and only then copied.
+    std::vector<const detail::index_entry*> listed;
     const auto& unreadable = index_.unreadable();
-    for (const auto& [id, e] : unreadable)
-        note("session '" + id + "' cannot be read (" + history_path(id) + ": " +
-             detail::describe_errno(e) + "); it is left out of the list");
     if (const auto* ch = index_.sessions_of(channel_)) {
-        out.reserve(ch->sessions.size());
+        listed.reserve(ch->sessions.size());
         for (const auto& [id, e] : ch->sessions) {
             if (e.newer_version || unreadable.count(id))
                 continue;
-            if (e.no_header)
-                note("session '" + id + "' is damaged: line 1 of " + history_path(id) +
-                     " is not a valid session header (its title and start are not "
-                     "known; it can be read, not continued)");
-            out.push_back(e.meta);
+            note_if_headerless(id, e);
+            listed.push_back(&e);
         }
     }
+    std::sort(listed.begin(), listed.end(), detail::newest_first);
+    std::vector<session_meta> out;
+    out.reserve(listed.size());
+    for (const auto* e : listed)
+        out.push_back(e->meta);
     return out;
+}
+
+template <detail::file_ops Ops>
+session_page basic_jsonl_store<Ops>::list_page(const page_request& r) {
+    refresh_index(false);
+    std::vector<const detail::index_entry*> picked;
+    bool more = false;
+    // Chosen from the index, then its sessions checked against their histories; a page
+    // with a session that changed is chosen again. A history that another program keeps
+    // changing cannot hold the list forever: the last round's choice is served, each of
+    // its entries read from its history moments before.
+    constexpr int rounds = 4;
+    for (int round = 1;; ++round) {
+        picked.clear();
+        const auto& unreadable = index_.unreadable();
+        if (const auto* ch = index_.sessions_of(channel_))
+            for (const auto& [id, e] : ch->sessions)
+                if (!e.newer_version && !unreadable.count(id) && page_admits(e.meta, r) &&
+                    (!r.after || listed_after(e.meta, *r.after)))
+                    picked.push_back(&e);
+        const std::size_t n = std::min(r.limit, picked.size());
+        std::partial_sort(picked.begin(), picked.begin() + static_cast<std::ptrdiff_t>(n),
+                          picked.end(), detail::newest_first);
+        more = picked.size() > n;
+        picked.resize(n);
+        if (round == rounds)
+            break;
+        std::vector<session_id> ids;
+        ids.reserve(n);
+        for (const auto* e : picked)
+            ids.push_back(e->meta.id);
+        if (!index_.check_sessions(context(), ids))
+            break; // nothing changed: the pointers still hold
+    }
+    session_page page;
+    page.sessions.reserve(picked.size());
+    for (const auto* e : picked) {
+        note_if_headerless(e->meta.id, *e);
+        page.sessions.push_back(e->meta);
+    }
+    if (more && !page.sessions.empty())
+        page.next = list_cursor{page.sessions.back().updated_at, page.sessions.back().id};
+    index_.write_if_dirty(context());
+    note_unreadable();
+    return page;
 }
 
 template <detail::file_ops Ops>
