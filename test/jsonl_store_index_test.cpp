@@ -2,6 +2,8 @@
 // jsonl_store's index.json when it is damaged, replaced or out of step with the history
 // files (RELIABILITY.md matrix rows 4 and 5): the history files always win.
 #include <dexter/sessions/jsonl_store.hpp>
+#include <dexter/sessions/query.hpp>
+#include <dexter/sessions/session_manager.hpp>
 
 #define BOOST_TEST_MODULE jsonl_store_index
 #include <boost/test/unit_test.hpp>
@@ -19,6 +21,7 @@
 
 #include <algorithm>
 #include <cstdint>
+#include <cstdio>
 #include <filesystem>
 #include <map>
 #include <random>
@@ -574,4 +577,199 @@ BOOST_FIXTURE_TEST_CASE(an_index_replaced_while_we_move_it_aside_is_not_a_failur
     fs::remove(index());
     check_listed(racer.list(), sessions);
     BOOST_TEST(fs::is_regular_file(index()), "this store still writes the index");
+}
+
+// =====================================================================================
+// Reading only what a listing needs: a page, or a whole list, straight from a current
+// index.json (index_cache::read_partially), and the usual path whenever it is not current
+// =====================================================================================
+
+namespace {
+
+// 400 sessions of one exchange with long titles (so that index.json is several times
+// the 64 KiB a read takes), one of them with extra and pinned set, listed once:
+// index.json is current.
+struct big_store {
+    ds::test::temp_dir dir;
+    static constexpr int count = 400;
+
+    big_store() {
+        // Made once (400 creations take seconds), then copied for each test: the copy's
+        // first list reads every history again (new inodes) and writes a current index.
+        static ds::test::temp_dir made;
+        static const bool filled = [] {
+            ds::jsonl_store store{made.path(), "cli", unsynced};
+            for (int i = 0; i < count; ++i) {
+                char id[16];
+                std::snprintf(id, sizeof id, "s%07d", i);
+                ds::session_meta m = make_meta(id);
+                m.title = std::string(id) + " " + std::string(700, 't');
+                BOOST_TEST_REQUIRE(store.create(m));
+                append_exchange(store, m, make_exchange(1));
+                store.close(id);
+            }
+            ds::session_meta m = store.open("s0000002");
+            m.extra = json::object{{"project", "atlas"}, {"n", 3}};
+            m.pinned = true;
+            store.update(m);
+            store.close("s0000002");
+            return true;
+        }();
+        BOOST_TEST_REQUIRE(filled);
+        fs::copy(made.path() / "cli", dir / "cli", fs::copy_options::recursive);
+        (void)store().list(); // index.json written, current
+        BOOST_TEST_REQUIRE(fs::file_size(index()) > 4 * (64u << 10));
+    }
+    fs::path index() const { return dir / "index.json"; }
+    ds::jsonl_store store() const { return ds::jsonl_store{dir.path(), "cli", unsynced}; }
+    // The listing of a store object that holds the whole index in memory (its second list).
+    std::vector<ds::session_meta> loaded_list() const {
+        auto s = store();
+        (void)s.list();
+        return s.list();
+    }
+};
+
+std::vector<std::string> ids_of(const std::vector<ds::session_meta>& all) {
+    std::vector<std::string> out;
+    for (const auto& m : all)
+        out.push_back(m.id);
+    return out;
+}
+
+// Rewrites index.json's sessions of channel cli with `edit` applied to the members (in
+// their order in the file) and `keep_order_mark` deciding whether "order" stays.
+template <class Edit>
+void rewrite_index(const fs::path& index, bool keep_order_mark, Edit edit) {
+    json::value v = json::parse(read_bytes(index));
+    auto& ch = v.at("channels").at("cli").as_object();
+    std::vector<std::pair<std::string, json::value>> members;
+    for (const auto& kv : ch.at("sessions").as_object())
+        members.emplace_back(std::string(kv.key()), kv.value());
+    edit(members);
+    json::object sessions;
+    for (auto& [k, e] : members)
+        sessions[k] = std::move(e);
+    json::object rebuilt{{"dir_mtime_ns", ch.at("dir_mtime_ns")}};
+    if (keep_order_mark)
+        rebuilt["order"] = "newest_first";
+    rebuilt["sessions"] = std::move(sessions);
+    ch = std::move(rebuilt);
+    // Written in place, as an editor might: the header still says the index is current.
+    write_bytes(index, json::serialize(v) + "\n");
+}
+
+} // namespace
+
+BOOST_AUTO_TEST_CASE(a_page_reads_only_the_beginning_of_a_current_index) {
+    big_store s;
+    const auto all = s.loaded_list();
+    BOOST_TEST_REQUIRE(all.size() == std::size_t(big_store::count));
+    // The page of a new store object: what page_of() makes of the whole listing, read
+    // from far less than the whole file.
+    ds::basic_jsonl_store<counting_ops> fresh{s.dir.path(), "cli", unsynced};
+    const ds::page_request first{5, std::nullopt, {}};
+    const auto page = fresh.list_page(first);
+    const auto want = ds::page_of(all, first);
+    BOOST_TEST(ids_of(page.sessions) == ids_of(want.sessions), boost::test_tools::per_element());
+    BOOST_TEST((page.sessions == want.sessions));
+    BOOST_TEST((page.next == want.next));
+    const auto size = fs::file_size(s.index());
+    BOOST_TEST(fresh.ops().bytes_read * 3 < size,
+               fresh.ops().bytes_read << " bytes read of an index of " << size);
+
+    // Every page, each from a new store object, walks the whole listing in order, with
+    // the title filter too.
+    for (const std::string filter : {"", "s00001 ", "nothing like it"}) {
+        BOOST_TEST_CONTEXT("title_contains '" << filter << "'") {
+            std::vector<ds::session_meta> walked;
+            ds::page_request r{37, std::nullopt, filter};
+            for (int guard = 0; guard < 100; ++guard) {
+                const auto p = s.store().list_page(r);
+                const auto w = ds::page_of(all, r);
+                BOOST_TEST_REQUIRE((p.sessions == w.sessions));
+                BOOST_TEST_REQUIRE((p.next == w.next));
+                walked.insert(walked.end(), p.sessions.begin(), p.sessions.end());
+                if (!p.next)
+                    break;
+                r.after = p.next;
+            }
+            std::vector<ds::session_meta> want_all;
+            for (const auto& m : all)
+                if (ds::page_admits(m, {1, std::nullopt, filter}))
+                    want_all.push_back(m);
+            BOOST_TEST((walked == want_all));
+        }
+    }
+}
+
+BOOST_AUTO_TEST_CASE(a_list_from_a_current_index_is_the_list_of_the_loaded_index) {
+    big_store s;
+    const auto want = s.loaded_list();
+    auto fresh = s.store();
+    const auto got = fresh.list();
+    BOOST_TEST((got == want), "the partial read lists differently");
+    const auto pinned =
+        std::find_if(got.begin(), got.end(), [](const auto& m) { return m.id == "s0000002"; });
+    BOOST_TEST_REQUIRE((pinned != got.end()));
+    BOOST_TEST(pinned->pinned);
+    BOOST_TEST(json::serialize(pinned->extra) == R"({"project":"atlas","n":3})");
+    // Newest first, ties by id: the order session_manager::list_sessions() gives.
+    ds::session_manager<ds::jsonl_store> m{s.store()};
+    BOOST_TEST(ids_of(m.list_sessions()) == ids_of(got), boost::test_tools::per_element());
+}
+
+// An index that says its entries are newest first, but whose entries are not (edited by
+// hand), is read whole: the page and the list are still right.
+BOOST_AUTO_TEST_CASE(an_index_out_of_listing_order_is_read_whole) {
+    big_store s;
+    const auto want = s.loaded_list();
+    rewrite_index(s.index(), true, [](auto& members) {
+        std::reverse(members.begin(), members.end()); // oldest first now
+    });
+    const ds::page_request first{5, std::nullopt, {}};
+    const auto page = s.store().list_page(first);
+    BOOST_TEST(ids_of(page.sessions) == ids_of(ds::page_of(want, first).sessions),
+               boost::test_tools::per_element());
+    BOOST_TEST((s.store().list() == want));
+}
+
+// An index without the mark (written by an earlier library: in id order) is read whole.
+BOOST_AUTO_TEST_CASE(an_index_without_the_order_mark_is_read_whole) {
+    big_store s;
+    const auto want = s.loaded_list();
+    // The newest session last in the file: only a whole read finds it.
+    auto store = s.store();
+    ds::session_meta last = store.open("s0000399");
+    append_exchange(store, last, make_exchange(2));
+    store.close("s0000399");
+    const auto newest = s.loaded_list(); // index.json current again, s0000399 first
+    BOOST_TEST_REQUIRE(newest.front().id == "s0000399");
+    rewrite_index(s.index(), false, [](auto& members) {
+        std::sort(members.begin(), members.end(),
+                  [](const auto& a, const auto& b) { return a.first < b.first; });
+    });
+    const auto page = s.store().list_page({1, std::nullopt, {}});
+    BOOST_TEST_REQUIRE(page.sessions.size() == 1u);
+    BOOST_TEST(page.sessions.front().id == "s0000399");
+    BOOST_TEST(ids_of(s.store().list()) == ids_of(newest), boost::test_tools::per_element());
+}
+
+// A save made since the index was written (changes.log moved on) sends a new store
+// object the usual way: the saved session is the first of the page, and of the list.
+BOOST_AUTO_TEST_CASE(an_index_behind_changes_log_is_not_read_partially) {
+    big_store s;
+    {
+        auto writer = s.store();
+        ds::session_meta m = writer.open("s0000300");
+        append_exchange(writer, m, make_exchange(2));
+        writer.close("s0000300");
+    }
+    const auto page = s.store().list_page({1, std::nullopt, {}});
+    BOOST_TEST_REQUIRE(page.sessions.size() == 1u);
+    BOOST_TEST(page.sessions.front().id == "s0000300");
+    BOOST_TEST(page.sessions.front().exchange_count == 2u);
+    const auto all = s.store().list();
+    BOOST_TEST_REQUIRE(!all.empty());
+    BOOST_TEST(all.front().id == "s0000300");
 }

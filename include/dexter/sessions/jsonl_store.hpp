@@ -512,9 +512,12 @@ private:
     // The note of a listing for a listed session whose line 1 is not a header.
     void note_if_headerless(const session_id& id, const detail::index_entry& e) {
         if (e.no_header)
-            note("session '" + id + "' is damaged: line 1 of " + history_path(id) +
-                 " is not a valid session header (its title and start are not known; it can "
-                 "be read, not continued)");
+            note_headerless(id);
+    }
+    void note_headerless(const session_id& id) {
+        note("session '" + id + "' is damaged: line 1 of " + history_path(id) +
+             " is not a valid session header (its title and start are not known; it can be "
+             "read, not continued)");
     }
 
     // Metadata of the session in `fd` as of its last complete line (index_cache::read_state).

@@ -155,6 +155,50 @@ public:
         return changed;
     }
 
+    /// A page, or the whole listing, of the store's channel straight from index.json, for
+    /// an object that has not read the index (a new process, say): the file is decoded
+    /// from its beginning into `part` (a page stops once it has what it needs), and none
+    /// of it is kept here. Served only when the index is current: this library's format
+    /// and version, written in this boot, entries in listing order, and nothing in
+    /// changes.log or the channel directory since; and, for a page, when every session on
+    /// it is current with its history (one fstatat each). False otherwise: the caller
+    /// takes the usual path (refresh(), then the whole index), which also reports what is
+    /// wrong, if anything. A whole listing is read this way once per object: a host that
+    /// lists again is better served by the index kept in memory.
+    bool read_partially(const context& c, index_decoder::partial_read& part) {
+        if (file_.loaded() || !c.log || c.channel_fd < 0 || (part.all && streamed_))
+            return false;
+        struct stat log {
+        }, dir{};
+        if (!c.log.snapshot(c.ops, log) || c.ops.fstat(c.channel_fd, &dir) < 0)
+            return false;
+        part.channel = &c.channel;
+        index_decoder decoder(part);
+        const bool read = file_.stream(file_context(c), decoder, [&](std::uint64_t size) {
+            if (part.all) // about 200 bytes an entry: reserved, not touched, beyond that
+                part.all->reserve(static_cast<std::size_t>(size / 128));
+        });
+        if (part.all) {
+            streamed_ = true;
+            // A listing read the whole file: it must be a good index to the end, or the
+            // usual path reads it again, and reports.
+            if (!read || decoder.finish().state != index_decode::status::ok)
+                return false;
+        }
+        if (!read || !part.complete || part.unusable || !part.have_dir_mtime ||
+            part.dir_mtime_ns != mtime_ns(dir) ||
+            !decoder.header_is(c.boot_id, static_cast<std::uint64_t>(log.st_ino),
+                               static_cast<std::uint64_t>(log.st_size)))
+            return false;
+        if (part.request) {
+            const std::size_t shown = std::min(part.picked.size(), part.request->limit);
+            for (std::size_t i = 0; i < shown; ++i)
+                if (!entry_is_current(c, part.picked[i].meta.id, part.picked[i]))
+                    return false;
+        }
+        return true;
+    }
+
     /// For a find: checks the entry of session `id` of the store's channel (one
     /// fstatat), or, when it has none, asks its history (an index edited, or restored
     /// from an older copy, must not hide a session). An entry corrected here is written
@@ -678,6 +722,7 @@ private:
     index_file<Ops> file_;
     std::map<session_id, int> unreadable_; ///< sessions of the store's channel not readable
     bool dirty_ = false;
+    bool streamed_ = false; ///< a whole listing was read with read_partially()
 };
 
 } // namespace dexter::sessions::detail

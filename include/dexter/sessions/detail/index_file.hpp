@@ -181,6 +181,29 @@ public:
     /// left as it is).
     bool writable() const noexcept { return writable_; }
 
+    /// Whether load() has read index.json (or found it absent or unusable) in this object.
+    bool loaded() const noexcept { return loaded_; }
+
+    /// Reads index.json from its beginning into `decoder` until the decoder stops, without
+    /// loading it into this object (for sessions served straight from the file), calling
+    /// before_read(size) first. False when there is no file to read this way (absent, not
+    /// a regular file, over the size cap, or a read that failed): the caller reads the
+    /// index the usual way, which reports.
+    template <class BeforeRead>
+    bool stream(const context& c, index_decoder& decoder, BeforeRead&& before_read) const {
+        struct stat st {};
+        if (c.ops.fstatat(c.root_fd, "index.json", &st, AT_SYMLINK_NOFOLLOW) < 0 ||
+            !S_ISREG(st.st_mode) || static_cast<std::uint64_t>(st.st_size) > c.max_index_bytes)
+            return false;
+        int err = 0;
+        unique_fd fd = open_regular(c.ops, c.root_fd, "index.json", O_RDONLY, 0, err);
+        if (!fd)
+            return false;
+        before_read(static_cast<std::uint64_t>(st.st_size));
+        std::uint64_t got = 0;
+        return read_capped(c, fd.get(), decoder, got) && got <= c.max_index_bytes;
+    }
+
 private:
     // The index cannot be used. A file that could not be read is never written over;
     // one that was read and is damaged is moved to quarantine and rebuilt.
@@ -231,7 +254,7 @@ private:
     // file's size), but never more than max_index_bytes + 1 bytes (so that a file that
     // grew past the limit is seen as such without being read on); `got` is what was read.
     // Stops early once the text is not JSON. False when a read fails (errno says why).
-    bool read_capped(const context& c, int fd, index_decoder& decoder, std::uint64_t& got) {
+    static bool read_capped(const context& c, int fd, index_decoder& decoder, std::uint64_t& got) {
         const std::uint64_t cap = static_cast<std::uint64_t>(c.max_index_bytes) + 1;
         constexpr std::size_t chunk = 64u << 10;
         const auto buf = std::make_unique<char[]>(chunk);

@@ -5,12 +5,14 @@
 
 #include <dexter/sessions/detail/json_writer.hpp>
 #include <dexter/sessions/id.hpp>
+#include <dexter/sessions/query.hpp>
 #include <dexter/sessions/types.hpp>
 
 #include <boost/json/basic_parser_impl.hpp>
 #include <boost/json/serialize.hpp>
 #include <boost/json/value_stack.hpp>
 
+#include <algorithm>
 #include <cstddef>
 #include <cstdint>
 #include <map>
@@ -56,11 +58,26 @@ struct index_data {
     std::map<std::string, channel_data> channels;
 };
 
+/// The order of a listing: most recently updated first, ties by id.
+inline bool newest_first(const index_entry* a, const index_entry* b) noexcept {
+    return a->meta.updated_at != b->meta.updated_at ? a->meta.updated_at > b->meta.updated_at
+                                                    : a->meta.id < b->meta.id;
+}
+
 inline std::string encode_index(const index_data& idx) {
     json::object channels;
     for (const auto& [name, ch] : idx.channels) {
-        json::object sessions;
-        for (const auto& [id, e] : ch.sessions) {
+        // Newest first, as a listing shows them, so that a page of the newest sessions is
+        // read from the beginning of the file (index_decoder::partial_read).
+        std::vector<const index_entry*> order;
+        order.reserve(ch.sessions.size());
+        for (const auto& kv : ch.sessions)
+            order.push_back(&kv.second);
+        std::sort(order.begin(), order.end(), newest_first);
+        json::object sessions(order.size());
+        for (const index_entry* ep : order) {
+            const index_entry& e = *ep;
+            const session_id& id = e.meta.id;
             json::object o;
             o["title"] = e.meta.title;
             o["created_at"] = format_timestamp(e.meta.created_at);
@@ -85,8 +102,9 @@ inline std::string encode_index(const index_data& idx) {
                 o["file_size"] = e.file_size;
             sessions[id] = std::move(o);
         }
-        channels[name] =
-            json::object{{"dir_mtime_ns", ch.dir_mtime_ns}, {"sessions", std::move(sessions)}};
+        channels[name] = json::object{{"dir_mtime_ns", ch.dir_mtime_ns},
+                                      {"order", "newest_first"},
+                                      {"sessions", std::move(sessions)}};
     }
     json::object root;
     root["format"] = "dexter-sessions-index";
@@ -119,7 +137,42 @@ struct index_decode {
 /// newer and older versions, and the last of duplicate keys winning.
 class index_decoder {
 public:
+    /// Straight from the file: the sessions of one channel read as the file is decoded,
+    /// and no index_data kept for them, for a store that has not loaded the index. Two
+    /// uses: a page (`request` set: reading stops once it has the page and one more),
+    /// and a whole listing (`all` set: the channel's sessions moved out as they come).
+    /// The file serves them only when it says its entries are in listing order
+    /// (`"order": "newest_first"`, written before them) and they are (each entry is
+    /// checked against the one before it), and when it has its format, version, boot_id
+    /// and changes position before its channels, as encode_index() writes them.
+    struct partial_read {
+        const std::string* channel = nullptr; ///< the store's channel
+        const page_request* request = nullptr;
+        std::vector<index_entry> picked;          ///< a page: up to request->limit + 1 entries
+        std::vector<session_meta>* all = nullptr; ///< a listing: every readable session
+        std::vector<session_id> headerless;       ///< a listing: those without a header
+        bool have_dir_mtime = false;
+        std::int64_t dir_mtime_ns = 0; ///< the channel directory's, as recorded
+        bool complete = false;         ///< the page or listing is all there
+        bool unusable = false;         ///< the file cannot serve it: read it whole
+    };
+
     index_decoder() : parser_(parse_options()) {}
+    /// A decoder for a partial read, filling `part`.
+    explicit index_decoder(partial_read& part) : parser_(parse_options()) {
+        parser_.handler().page = &part;
+    }
+
+    /// For a partial read: whether the header read says the index is current (this library's
+    /// format and version, this boot, and changes.log at `log_inode`, `log_size`, exactly
+    /// where the index stopped looking).
+    bool header_is(const std::string& boot_id, std::uint64_t log_inode,
+                   std::uint64_t log_size) const {
+        const auto& h = parser_.handler();
+        return h.format && *h.format == "dexter-sessions-index" && h.version &&
+               *h.version == index_format_version && h.boot_id.value_or(std::string()) == boot_id &&
+               h.changes_ok() && *h.changes_inode == log_inode && *h.changes_offset == log_size;
+    }
 
     /// Feeds the next bytes of the file. Returns false once the text is not valid JSON
     /// (nothing more needs to be fed; finish() says why).
@@ -253,7 +306,8 @@ private:
             mtime_ns,
             file_size,
             pinned,
-            no_header
+            no_header,
+            order
         };
         static name name_of(std::string_view k) noexcept {
             static constexpr std::pair<std::string_view, name> known[] = {
@@ -279,7 +333,8 @@ private:
                 {"mtime_ns", name::mtime_ns},
                 {"file_size", name::file_size},
                 {"pinned", name::pinned},
-                {"no_header", name::no_header}};
+                {"no_header", name::no_header},
+                {"order", name::order}};
             for (const auto& [text, n] : known)
                 if (text.size() == k.size() && text == k)
                     return n;
@@ -312,6 +367,13 @@ private:
         index_entry entry;
         unsigned required = 0; // one bit per required field seen, well formed
         bool have_file_size = false;
+        // A partial read (nullptr: a whole decode), whether the channel being read is the
+        // store's, and whether it says its entries are newest first.
+        partial_read* page = nullptr;
+        bool own_channel = false;
+        index_entry previous_copy; // a partial read: the order keys of the entry before
+        bool listing_order = false;
+        bool stop = false; // a partial read: nothing more is needed from the file
         // A captured value: which member, how deep, and the value being built.
         name captured_key = name::other;
         std::size_t captured_depth = 0;
@@ -320,6 +382,48 @@ private:
         void fail(std::string why) {
             if (problem.empty())
                 problem = std::move(why);
+        }
+
+        // A partial read: this file cannot serve it.
+        void give_up() {
+            page->unusable = true;
+            stop = true;
+        }
+
+        // A partial read: entry `e` of the store's channel, the next in the file.
+        void take(index_entry&& e) {
+            if (!previous_copy.meta.id.empty() && !newest_first(&previous_copy, &e)) {
+                give_up(); // not in listing order after all
+                return;
+            }
+            previous_copy.meta.id = e.meta.id;
+            previous_copy.meta.updated_at = e.meta.updated_at;
+            if (page->all) {
+                if (e.newer_version)
+                    return;
+                if (e.no_header)
+                    page->headerless.push_back(e.meta.id);
+                page->all->push_back(std::move(e.meta));
+                return;
+            }
+            const page_request& r = *page->request;
+            if (e.newer_version || !page_admits(e.meta, r) ||
+                (r.after && !listed_after(e.meta, *r.after)))
+                return;
+            page->picked.push_back(std::move(e));
+            if (page->picked.size() > r.limit) {
+                page->complete = true;
+                stop = true;
+            }
+        }
+
+        // The end of a callback: false, stopping the parser, once a partial read has what
+        // it needs (or cannot be served).
+        bool proceed(boost::system::error_code& ec) {
+            if (!stop)
+                return true;
+            ec = boost::system::errc::make_error_code(boost::system::errc::operation_canceled);
+            return false;
         }
 
         // The place of the member now being read, and its key.
@@ -371,6 +475,12 @@ private:
                         channel->dir_mtime_ns = static_cast<std::int64_t>(v.u);
                 } else if (n == name::sessions) {
                     channel_has_sessions = false;
+                } else if (n == name::order) {
+                    listing_order = v.what == scalar::kind::string && v.text == "newest_first";
+                }
+                if (page && own_channel && n == name::dir_mtime_ns) {
+                    page->have_dir_mtime = true;
+                    page->dir_mtime_ns = channel->dir_mtime_ns;
                 }
                 break;
             case place::sessions:
@@ -447,6 +557,8 @@ private:
                         next = place::changes;
                 } else if (n == name::channels) {
                     channels_is_object = is_object;
+                    if (page && !(format && version && changes_ok()))
+                        give_up();
                     if (is_object) {
                         data.channels.clear();
                         next = place::channels;
@@ -460,12 +572,16 @@ private:
                     channel = &data.channels[k];
                     *channel = {};
                     channel_has_sessions = false;
+                    own_channel = page && k == *page->channel;
+                    listing_order = false;
                     next = place::channel;
                 }
                 break;
             case place::channel:
                 if (n == name::sessions) {
                     channel_has_sessions = is_object;
+                    if (own_channel && !listing_order)
+                        give_up();
                     if (is_object) {
                         channel->sessions.clear();
                         next = place::sessions;
@@ -515,42 +631,52 @@ private:
             if (was == place::channel) {
                 if (!channel_has_sessions)
                     fail("bad channel entry");
+            } else if (was == place::sessions && own_channel) {
+                // The channel's last session. A page is what it has; a listing reads on,
+                // so that the whole file is checked, as a whole read would (finish()).
+                page->complete = true;
+                stop = page->all == nullptr;
             } else if (was == place::entry) {
                 if (required != 63u) {
                     fail("bad entry for session " + entry.meta.id);
+                    if (page)
+                        give_up();
                     return;
                 }
                 if (!have_file_size)
                     entry.file_size = entry.size;
+                if (page) {
+                    if (own_channel)
+                        take(std::move(entry));
+                    return; // a partial read keeps no other entry
+                }
                 std::string id = entry.meta.id;
-                // The file holds them in id order: each goes at the end, without a search.
-                channel->sessions.insert_or_assign(channel->sessions.end(), std::move(id),
-                                                   std::move(entry));
+                channel->sessions.insert_or_assign(std::move(id), std::move(entry));
             }
         }
 
         bool on_document_begin(boost::system::error_code&) { return true; }
         bool on_document_end(boost::system::error_code&) { return true; }
 
-        bool on_object_begin(boost::system::error_code&) {
+        bool on_object_begin(boost::system::error_code& ec) {
             open(true);
-            return true;
+            return proceed(ec);
         }
-        bool on_object_end(std::size_t n, boost::system::error_code&) {
+        bool on_object_end(std::size_t n, boost::system::error_code& ec) {
             if (capturing())
                 captured.push_object(n);
             close();
-            return true;
+            return proceed(ec);
         }
-        bool on_array_begin(boost::system::error_code&) {
+        bool on_array_begin(boost::system::error_code& ec) {
             open(false);
-            return true;
+            return proceed(ec);
         }
-        bool on_array_end(std::size_t n, boost::system::error_code&) {
+        bool on_array_end(std::size_t n, boost::system::error_code& ec) {
             if (capturing())
                 captured.push_array(n);
             close();
-            return true;
+            return proceed(ec);
         }
         bool on_key_part(json::string_view s, std::size_t, boost::system::error_code&) {
             if (capturing())

@@ -39,18 +39,21 @@ std::optional<session_meta> basic_jsonl_store<Ops>::find(const session_id& id) {
     return e->meta;
 }
 
-namespace detail {
-
-// The order of a listing: most recently updated first, ties by id.
-inline bool newest_first(const index_entry* a, const index_entry* b) noexcept {
-    return a->meta.updated_at != b->meta.updated_at ? a->meta.updated_at > b->meta.updated_at
-                                                    : a->meta.id < b->meta.id;
-}
-
-} // namespace detail
-
 template <detail::file_ops Ops>
 std::vector<session_meta> basic_jsonl_store<Ops>::list() {
+    if (!options_.list_checks_histories) {
+        // A store object that has not read the index yet (a new process, say) moves the
+        // sessions out of index.json as it decodes it, when it is current
+        // (index_cache::read_partially()): the listing's memory is the list's own.
+        std::vector<session_meta> out;
+        detail::index_decoder::partial_read fast;
+        fast.all = &out;
+        if (index_.read_partially(context(), fast)) {
+            for (const auto& id : fast.headerless)
+                note_headerless(id);
+            return out;
+        }
+    }
     refresh_index(false);
     if (options_.list_checks_histories)
         index_.check_all(context());
@@ -80,6 +83,23 @@ std::vector<session_meta> basic_jsonl_store<Ops>::list() {
 
 template <detail::file_ops Ops>
 session_page basic_jsonl_store<Ops>::list_page(const page_request& r) {
+    // A store object that has not read the index yet (a new process, say) reads only the
+    // beginning of index.json when it is current (index_cache::read_partially()).
+    detail::index_decoder::partial_read fast;
+    fast.request = &r;
+    if (index_.read_partially(context(), fast)) {
+        const bool more = fast.picked.size() > r.limit;
+        fast.picked.resize(std::min(fast.picked.size(), r.limit));
+        session_page page;
+        page.sessions.reserve(fast.picked.size());
+        for (auto& e : fast.picked) {
+            note_if_headerless(e.meta.id, e);
+            page.sessions.push_back(std::move(e.meta));
+        }
+        if (more && !page.sessions.empty())
+            page.next = list_cursor{page.sessions.back().updated_at, page.sessions.back().id};
+        return page;
+    }
     refresh_index(false);
     std::vector<const detail::index_entry*> picked;
     bool more = false;
