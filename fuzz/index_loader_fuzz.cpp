@@ -5,11 +5,15 @@
 
 #include "fuzz_support.hpp"
 
+#include <dexter/sessions/query.hpp>
+
+#include <algorithm>
 #include <cstddef>
 #include <cstdint>
 #include <exception>
 #include <string>
 #include <string_view>
+#include <vector>
 
 namespace ds = dexter::sessions;
 namespace fz = dexter::sessions::fuzz;
@@ -51,6 +55,72 @@ bool same(const ds::detail::index_data& a, const ds::detail::index_data& b, std:
 
 } // namespace
 
+// The sessions of channel `channel` of a whole decode, in listing order, without those of
+// a newer format: what a partial read must give when it serves a listing.
+std::vector<const ds::detail::index_entry*> listing_of(const ds::detail::index_data& d,
+                                                       const std::string& channel) {
+    std::vector<const ds::detail::index_entry*> out;
+    if (const auto it = d.channels.find(channel); it != d.channels.end())
+        for (const auto& kv : it->second.sessions)
+            if (!kv.second.newer_version)
+                out.push_back(&kv.second);
+    std::sort(out.begin(), out.end(), ds::detail::newest_first);
+    return out;
+}
+
+// A partial read (index_decoder::partial_read) of `text`, as a listing and as a page of
+// `limit` sessions, split into two chunks at `cut`: whenever it serves, it serves what
+// the whole decode `whole` (status ok) says, in listing order.
+void check_partial_reads(std::string_view text, const ds::detail::index_decode& whole,
+                         std::size_t limit, std::size_t cut) {
+    using status = ds::detail::index_decode::status;
+    const std::string channel = "cli";
+    const auto feed = [&](ds::detail::index_decoder& d) {
+        if (d.feed(text.substr(0, cut)))
+            d.feed(text.substr(cut));
+    };
+    bool listing_served = false;
+    {
+        std::vector<ds::session_meta> all;
+        ds::detail::index_decoder::partial_read part;
+        part.channel = &channel;
+        part.all = &all;
+        ds::detail::index_decoder d(part);
+        feed(d);
+        const bool served = part.complete && !part.unusable && d.finish().state == status::ok;
+        if (served) {
+            listing_served = true;
+            DEXTER_FUZZ_CHECK(whole.state == status::ok, "a listing served from a bad index");
+            const auto want = listing_of(whole.data, channel);
+            DEXTER_FUZZ_CHECK(all.size() == want.size(), "a listing of another length");
+            for (std::size_t i = 0; i < all.size(); ++i)
+                DEXTER_FUZZ_CHECK(all[i].id == want[i]->meta.id &&
+                                      fz::meta_near(all[i], want[i]->meta),
+                                  "a listing differs at " + std::to_string(i));
+        }
+    }
+    {
+        const ds::page_request r{limit, std::nullopt, {}};
+        ds::detail::index_decoder::partial_read part;
+        part.channel = &channel;
+        part.request = &r;
+        ds::detail::index_decoder d(part);
+        feed(d);
+        // Compared where the whole file is a good index in listing order without a
+        // session twice (the listing was served): a page does not read far enough to
+        // know of a copy further on, which a whole read would take instead.
+        if (part.complete && !part.unusable && listing_served) {
+            std::vector<const ds::detail::index_entry*> want;
+            for (const auto* e : listing_of(whole.data, channel))
+                if (ds::page_admits(e->meta, r) && want.size() <= limit)
+                    want.push_back(e);
+            DEXTER_FUZZ_CHECK(part.picked.size() == want.size(), "a page of another length");
+            for (std::size_t i = 0; i < part.picked.size(); ++i)
+                DEXTER_FUZZ_CHECK(part.picked[i] == *want[i], "a page differs at " + std::to_string(i));
+        }
+    }
+}
+
 extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size) {
     const std::string_view text(reinterpret_cast<const char*>(data), size);
     ds::detail::index_decode first;
@@ -60,6 +130,7 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
         DEXTER_FUZZ_CHECK(false, std::string("decode_index threw: ") + e.what());
     }
     using status = ds::detail::index_decode::status;
+    check_partial_reads(text, first, size ? data[0] % 8 : 0, size ? data[size / 2] % (size + 1) : 0);
     if (first.state == status::corrupt) {
         DEXTER_FUZZ_CHECK(!first.why.empty(), "a corrupt index without a reason");
         return 0;

@@ -15,6 +15,7 @@
 #include <algorithm>
 #include <cstddef>
 #include <cstdint>
+#include <cstring>
 #include <map>
 #include <optional>
 #include <string>
@@ -372,6 +373,7 @@ private:
         partial_read* page = nullptr;
         bool own_channel = false;
         index_entry previous_copy; // a partial read: the order keys of the entry before
+        std::vector<std::uint64_t> listed_ids; // a partial listing: every id, packed
         bool listing_order = false;
         bool stop = false; // a partial read: nothing more is needed from the file
         // A captured value: which member, how deep, and the value being built.
@@ -399,6 +401,10 @@ private:
             previous_copy.meta.id = e.meta.id;
             previous_copy.meta.updated_at = e.meta.updated_at;
             if (page->all) {
+                // Ids are 8 bytes: kept packed, to find one listed twice at the end.
+                std::uint64_t packed = 0;
+                std::memcpy(&packed, e.meta.id.data(), std::min<std::size_t>(8, e.meta.id.size()));
+                listed_ids.push_back(packed);
                 if (e.newer_version)
                     return;
                 if (e.no_header)
@@ -634,8 +640,13 @@ private:
             } else if (was == place::sessions && own_channel) {
                 // The channel's last session. A page is what it has; a listing reads on,
                 // so that the whole file is checked, as a whole read would (finish()).
+                // A session listed twice (an index edited by hand) is the last copy in a
+                // whole read: such a file is read whole.
                 page->complete = true;
                 stop = page->all == nullptr;
+                std::sort(listed_ids.begin(), listed_ids.end());
+                if (std::adjacent_find(listed_ids.begin(), listed_ids.end()) != listed_ids.end())
+                    give_up();
             } else if (was == place::entry) {
                 if (required != 63u) {
                     fail("bad entry for session " + entry.meta.id);
