@@ -116,7 +116,8 @@ void check_partial_reads(std::string_view text, const ds::detail::index_decode& 
                     want.push_back(e);
             DEXTER_FUZZ_CHECK(part.picked.size() == want.size(), "a page of another length");
             for (std::size_t i = 0; i < part.picked.size(); ++i)
-                DEXTER_FUZZ_CHECK(part.picked[i] == *want[i], "a page differs at " + std::to_string(i));
+                DEXTER_FUZZ_CHECK(part.picked[i] == *want[i],
+                                  "a page differs at " + std::to_string(i));
         }
     }
 }
@@ -130,7 +131,8 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
         DEXTER_FUZZ_CHECK(false, std::string("decode_index threw: ") + e.what());
     }
     using status = ds::detail::index_decode::status;
-    check_partial_reads(text, first, size ? data[0] % 8 : 0, size ? data[size / 2] % (size + 1) : 0);
+    check_partial_reads(text, first, size ? data[0] % 8 : 0,
+                        size ? data[size / 2] % (size + 1) : 0);
     if (first.state == status::corrupt) {
         DEXTER_FUZZ_CHECK(!first.why.empty(), "a corrupt index without a reason");
         return 0;

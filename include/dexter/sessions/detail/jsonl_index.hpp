@@ -372,7 +372,7 @@ private:
         // store's, and whether it says its entries are newest first.
         partial_read* page = nullptr;
         bool own_channel = false;
-        index_entry previous_copy; // a partial read: the order keys of the entry before
+        index_entry previous_copy;             // a partial read: the order keys of the entry before
         std::vector<std::uint64_t> listed_ids; // a partial listing: every id, packed
         bool listing_order = false;
         bool stop = false; // a partial read: nothing more is needed from the file
