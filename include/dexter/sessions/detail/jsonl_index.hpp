@@ -133,9 +133,12 @@ struct index_decode {
 /// then touches the memory of its entries and of one chunk, where a DOM of the whole
 /// file took three times the file's size (and, on a virtual machine, a page fault costs
 /// more than the parse). Only `extra` and `forked_from`, small and free-form, are built
-/// as values. Decides exactly as a DOM decode would: what is corrupt and why (the first
-/// problem in document order, after the format, version, changes and channels checks),
-/// newer and older versions, and the last of duplicate keys winning.
+/// as values. Decides as a DOM decode would: what is corrupt and why (the first problem
+/// in document order, after the format, version, changes and channels checks), newer and
+/// older versions, and the last copy of a repeated member winning; except that a damaged
+/// copy of a repeated session or channel makes the index damaged even when a later copy
+/// is good, and that Boost.JSON names some bad escapes differently when a chunk ends in
+/// them (the index is damaged either way; only the reason's words differ).
 class index_decoder {
 public:
     /// Straight from the file: the sessions of one channel read as the file is decoded,
@@ -386,6 +389,24 @@ private:
                 problem = std::move(why);
         }
 
+        // Whether the member being read (of a container of the index's own) is one whose
+        // value is a scalar.
+        bool expects_scalar() const {
+            const name n = stack.back().n;
+            switch (here()) {
+            case place::root:
+                return n == name::format || n == name::version || n == name::boot_id;
+            case place::changes:
+                return n == name::inode || n == name::offset;
+            case place::channel:
+                return n == name::dir_mtime_ns || n == name::order;
+            case place::entry:
+                return n != name::extra && n != name::forked_from && n != name::other;
+            default:
+                return false;
+            }
+        }
+
         // A partial read: this file cannot serve it.
         void give_up() {
             page->unusable = true;
@@ -479,6 +500,8 @@ private:
                         channel->dir_mtime_ns = v.i;
                     else if (v.what == scalar::kind::uint64)
                         channel->dir_mtime_ns = static_cast<std::int64_t>(v.u);
+                    else
+                        channel->dir_mtime_ns = 0;
                 } else if (n == name::sessions) {
                     channel_has_sessions = false;
                 } else if (n == name::order) {
@@ -531,15 +554,20 @@ private:
             } else if (n == name::forked_from) {
                 entry.meta.forked_from.reset();
             } else if (n == name::newer_version) {
-                v.as_uint(entry.newer_version);
+                if (!v.as_uint(entry.newer_version))
+                    entry.newer_version = 0;
             } else if (n == name::ino) {
                 // Absent in an index written by 0.1: then every entry is checked once.
-                v.as_uint(entry.ino);
+                if (!v.as_uint(entry.ino))
+                    entry.ino = 0;
             } else if (n == name::mtime_ns) {
-                if (v.what == scalar::kind::int64)
-                    entry.mtime_ns = v.i;
+                entry.mtime_ns = v.what == scalar::kind::int64 ? v.i : 0;
             } else if (n == name::file_size) {
                 have_file_size = v.as_uint(entry.file_size);
+            } else if (n == name::pinned) { // true and false come through on_bool()
+                entry.meta.pinned = false;
+            } else if (n == name::no_header) {
+                entry.no_header = false;
             }
         }
 
@@ -550,6 +578,10 @@ private:
                 stack.push_back({is_object ? place::root : place::skipped, {}});
                 return;
             }
+            // Where a scalar is expected, a container is a value of the wrong type: it
+            // replaces an earlier copy of the member as such a scalar would.
+            if (!capturing() && expects_scalar())
+                value(scalar{});
             const std::string& k = key();
             const name n = stack.back().n;
             place next = place::skipped;
