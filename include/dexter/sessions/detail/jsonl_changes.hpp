@@ -119,6 +119,17 @@ basic_jsonl_store<Ops>::trash(std::span<const session_id> ids, time_point delete
     std::vector<trash_outcome> out(ids.size());
     auto bin = trash_bin();
     bool moved = false;
+    if (stale_before) {
+        // Each session is judged from its index entry when the entry is current for the
+        // history (index_cache::current_meta()): the index must be in memory for that,
+        // also after a list() that read it without keeping it. Without it, each history
+        // is read instead, which is right but slower.
+        try {
+            refresh_index(false);
+        } catch (const storage_error& e) {
+            note(std::string("before moving sessions to the trash: ") + e.what());
+        }
+    }
     // LOCK_EX on changes.log, as remove() takes it, but once for a chunk of sessions,
     // with the chunk's change lines in one write. remove()'s reasoning holds for each
     // session of the chunk: a creation holds LOCK_SH from its mkdir until it holds its
