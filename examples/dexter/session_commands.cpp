@@ -18,6 +18,7 @@
 #include <iostream>
 #include <stdexcept>
 #include <string>
+#include <utility>
 
 namespace dexter::cli {
 
@@ -77,18 +78,27 @@ std::size_t chosen_number(const std::string& reply, std::size_t max) {
 }
 
 // One array of the sessions' JSON (sessions::append_json(): the objects value_from()
-// gives), written straight into one buffer: no json::value for each of thousands.
+// gives), written straight into a buffer: no json::value for each of thousands. To a
+// terminal it is shown whole (json_for_terminal()); elsewhere it goes out every 64 KiB,
+// so that the memory it takes does not grow with the number of sessions.
 void print_json(const std::vector<sessions::session_meta>& all) {
+    const bool terminal = is_terminal(STDOUT_FILENO);
+    constexpr std::size_t flush_at = 64u << 10;
     std::string text;
-    text.reserve(all.size() * 200 + 2);
+    text.reserve(terminal ? all.size() * 200 + 2 : flush_at + 4096);
     text += '[';
+    bool first = true;
     for (const auto& m : all) {
-        if (text.size() > 1)
+        if (!std::exchange(first, false))
             text += ',';
         sessions::append_json(text, m);
+        if (!terminal && text.size() >= flush_at) {
+            std::cout << text;
+            text.clear();
+        }
     }
     text += ']';
-    std::cout << (is_terminal(STDOUT_FILENO) ? json_for_terminal(text) : text) << '\n';
+    std::cout << (terminal ? json_for_terminal(text) : text) << '\n';
 }
 
 } // namespace
