@@ -114,7 +114,7 @@ public:
             write(c);
     }
 
-    /// For a verify, a repair, and a list with jsonl_options::list_checks_histories: one
+    /// For a repair, and a list with jsonl_options::list_checks_histories: one
     /// fstatat per session of the store's channel; an entry whose history changed size,
     /// inode or modification time since it was read is read again, one whose history is
     /// gone dropped. Then writes index.json if the index changed (a failure is a note).
@@ -270,9 +270,9 @@ public:
     /// session's lease): the same inode, modification time and size as when the entry was
     /// read, and read to the end (no partial last line after it). Nothing otherwise (no
     /// entry, a newer format, a file changed or replaced since): the caller reads the
-    /// history. This is the check a list makes of each entry (entry_is_current), so that a
-    /// decision taken from it stands on what the list showed, and any save since (which
-    /// changes the size and the modification time) sends the caller to the file.
+    /// history. This is the check a find or a page makes of an entry (entry_is_current),
+    /// so that a decision taken from it stands on what was shown, and any save since
+    /// (which changes the size and the modification time) sends the caller to the file.
     const session_meta* current_meta(const std::string& channel, const session_id& id,
                                      const struct stat& sb) const {
         const auto* e = entry(channel, id);

@@ -31,9 +31,9 @@ inline constexpr std::uint64_t index_format_version = 2;
 
 /// What the index knows of one session: its metadata as of `size` bytes of its history
 /// (the end of the last complete line read) holding `lines` lines.
-/// `ino` and `mtime_ns` identify the version of the file that was read: a list checks
-/// them with one fstatat per session, so that a change made behind the store's back (an
-/// editor, a sync tool, `rm`) is noticed at the next list.
+/// `ino` and `mtime_ns` identify the version of the file that was read: a find, each
+/// session of a page, a verify and a checked list compare them with one fstatat, so that
+/// a change made behind the store's back (an editor, a sync tool, `rm`) is noticed.
 struct index_entry {
     session_meta meta;
     std::uint64_t size = 0;
