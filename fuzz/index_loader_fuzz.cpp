@@ -68,9 +68,27 @@ std::vector<const ds::detail::index_entry*> listing_of(const ds::detail::index_d
     return out;
 }
 
+// What a partial read is told the index must say to be current: the values of the seed
+// newest-first-two-channels.json.
+void expect_current(ds::detail::index_decoder::partial_read& part, const std::string& channel) {
+    part.channel = &channel;
+    part.boot_id = "b";
+    part.log_inode = 7;
+    part.log_size = 12;
+    part.dir_mtime_ns = 5;
+}
+
+// Whether the whole decode `d` says what expect_current() expects.
+bool says_current(const ds::detail::index_decode& d, const std::string& channel) {
+    const auto ch = d.data.channels.find(channel);
+    return d.data.boot_id == "b" && d.data.changes_inode == 7 && d.data.changes_offset == 12 &&
+           ch != d.data.channels.end() && ch->second.dir_mtime_ns == 5;
+}
+
 // A partial read (index_decoder::partial_read) of `text`, as a listing and as a page of
-// `limit` sessions, split into two chunks at `cut`: whenever it serves, it serves what
-// the whole decode `whole` (status ok) says, in listing order.
+// `limit` sessions, split into two chunks at `cut`: whenever it serves, the file says it
+// is current, and it serves what the whole decode `whole` (status ok) says, in listing
+// order.
 void check_partial_reads(std::string_view text, const ds::detail::index_decode& whole,
                          std::size_t limit, std::size_t cut) {
     using status = ds::detail::index_decode::status;
@@ -83,7 +101,7 @@ void check_partial_reads(std::string_view text, const ds::detail::index_decode& 
     {
         std::vector<ds::session_meta> all;
         ds::detail::index_decoder::partial_read part;
-        part.channel = &channel;
+        expect_current(part, channel);
         part.all = &all;
         ds::detail::index_decoder d(part);
         feed(d);
@@ -91,6 +109,7 @@ void check_partial_reads(std::string_view text, const ds::detail::index_decode& 
         if (served) {
             listing_served = true;
             DEXTER_FUZZ_CHECK(whole.state == status::ok, "a listing served from a bad index");
+            DEXTER_FUZZ_CHECK(says_current(whole, channel), "a listing served from a stale index");
             const auto want = listing_of(whole.data, channel);
             DEXTER_FUZZ_CHECK(all.size() == want.size(), "a listing of another length");
             for (std::size_t i = 0; i < all.size(); ++i)
@@ -102,14 +121,25 @@ void check_partial_reads(std::string_view text, const ds::detail::index_decode& 
     {
         const ds::page_request r{limit, std::nullopt, {}};
         ds::detail::index_decoder::partial_read part;
-        part.channel = &channel;
+        expect_current(part, channel);
         part.request = &r;
         ds::detail::index_decoder d(part);
         feed(d);
+        // A page that holds all the channel's sessions read the whole file, and is served
+        // only when it is a good index (index_cache::read_partially()): then the listing
+        // is served too.
+        const bool short_page = part.picked.size() <= limit;
+        const bool served =
+            part.complete && !part.unusable && (!short_page || d.finish().state == status::ok);
+        if (served && short_page)
+            DEXTER_FUZZ_CHECK(listing_served, "a short page served where the listing is not");
+        if (served)
+            DEXTER_FUZZ_CHECK(whole.state != status::ok || says_current(whole, channel),
+                              "a page served from a stale index");
         // Compared where the whole file is a good index in listing order without a
-        // session twice (the listing was served): a page does not read far enough to
-        // know of a copy further on, which a whole read would take instead.
-        if (part.complete && !part.unusable && listing_served) {
+        // session twice (the listing was served): a page that stopped early does not read
+        // far enough to know of a copy further on, which a whole read would take instead.
+        if (served && listing_served) {
             std::vector<const ds::detail::index_entry*> want;
             for (const auto* e : listing_of(whole.data, channel))
                 if (ds::page_admits(e->meta, r) && want.size() <= limit)

@@ -773,3 +773,126 @@ BOOST_AUTO_TEST_CASE(an_index_behind_changes_log_is_not_read_partially) {
     BOOST_TEST_REQUIRE(!all.empty());
     BOOST_TEST(all.front().id == "s0000300");
 }
+
+namespace {
+
+// index.json with the text of channel cli replaced by what `make(members)` writes, for
+// what a json::object cannot hold (a member twice), as an editor, or a bad copy, might
+// leave it. `members` are the sessions' `"id":{...}` texts in file order (newest first);
+// the header still says the index is current.
+template <class Make>
+void rewrite_cli_text(const fs::path& index, Make make) {
+    json::value v = json::parse(read_bytes(index));
+    auto& ch = v.at("channels").at("cli").as_object();
+    std::vector<std::string> members;
+    for (const auto& kv : ch.at("sessions").as_object())
+        members.push_back(json::serialize(json::string(kv.key())) + ":" +
+                          json::serialize(kv.value()));
+    const std::string head = R"({"dir_mtime_ns":)" + json::serialize(ch.at("dir_mtime_ns")) +
+                             R"(,"order":"newest_first",)";
+    ch = json::object{};
+    std::string text = json::serialize(v);
+    const std::string placeholder = R"("cli":{})";
+    const auto at = text.find(placeholder);
+    BOOST_TEST_REQUIRE(at != std::string::npos);
+    text.replace(at, placeholder.size(), R"("cli":)" + make(head, members));
+    write_bytes(index, text + "\n");
+}
+
+// The members [from, to) joined as the text of a "sessions" object.
+std::string sessions_text(const std::vector<std::string>& members, std::size_t from,
+                          std::size_t to) {
+    std::string out = R"("sessions":{)";
+    for (std::size_t i = from; i < to; ++i)
+        out += (i == from ? "" : ",") + members[i];
+    return out + "}";
+}
+
+} // namespace
+
+// A damaged entry (here a session member that is not an object) after the first few: a
+// page from a new store object is not cut short at it. The index is read whole, found
+// damaged, and rebuilt from the histories.
+BOOST_AUTO_TEST_CASE(a_page_is_not_served_short_from_a_damaged_index) {
+    big_store s;
+    const auto all = s.loaded_list();
+    rewrite_cli_text(s.index(), [](const std::string& head, std::vector<std::string> members) {
+        members.insert(members.begin() + 2, R"("zzzz9999":5)");
+        return head + sessions_text(members, 0, members.size()) + "}";
+    });
+    auto fresh = s.store();
+    const ds::page_request first{5, std::nullopt, {}};
+    const auto page = fresh.list_page(first);
+    BOOST_TEST(ids_of(page.sessions) == ids_of(ds::page_of(all, first).sessions),
+               boost::test_tools::per_element());
+    BOOST_TEST(mentions(fresh.take_diagnostics(), "index.json is damaged"));
+}
+
+// The channel's sessions twice, or the channel twice: a whole read takes the later copy,
+// so a partial read, which would take both, gives up, and the page and the list are those
+// of the loaded index.
+BOOST_AUTO_TEST_CASE(a_channel_or_its_sessions_written_twice_are_read_whole) {
+    for (const bool channel_twice : {false, true}) {
+        BOOST_TEST_CONTEXT((channel_twice ? "the channel twice" : "its sessions twice")) {
+            big_store s;
+            // The first copy holds the 3 newest sessions, the second the rest: in listing
+            // order taken together, but a whole read lists only the second.
+            rewrite_cli_text(
+                s.index(), [&](const std::string& head, const std::vector<std::string>& members) {
+                    const std::string first = sessions_text(members, 0, 3);
+                    const std::string second = sessions_text(members, 3, members.size());
+                    return channel_twice ? head + first + R"(},"cli":)" + head + second + "}"
+                                         : head + first + "," + second + "}";
+                });
+            const ds::page_request r{5, std::nullopt, {}};
+            const auto page = s.store().list_page(r);
+            const auto got = s.store().list();
+            const auto want = s.loaded_list();
+            BOOST_TEST_REQUIRE(want.size() == std::size_t(big_store::count - 3));
+            BOOST_TEST(ids_of(page.sessions) == ids_of(ds::page_of(want, r).sessions),
+                       boost::test_tools::per_element());
+            BOOST_TEST(ids_of(got) == ids_of(want), boost::test_tools::per_element());
+        }
+    }
+}
+
+// After a save, index.json is behind changes.log: a new store object's list reads it
+// once, in the usual way, and not once in part to learn that, then again whole.
+BOOST_AUTO_TEST_CASE(a_stale_index_is_given_up_before_its_channels_are_read) {
+    big_store s;
+    {
+        auto writer = s.store();
+        ds::session_meta m = writer.open("s0000300");
+        append_exchange(writer, m, make_exchange(2));
+        writer.close("s0000300");
+    }
+    const auto size = fs::file_size(s.index());
+    ds::basic_jsonl_store<counting_ops> fresh{s.dir.path(), "cli", unsynced};
+    const auto all = fresh.list();
+    BOOST_TEST_REQUIRE(all.size() == std::size_t(big_store::count));
+    BOOST_TEST(all.front().id == "s0000300");
+    BOOST_TEST(fresh.ops().bytes_read < size + size / 2,
+               fresh.ops().bytes_read << " bytes read, index.json is " << size);
+}
+
+// One store object paging through all its sessions reads index.json from its beginning
+// once, then keeps the index: not from the beginning again for every page.
+BOOST_AUTO_TEST_CASE(pages_of_one_store_object_do_not_read_the_index_again_and_again) {
+    big_store s;
+    const auto all = s.loaded_list();
+    const auto size = fs::file_size(s.index());
+    ds::basic_jsonl_store<counting_ops> one{s.dir.path(), "cli", unsynced};
+    std::vector<ds::session_meta> walked;
+    ds::page_request r{20, std::nullopt, {}};
+    for (int guard = 0; guard < 100; ++guard) {
+        const auto p = one.list_page(r);
+        BOOST_TEST_REQUIRE((p.sessions == ds::page_of(all, r).sessions));
+        walked.insert(walked.end(), p.sessions.begin(), p.sessions.end());
+        if (!p.next)
+            break;
+        r.after = p.next;
+    }
+    BOOST_TEST((walked == all));
+    BOOST_TEST(one.ops().bytes_read < 2 * size,
+               one.ops().bytes_read << " bytes read for 20 pages, index.json is " << size);
+}

@@ -163,32 +163,32 @@ public:
     /// changes.log or the channel directory since; and, for a page, when every session on
     /// it is current with its history (one fstatat each). False otherwise: the caller
     /// takes the usual path (refresh(), then the whole index), which also reports what is
-    /// wrong, if anything. A whole listing is read this way once per object: a host that
-    /// lists again is better served by the index kept in memory.
+    /// wrong, if anything. Tried once per object: a host that lists again, or pages on
+    /// through its sessions, is better served by the index kept in memory than by reading
+    /// the file from its beginning for every page.
     bool read_partially(const context& c, index_decoder::partial_read& part) {
-        if (file_.loaded() || !c.log || c.channel_fd < 0 || (part.all && streamed_))
+        if (file_.loaded() || !c.log || c.channel_fd < 0 || streamed_)
             return false;
         struct stat log {
         }, dir{};
         if (!c.log.snapshot(c.ops, log) || c.ops.fstat(c.channel_fd, &dir) < 0)
             return false;
+        streamed_ = true;
         part.channel = &c.channel;
+        part.boot_id = c.boot_id;
+        part.log_inode = static_cast<std::uint64_t>(log.st_ino);
+        part.log_size = static_cast<std::uint64_t>(log.st_size);
+        part.dir_mtime_ns = mtime_ns(dir);
         index_decoder decoder(part);
         const bool read = file_.stream(file_context(c), decoder, [&](std::uint64_t size) {
             if (part.all) // about 200 bytes an entry: reserved, not touched, beyond that
                 part.all->reserve(static_cast<std::size_t>(size / 128));
         });
-        if (part.all) {
-            streamed_ = true;
-            // A listing read the whole file: it must be a good index to the end, or the
-            // usual path reads it again, and reports.
-            if (!read || decoder.finish().state != index_decode::status::ok)
-                return false;
-        }
-        if (!read || !part.complete || part.unusable || !part.have_dir_mtime ||
-            part.dir_mtime_ns != mtime_ns(dir) ||
-            !decoder.header_is(c.boot_id, static_cast<std::uint64_t>(log.st_ino),
-                               static_cast<std::uint64_t>(log.st_size)))
+        // A listing, or a page that holds all the channel's sessions, read the whole file:
+        // it must be a good index to the end, or the usual path reads it again, and reports.
+        const bool whole_file = part.all || part.picked.size() <= part.request->limit;
+        if (!read || !part.complete || part.unusable ||
+            (whole_file && decoder.finish().state != index_decode::status::ok))
             return false;
         if (part.request) {
             const std::size_t shown = std::min(part.picked.size(), part.request->limit);
@@ -722,7 +722,7 @@ private:
     index_file<Ops> file_;
     std::map<session_id, int> unreadable_; ///< sessions of the store's channel not readable
     bool dirty_ = false;
-    bool streamed_ = false; ///< a whole listing was read with read_partially()
+    bool streamed_ = false; ///< read_partially() was tried
 };
 
 } // namespace dexter::sessions::detail

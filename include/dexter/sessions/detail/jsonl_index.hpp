@@ -143,39 +143,36 @@ class index_decoder {
 public:
     /// Straight from the file: the sessions of one channel read as the file is decoded,
     /// and no index_data kept for them, for a store that has not loaded the index. Two
-    /// uses: a page (`request` set: reading stops once it has the page and one more),
-    /// and a whole listing (`all` set: the channel's sessions moved out as they come).
-    /// The file serves them only when it says its entries are in listing order
-    /// (`"order": "newest_first"`, written before them) and they are (each entry is
-    /// checked against the one before it), and when it has its format, version, boot_id
-    /// and changes position before its channels, as encode_index() writes them.
+    /// uses: a page (`request` set: reading stops once it has the page and one more, or
+    /// else reads to the end), and a whole listing (`all` set: the channel's sessions
+    /// moved out as they come). The file serves them only when it says its entries are
+    /// in listing order (`"order": "newest_first"`, written before them) and they are
+    /// (each entry is checked against the one before it), when it has its format,
+    /// version, boot_id and changes position before its channels, as encode_index()
+    /// writes them, and they are the ones expected (the index is current), and when
+    /// nothing it reads is damaged or written twice (a whole read would take the later
+    /// copy).
     struct partial_read {
         const std::string* channel = nullptr; ///< the store's channel
         const page_request* request = nullptr;
         std::vector<index_entry> picked;          ///< a page: up to request->limit + 1 entries
         std::vector<session_meta>* all = nullptr; ///< a listing: every readable session
         std::vector<session_id> headerless;       ///< a listing: those without a header
-        bool have_dir_mtime = false;
-        std::int64_t dir_mtime_ns = 0; ///< the channel directory's, as recorded
-        bool complete = false;         ///< the page or listing is all there
-        bool unusable = false;         ///< the file cannot serve it: read it whole
+        /// What the file must say to be current, as the caller found them just before:
+        /// this boot, changes.log's inode and size, the channel directory's mtime. The
+        /// read gives up as soon as the file says otherwise (before its channels, or its
+        /// channel's sessions), not after reading on.
+        std::string_view boot_id;
+        std::uint64_t log_inode = 0, log_size = 0;
+        std::int64_t dir_mtime_ns = 0;
+        bool complete = false; ///< the page or listing is all there
+        bool unusable = false; ///< the file cannot serve it: read it whole
     };
 
     index_decoder() : parser_(parse_options()) {}
     /// A decoder for a partial read, filling `part`.
     explicit index_decoder(partial_read& part) : parser_(parse_options()) {
         parser_.handler().page = &part;
-    }
-
-    /// For a partial read: whether the header read says the index is current (this library's
-    /// format and version, this boot, and changes.log at `log_inode`, `log_size`, exactly
-    /// where the index stopped looking).
-    bool header_is(const std::string& boot_id, std::uint64_t log_inode,
-                   std::uint64_t log_size) const {
-        const auto& h = parser_.handler();
-        return h.format && *h.format == "dexter-sessions-index" && h.version &&
-               *h.version == index_format_version && h.boot_id.value_or(std::string()) == boot_id &&
-               h.changes_ok() && *h.changes_inode == log_inode && *h.changes_offset == log_size;
     }
 
     /// Feeds the next bytes of the file. Returns false once the text is not valid JSON
@@ -375,6 +372,11 @@ private:
         // store's, and whether it says its entries are newest first.
         partial_read* page = nullptr;
         bool own_channel = false;
+        bool channels_seen = false;     // a partial read: "channels" has begun
+        bool own_channel_seen = false;  // ... the store's channel has begun
+        bool own_sessions_seen = false; // ... and its "sessions"
+        bool own_dir_mtime_seen = false;
+        std::int64_t own_dir_mtime_ns = 0;
         index_entry previous_copy;             // a partial read: the order keys of the entry before
         std::vector<std::uint64_t> listed_ids; // a partial listing: every id, packed
         bool listing_order = false;
@@ -387,6 +389,20 @@ private:
         void fail(std::string why) {
             if (problem.empty())
                 problem = std::move(why);
+            // A damaged index serves no partial read: what it has read so far may be cut
+            // short (the entries after a bad one are not taken), and the usual path
+            // reports the damage and rebuilds.
+            if (page)
+                give_up();
+        }
+
+        // A partial read: whether the members before "channels" say the index is current.
+        bool header_current() const {
+            return format && *format == "dexter-sessions-index" && version &&
+                   *version == index_format_version &&
+                   (boot_id ? std::string_view(*boot_id) : std::string_view()) == page->boot_id &&
+                   changes_ok() && *changes_inode == page->log_inode &&
+                   *changes_offset == page->log_size;
         }
 
         // Whether the member being read (of a container of the index's own) is one whose
@@ -421,11 +437,11 @@ private:
             }
             previous_copy.meta.id = e.meta.id;
             previous_copy.meta.updated_at = e.meta.updated_at;
+            // Ids are 8 bytes: kept packed, to find one listed twice (listed_twice()).
+            std::uint64_t packed = 0;
+            std::memcpy(&packed, e.meta.id.data(), std::min<std::size_t>(8, e.meta.id.size()));
+            listed_ids.push_back(packed);
             if (page->all) {
-                // Ids are 8 bytes: kept packed, to find one listed twice at the end.
-                std::uint64_t packed = 0;
-                std::memcpy(&packed, e.meta.id.data(), std::min<std::size_t>(8, e.meta.id.size()));
-                listed_ids.push_back(packed);
                 if (e.newer_version)
                     return;
                 if (e.no_header)
@@ -441,7 +457,16 @@ private:
             if (page->picked.size() > r.limit) {
                 page->complete = true;
                 stop = true;
+                if (listed_twice())
+                    give_up();
             }
+        }
+
+        // A partial read: whether a session of the store's channel was read twice (an
+        // index edited by hand: a whole read takes the last copy).
+        bool listed_twice() {
+            std::sort(listed_ids.begin(), listed_ids.end());
+            return std::adjacent_find(listed_ids.begin(), listed_ids.end()) != listed_ids.end();
         }
 
         // The end of a callback: false, stopping the parser, once a partial read has what
@@ -464,6 +489,10 @@ private:
             const name n = stack.back().n;
             switch (here()) {
             case place::root:
+                // A member of the header repeated after the channels: a whole read takes
+                // the later copy, which a page may never reach.
+                if (page && channels_seen && n != name::other)
+                    give_up();
                 if (n == name::format)
                     format = v.what == scalar::kind::string
                                  ? std::optional<std::string>(std::string(v.text))
@@ -507,9 +536,14 @@ private:
                 } else if (n == name::order) {
                     listing_order = v.what == scalar::kind::string && v.text == "newest_first";
                 }
-                if (page && own_channel && n == name::dir_mtime_ns) {
-                    page->have_dir_mtime = true;
-                    page->dir_mtime_ns = channel->dir_mtime_ns;
+                if (own_channel && n == name::dir_mtime_ns) {
+                    // Before the sessions, once, as encode_index() writes it.
+                    if (own_sessions_seen || own_dir_mtime_seen)
+                        give_up();
+                    own_dir_mtime_seen = true;
+                    own_dir_mtime_ns = channel->dir_mtime_ns;
+                } else if (own_channel && n == name::sessions) {
+                    give_up();
                 }
                 break;
             case place::sessions:
@@ -587,6 +621,8 @@ private:
             place next = place::skipped;
             switch (here()) {
             case place::root:
+                if (page && channels_seen && n != name::other)
+                    give_up(); // as for a scalar member of the header (value())
                 if (n == name::changes) {
                     changes_is_object = is_object;
                     changes_inode.reset();
@@ -595,8 +631,11 @@ private:
                         next = place::changes;
                 } else if (n == name::channels) {
                     channels_is_object = is_object;
-                    if (page && !(format && version && changes_ok()))
+                    // The header comes first, and must say the index is current: a file
+                    // that is not is given up here, before its channels are read.
+                    if (page && (channels_seen || !header_current()))
                         give_up();
+                    channels_seen = true;
                     if (is_object) {
                         data.channels.clear();
                         next = place::channels;
@@ -612,13 +651,19 @@ private:
                     channel_has_sessions = false;
                     own_channel = page && k == *page->channel;
                     listing_order = false;
+                    if (own_channel && std::exchange(own_channel_seen, true))
+                        give_up(); // the channel twice: a whole read takes the later copy
                     next = place::channel;
                 }
                 break;
             case place::channel:
                 if (n == name::sessions) {
                     channel_has_sessions = is_object;
-                    if (own_channel && !listing_order)
+                    // In listing order, once, after the directory's mtime, which must be
+                    // the one the caller found.
+                    if (own_channel &&
+                        (!listing_order || std::exchange(own_sessions_seen, true) ||
+                         !own_dir_mtime_seen || own_dir_mtime_ns != page->dir_mtime_ns))
                         give_up();
                     if (is_object) {
                         channel->sessions.clear();
@@ -670,20 +715,20 @@ private:
                 if (!channel_has_sessions)
                     fail("bad channel entry");
             } else if (was == place::sessions && own_channel) {
-                // The channel's last session. A page is what it has; a listing reads on,
-                // so that the whole file is checked, as a whole read would (finish()).
-                // A session listed twice (an index edited by hand) is the last copy in a
+                // The channel's last session: the page or listing is what it has. Both read
+                // on, so that the whole file is checked, as a whole read would (finish()):
+                // a whole read would take a later copy of the channel or of its sessions,
+                // and a page that has all of the channel's sessions is no faster to find
+                // than the listing. (A page that stopped at limit + 1 sessions cannot know
+                // of a copy further on: its sessions are those of the first copy.) A
+                // session listed twice (an index edited by hand) is the last copy in a
                 // whole read: such a file is read whole.
                 page->complete = true;
-                stop = page->all == nullptr;
-                std::sort(listed_ids.begin(), listed_ids.end());
-                if (std::adjacent_find(listed_ids.begin(), listed_ids.end()) != listed_ids.end())
+                if (listed_twice())
                     give_up();
             } else if (was == place::entry) {
                 if (required != 63u) {
                     fail("bad entry for session " + entry.meta.id);
-                    if (page)
-                        give_up();
                     return;
                 }
                 if (!have_file_size)
