@@ -288,6 +288,40 @@ BOOST_AUTO_TEST_CASE(json_document_shape_and_field_names) {
     BOOST_TEST(text_lines[4] == "]}");
 }
 
+// sessions::append_json() writes the object json::value_from() gives, and JSON even for
+// text a store handed back without checking it (a custom store's, or a SQL_ASCII
+// database's): each byte that is not valid UTF-8 becomes U+FFFD, where it once cut the
+// object short.
+BOOST_AUTO_TEST_CASE(append_json_is_value_from_and_repairs_what_is_not_utf8) {
+    auto meta = sample_meta("t\xC3\xA9st \"q\"\n");
+    meta.extra = json::object{{"project", "atlas"}, {"n", 3}};
+    meta.pinned = true;
+    meta.forked_from = ds::session_origin{"zz99yy88", 7};
+    std::string out = "[";
+    ds::append_json(out, meta);
+    BOOST_TEST_REQUIRE(out.front() == '[');
+    BOOST_TEST(json::parse(out.substr(1)) == json::value_from(meta));
+
+    auto bad = sample_meta("caf\xE9 \xF0\x9F\x98");
+    bad.extra = json::object{{"k\xFF", json::array{"v\xC0\xAF"}}};
+    std::string text;
+    ds::append_json(text, bad);
+    BOOST_TEST(ds::is_valid_utf8(text));
+    json::value doc;
+    BOOST_REQUIRE_NO_THROW(doc = json::parse(text));
+    BOOST_TEST(doc.at("title").as_string() ==
+               "caf\xEF\xBF\xBD \xEF\xBF\xBD\xEF\xBF\xBD\xEF\xBF\xBD");
+    BOOST_TEST(json::serialize(doc.at("extra")) ==
+               "{\"k\xEF\xBF\xBD\":[\"v\xEF\xBF\xBD\xEF\xBF\xBD\"]}");
+    BOOST_TEST(doc.at("exchange_count").as_int64() == 0);
+
+    // A time the format cannot hold is an error, not a wrong date.
+    auto far = sample_meta("far");
+    far.updated_at = ds::time_point::max();
+    std::string ignored;
+    BOOST_CHECK_THROW(ds::append_json(ignored, far), ds::time_out_of_range);
+}
+
 BOOST_AUTO_TEST_CASE(json_of_a_session_without_exchanges) {
     const json::value doc = json::parse(exported(sample_meta(""), {}, ds::export_format::json));
     BOOST_TEST(doc.at("exchanges").as_array().empty());

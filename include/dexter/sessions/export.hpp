@@ -123,12 +123,14 @@ inline void append_one_line(std::string& out, std::string_view text) {
 
 // The members of session_meta `m` as a JSON object, without its closing brace: id,
 // title, created_at, updated_at, exchange_count, extra (always, or only when not empty),
-// pinned, and forked_from when set.
+// pinned, and forked_from when set. Text that is not valid UTF-8 (from a store that does
+// not check it) is written with U+FFFD in its place. Throws time_out_of_range as
+// format_timestamp() does.
 inline void append_meta_fields(std::string& out, const session_meta& m, bool always_extra) {
     out += R"({"id":)";
-    append_json_string(out, m.id);
+    append_json_string_repaired(out, m.id);
     out += R"(,"title":)";
-    append_json_string(out, m.title);
+    append_json_string_repaired(out, m.title);
     out += R"(,"created_at":")";
     out += format_timestamp(m.created_at);
     out += R"(","updated_at":")";
@@ -137,12 +139,12 @@ inline void append_meta_fields(std::string& out, const session_meta& m, bool alw
     append_uint(out, m.exchange_count);
     if (always_extra || !m.extra.empty()) {
         out += R"(,"extra":)";
-        append_json_value(out, m.extra);
+        append_json_value_repaired(out, m.extra);
     }
     out += m.pinned ? R"(,"pinned":true)" : R"(,"pinned":false)";
     if (m.forked_from) {
         out += R"(,"forked_from":{"id":)";
-        append_json_string(out, m.forked_from->id);
+        append_json_string_repaired(out, m.forked_from->id);
         out += R"(,"seq":)";
         append_uint(out, m.forked_from->seq);
         out += '}';
@@ -155,6 +157,10 @@ inline void append_meta_fields(std::string& out, const session_meta& m, bool alw
 /// ({"id", "title", "created_at", "updated_at", "exchange_count", "extra" when not empty,
 /// "pinned", "forked_from" when set}), written straight into the buffer: a listing of
 /// thousands of sessions (dexter --list-sessions --json) needs no json::value for each.
+/// Text that is not valid UTF-8 (which a store that does not check it may hand back) is
+/// written with U+FFFD in its place: the output is always JSON. Throws time_out_of_range
+/// when a time of `m` is outside the years 0000..9999 (see format_timestamp()); `out`
+/// then holds part of the object.
 inline void append_json(std::string& out, const session_meta& m) {
     detail::append_meta_fields(out, m, false);
     out += '}';

@@ -19,6 +19,20 @@
 
 namespace dexter::sessions::detail {
 
+/// Whether the 8 bytes at `p` are plain ASCII, as a JSON string holds it unescaped: no
+/// quote, backslash, control character or byte above 0x7F. Tested as one word.
+inline bool is_plain_json_word(const void* p) noexcept {
+    std::uint64_t w;
+    std::memcpy(&w, p, 8);
+    const std::uint64_t high = w & 0x8080808080808080ull;
+    const std::uint64_t ctrl = (w - 0x2020202020202020ull) & ~w & 0x8080808080808080ull;
+    const std::uint64_t q = w ^ 0x2222222222222222ull;
+    const std::uint64_t quote = (q - 0x0101010101010101ull) & ~q & 0x8080808080808080ull;
+    const std::uint64_t b = w ^ 0x5c5c5c5c5c5c5c5cull;
+    const std::uint64_t bslash = (b - 0x0101010101010101ull) & ~b & 0x8080808080808080ull;
+    return (high | ctrl | quote | bslash) == 0;
+}
+
 /// Appends `s` as a JSON string literal (quotes included). Escapes what JSON requires
 /// (`"`, `\`, control characters) and nothing else, as Boost.JSON does. Returns false,
 /// having appended something unspecified, if `s` is not valid UTF-8. With `CheckUtf8`
@@ -40,17 +54,7 @@ inline bool append_json_string(std::string& out, std::string_view s) {
     };
     while (p < end) {
         // Plain ASCII in runs of 8 bytes: no quote, backslash, control or high byte.
-        while (end - p >= 8) {
-            std::uint64_t w;
-            std::memcpy(&w, p, 8);
-            const std::uint64_t high = w & 0x8080808080808080ull;
-            const std::uint64_t ctrl = (w - 0x2020202020202020ull) & ~w & 0x8080808080808080ull;
-            const std::uint64_t q = w ^ 0x2222222222222222ull;
-            const std::uint64_t quote = (q - 0x0101010101010101ull) & ~q & 0x8080808080808080ull;
-            const std::uint64_t b = w ^ 0x5c5c5c5c5c5c5c5cull;
-            const std::uint64_t bslash = (b - 0x0101010101010101ull) & ~b & 0x8080808080808080ull;
-            if (high | ctrl | quote | bslash)
-                break;
+        while (end - p >= 8 && is_plain_json_word(p)) {
             std::memcpy(d, p, 8);
             d += 8;
             p += 8;
@@ -187,6 +191,72 @@ inline bool append_json_value(std::string& out, const json::value& v) {
         out += json::serialize(v);
         return true; // null, bool, integers
     }
+}
+
+/// `s` with each byte that does not belong to a well-formed UTF-8 sequence replaced by
+/// U+FFFD.
+inline std::string replace_invalid_utf8(std::string_view s) {
+    std::string out;
+    out.reserve(s.size() + 8);
+    const auto* p = reinterpret_cast<const unsigned char*>(s.data());
+    const auto* const end = p + s.size();
+    while (p < end) {
+        std::size_t len = 1;
+        if (*p >= 0x80) {
+            len = utf8_sequence_length(p, static_cast<std::size_t>(end - p));
+            if (len == 0) {
+                out += "\xEF\xBF\xBD";
+                ++p;
+                continue;
+            }
+        }
+        out.append(reinterpret_cast<const char*>(p), len);
+        p += len;
+    }
+    return out;
+}
+
+/// `v` with each string and key repaired by replace_invalid_utf8().
+inline json::value replace_invalid_utf8(const json::value& v) {
+    switch (v.kind()) {
+    case json::kind::string:
+        return json::value(replace_invalid_utf8(std::string_view(v.get_string())));
+    case json::kind::array: {
+        json::array a;
+        a.reserve(v.get_array().size());
+        for (const auto& e : v.get_array())
+            a.push_back(replace_invalid_utf8(e));
+        return a;
+    }
+    case json::kind::object: {
+        json::object o;
+        for (const auto& kv : v.get_object())
+            o[replace_invalid_utf8(std::string_view(kv.key()))] = replace_invalid_utf8(kv.value());
+        return o;
+    }
+    default:
+        return v;
+    }
+}
+
+/// append_json_string() for text that a store may hand back without having checked it
+/// (a custom store's, or a PostgreSQL database's in SQL_ASCII): what is not valid UTF-8
+/// is written as U+FFFD, so that the output is JSON all the same.
+inline void append_json_string_repaired(std::string& out, std::string_view s) {
+    const std::size_t start = out.size();
+    if (append_json_string(out, s))
+        return;
+    out.resize(start);
+    append_json_string<false>(out, replace_invalid_utf8(s));
+}
+
+/// append_json_value() as append_json_string_repaired() is append_json_string().
+inline void append_json_value_repaired(std::string& out, const json::value& v) {
+    const std::size_t start = out.size();
+    if (append_json_value(out, v))
+        return;
+    out.resize(start);
+    append_json_value<false>(out, replace_invalid_utf8(v));
 }
 
 } // namespace dexter::sessions::detail
