@@ -157,6 +157,10 @@ public:
         sigset_t defaults;
         sigemptyset(&defaults);
         sigaddset(&defaults, SIGPIPE); // this test ignores it; dexter must start as usual
+        // A test run in the background of a shell without job control inherits SIGINT
+        // and SIGQUIT ignored: dexter starts as it would from a terminal all the same.
+        for (const int sig : {SIGINT, SIGQUIT, SIGTERM, SIGHUP})
+            sigaddset(&defaults, sig);
         posix_spawnattr_setsigdefault(&attr, &defaults);
         posix_spawnattr_setflags(&attr, POSIX_SPAWN_SETSIGDEF);
         c_strings argv(dexter_argv(args)), envp(child_environment(env));
@@ -187,6 +191,29 @@ public:
     }
 
     pid_t pid() const { return pid_; }
+
+    /// Waits until dexter sleeps in read(2) on its standard input (what /proc/PID/stat
+    /// and /proc/PID/syscall say): everything written so far is read, and it waits for
+    /// more. A fixed delay instead is too short on a loaded machine.
+    void wait_until_blocked_reading_input() const {
+        const std::string proc = "/proc/" + std::to_string(pid_);
+        const auto deadline = std::chrono::steady_clock::now() + hang_guard;
+        for (;;) {
+            std::string stat, call;
+            std::getline(std::ifstream(proc + "/stat"), stat);
+            std::getline(std::ifstream(proc + "/syscall"), call);
+            const auto state = stat.rfind(") ");
+            // read(2) is system call 0 on x86-64 and 63 on aarch64; its first argument, 0.
+            const bool reading = call.starts_with("0 0x0 ") || call.starts_with("63 0x0 ");
+            if (state != std::string::npos && stat.compare(state + 2, 1, "S") == 0 && reading)
+                return;
+            if (std::chrono::steady_clock::now() > deadline)
+                throw std::runtime_error("dexter never waited on its standard input (" + call +
+                                         ")");
+            std::this_thread::sleep_for(std::chrono::milliseconds(2));
+        }
+    }
+
     const std::string& out() const { return out_text_; }
     const std::string& err() const { return err_text_; }
 
@@ -2416,7 +2443,7 @@ BOOST_FIXTURE_TEST_CASE(ctrl_c_while_piped_input_is_awaited_asks_nothing, cli) {
     const std::string record = agent("record", "cat > " + dir() + "/asked\necho answered\n");
     dexter_process p({"--agent-cmd", record, "-p", "summarise"}, env());
     p.write("the first half of a report, then the writer stalls\n");
-    std::this_thread::sleep_for(std::chrono::milliseconds(100)); // let dexter block
+    p.wait_until_blocked_reading_input();
     ::kill(p.pid(), SIGINT);
     BOOST_TEST(describe_status(p.wait()) == "killed by signal 2");
     BOOST_TEST(!fs::exists(tmp.path() / "asked"));
