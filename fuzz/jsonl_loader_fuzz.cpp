@@ -405,8 +405,45 @@ void check_import(std::string_view text, const forward_result& big) {
                       "import counts differently from a load");
 }
 
+// Each line the canonical decoder (record_codec.hpp) takes is one the JSON parser reads
+// as the same exchange; and each exchange the parser reads is taken by the canonical
+// decoder from the line encode_exchange() writes of it (tool_calls and extra aside).
+void check_canonical_lines(std::string_view text) {
+    ds::detail::canonical::scratch scratch;
+    for (std::size_t start = 0; start <= text.size();) {
+        const auto nl = std::min(text.find('\n', start), text.size());
+        const std::string_view line = text.substr(start, nl - start);
+        start = nl + 1;
+        ds::exchange fast;
+        const bool taken = ds::detail::canonical::decode_exchange(line, fast, scratch);
+        boost::system::error_code ec;
+        json::parse_options po;
+        po.max_depth = 64;
+        const json::value v = json::parse(line, ec, {}, po);
+        std::optional<ds::exchange> slow;
+        if (!ec && v.is_object())
+            if (auto r = ds::detail::read_exchange(v.get_object()); r)
+                slow = std::move(*r);
+        if (taken) {
+            DEXTER_FUZZ_CHECK(slow.has_value(), "a canonical line the parser refuses");
+            DEXTER_FUZZ_CHECK(*slow == fast, "a canonical line decoded differently");
+        }
+        if (slow && slow->tool_calls.empty() && slow->extra.empty()) {
+            std::string encoded;
+            if (ds::detail::encode_exchange(encoded, *slow)) {
+                encoded.pop_back(); // the newline
+                ds::exchange again;
+                DEXTER_FUZZ_CHECK(ds::detail::canonical::decode_exchange(encoded, again, scratch) &&
+                                      again == *slow,
+                                  "the canonical decoder declines a line the encoder wrote");
+            }
+        }
+    }
+}
+
 extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size) {
     auto& e = env();
+    check_canonical_lines(std::string_view(reinterpret_cast<const char*>(data), size));
     put(e.memfd, data, size);
     const layout in(std::string_view(reinterpret_cast<const char*>(data), size));
     try {

@@ -6,6 +6,8 @@
 #define BOOST_TEST_MODULE record_codec
 #include <boost/test/unit_test.hpp>
 
+#include <boost/json/parse.hpp>
+
 #include <chrono>
 #include <cstdint>
 #include <string>
@@ -189,4 +191,86 @@ BOOST_AUTO_TEST_CASE(order_unchecked_takes_every_exchange_as_it_comes) {
     const auto r = read_all(text, false);
     BOOST_TEST(r.exchanges.size() == 3u);
     BOOST_TEST(r.diags.empty());
+}
+
+// The canonical line decoder (canonical::decode_exchange) takes what encode_exchange()
+// writes without tool_calls or extra, to the exchange the JSON parser reads, and declines
+// everything else, which the parser then reads or reports as before.
+BOOST_AUTO_TEST_CASE(canonical_lines_are_decoded_without_the_parser_to_the_same_exchange) {
+    ds::detail::canonical::scratch scratch;
+    ds::exchange ex;
+    ex.seq = 18446744073709551615ull;
+    ex.timestamp = at(7);
+    ex.query = std::string("tabs\t, quotes \" \\ / \b\f\r\n, NUL ") + '\0' +
+               " \x1f, caf\xC3\xA9, " +
+               "\xE4\xB8\xAD\xE6\x96\x87, \xF0\x9F\x98\x80, and a long ASCII run after them";
+    ex.answer = std::string(5000, 'x') + "\xF0\x9F\x98\x80";
+    for (int extras = 0; extras < 8; ++extras) {
+        BOOST_TEST_CONTEXT("optional fields " << extras) {
+            ex.summary = extras & 1 ? std::optional<std::string>("s\n") : std::nullopt;
+            ex.model = extras & 2 ? std::optional<std::string>("") : std::nullopt;
+            ex.duration_ms = extras & 4 ? std::optional<std::uint64_t>(0) : std::nullopt;
+            std::string line;
+            BOOST_TEST_REQUIRE(ds::detail::encode_exchange(line, ex));
+            line.pop_back();
+            ds::exchange got;
+            got.summary = "left over from the line before";
+            got.tool_calls = json::array{1};
+            BOOST_TEST_REQUIRE(ds::detail::canonical::decode_exchange(line, got, scratch));
+            BOOST_TEST((got == ex));
+            const auto slow = ds::detail::read_exchange(json::parse(line).as_object());
+            BOOST_TEST_REQUIRE(slow.has_value());
+            BOOST_TEST((*slow == got));
+        }
+    }
+    // Escapes the encoder does not write, decoded as JSON says: \/, \u, surrogate pairs.
+    const std::string escaped =
+        R"({"type":"exchange","seq":3,"timestamp":"2026-05-01T00:00:01.000Z","query":"\/\u00e9\u4e2d\ud83d\ude00\u0041","answer":""})";
+    ds::exchange got;
+    BOOST_TEST_REQUIRE(ds::detail::canonical::decode_exchange(escaped, got, scratch));
+    BOOST_TEST(got.query == "/\xC3\xA9\xE4\xB8\xAD\xF0\x9F\x98\x80"
+                            "A");
+    BOOST_TEST((got == *ds::detail::read_exchange(json::parse(escaped).as_object())));
+
+    // Declined: left to the parser, which reads the line or says why it cannot.
+    const std::string head =
+        R"({"type":"exchange","seq":1,"timestamp":"2026-05-01T00:00:01.000Z",)";
+    for (
+        const std::string& line : std::vector<std::string>{
+            head + R"("query":"q","answer":"a","extra":{"k":1}})", // extra
+            head + R"("query":"q","answer":"a","tool_calls":[]})", // tool_calls
+            head + R"("query":"q","answer":"a"} )",                // whitespace
+            head + R"("query":"q","answer":"a","seq":2})",         // a second seq
+            head + R"("answer":"a","query":"q"})",                 // another order
+            head + R"("query":"q","answer":"a","model":"m","summary":"s"})",
+            head + R"("query":"\ud83d","answer":"a"})",        // a lone surrogate
+            head + R"("query":"\ude00\ud83d","answer":"a"})",  // reversed
+            head + R"("query":"\x","answer":"a"})",            // an unknown escape
+            head + "\"query\":\"\t\",\"answer\":\"a\"}",       // a raw control character
+            head + "\"query\":\"\xC3\",\"answer\":\"a\"}",     // cut UTF-8
+            head + "\"query\":\"\xC0\xAF\",\"answer\":\"a\"}", // overlong UTF-8
+            head + R"("query":"q","answer":"a","duration_ms":01})",
+            head + R"("query":"q","answer":"a","duration_ms":1.5})",
+            head + R"("query":"q","answer":"a","duration_ms":18446744073709551616})",
+            head + R"("query":"q","answer":"a)",
+            std::string(
+                R"({"type":"exchange","seq":0,"timestamp":"2026-05-01T00:00:01.000Z","query":"q","answer":"a"})"),
+            std::string(
+                R"({"type":"exchange","seq":1,"timestamp":"2026-05-01","query":"q","answer":"a"})"),
+        }) {
+        BOOST_TEST_CONTEXT(line) {
+            ds::exchange declined;
+            BOOST_TEST(!ds::detail::canonical::decode_exchange(line, declined, scratch));
+        }
+    }
+    // Read through the reader: the parser's answer for each, as before.
+    const auto r = read_all(
+        head + R"("query":"q","answer":"a","extra":{"k":1}})" + "\n" +
+        R"({"type":"exchange","seq":2,"timestamp":"2026-05-01T00:00:02.000Z","query":"\ud83d","answer":"a"})" +
+        "\n" + head.substr(0, head.size() - 1) + "}\n");
+    BOOST_TEST_REQUIRE(r.exchanges.size() == 2u);
+    BOOST_TEST(json::serialize(r.exchanges[0].extra) == R"({"k":1})");
+    BOOST_TEST(r.exchanges[1].query == "\xEF\xBF\xBD");
+    BOOST_TEST(has_reason(r.diags, "lone UTF-16 surrogate", 2));
+    BOOST_TEST(has_reason(r.diags, "bad exchange", 3));
 }

@@ -9,6 +9,7 @@
 
 #include <boost/json/serialize.hpp>
 
+#include <bit>
 #include <charconv>
 #include <cmath>
 #include <cstdint>
@@ -19,9 +20,10 @@
 
 namespace dexter::sessions::detail {
 
-/// Whether the 8 bytes at `p` are plain ASCII, as a JSON string holds it unescaped: no
-/// quote, backslash, control character or byte above 0x7F. Tested as one word.
-inline bool is_plain_json_word(const void* p) noexcept {
+// One bit 7 per byte of the 8 at `p` that is not plain ASCII as a JSON string holds it
+// unescaped (a quote, a backslash, a control character or a byte above 0x7F); exact up
+// to the first such byte (a borrow may mark bytes after it too).
+inline std::uint64_t json_special_bytes(const void* p) noexcept {
     std::uint64_t w;
     std::memcpy(&w, p, 8);
     const std::uint64_t high = w & 0x8080808080808080ull;
@@ -30,7 +32,13 @@ inline bool is_plain_json_word(const void* p) noexcept {
     const std::uint64_t quote = (q - 0x0101010101010101ull) & ~q & 0x8080808080808080ull;
     const std::uint64_t b = w ^ 0x5c5c5c5c5c5c5c5cull;
     const std::uint64_t bslash = (b - 0x0101010101010101ull) & ~b & 0x8080808080808080ull;
-    return (high | ctrl | quote | bslash) == 0;
+    return high | ctrl | quote | bslash;
+}
+
+/// Whether the 8 bytes at `p` are plain ASCII, as a JSON string holds it unescaped: no
+/// quote, backslash, control character or byte above 0x7F. Tested as one word.
+inline bool is_plain_json_word(const void* p) noexcept {
+    return json_special_bytes(p) == 0;
 }
 
 /// Appends `s` as a JSON string literal (quotes included). Escapes what JSON requires
