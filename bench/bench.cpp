@@ -2,7 +2,7 @@
 // The benchmark table of docs/PERFORMANCE.md: every hot path beside its floor, the same
 // bytes through the machine's own primitives, measured in the same run.
 //
-//   bench [--size tiny|full] [--dir DIR] [--dexter PATH] [--only FIGURE]
+//   bench [--size tiny|full] [--dir DIR] [--dexter PATH] [--only FIGURE[,FIGURE...]]
 //
 // Prints a Markdown table. Ratios, not absolute times, are the result: absolute times
 // move with the machine and its load; ratios measured side by side in one run do not.
@@ -672,7 +672,7 @@ int main(int argc, char** argv) {
 #else
     std::string dexter;
 #endif
-    std::string only; // one figure ("6", "1-2", "4-7", "10"), or all of them
+    std::string only; // figures ("6", "1-2,5"), in the table's order, or all of them
     for (int i = 1; i < argc; ++i) {
         const std::string a = argv[i];
         if (a == "--size" && i + 1 < argc) {
@@ -688,7 +688,7 @@ int main(int argc, char** argv) {
             only = argv[++i];
         } else {
             std::cerr << "usage: bench [--size tiny|full] [--dir DIR] [--dexter PATH] "
-                         "[--only 1-2|3|4-7|5|6|8|9|10|11|12|13|14|15|16|17]\n";
+                         "[--only 1-2|3|4-7|5|6|8|9|10|11|12|13|14|15|16|17[,...]]\n";
             return 2;
         }
     }
@@ -711,7 +711,8 @@ int main(int argc, char** argv) {
     const std::string self = fs::canonical("/proc/self/exe").string();
     try {
         const auto run = [&](const char* name, auto&& figure) {
-            if (!only.empty() && only != name)
+            if (!only.empty() && ("," + only + ",").find("," + std::string(name) + ",") ==
+                                     std::string::npos)
                 return;
             std::cerr << "figure " << name << "\n";
             figure();
