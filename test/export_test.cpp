@@ -322,6 +322,47 @@ BOOST_AUTO_TEST_CASE(append_json_is_value_from_and_repairs_what_is_not_utf8) {
     BOOST_CHECK_THROW(ds::append_json(ignored, far), ds::time_out_of_range);
 }
 
+// The json and jsonl exports of a session whose text a store handed back without
+// checking it: JSON all the same, each byte that is not valid UTF-8 written as U+FFFD,
+// where an exchange used to leave an unterminated string (and NUL bytes) behind.
+BOOST_AUTO_TEST_CASE(exports_repair_text_that_is_not_utf8) {
+    auto meta = sample_meta("caf\xE9");
+    meta.extra = json::object{{"k", "\xFF"}};
+    ds::exchange ex = full(1);
+    ex.query = "q\xC0\xAF";
+    ex.answer = "a\xF0\x9F\x98";
+    ex.summary = "s\xE9";
+    ex.model = "m\xFE";
+    ex.tool_calls = json::array{json::object{{"name", "t\xFF"}}};
+    ex.extra = json::object{{"k\xFF", "v"}};
+    const std::vector<ds::exchange> exchanges{ex, plain(2, "fine", "fine")};
+    const std::string bad = "\xEF\xBF\xBD";
+    const std::string doc_text = exported(meta, exchanges, ds::export_format::json);
+    BOOST_TEST(ds::is_valid_utf8(doc_text));
+    json::value doc;
+    BOOST_REQUIRE_NO_THROW(doc = json::parse(doc_text));
+    BOOST_TEST(doc.at("session").at("title").as_string() == "caf" + bad);
+    const auto& array = doc.at("exchanges").as_array();
+    BOOST_TEST_REQUIRE(array.size() == 2u);
+    BOOST_TEST(array[0].at("query").as_string() == "q" + bad + bad);
+    BOOST_TEST(array[0].at("answer").as_string() == "a" + bad + bad + bad);
+    BOOST_TEST(array[0].at("summary").as_string() == "s" + bad);
+    BOOST_TEST(array[0].at("model").as_string() == "m" + bad);
+    BOOST_TEST(array[0].at("tool_calls").at(0).at("name").as_string() == "t" + bad);
+    BOOST_TEST(array[0].at("extra").as_object().contains("k" + bad));
+    BOOST_TEST(array[1].at("query").as_string() == "fine");
+
+    const std::string jsonl = exported(meta, exchanges, ds::export_format::jsonl);
+    BOOST_TEST(ds::is_valid_utf8(jsonl));
+    const auto records = lines(jsonl);
+    BOOST_TEST_REQUIRE(records.size() == 3u);
+    for (const auto& line : records)
+        BOOST_REQUIRE_NO_THROW(json::parse(line));
+    BOOST_TEST(json::parse(records[0]).at("title").as_string() == "caf" + bad);
+    BOOST_TEST(json::parse(records[0]).at("extra").at("k").as_string() == bad);
+    BOOST_TEST(json::parse(records[1]).at("query").as_string() == "q" + bad + bad);
+}
+
 BOOST_AUTO_TEST_CASE(json_of_a_session_without_exchanges) {
     const json::value doc = json::parse(exported(sample_meta(""), {}, ds::export_format::json));
     BOOST_TEST(doc.at("exchanges").as_array().empty());

@@ -151,6 +151,40 @@ inline void append_meta_fields(std::string& out, const session_meta& m, bool alw
     }
 }
 
+// encode_header() and encode_exchange() for an export: text that is not valid UTF-8
+// (which a store that does not check it may hand back) is written with U+FFFD in its
+// place, so that the output is JSON all the same.
+inline void encode_header_repaired(std::string& out, const session_meta& m) {
+    const std::size_t start = out.size();
+    if (encode_header(out, m))
+        return;
+    out.resize(start);
+    session_meta fixed = m;
+    fixed.id = replace_invalid_utf8(m.id);
+    fixed.title = replace_invalid_utf8(m.title);
+    fixed.extra = replace_invalid_utf8(json::value(m.extra)).as_object();
+    if (fixed.forked_from)
+        fixed.forked_from->id = replace_invalid_utf8(m.forked_from->id);
+    encode_header<false>(out, fixed);
+}
+
+inline void encode_exchange_repaired(std::string& out, const exchange& ex) {
+    const std::size_t start = out.size();
+    if (encode_exchange(out, ex))
+        return;
+    out.resize(start);
+    exchange fixed = ex;
+    fixed.query = replace_invalid_utf8(ex.query);
+    fixed.answer = replace_invalid_utf8(ex.answer);
+    if (ex.summary)
+        fixed.summary = replace_invalid_utf8(*ex.summary);
+    if (ex.model)
+        fixed.model = replace_invalid_utf8(*ex.model);
+    fixed.tool_calls = replace_invalid_utf8(json::value(ex.tool_calls)).as_array();
+    fixed.extra = replace_invalid_utf8(json::value(ex.extra)).as_object();
+    encode_exchange<false>(out, fixed);
+}
+
 } // namespace detail
 
 /// Appends session `m` to `out` as one JSON object, the one json::value_from(m) gives
@@ -178,7 +212,7 @@ public:
         buf_.clear();
         switch (format_) {
         case export_format::jsonl:
-            detail::encode_header(buf_, m);
+            detail::encode_header_repaired(buf_, m);
             break;
         case export_format::json:
             buf_ += R"({"session":)";
@@ -215,7 +249,7 @@ public:
         switch (format_) {
         case export_format::jsonl:
             if (record.empty()) {
-                detail::encode_exchange(buf_, ex);
+                detail::encode_exchange_repaired(buf_, ex);
             } else {
                 buf_ += record;
                 buf_ += '\n';
@@ -228,7 +262,7 @@ public:
                 buf_ += record.substr(typed.size());
             } else {
                 const std::size_t at = buf_.size();
-                detail::encode_exchange(buf_, ex);
+                detail::encode_exchange_repaired(buf_, ex);
                 buf_.erase(at, typed.size());
                 buf_.pop_back();
             }

@@ -224,7 +224,9 @@ inline std::string replace_invalid_utf8(std::string_view s) {
     return out;
 }
 
-/// `v` with each string and key repaired by replace_invalid_utf8().
+/// `v` with each string and key repaired by replace_invalid_utf8(). Keys that repair to
+/// the same text become one member, the later one's value (as a JSON reader takes the
+/// last of two equal keys).
 inline json::value replace_invalid_utf8(const json::value& v) {
     switch (v.kind()) {
     case json::kind::string:
