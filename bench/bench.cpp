@@ -711,8 +711,8 @@ int main(int argc, char** argv) {
     const std::string self = fs::canonical("/proc/self/exe").string();
     try {
         const auto run = [&](const char* name, auto&& figure) {
-            if (!only.empty() && ("," + only + ",").find("," + std::string(name) + ",") ==
-                                     std::string::npos)
+            if (!only.empty() &&
+                ("," + only + ",").find("," + std::string(name) + ",") == std::string::npos)
                 return;
             std::cerr << "figure " << name << "\n";
             figure();
