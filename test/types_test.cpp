@@ -754,6 +754,29 @@ BOOST_DATA_TEST_CASE(first_invalid_offsets, boost::unit_test::data::make(utf8_ca
     BOOST_TEST(ds::is_valid_utf8(c.bytes) == (c.first_invalid == c.bytes.size()));
 }
 
+BOOST_DATA_TEST_CASE(first_invalid_offsets_anywhere_in_a_word,
+                     boost::unit_test::data::make(utf8_cases()), c) {
+    // The run-time path reads 8 bytes at a time and skips to a word's first byte above
+    // 0x7F: each case at every position of a word, after ASCII or multi-byte text, and
+    // before more text.
+    std::size_t checked = 0;
+    for (std::size_t before = 0; before < 20; ++before) {
+        std::string prefix;
+        for (std::size_t k = 0; k < before; ++k)
+            prefix += k % 5 == 4 ? "\xC3\xA9" : "a";
+        for (const std::string_view after :
+             {"", "z", "0123456789abcdef", "\xC3\xA9\xE4\xB8\xAD!"}) {
+            const std::string s = prefix + c.bytes + std::string(after);
+            const std::size_t want =
+                c.first_invalid == c.bytes.size() ? s.size() : prefix.size() + c.first_invalid;
+            BOOST_TEST_REQUIRE(ds::first_invalid_utf8(s) == want,
+                               "after " << before << " characters, before '" << after << "'");
+            ++checked;
+        }
+    }
+    BOOST_TEST(checked == 80u);
+}
+
 BOOST_AUTO_TEST_CASE(usable_at_compile_time) {
     static_assert(ds::is_valid_utf8("caf\xC3\xA9"));
     static_assert(!ds::is_valid_utf8("\xC0\xAF"));

@@ -20,25 +20,25 @@
 
 namespace dexter::sessions::detail {
 
-// One bit 7 per byte of the 8 at `p` that is not plain ASCII as a JSON string holds it
-// unescaped (a quote, a backslash, a control character or a byte above 0x7F); exact up
-// to the first such byte (a borrow may mark bytes after it too).
-inline std::uint64_t json_special_bytes(const void* p) noexcept {
+// One bit 7 per byte of the 8 at `p` that JSON escapes (a quote, a backslash, a control
+// character), exact up to the first such byte (a borrow may mark bytes after it too).
+inline std::uint64_t json_escaped_bytes(const void* p) noexcept {
     std::uint64_t w;
     std::memcpy(&w, p, 8);
-    const std::uint64_t high = w & 0x8080808080808080ull;
     const std::uint64_t ctrl = (w - 0x2020202020202020ull) & ~w & 0x8080808080808080ull;
     const std::uint64_t q = w ^ 0x2222222222222222ull;
     const std::uint64_t quote = (q - 0x0101010101010101ull) & ~q & 0x8080808080808080ull;
     const std::uint64_t b = w ^ 0x5c5c5c5c5c5c5c5cull;
     const std::uint64_t bslash = (b - 0x0101010101010101ull) & ~b & 0x8080808080808080ull;
-    return high | ctrl | quote | bslash;
+    return ctrl | quote | bslash;
 }
 
-/// Whether the 8 bytes at `p` are plain ASCII, as a JSON string holds it unescaped: no
-/// quote, backslash, control character or byte above 0x7F. Tested as one word.
-inline bool is_plain_json_word(const void* p) noexcept {
-    return json_special_bytes(p) == 0;
+// The same, and the bytes above 0x7F: one bit 7 per byte of the 8 at `p` that is not
+// plain ASCII as a JSON string holds it unescaped; exact up to the first such byte.
+inline std::uint64_t json_special_bytes(const void* p) noexcept {
+    std::uint64_t w;
+    std::memcpy(&w, p, 8);
+    return json_escaped_bytes(p) | (w & 0x8080808080808080ull);
 }
 
 /// Appends `s` as a JSON string literal (quotes included). Escapes what JSON requires
@@ -61,76 +61,77 @@ inline bool append_json_string(std::string& out, std::string_view s) {
         d = out.data() + at;
     };
     while (p < end) {
-        // Plain ASCII in runs of 8 bytes: no quote, backslash, control or high byte.
-        while (end - p >= 8 && is_plain_json_word(p)) {
+        // 8 bytes copied as they are (`out` has room for what is left of `s`), and kept up
+        // to the first that is a quote, a backslash or a control character, or (when
+        // checking UTF-8 here) above 0x7F; that one is then written on its own.
+        if (end - p >= 8) {
+            const std::uint64_t special = CheckUtf8 ? json_special_bytes(p) : json_escaped_bytes(p);
             std::memcpy(d, p, 8);
-            d += 8;
-            p += 8;
+            if (special == 0) {
+                d += 8;
+                p += 8;
+                continue;
+            }
+            if constexpr (std::endian::native == std::endian::little) {
+                const auto plain = static_cast<std::size_t>(std::countr_zero(special) / 8);
+                d += plain;
+                p += plain;
+            }
         }
-        // The word that failed the test (or the last bytes), one character at a time:
-        // testing the words that overlap it would only fail again.
-        const auto* const word_end = end - p > 8 ? p + 8 : end;
-        while (p < word_end) {
-            const unsigned char c = *p;
-            if (c >= 0x20 && c < 0x80 && c != '"' && c != '\\') {
-                *d++ = static_cast<char>(c);
-                ++p;
-                continue;
-            }
-            if (c >= 0x80) {
-                if constexpr (!CheckUtf8) {
-                    *d++ = static_cast<char>(c);
-                    ++p;
-                    continue;
-                }
-                const std::size_t len = utf8_sequence_length(p, static_cast<std::size_t>(end - p));
-                if (len == 0)
-                    return false;
-                std::memcpy(d, p, len);
-                d += len;
-                p += len;
-                continue;
-            }
-            // An escape: 2 or 6 bytes for 1.
-            char esc = 0;
-            switch (c) {
-            case '"':
-                esc = '"';
-                break;
-            case '\\':
-                esc = '\\';
-                break;
-            case '\b':
-                esc = 'b';
-                break;
-            case '\f':
-                esc = 'f';
-                break;
-            case '\n':
-                esc = 'n';
-                break;
-            case '\r':
-                esc = 'r';
-                break;
-            case '\t':
-                esc = 't';
-                break;
-            default:
-                break;
-            }
-            grow(esc ? 1 : 5);
-            *d++ = '\\';
-            if (esc) {
-                *d++ = esc;
-            } else {
-                *d++ = 'u';
-                *d++ = '0';
-                *d++ = '0';
-                *d++ = hex[c >> 4];
-                *d++ = hex[c & 15];
-            }
+        const unsigned char c = *p;
+        if (c >= 0x20 && c != '"' && c != '\\' && (!CheckUtf8 || c < 0x80)) {
+            *d++ = static_cast<char>(c);
             ++p;
+            continue;
         }
+        if (c >= 0x80) { // CheckUtf8
+            const std::size_t len = utf8_sequence_length(p, static_cast<std::size_t>(end - p));
+            if (len == 0)
+                return false;
+            std::memcpy(d, p, len);
+            d += len;
+            p += len;
+            continue;
+        }
+        // An escape: 2 or 6 bytes for 1.
+        char esc = 0;
+        switch (c) {
+        case '"':
+            esc = '"';
+            break;
+        case '\\':
+            esc = '\\';
+            break;
+        case '\b':
+            esc = 'b';
+            break;
+        case '\f':
+            esc = 'f';
+            break;
+        case '\n':
+            esc = 'n';
+            break;
+        case '\r':
+            esc = 'r';
+            break;
+        case '\t':
+            esc = 't';
+            break;
+        default:
+            break;
+        }
+        grow(esc ? 1 : 5);
+        *d++ = '\\';
+        if (esc) {
+            *d++ = esc;
+        } else {
+            *d++ = 'u';
+            *d++ = '0';
+            *d++ = '0';
+            *d++ = hex[c >> 4];
+            *d++ = hex[c & 15];
+        }
+        ++p;
     }
     *d++ = '"';
     out.resize(static_cast<std::size_t>(d - out.data()));
