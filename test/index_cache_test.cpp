@@ -363,3 +363,52 @@ BOOST_AUTO_TEST_CASE(an_index_from_a_newer_library_is_not_written_over) {
 }
 
 BOOST_AUTO_TEST_SUITE_END()
+
+BOOST_AUTO_TEST_CASE(an_index_cut_anywhere_in_two_chunks_decodes_as_it_does_whole) {
+    // index.json is decoded as it is read, 64 KiB at a time: a key, a channel's name or a
+    // session's id may be cut between two chunks.
+    ds::detail::index_data idx;
+    idx.boot_id = "boot-1";
+    idx.changes_inode = 7;
+    idx.changes_offset = 123;
+    for (const std::string ch : {"cli", "other"}) {
+        auto& c = idx.channels[ch];
+        c.dir_mtime_ns = 1'700'000'000'123'456'789;
+        for (int i = 0; i < 3; ++i) {
+            ds::detail::index_entry e;
+            e.meta = make_meta("abcd000" + std::to_string(i));
+            e.meta.title = "t\xC3\xA9tle \"" + std::to_string(i) + "\"";
+            e.meta.exchange_count = static_cast<std::uint64_t>(i) * 10;
+            e.meta.pinned = i == 1;
+            if (i == 2)
+                e.meta.extra = boost::json::object{{"k", boost::json::array{1, "two"}}};
+            e.size = 1000u + static_cast<std::uint64_t>(i);
+            e.lines = 11;
+            e.ino = 99;
+            e.mtime_ns = 5;
+            e.file_size = e.size + 3;
+            e.no_header = i == 0;
+            c.sessions.emplace(e.meta.id, e);
+        }
+    }
+    const std::string text = ds::detail::encode_index(idx);
+    const auto whole = ds::detail::decode_index(text);
+    BOOST_TEST_REQUIRE((whole.state == ds::detail::index_decode::status::ok), whole.why);
+    BOOST_TEST_REQUIRE(whole.data.channels.size() == 2u);
+    BOOST_TEST_REQUIRE((whole.data.channels.at("cli").sessions == idx.channels.at("cli").sessions));
+    for (std::size_t cut = 0; cut <= text.size(); ++cut) {
+        ds::detail::index_decoder d;
+        if (d.feed(std::string_view(text).substr(0, cut)))
+            d.feed(std::string_view(text).substr(cut));
+        const auto got = d.finish();
+        BOOST_TEST_REQUIRE((got.state == ds::detail::index_decode::status::ok),
+                           "cut at " << cut << ": " << got.why);
+        BOOST_TEST_REQUIRE(got.data.boot_id == idx.boot_id, "cut at " << cut);
+        for (const auto& [name, c] : idx.channels) {
+            BOOST_TEST_REQUIRE(got.data.channels.count(name) == 1u, "cut at " << cut);
+            BOOST_TEST_REQUIRE(got.data.channels.at(name).dir_mtime_ns == c.dir_mtime_ns);
+            BOOST_TEST_REQUIRE((got.data.channels.at(name).sessions == c.sessions),
+                               "cut at " << cut << " in channel " << name);
+        }
+    }
+}

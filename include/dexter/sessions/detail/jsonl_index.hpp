@@ -336,14 +336,27 @@ private:
                 {"pinned", name::pinned},
                 {"no_header", name::no_header},
                 {"order", name::order}};
+            // The size and the first byte tell every known key from the others of its
+            // size: a whole comparison is left for the one candidate.
+            static_assert([] {
+                for (const auto& a : known)
+                    for (const auto& b : known)
+                        if (&a != &b && a.first.size() == b.first.size() &&
+                            a.first[0] == b.first[0])
+                            return false;
+                return true;
+            }());
+            if (k.empty())
+                return name::other;
             for (const auto& [text, n] : known)
-                if (text.size() == k.size() && text == k)
-                    return n;
+                if (text.size() == k.size() && text[0] == k[0])
+                    return std::equal(text.begin() + 1, text.end(), k.begin() + 1) ? n
+                                                                                   : name::other;
             return name::other;
         }
         struct level {
             place where;
-            std::string key;      // the key of the member being read (objects)
+            std::string key;      // the key of the member being read (channels, sessions)
             name n = name::other; // what that key means
         };
 
@@ -778,10 +791,17 @@ private:
                 captured.push_key(s);
                 return true;
             }
-            key_buf.append(s.data(), s.size());
-            stack.back().key.swap(key_buf);
+            level& l = stack.back();
+            std::string_view k(s.data(), s.size());
+            if (!key_buf.empty()) { // a key split between two chunks of the file
+                key_buf.append(k);
+                k = key_buf;
+            }
+            l.n = name_of(k);
+            // Only a channel's name and a session's id are read as text (open()).
+            if (l.where == place::channels || l.where == place::sessions)
+                l.key.assign(k);
             key_buf.clear();
-            stack.back().n = name_of(stack.back().key);
             return true;
         }
         bool on_string_part(json::string_view s, std::size_t, boost::system::error_code&) {
