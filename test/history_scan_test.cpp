@@ -252,3 +252,62 @@ BOOST_AUTO_TEST_CASE(a_failed_read_is_an_error_naming_the_file) {
     BOOST_CHECK_THROW(ds::detail::read_history_header(ops, f.fd(), f.path(), 16u << 20),
                       ds::storage_error);
 }
+
+namespace {
+
+// A forward read of the whole of `f` (of `file_size` bytes) collected as load() does.
+std::vector<ds::exchange> collect(const file& f, std::uint64_t file_size) {
+    ds::detail::posix_ops ops;
+    ds::detail::scan_state st;
+    std::vector<ds::diagnostic> diags;
+    std::vector<ds::exchange> out;
+    ds::detail::scan_forward(ops, f.fd(), f.path(), st, diags, 16u << 20, true,
+                             ds::detail::exchange_collector(out, file_size));
+    BOOST_TEST(diags.empty());
+    return out;
+}
+
+} // namespace
+
+BOOST_AUTO_TEST_CASE(a_full_read_reserves_room_for_its_exchanges_once) {
+    // 1,100 exchanges of one size: room for about that many is reserved after the first
+    // 16, where growing by doubling ends at room for 2,048.
+    ds::test::temp_dir dir;
+    const std::string text = history(1100, 3000);
+    file f(dir, text);
+    const auto got = collect(f, text.size());
+    BOOST_TEST_REQUIRE(got.size() == 1100u);
+    BOOST_TEST(got.capacity() <= 1100u * 11 / 10);
+    for (std::uint64_t i = 0; i < got.size(); ++i)
+        BOOST_TEST_REQUIRE((got[i] == make_exchange(i + 1, 3000)), "exchange " << i + 1);
+}
+
+BOOST_AUTO_TEST_CASE(short_first_lines_reserve_no_more_than_one_exchange_per_512_bytes) {
+    // 16 exchanges of about 100 bytes, then 60 of 20 KB: at the mean of the first lines
+    // the rest would be 12,000 exchanges (2.7 MB of room for 76); the reservation stays
+    // under one per 512 bytes left, and the read still gets every exchange.
+    ds::test::temp_dir dir;
+    std::string text = history(16, 10);
+    for (std::uint64_t seq = 17; seq <= 76; ++seq)
+        ds::detail::encode_exchange(text, make_exchange(seq, 20000));
+    file f(dir, text);
+    const auto got = collect(f, text.size());
+    BOOST_TEST_REQUIRE(got.size() == 76u);
+    BOOST_TEST(got.capacity() <= 17u + text.size() / 480);
+    BOOST_TEST((got.back() == make_exchange(76, 20000)));
+}
+
+BOOST_AUTO_TEST_CASE(a_file_that_grew_or_shrank_since_its_size_was_taken_is_read_whole) {
+    // The size is a hint: a file longer than it (appended to since) or shorter gives the
+    // same exchanges.
+    ds::test::temp_dir dir;
+    const std::string text = history(100, 500);
+    file f(dir, text);
+    for (const std::uint64_t size :
+         {std::uint64_t{0}, std::uint64_t{1000}, std::uint64_t{text.size() * 4}}) {
+        const auto got = collect(f, size);
+        BOOST_TEST_REQUIRE(got.size() == 100u, "size " << size);
+        for (std::uint64_t i = 0; i < got.size(); ++i)
+            BOOST_TEST_REQUIRE((got[i] == make_exchange(i + 1, 500)), "exchange " << i + 1);
+    }
+}

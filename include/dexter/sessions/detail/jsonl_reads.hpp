@@ -156,8 +156,11 @@ loaded_session basic_jsonl_store<Ops>::load(const session_id& id, std::size_t la
     if (last == all_exchanges) {
         detail::scan_state st;
         st.meta.id = id;
+        struct stat sb {};
+        const std::uint64_t size =
+            ops_.fstat(file.get(), &sb) == 0 ? static_cast<std::uint64_t>(sb.st_size) : 0;
         detail::scan_forward(ops_, file.get(), path, st, out.diagnostics, options_.max_record_bytes,
-                             true, [&](exchange&& ex) { out.exchanges.push_back(std::move(ex)); });
+                             true, detail::exchange_collector(out.exchanges, size));
         if (st.newer_version)
             throw newer_format(id, st.newer_version);
         have_header = st.have_header;
