@@ -69,14 +69,70 @@ constexpr sizes tiny_sizes{10, 50, 50, 500, 20, 200, 3, 2000};
 
 // --- peak memory, measured in a child process -----------------------------------------
 
-// Runs `self --child <args>` and returns its "baseline_kb peak_kb" line.
-std::pair<long, long> child_memory(const std::string& self, std::vector<std::string> args) {
+// What a child reported: its resident size before the work and at its peak (kB, -1 if
+// it failed), and the time the work took.
+struct child_report {
+    long base = -1, peak = -1;
+    double seconds = 0;
+};
+
+// Runs `self --child <args>` and reads its "baseline_kb peak_kb [count seconds]" line.
+child_report child_run(const std::string& self, std::vector<std::string> args) {
     args.insert(args.begin(), {self, "--child"});
     const auto [out, status] = bench::output_of(std::move(args), bench::environment_with({}));
-    long base = -1, peak = -1;
-    if (status == 0)
-        std::istringstream(out) >> base >> peak;
-    return {base, peak};
+    child_report r;
+    if (status == 0) {
+        std::size_t count = 0;
+        std::istringstream(out) >> r.base >> r.peak >> count >> r.seconds;
+    }
+    return r;
+}
+
+std::pair<long, long> child_memory(const std::string& self, std::vector<std::string> args) {
+    const auto r = child_run(self, std::move(args));
+    return {r.base, r.peak};
+}
+
+// The floor of figure 5: `file` read in fixed-size chunks, every line parsed by one reused
+// parser into an arena. Returns the number of lines parsed as objects.
+std::size_t chunked_parse(const fs::path& file) {
+    const int fd = ::open(file.c_str(), O_RDONLY | O_CLOEXEC);
+    if (fd < 0)
+        throw std::runtime_error("cannot open " + file.string());
+    std::string buf(64 * 1024, '\0'), partial;
+    std::array<unsigned char, 8192> arena;
+    json::parser p;
+    std::size_t lines = 0;
+    auto parse = [&](std::string_view line) {
+        json::monotonic_resource mr(arena.data(), arena.size());
+        p.reset(&mr);
+        boost::system::error_code ec;
+        p.write(line.data(), line.size(), ec);
+        if (!ec) {
+            json::value v = p.release();
+            lines += v.is_object();
+        }
+    };
+    for (ssize_t n; (n = ::read(fd, buf.data(), buf.size())) > 0;) {
+        std::string_view chunk(buf.data(), static_cast<std::size_t>(n));
+        for (std::size_t from = 0;;) {
+            const auto nl = chunk.find('\n', from);
+            if (nl == std::string_view::npos) {
+                partial.append(chunk.substr(from));
+                break;
+            }
+            if (partial.empty()) {
+                parse(chunk.substr(from, nl - from));
+            } else {
+                partial.append(chunk.substr(from, nl - from));
+                parse(partial);
+                partial.clear();
+            }
+            from = nl + 1;
+        }
+    }
+    ::close(fd);
+    return lines;
 }
 
 // The work of a memory child: what it holds at its peak, measured from `base`.
@@ -92,6 +148,8 @@ std::size_t child_work(const std::string& mode, const fs::path& root, const std:
         return sq::resume(root, arg, 10).exchanges.size();
     if (mode == "sqlite-load")
         return sq::load(root, arg).exchanges.size();
+    if (mode == "floor-load")
+        return chunked_parse(root);
     return 0;
 }
 
@@ -123,6 +181,7 @@ std::pair<long, long> live_session(const std::string& mode, const fs::path& root
 
 int child_main(int argc, char** argv) {
     // --child resume|load|sqlite-resume|sqlite-load <root or db> <id>
+    // --child floor-load <file> -
     // --child live|sqlite-live <root or db> <saves>
     if (argc < 5)
         return 2;
@@ -137,13 +196,17 @@ int child_main(int argc, char** argv) {
     // Page in the code and the allocator, not measured.
     if (mode.rfind("sqlite-", 0) == 0)
         sq::resume(root, arg, 1);
+    else if (mode == "floor-load")
+        (void)json::parse(R"({"type":"exchange","seq":1})");
     else
         ds::jsonl_store{root}.find(arg);
     reset_peak();
     const long base = status_kb("VmRSS:");
+    const auto start = clock_type::now();
     const std::size_t sink = child_work(mode, root, arg);
+    const double seconds = seconds_of(clock_type::now() - start);
     const long peak = status_kb("VmHWM:");
-    std::printf("%ld %ld %zu\n", base, peak, sink);
+    std::printf("%ld %ld %zu %.9f\n", base, peak, sink, seconds);
     return 0;
 }
 
@@ -421,85 +484,76 @@ void figures_4_7(const fs::path& dir, const sizes& z, const std::string& self) {
     std::cerr << "  7: " << extra_mib << " MiB above baseline\n";
 }
 
+// Figure 5: a full load in the measuring process, ours, the floor (chunked_parse()) and
+// SQLite interleaved, so that each finds the heap as the one before left it (a load's
+// time depends on glibc's heap: docs/PERFORMANCE.md). 5m and 5p: the same loads of ours
+// and SQLite in fresh processes (`--child load|sqlite-load`): their peak memory, and
+// their time with every page of the result new to the process.
 void figure_5(const fs::path& dir, const sizes& z, const std::string& self) {
     const fs::path root = file_store(dir, 1, z.load_exchanges);
     const fs::path file = root / "cli" / bench::bench_id(0) / "history.jsonl";
     const double bytes = static_cast<double>(fs::file_size(file));
+    const fs::path db = sq::built() ? sqlite_db(dir, 1, z.load_exchanges) : fs::path();
     ds::jsonl_store store{root};
-    const double ours = time_median(z.repeats, [&] {
-        if (store.load(bench::bench_id(0), ds::all_exchanges).exchanges.size() != z.load_exchanges)
-            throw std::runtime_error("bad load");
-    });
-    // Floor: fixed-size chunks, every line parsed by one reused parser into an arena.
-    const double floor = time_median(z.repeats, [&] {
-        const int fd = ::open(file.c_str(), O_RDONLY | O_CLOEXEC);
-        std::string buf(64 * 1024, '\0'), partial;
-        std::array<unsigned char, 8192> arena;
-        json::parser p;
-        std::size_t lines = 0;
-        auto parse = [&](std::string_view line) {
-            json::monotonic_resource mr(arena.data(), arena.size());
-            p.reset(&mr);
-            boost::system::error_code ec;
-            p.write(line.data(), line.size(), ec);
-            if (!ec) {
-                json::value v = p.release();
-                lines += v.is_object();
-            }
-        };
-        for (ssize_t n; (n = ::read(fd, buf.data(), buf.size())) > 0;) {
-            std::string_view chunk(buf.data(), static_cast<std::size_t>(n));
-            for (std::size_t from = 0;;) {
-                const auto nl = chunk.find('\n', from);
-                if (nl == std::string_view::npos) {
-                    partial.append(chunk.substr(from));
-                    break;
-                }
-                if (partial.empty()) {
-                    parse(chunk.substr(from, nl - from));
-                } else {
-                    partial.append(chunk.substr(from, nl - from));
-                    parse(partial);
-                    partial.clear();
-                }
-                from = nl + 1;
-            }
-        }
-        ::close(fd);
-        if (lines != z.load_exchanges + 1)
-            throw std::runtime_error("bad floor");
-    });
+    std::vector<double> ours, floor, theirs;
+    auto timed = [](std::vector<double>& times, auto&& work) {
+        const auto start = clock_type::now();
+        work();
+        times.push_back(seconds_of(clock_type::now() - start));
+    };
+    for (std::size_t i = 0; i < z.repeats; ++i) {
+        timed(ours, [&] {
+            if (store.load(bench::bench_id(0), ds::all_exchanges).exchanges.size() !=
+                z.load_exchanges)
+                throw std::runtime_error("bad load");
+        });
+        timed(floor, [&] {
+            if (chunked_parse(file) != z.load_exchanges + 1)
+                throw std::runtime_error("bad floor");
+        });
+        if (!db.empty())
+            timed(theirs, [&] {
+                if (sq::load(db, bench::bench_id(0)).exchanges.size() != z.load_exchanges)
+                    throw std::runtime_error("bad SQLite load");
+            });
+    }
+    const double t = median(std::move(ours));
     add("5",
         "full load of " + std::to_string(z.load_exchanges) + " exchanges (" +
-            fmt(bytes / ours / 1e6, "MB/s") + ")",
-        ours, floor, 1.3);
-    fs::path db;
-    if (sq::built()) {
-        db = sqlite_db(dir, 1, z.load_exchanges);
-        with_sqlite(ours, time_median(z.repeats, [&] {
-                        if (sq::load(db, bench::bench_id(0)).exchanges.size() != z.load_exchanges)
-                            throw std::runtime_error("bad SQLite load");
-                    }));
-    } else {
-        without_sqlite(sq::not_built);
+            fmt(bytes / t / 1e6, "MB/s") + ")",
+        t, median(std::move(floor)), 1.3);
+    db.empty() ? without_sqlite(sq::not_built) : with_sqlite(t, median(std::move(theirs)));
+
+    std::vector<double> fresh_ours, fresh_theirs;
+    long our_peak = -1, their_peak = -1;
+    for (std::size_t i = 0; i < std::max<std::size_t>(z.repeats / 3, 1); ++i) {
+        const auto r = child_run(self, {"load", root.string(), bench::bench_id(0)});
+        if (r.base < 0)
+            throw std::runtime_error("figure 5m: the child failed");
+        fresh_ours.push_back(r.seconds);
+        our_peak = std::max(our_peak, r.peak - r.base);
+        if (!db.empty()) {
+            const auto q = child_run(self, {"sqlite-load", db.string(), bench::bench_id(0)});
+            if (q.base < 0)
+                throw std::runtime_error("figure 5m: the SQLite child failed");
+            fresh_theirs.push_back(q.seconds);
+            their_peak = std::max(their_peak, q.peak - q.base);
+        }
     }
-    const auto mem = child_memory(self, {"load", root.string(), bench::bench_id(0)});
-    const double peak_ratio = (mem.second - mem.first) * 1024.0 / bytes;
+    const double peak_ratio = our_peak * 1024.0 / bytes;
     char r[32];
     std::snprintf(r, sizeof r, "%.2f×", peak_ratio);
     table.push_back({"5m", "peak memory of the full load, above baseline",
-                     fmt((mem.second - mem.first) / 1024.0, "MiB"),
-                     fmt(bytes / 1048576.0, "MiB") + " file", r, "≤ 1.30×",
-                     peak_ratio <= 1.3 ? "met" : "MISSED"});
-    if (sq::built()) {
-        const auto theirs = child_memory(self, {"sqlite-load", db.string(), bench::bench_id(0)});
-        if (theirs.first < 0)
-            throw std::runtime_error("figure 5m: the SQLite child failed");
-        with_sqlite((mem.second - mem.first) / 1024.0, (theirs.second - theirs.first) / 1024.0,
-                    "MiB");
-    } else {
-        without_sqlite(sq::not_built);
-    }
+                     fmt(our_peak / 1024.0, "MiB"), fmt(bytes / 1048576.0, "MiB") + " file", r,
+                     "≤ 1.30×", peak_ratio <= 1.3 ? "met" : "MISSED"});
+    db.empty() ? without_sqlite(sq::not_built)
+               : with_sqlite(our_peak / 1024.0, their_peak / 1024.0, "MiB");
+    const double fresh = median(std::move(fresh_ours));
+    table.push_back({"5p", "the full load of 5 in a fresh process (every page of it new)",
+                     fmt(fresh, "s"), "", "", "", "-"});
+    std::cerr << "  5p: " << table.back().ours << "\n";
+    db.empty() ? without_sqlite(sq::not_built)
+               : with_sqlite(fresh, median(std::move(fresh_theirs)));
 }
 
 void figure_6(const fs::path& dir, const sizes& z) {
