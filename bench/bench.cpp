@@ -70,9 +70,10 @@ constexpr sizes tiny_sizes{10, 50, 50, 500, 20, 200, 3, 2000};
 // --- peak memory, measured in a child process -----------------------------------------
 
 // What a child reported: its resident size before the work and at its peak (kB, -1 if
-// it failed), and the time the work took.
+// it failed), what the work returned (exchanges loaded, turns resumed) and its time.
 struct child_report {
     long base = -1, peak = -1;
+    std::size_t count = 0;
     double seconds = 0;
 };
 
@@ -81,10 +82,8 @@ child_report child_run(const std::string& self, std::vector<std::string> args) {
     args.insert(args.begin(), {self, "--child"});
     const auto [out, status] = bench::output_of(std::move(args), bench::environment_with({}));
     child_report r;
-    if (status == 0) {
-        std::size_t count = 0;
-        std::istringstream(out) >> r.base >> r.peak >> count >> r.seconds;
-    }
+    if (status == 0)
+        std::istringstream(out) >> r.base >> r.peak >> r.count >> r.seconds;
     return r;
 }
 
@@ -148,8 +147,6 @@ std::size_t child_work(const std::string& mode, const fs::path& root, const std:
         return sq::resume(root, arg, 10).exchanges.size();
     if (mode == "sqlite-load")
         return sq::load(root, arg).exchanges.size();
-    if (mode == "floor-load")
-        return chunked_parse(root);
     return 0;
 }
 
@@ -181,7 +178,6 @@ std::pair<long, long> live_session(const std::string& mode, const fs::path& root
 
 int child_main(int argc, char** argv) {
     // --child resume|load|sqlite-resume|sqlite-load <root or db> <id>
-    // --child floor-load <file> -
     // --child live|sqlite-live <root or db> <saves>
     if (argc < 5)
         return 2;
@@ -196,8 +192,6 @@ int child_main(int argc, char** argv) {
     // Page in the code and the allocator, not measured.
     if (mode.rfind("sqlite-", 0) == 0)
         sq::resume(root, arg, 1);
-    else if (mode == "floor-load")
-        (void)json::parse(R"({"type":"exchange","seq":1})");
     else
         ds::jsonl_store{root}.find(arg);
     reset_peak();
@@ -528,13 +522,13 @@ void figure_5(const fs::path& dir, const sizes& z, const std::string& self) {
     long our_peak = -1, their_peak = -1;
     for (std::size_t i = 0; i < std::max<std::size_t>(z.repeats / 3, 1); ++i) {
         const auto r = child_run(self, {"load", root.string(), bench::bench_id(0)});
-        if (r.base < 0)
+        if (r.base < 0 || r.count != z.load_exchanges)
             throw std::runtime_error("figure 5m: the child failed");
         fresh_ours.push_back(r.seconds);
         our_peak = std::max(our_peak, r.peak - r.base);
         if (!db.empty()) {
             const auto q = child_run(self, {"sqlite-load", db.string(), bench::bench_id(0)});
-            if (q.base < 0)
+            if (q.base < 0 || q.count != z.load_exchanges)
                 throw std::runtime_error("figure 5m: the SQLite child failed");
             fresh_theirs.push_back(q.seconds);
             their_peak = std::max(their_peak, q.peak - q.base);

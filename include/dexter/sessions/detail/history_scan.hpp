@@ -96,12 +96,13 @@ lines_read read_lines(Ops& ops, int fd, const std::string& path, std::uint64_t p
 
 /// Collects the exchanges of a forward read into `v`. After the first 16 it reserves
 /// room, once, for as many as the rest of a file of `file_size` bytes holds at their mean
-/// line length, but for no more than one per 512 bytes left (an exchange takes 224 bytes
-/// before its text, so what is reserved and never used stays under half the file); past
-/// that the vector grows as usual. Grown from empty by doubling, the vector copies its
-/// exchanges again into each new block, and once glibc has raised its mmap threshold
-/// (when a large block is freed) those blocks come from the heap: in a process that had
-/// done other work first, a full load took twice as long (docs/PERFORMANCE.md, figure 5).
+/// line length, but for no more than one per 512 bytes left and a sixteenth more (an
+/// exchange takes 224 bytes on LP64 before its text, so what is reserved and never used
+/// stays under half the file); past that the vector grows as usual. Grown from empty by
+/// doubling, the vector copies its exchanges again into each new block, and once glibc
+/// has raised its mmap threshold (when a large block is freed) those blocks come from the
+/// heap: in a process that had done other work first, a full load took twice as long
+/// (docs/PERFORMANCE.md, figure 5).
 class exchange_collector {
 public:
     exchange_collector(std::vector<exchange>& v, std::uint64_t file_size) noexcept
