@@ -148,19 +148,19 @@ loaded_session basic_jsonl_store<Ops>::load(const session_id& id, std::size_t la
     validate_session_id(id);
     require_channel();
     detail::unique_fd dir = detail::open_session_dir(place(), id);
-    detail::unique_fd file =
-        detail::open_history(place(), dir.get(), id, O_RDONLY, "cannot open session '" + id + "'");
+    struct stat opened {};
+    detail::unique_fd file = detail::open_history(place(), dir.get(), id, O_RDONLY,
+                                                  "cannot open session '" + id + "'", &opened);
     loaded_session out;
     const std::string path = history_path(id);
     bool have_header = true;
     if (last == all_exchanges) {
         detail::scan_state st;
         st.meta.id = id;
-        struct stat sb {};
-        const std::uint64_t size =
-            ops_.fstat(file.get(), &sb) == 0 ? static_cast<std::uint64_t>(sb.st_size) : 0;
-        detail::scan_forward(ops_, file.get(), path, st, out.diagnostics, options_.max_record_bytes,
-                             true, detail::exchange_collector(out.exchanges, size));
+        // The size the open found: a hint for the room reserved (the file may grow).
+        detail::scan_forward(
+            ops_, file.get(), path, st, out.diagnostics, options_.max_record_bytes, true,
+            detail::exchange_collector(out.exchanges, static_cast<std::uint64_t>(opened.st_size)));
         if (st.newer_version)
             throw newer_format(id, st.newer_version);
         have_header = st.have_header;
